@@ -1,0 +1,2 @@
+//! The `gen-metrics` command line (thin: parsing, then library calls).
+fn main() {}

@@ -1,0 +1,55 @@
+//! # gen-metrics-distribution: how far apart two feature distributions are
+//!
+//! **Owns:** the sample-based metrics that compare a set of real features with
+//! a set of generated features (or score generated logits alone): FID and
+//! FD-inf, KID, IS and IS-inf, precision/recall in both k-NN conventions, the
+//! realism score, density/coverage, rarity, Vendi, MiFID, and the FID
+//! fringe-feature attack. Each metric is a small configuration struct with the
+//! paper's defaults and one `compute` method (the [`TwoSampleMetric`] shape),
+//! documented with its formula and its paper, and checked against the
+//! canonical Python implementation in the conformance tests.
+//!
+//! **Must not:** decode images, run encoders or read files (that is
+//! `gen-metrics-features` / `gen-metrics-io`), or re-implement linear algebra
+//! that belongs in `gen-metrics-linalg`. Every randomized metric takes a seed
+//! and is deterministic under it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod fd_infinity;
+pub mod fid;
+pub mod fringe;
+pub mod inception_score;
+pub mod kid;
+pub mod mifid;
+pub mod precision_recall;
+pub mod prdc;
+pub mod rarity;
+pub mod realism;
+pub mod validate;
+pub mod vendi;
+
+pub use error::MetricError;
+
+use ndarray::ArrayView2;
+
+/// The one shape every two-sample metric has (as `linfa`'s `Fit`): a
+/// configuration value that is computed on `(real, fake)` feature matrices,
+/// rows are samples, columns are feature dimensions.
+pub trait TwoSampleMetric {
+    /// What the metric returns (a number, or a struct with the value and its
+    /// diagnostics).
+    type Output;
+
+    /// Computes the metric of `fake` against `real`.
+    ///
+    /// # Errors
+    /// [`MetricError`] for empty or too-small sets, mismatched dimensions,
+    /// non-finite values or parameters out of range.
+    fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<Self::Output, MetricError>;
+}

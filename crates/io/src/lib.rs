@@ -1,0 +1,18 @@
+//! # gen-metrics-io: the file formats of the field
+//!
+//! **Owns:** reading and writing feature matrices (`.npy`) and Gaussian
+//! statistics files: pytorch-fid / clean-fid `.npz` (`mu`, `sigma`) and ADM
+//! reference batches (`arr_0`, `mu`, `sigma`, `mu_s`, `sigma_s`). Every
+//! malformed file (truncated, wrong dtype, wrong shape, Fortran order) is a
+//! clear [`IoError`] naming the file; writes are atomic (temporary file, then
+//! rename) and never replace a file the caller did not name.
+//!
+//! **Must not:** compute metrics or statistics beyond validating what it reads.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod npy;
+pub mod stats_file;
+
+pub use error::IoError;

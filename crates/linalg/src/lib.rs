@@ -1,0 +1,28 @@
+//! # gen-metrics-linalg: the numerical kernels every metric stands on
+//!
+//! **Owns:** dense linear algebra on feature matrices — streaming, mergeable
+//! Gaussian statistics ([`GaussianAccumulator`]), the Fréchet distance between
+//! two Gaussians without a matrix square root ([`FrechetDistance`]), blocked
+//! pairwise distances and k-nearest-neighbour radii with bounded memory
+//! ([`pairwise`]), blocked kernel sums for MMD ([`kernels`]), PCA ([`pca`]) and
+//! k-means ([`kmeans`]). `faer` does the heavy lifting; `ndarray` is the public
+//! array type.
+//!
+//! **Must not:** know about images, encoders, files or metric conventions of a
+//! particular paper (thresholds, `<` vs `<=`, subset protocols). Those live in
+//! the metric crates that call these kernels. Nothing here reads or writes files.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod convert;
+pub mod error;
+pub mod frechet;
+pub mod kernels;
+pub mod kmeans;
+pub mod pairwise;
+pub mod pca;
+pub mod stats;
+
+pub use error::LinalgError;
+pub use frechet::{FrechetBranch, FrechetDistance, FrechetResult};
+pub use stats::{GaussianAccumulator, GaussianStats};

@@ -1,0 +1,20 @@
+//! # gen-metrics-ranking: divergences, rank correlations, rank stability, normality
+//!
+//! **Owns:** KL(p_data ‖ p_model) and reverse KL from log-likelihoods
+//! ([`divergence`]), Kendall's tau-b/tau-c and Spearman with p-values
+//! ([`rank_correlation`]), bootstrap confidence intervals and the stability of
+//! a ranking of models under resampling ([`bootstrap`]), and tests of how close
+//! features are to Gaussian ([`normality`]).
+//!
+//! **Must not:** compute distribution metrics itself (it takes them as
+//! closures or values from `gen-metrics-distribution`), or read files.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bootstrap;
+pub mod divergence;
+pub mod error;
+pub mod normality;
+pub mod rank_correlation;
+
+pub use error::RankingError;
