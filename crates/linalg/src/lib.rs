@@ -24,5 +24,4 @@ pub mod pca;
 pub mod stats;
 
 pub use error::LinalgError;
-pub use frechet::{FrechetBranch, FrechetDistance, FrechetResult};
-pub use stats::{GaussianAccumulator, GaussianStats};
+// Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
