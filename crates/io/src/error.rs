@@ -1,1 +1,94 @@
-//! TODO(owner): see lib.rs
+//! The one error type of the file-format crate. Every variant names the file.
+
+use std::path::PathBuf;
+
+/// Why a file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// The operating system refused (missing file, permissions, disk full).
+    #[error("{path}: {source}")]
+    Os {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a readable `.npy` (bad magic, bad header, truncated data,
+    /// extra bytes, unsupported dtype).
+    #[error("{path}: not a valid .npy array{member}: {detail}", member = member_suffix(.member))]
+    MalformedNpy {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is not a readable `.npz` (zip) archive.
+    #[error("{path}: not a valid .npz archive: {detail}")]
+    MalformedNpz {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An array has a dtype this reader does not take.
+    #[error("{path}{member}: dtype {found} is not supported here (expected {expected})", member = member_suffix(.member))]
+    WrongDtype {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// The dtype found.
+        found: String,
+        /// The dtypes accepted.
+        expected: &'static str,
+    },
+    /// An array has the wrong number of dimensions or an inconsistent shape.
+    #[error("{path}{member}: shape {found:?} does not fit: {expected}", member = member_suffix(.member))]
+    WrongShape {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// The shape found.
+        found: Vec<usize>,
+        /// What was expected.
+        expected: String,
+    },
+    /// A required member is missing from an `.npz` archive.
+    #[error("{path}: member '{member}' is missing (found: {found})")]
+    MissingMember {
+        /// The file.
+        path: PathBuf,
+        /// The member looked for.
+        member: String,
+        /// The members present, comma separated.
+        found: String,
+    },
+    /// A NaN or infinite value.
+    #[error("{path}{member}: non-finite value at flat index {index}", member = member_suffix(.member))]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// Flat (C-order) index of the first offending value.
+        index: usize,
+    },
+    /// Refusing to write: the destination exists and overwriting was not asked for.
+    #[error("{path}: already exists (refusing to overwrite)")]
+    WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn member_suffix(member: &Option<String>) -> String {
+    member
+        .as_ref()
+        .map(|m| format!(" (member '{m}')"))
+        .unwrap_or_default()
+}

@@ -15,4 +15,6 @@ pub mod error;
 pub mod npy;
 pub mod stats_file;
 
-// pub use error::IoError; (added by the owner of error.rs)
+pub use error::IoError;
+pub use npy::{read_features, write_features};
+pub use stats_file::{StatisticsFile, StatsFormat, read_statistics, write_statistics};

@@ -1,1 +1,236 @@
-//! TODO(owner): see lib.rs
+//! Feature matrices as NumPy `.npy` files.
+//!
+//! A feature file holds one sample per row: a 2-D array `[N, D]`, little-endian
+//! `float32` (`<f4`, what every encoder here writes) or `float64` (`<f8`, read
+//! and rounded to `float32`, the precision every metric takes its input in).
+//! C order and Fortran order are both read; the returned array is always in
+//! standard (C) layout. Anything else — a truncated file, extra bytes, another
+//! dtype, another rank, NaN or infinity — is an [`IoError`] naming the file.
+
+use std::io::Write;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayD, ArrayView2, Ix2};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
+
+use crate::IoError;
+
+/// Reads a `[N, D]` feature matrix (`<f4` or `<f8`, C or Fortran order).
+///
+/// # Errors
+/// [`IoError::Os`] if the file cannot be read, [`IoError::MalformedNpy`] for a
+/// damaged file, [`IoError::WrongDtype`] / [`IoError::WrongShape`] for another
+/// dtype or rank, [`IoError::NonFinite`] for NaN or infinity.
+pub fn read_features(path: impl AsRef<Path>) -> Result<Array2<f32>, IoError> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let matrix = features_from_npy_bytes(&bytes, path, None)?;
+    Ok(matrix)
+}
+
+/// Decodes `.npy` bytes (a file, or an `.npz` member named `member`) into a
+/// finite `[N, D]` `f32` matrix. `path` and `member` only label errors.
+///
+/// # Errors
+/// As [`read_features`].
+pub fn features_from_npy_bytes(
+    bytes: &[u8],
+    path: &Path,
+    member: Option<&str>,
+) -> Result<Array2<f32>, IoError> {
+    let descr = NpyHeader::parse(bytes, path, member)?.descr;
+    let matrix: Array2<f32> = match descr.as_str() {
+        "<f4" => decode::<f32>(bytes, path, member)?,
+        "<f8" => decode::<f64>(bytes, path, member)?.mapv(|v| v as f32),
+        other => {
+            return Err(IoError::WrongDtype {
+                path: path.to_owned(),
+                member: member.map(str::to_owned),
+                found: other.to_owned(),
+                expected: "<f4 (float32) or <f8 (float64)",
+            });
+        }
+    };
+    if let Some(index) = matrix.iter().position(|v| !v.is_finite()) {
+        return Err(IoError::NonFinite {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            index,
+        });
+    }
+    Ok(matrix)
+}
+
+/// Decodes `.npy` bytes of a known element type into a 2-D array in standard
+/// layout.
+pub(crate) fn decode<T: ReadableElement + Clone>(
+    bytes: &[u8],
+    path: &Path,
+    member: Option<&str>,
+) -> Result<Array2<T>, IoError> {
+    let any = decode_dyn::<T>(bytes, path, member)?;
+    let shape = any.shape().to_vec();
+    let matrix = any
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| IoError::WrongShape {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            found: shape,
+            expected: "a 2-D array [N, D] (one sample per row)".into(),
+        })?;
+    Ok(to_standard(matrix))
+}
+
+/// Decodes `.npy` bytes of a known element type into an array of any rank.
+pub(crate) fn decode_dyn<T: ReadableElement>(
+    bytes: &[u8],
+    path: &Path,
+    member: Option<&str>,
+) -> Result<ArrayD<T>, IoError> {
+    ArrayD::<T>::read_npy(bytes).map_err(|e| npy_error(e, path, member))
+}
+
+fn to_standard<T: Clone>(a: Array2<T>) -> Array2<T> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
+}
+
+fn npy_error(e: ReadNpyError, path: &Path, member: Option<&str>) -> IoError {
+    let detail = match &e {
+        ReadNpyError::MissingData => {
+            "the file is truncated: it holds fewer values than its header says".to_owned()
+        }
+        ReadNpyError::ExtraBytes(n) => format!("{n} unexpected bytes after the data"),
+        _ => e.to_string(),
+    };
+    IoError::MalformedNpy {
+        path: path.to_owned(),
+        member: member.map(str::to_owned),
+        detail,
+    }
+}
+
+/// The parts of an `.npy` header this crate checks before decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyHeader {
+    /// The dtype descriptor, e.g. `<f4`.
+    pub descr: String,
+    /// Whether the data is in Fortran (column-major) order.
+    pub fortran_order: bool,
+}
+
+impl NpyHeader {
+    /// Parses the magic string and the header dictionary of `.npy` bytes.
+    ///
+    /// # Errors
+    /// [`IoError::MalformedNpy`] if the bytes do not start with a valid header.
+    pub fn parse(bytes: &[u8], path: &Path, member: Option<&str>) -> Result<NpyHeader, IoError> {
+        let bad = |detail: &str| IoError::MalformedNpy {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            detail: detail.to_owned(),
+        };
+        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+            return Err(bad(
+                "missing the \\x93NUMPY magic string (empty or not an .npy file)",
+            ));
+        }
+        let (len, start): (usize, usize) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            2 | 3 if bytes.len() >= 12 => (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            ),
+            v => return Err(bad(&format!("unsupported .npy format version {v}"))),
+        };
+        let header = bytes
+            .get(start..start.saturating_add(len))
+            .ok_or_else(|| bad("the header is truncated"))?;
+        let header = String::from_utf8_lossy(header);
+        let descr = dict_value(&header, "descr").ok_or_else(|| bad("the header has no 'descr'"))?;
+        let descr = descr.trim_matches(|c| c == '\'' || c == '"').to_owned();
+        let fortran_order = dict_value(&header, "fortran_order").is_some_and(|v| v == "True");
+        Ok(NpyHeader {
+            descr,
+            fortran_order,
+        })
+    }
+}
+
+/// The raw text of `key`'s value in a Python dict literal of scalars.
+fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
+    let at = dict.find(&format!("'{key}'"))? + key.len() + 2;
+    let rest = dict[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = if rest.starts_with('\'') {
+        rest[1..].find('\'')? + 2
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
+    Some(rest[..end].trim())
+}
+
+/// Writes a `[N, D]` `f32` feature matrix as `.npy` (`<f4`, C order),
+/// atomically: the data goes to a temporary file in the same folder, which is
+/// renamed over `path` only when complete. With `overwrite == false` an
+/// existing file is an error and is left untouched.
+///
+/// # Errors
+/// [`IoError::WouldOverwrite`] or [`IoError::Os`].
+pub fn write_features(
+    path: impl AsRef<Path>,
+    features: ArrayView2<'_, f32>,
+    overwrite: bool,
+) -> Result<(), IoError> {
+    let path = path.as_ref();
+    write_atomic(path, overwrite, |w| {
+        features
+            .write_npy(w)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
+}
+
+/// Reads a whole file, labelling errors with its path.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
+    std::fs::read(path).map_err(|source| IoError::Os {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes through `fill` into a temporary file beside `path`, syncs it and
+/// renames it into place.
+pub(crate) fn write_atomic(
+    path: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), IoError> {
+    let os = |source| IoError::Os {
+        path: path.to_owned(),
+        source,
+    };
+    if !overwrite && path.exists() {
+        return Err(IoError::WouldOverwrite {
+            path: path.to_owned(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(os)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        fill(&mut w).map_err(os)?;
+        w.flush().map_err(os)?;
+    }
+    tmp.as_file().sync_all().map_err(os)?;
+    if overwrite {
+        tmp.persist(path).map_err(|e| os(e.error))?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| os(e.error))?;
+    }
+    Ok(())
+}

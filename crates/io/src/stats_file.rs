@@ -1,1 +1,250 @@
-//! TODO(owner): see lib.rs
+//! Gaussian statistics files, as the field writes them.
+//!
+//! * **pytorch-fid / clean-fid** `.npz`: members `mu` (`[D]`) and `sigma`
+//!   (`[D, D]`), the mean and covariance (ddof 1) of the Inception pool3
+//!   features.
+//! * **ADM reference batches** (Dhariwal & Nichol 2021, `evaluator.py`):
+//!   `arr_0` (the uint8 images `[N, H, W, 3]`, not read here), `mu`, `sigma`
+//!   and the spatial-feature statistics `mu_s`, `sigma_s`.
+//!
+//! Both members may be `float32` or `float64`; they are returned as `f64`.
+//! Shapes are checked (`mu` is `[D]`, `sigma` is `[D, D]`, same `D`), and so
+//! are finiteness and the symmetry of `sigma` (to 1e-6 relative, as float32
+//! files round it).
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
+use ndarray_npy::NpzWriter;
+
+use crate::IoError;
+use crate::npy::{NpyHeader, decode, decode_dyn, read_file, write_atomic};
+
+/// Which convention a statistics file follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// `mu`, `sigma` only (pytorch-fid, clean-fid).
+    MuSigma,
+    /// An ADM reference batch (`arr_0` and/or `mu_s`, `sigma_s` present).
+    AdmReferenceBatch,
+}
+
+/// Mean and covariance read from a statistics file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatisticsFile {
+    /// Mean `mu`, `[D]`.
+    pub mu: Array1<f64>,
+    /// Covariance `sigma`, `[D, D]`.
+    pub sigma: Array2<f64>,
+    /// ADM's spatial statistics (`mu_s`, `sigma_s`), if present.
+    pub spatial: Option<(Array1<f64>, Array2<f64>)>,
+    /// The convention the file follows.
+    pub format: StatsFormat,
+}
+
+/// Reads a pytorch-fid / clean-fid `.npz` or an ADM reference batch.
+///
+/// # Errors
+/// [`IoError`] naming the file and member for a damaged archive, a missing
+/// `mu`/`sigma`, a dtype other than float32/float64, inconsistent shapes, NaN
+/// or infinity, or an asymmetric `sigma`.
+pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| IoError::MalformedNpz {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+    let names: Vec<String> = archive
+        .file_names()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IoError::MalformedNpz {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?
+        .into_iter()
+        .map(|n| n.into_owned())
+        .collect();
+    let mut member = |name: &str| -> Result<Option<Vec<u8>>, IoError> {
+        let file = format!("{name}.npy");
+        if !names.iter().any(|n| *n == file) {
+            return Ok(None);
+        }
+        let mut entry = archive.by_name(&file).map_err(|e| IoError::MalformedNpz {
+            path: path.to_owned(),
+            detail: format!("member '{name}': {e}"),
+        })?;
+        let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 30));
+        entry
+            .read_to_end(&mut out)
+            .map_err(|e| IoError::MalformedNpz {
+                path: path.to_owned(),
+                detail: format!("member '{name}': {e}"),
+            })?;
+        Ok(Some(out))
+    };
+    let missing = |m: &str| IoError::MissingMember {
+        path: path.to_owned(),
+        member: m.to_owned(),
+        found: names
+            .iter()
+            .map(|n| n.trim_end_matches(".npy"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mu_bytes = member("mu")?.ok_or_else(|| missing("mu"))?;
+    let sigma_bytes = member("sigma")?.ok_or_else(|| missing("sigma"))?;
+    let (mu, sigma) = mean_and_covariance(&mu_bytes, "mu", &sigma_bytes, "sigma", path)?;
+    let spatial = match (member("mu_s")?, member("sigma_s")?) {
+        (Some(m), Some(s)) => Some(mean_and_covariance(&m, "mu_s", &s, "sigma_s", path)?),
+        _ => None,
+    };
+    let adm = spatial.is_some() || names.iter().any(|n| n == "arr_0.npy");
+    let format = if adm {
+        StatsFormat::AdmReferenceBatch
+    } else {
+        StatsFormat::MuSigma
+    };
+    Ok(StatisticsFile {
+        mu,
+        sigma,
+        spatial,
+        format,
+    })
+}
+
+fn mean_and_covariance(
+    mu: &[u8],
+    mu_name: &str,
+    sigma: &[u8],
+    sigma_name: &str,
+    path: &Path,
+) -> Result<(Array1<f64>, Array2<f64>), IoError> {
+    let mu = float_array(mu, path, mu_name, 1)?;
+    let shape = mu.shape().to_vec();
+    let mu = mu
+        .into_dimensionality::<Ix1>()
+        .map_err(|_| IoError::WrongShape {
+            path: path.to_owned(),
+            member: Some(mu_name.to_owned()),
+            found: shape,
+            expected: "a vector [D]".into(),
+        })?;
+    let d = mu.len();
+    let sigma = float_matrix(sigma, path, sigma_name)?;
+    if sigma.dim() != (d, d) {
+        return Err(IoError::WrongShape {
+            path: path.to_owned(),
+            member: Some(sigma_name.to_owned()),
+            found: sigma.shape().to_vec(),
+            expected: format!("[{d}, {d}] to match '{mu_name}' of length {d}"),
+        });
+    }
+    for (name, index) in [
+        (mu_name, mu.iter().position(|v| !v.is_finite())),
+        (sigma_name, sigma.iter().position(|v| !v.is_finite())),
+    ] {
+        if let Some(index) = index {
+            return Err(IoError::NonFinite {
+                path: path.to_owned(),
+                member: Some(name.to_owned()),
+                index,
+            });
+        }
+    }
+    let scale = sigma
+        .diag()
+        .iter()
+        .fold(0.0_f64, |m, v| m.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
+    for i in 0..d {
+        for j in 0..i {
+            if (sigma[[i, j]] - sigma[[j, i]]).abs() > 1e-6 * scale {
+                return Err(IoError::WrongShape {
+                    path: path.to_owned(),
+                    member: Some(sigma_name.to_owned()),
+                    found: vec![d, d],
+                    expected: format!(
+                        "a symmetric covariance (entries [{i},{j}] and [{j},{i}] differ)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok((mu, sigma))
+}
+
+fn float_array(
+    bytes: &[u8],
+    path: &Path,
+    name: &str,
+    _rank: usize,
+) -> Result<ndarray::ArrayD<f64>, IoError> {
+    let descr = NpyHeader::parse(bytes, path, Some(name))?.descr;
+    match descr.as_str() {
+        "<f8" => decode_dyn::<f64>(bytes, path, Some(name)),
+        "<f4" => Ok(decode_dyn::<f32>(bytes, path, Some(name))?.mapv(f64::from)),
+        other => Err(IoError::WrongDtype {
+            path: path.to_owned(),
+            member: Some(name.to_owned()),
+            found: other.to_owned(),
+            expected: "<f4 (float32) or <f8 (float64)",
+        }),
+    }
+}
+
+fn float_matrix(bytes: &[u8], path: &Path, name: &str) -> Result<Array2<f64>, IoError> {
+    let descr = NpyHeader::parse(bytes, path, Some(name))?.descr;
+    match descr.as_str() {
+        "<f8" => decode::<f64>(bytes, path, Some(name)),
+        "<f4" => Ok(decode::<f32>(bytes, path, Some(name))?.mapv(f64::from)),
+        other => Err(IoError::WrongDtype {
+            path: path.to_owned(),
+            member: Some(name.to_owned()),
+            found: other.to_owned(),
+            expected: "<f4 (float32) or <f8 (float64)",
+        }),
+    }
+}
+
+/// Writes `mu` and `sigma` as a pytorch-fid / clean-fid compatible `.npz`
+/// (float64, uncompressed), atomically. With `overwrite == false` an existing
+/// file is an error and is left untouched.
+///
+/// # Errors
+/// [`IoError::WrongShape`] if `sigma` is not `[D, D]` for `mu` of length `D`,
+/// [`IoError::WouldOverwrite`], or [`IoError::Os`].
+pub fn write_statistics(
+    path: impl AsRef<Path>,
+    mu: ArrayView1<'_, f64>,
+    sigma: ArrayView2<'_, f64>,
+    overwrite: bool,
+) -> Result<(), IoError> {
+    let path = path.as_ref();
+    let d = mu.len();
+    if sigma.dim() != (d, d) {
+        return Err(IoError::WrongShape {
+            path: path.to_owned(),
+            member: Some("sigma".into()),
+            found: sigma.shape().to_vec(),
+            expected: format!("[{d}, {d}] to match 'mu' of length {d}"),
+        });
+    }
+    let mut buffer = Cursor::new(Vec::new());
+    {
+        let mut npz = NpzWriter::new(&mut buffer);
+        let err = |e: ndarray_npy::WriteNpzError| std::io::Error::other(e.to_string());
+        let written = npz
+            .add_array("mu", &mu)
+            .and_then(|_| npz.add_array("sigma", &sigma))
+            .and_then(|_| npz.finish().map(|_| ()));
+        written.map_err(|e| IoError::Os {
+            path: path.to_owned(),
+            source: err(e),
+        })?;
+    }
+    let bytes = buffer.into_inner();
+    write_atomic(path, overwrite, |w| std::io::Write::write_all(w, &bytes))
+}

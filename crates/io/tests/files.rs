@@ -1,0 +1,212 @@
+//! Reading and writing feature and statistics files, and every way a file can
+//! be malformed.
+
+use std::io::Write;
+
+use gen_metrics_io::{
+    IoError, StatsFormat, read_features, read_statistics, write_features, write_statistics,
+};
+use ndarray::{Array1, Array2, ShapeBuilder, array};
+use ndarray_npy::{NpzWriter, WriteNpyExt};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn npy_bytes<T: WriteNpyExt>(a: &T) -> Vec<u8> {
+    let mut v = Vec::new();
+    a.write_npy(&mut v).expect("write npy");
+    v
+}
+
+#[test]
+fn conformance_features_read_as_float32() {
+    let case = gen_metrics_testkit::Case::load("gauss_shift");
+    let x = read_features(case.dir.join("real.npy")).expect("reads");
+    assert_eq!(x.dim(), (2000, 64));
+    let reference: Array2<f32> = case.array2("real.npy");
+    assert_eq!(x, reference);
+}
+
+#[test]
+fn float64_and_fortran_order_are_read() {
+    let d = tmp();
+    let a = array![[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]];
+    let p = d.path().join("f64.npy");
+    std::fs::write(&p, npy_bytes(&a)).unwrap();
+    assert_eq!(read_features(&p).unwrap(), a.mapv(|v| v as f32));
+
+    let mut f = Array2::<f32>::zeros((2, 3).f());
+    f.assign(&a.mapv(|v| v as f32));
+    let p = d.path().join("fortran.npy");
+    std::fs::write(&p, npy_bytes(&f)).unwrap();
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(&p).unwrap()[..80])
+            .contains("'fortran_order': True")
+    );
+    let back = read_features(&p).unwrap();
+    assert!(back.is_standard_layout());
+    assert_eq!(back, a.mapv(|v| v as f32));
+}
+
+#[test]
+fn malformed_npy_files_are_clear_errors() {
+    let d = tmp();
+    let good = npy_bytes(&Array2::<f32>::ones((4, 3)));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("not npy", b"hello world, not an array".to_vec()),
+        ("truncated", good[..good.len() - 5].to_vec()),
+        ("extra", [good.clone(), vec![0u8; 7]].concat()),
+        ("int dtype", npy_bytes(&Array2::<i32>::zeros((2, 2)))),
+        ("uint8 dtype", npy_bytes(&Array2::<u8>::zeros((2, 2)))),
+        ("rank 1", npy_bytes(&Array1::<f32>::zeros(5))),
+        (
+            "rank 3",
+            npy_bytes(&ndarray::Array3::<f32>::zeros((2, 2, 2))),
+        ),
+        ("nan", npy_bytes(&array![[1.0f32, f32::NAN]])),
+        ("inf", npy_bytes(&array![[f32::INFINITY, 1.0f32]])),
+    ];
+    for (name, bytes) in cases {
+        let p = d.path().join(format!("{name}.npy"));
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_features(&p).expect_err(name);
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&*p.to_string_lossy()),
+            "{name}: message names the file: {msg}"
+        );
+        match (name, &err) {
+            ("empty" | "not npy" | "truncated" | "extra", IoError::MalformedNpy { .. })
+            | ("int dtype" | "uint8 dtype", IoError::WrongDtype { .. })
+            | ("rank 1" | "rank 3", IoError::WrongShape { .. })
+            | ("nan" | "inf", IoError::NonFinite { .. }) => {}
+            _ => panic!("{name}: unexpected error {err:?}"),
+        }
+    }
+    let missing = read_features(d.path().join("nope.npy")).unwrap_err();
+    assert!(matches!(missing, IoError::Os { .. }));
+}
+
+#[test]
+fn writes_are_atomic_and_never_clobber_unasked() {
+    let d = tmp();
+    let p = d.path().join("out.npy");
+    let a = array![[1.0f32, 2.0], [3.0, 4.0]];
+    write_features(&p, a.view(), false).unwrap();
+    assert_eq!(read_features(&p).unwrap(), a);
+    let b = array![[9.0f32, 9.0]];
+    let err = write_features(&p, b.view(), false).unwrap_err();
+    assert!(matches!(err, IoError::WouldOverwrite { .. }));
+    assert_eq!(
+        read_features(&p).unwrap(),
+        a,
+        "the existing file is untouched"
+    );
+    write_features(&p, b.view(), true).unwrap();
+    assert_eq!(read_features(&p).unwrap(), b);
+    let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+}
+
+#[test]
+fn statistics_round_trip_and_formats() {
+    let d = tmp();
+    let mu = array![1.0, 2.0, 3.0];
+    let sigma = array![[2.0, 0.5, 0.0], [0.5, 1.0, 0.1], [0.0, 0.1, 3.0]];
+    let p = d.path().join("stats.npz");
+    write_statistics(&p, mu.view(), sigma.view(), false).unwrap();
+    let s = read_statistics(&p).unwrap();
+    assert_eq!(
+        (s.mu.clone(), s.sigma.clone(), s.format),
+        (mu.clone(), sigma.clone(), StatsFormat::MuSigma)
+    );
+    assert!(write_statistics(&p, mu.view(), sigma.view(), false).is_err());
+
+    // ADM reference batch: float32 members, images and spatial statistics.
+    let p = d.path().join("adm.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&p).unwrap());
+    npz.add_array("arr_0", &ndarray::Array4::<u8>::zeros((2, 4, 4, 3)))
+        .unwrap();
+    npz.add_array("mu", &mu.mapv(|v| v as f32)).unwrap();
+    npz.add_array("sigma", &sigma.mapv(|v| v as f32)).unwrap();
+    npz.add_array("mu_s", &array![0.5f64, 0.5]).unwrap();
+    npz.add_array("sigma_s", &array![[1.0f64, 0.0], [0.0, 1.0]])
+        .unwrap();
+    npz.finish().unwrap();
+    let s = read_statistics(&p).unwrap();
+    assert_eq!(s.format, StatsFormat::AdmReferenceBatch);
+    assert_eq!(s.mu, mu);
+    assert_eq!(s.spatial.unwrap().0, array![0.5, 0.5]);
+}
+
+#[test]
+fn malformed_statistics_are_clear_errors() {
+    let d = tmp();
+    let write = |name: &str, members: &[(&str, Vec<u8>)]| {
+        let p = d.path().join(name);
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        for (m, bytes) in members {
+            z.start_file(format!("{m}.npy"), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap();
+        p
+    };
+    let mu = npy_bytes(&array![1.0f64, 2.0]);
+    let sigma = npy_bytes(&array![[1.0f64, 0.0], [0.0, 1.0]]);
+    let p = write("no_sigma.npz", &[("mu", mu.clone())]);
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::MissingMember { .. }
+    ));
+    let p = write(
+        "bad_shape.npz",
+        &[
+            ("mu", npy_bytes(&array![1.0f64, 2.0, 3.0])),
+            ("sigma", sigma.clone()),
+        ],
+    );
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::WrongShape { .. }
+    ));
+    let p = write(
+        "asym.npz",
+        &[
+            ("mu", mu.clone()),
+            ("sigma", npy_bytes(&array![[1.0f64, 0.3], [0.0, 1.0]])),
+        ],
+    );
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::WrongShape { .. }
+    ));
+    let p = write(
+        "nan.npz",
+        &[
+            ("mu", npy_bytes(&array![1.0f64, f64::NAN])),
+            ("sigma", sigma.clone()),
+        ],
+    );
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::NonFinite { .. }
+    ));
+    let p = write(
+        "int.npz",
+        &[("mu", npy_bytes(&array![1i64, 2])), ("sigma", sigma)],
+    );
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::WrongDtype { .. }
+    ));
+    let p = d.path().join("not_zip.npz");
+    std::fs::write(&p, b"garbage").unwrap();
+    assert!(matches!(
+        read_statistics(&p).unwrap_err(),
+        IoError::MalformedNpz { .. }
+    ));
+}
