@@ -16,6 +16,7 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
+use gen_metrics_linalg::GaussianStats;
 use ndarray_npy::NpzWriter;
 
 use crate::IoError;
@@ -41,6 +42,14 @@ pub struct StatisticsFile {
     pub spatial: Option<(Array1<f64>, Array2<f64>)>,
     /// The convention the file follows.
     pub format: StatsFormat,
+}
+
+impl StatisticsFile {
+    /// The main (`mu`, `sigma`) statistics as [`GaussianStats`]. The files do
+    /// not record how many samples they came from, so `n` is 0 ("unknown").
+    pub fn gaussian(&self) -> GaussianStats {
+        GaussianStats { mean: self.mu.clone(), cov: self.sigma.clone(), n: 0 }
+    }
 }
 
 /// Reads a pytorch-fid / clean-fid `.npz` or an ADM reference batch.
