@@ -16,5 +16,13 @@ pub mod divergence;
 pub mod error;
 pub mod normality;
 pub mod rank_correlation;
+mod stats;
 
-// pub use error::RankingError; (added by the owner of error.rs)
+pub use bootstrap::{
+    Better, Bootstrap, BootstrapInterval, CiMethod, RankStability, RankStabilityReport,
+    RankedMetric,
+};
+pub use divergence::{Divergence, LikelihoodDivergences, LogLikelihoods};
+pub use error::RankingError;
+pub use normality::{NormalityReport, NormalitySummary, NormalityTest};
+pub use rank_correlation::{KendallTau, KendallTauResult, Spearman, SpearmanResult};
