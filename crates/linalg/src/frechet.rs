@@ -1,1 +1,711 @@
-//! TODO(owner): see lib.rs
+//! The Fréchet distance between two Gaussians, without a matrix square root.
+//!
+//! # Formula
+//!
+//! For `N(μ₁, Σ₁)` and `N(μ₂, Σ₂)` (Dowson & Landau 1982; used as FID by
+//! Heusel et al. 2017, "GANs trained by a two time-scale update rule converge
+//! to a local Nash equilibrium"):
+//!
+//! ```text
+//! d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½
+//! ```
+//!
+//! pytorch-fid (`calculate_frechet_distance`) evaluates the last term as
+//! `tr sqrtm(Σ₁ Σ₂)` with `scipy.linalg.sqrtm` (a complex Schur
+//! decomposition of a non-symmetric matrix). No matrix square root is needed:
+//! for any factorisations `Σ₁ = F₁F₁ᵀ`, `Σ₂ = F₂F₂ᵀ` the eigenvalues of
+//! `Σ₁Σ₂` are the squared singular values of `F₁ᵀF₂` and the eigenvalues of the
+//! symmetric positive semi-definite `F₁ᵀ Σ₂ F₁`, so
+//!
+//! ```text
+//! tr (Σ₁^½ Σ₂ Σ₁^½)^½ = Σ_k √λ_k(F₁ᵀ Σ₂ F₁) = Σ_k σ_k(F₁ᵀ F₂).
+//! ```
+//!
+//! # Branches ([`FrechetBranch`])
+//!
+//! * **Cholesky** — `F₁ = L = chol(Σ₁)`; `tr√ = Σ √max(λ, 0)` over the
+//!   eigenvalues of `Lᵀ Σ₂ L` (`faer` symmetric eigenvalues, no vectors). The
+//!   fast path for full-rank covariances (`N > D`). If `Σ₁` is not numerically
+//!   positive definite, `Σ₂` is tried (the trace is symmetric in the two).
+//! * **SymmetricEigen** — `Σ₁ = V diag(w) Vᵀ` (eigh), negative `w` clamped to
+//!   0, `F₁ = V diag(√w)`; then as above. Works for singular covariances; this is
+//!   the route of the conformance key `fd_eigh_f64` (`Σ₁^½ Σ₂ Σ₁^½` has the same
+//!   eigenvalues as `F₁ᵀ Σ₂ F₁`).
+//! * **GramSvd** — from raw features when both sets have `N ≤ D`:
+//!   `F = X_cᵀ/√(N − 1)`, so `tr√ = Σ σ_k(X_c Y_cᵀ) / √((n₁−1)(n₂−1))`, an
+//!   `n₁ × n₂` singular value problem (the conformance key `fd_gram_svd_f64`).
+//! * **FactorSvd** — one side from raw features with `N ≤ D`, the other from
+//!   its covariance: `tr√ = Σ σ_k(X_c F₂) / √(n₁ − 1)` with `F₂` the Cholesky
+//!   (or clamped-eigen) factor of `Σ₂`.
+//!
+//! # What happens when `N < D`
+//!
+//! A covariance estimated from `N` rows has rank at most `N − 1`; for `N ≤ D`
+//! it is singular, `chol` fails (or produces pivots at round-off level) and
+//! `Σ₁Σ₂` has at least `D − N + 1` eigenvalues that are exactly zero in exact
+//! arithmetic. Every route that decomposes a `D × D` matrix (pytorch-fid's
+//! `sqrtm`, eigh, eigvals, and the Cholesky/SymmetricEigen branches here)
+//! computes those zeros as `±ε‖Σ‖`, and `√(ε‖Σ‖)` is `O(√ε)`: such values are
+//! only accurate to about `1e-8` relative, and the negative ones are clamped to
+//! 0 (counted in [`FrechetResult::clamped_negative_eigs`]). The SVD branches
+//! never square the small singular values, so they are accurate to about
+//! `1e-15` relative; [`FrechetDistance::between_features`] takes them
+//! automatically when `N ≤ D`. The value is never clamped: for identical
+//! inputs it is `0 ± round-off` and may be slightly negative, as pytorch-fid's.
+
+use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+use faer::{Accum, Mat, MatRef, Side};
+use ndarray::{Array1, ArrayView1, ArrayView2};
+
+use crate::LinalgError;
+use crate::convert::{to_faer, try_faer_view};
+use crate::stats::{
+    DEFAULT_DDOF, GaussianAccumulator, GaussianStats, center_rows, chunk_to_f64, column_sums,
+    first_non_finite,
+};
+
+const WHAT: &str = "Frechet distance";
+
+/// Which algorithm evaluates `tr (Σ₁^½ Σ₂ Σ₁^½)^½`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrechetMethod {
+    /// The best-conditioned branch the inputs allow: the SVD branches when raw
+    /// features with `N ≤ D` are at hand, else Cholesky, falling back to the
+    /// symmetric eigen branch for singular covariances.
+    #[default]
+    Auto,
+    /// Cholesky only; an error if neither covariance is positive definite.
+    Cholesky,
+    /// Symmetric eigen-decomposition of `Σ₁` (negative eigenvalues clamped).
+    SymmetricEigen,
+    /// Gram/SVD from the raw features of both sets (both must hold data).
+    GramSvd,
+}
+
+/// The branch that produced a [`FrechetResult`] (see the [module
+/// documentation](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrechetBranch {
+    /// `L = chol(Σ)`, eigenvalues of `Lᵀ Σ' L`.
+    Cholesky,
+    /// `Σ^½` by eigh (negative eigenvalues clamped), eigenvalues of
+    /// `Σ^½ Σ' Σ^½`.
+    SymmetricEigen,
+    /// Singular values of `X_c Y_cᵀ / √((n₁−1)(n₂−1))`.
+    GramSvd,
+    /// Singular values of `X_c F / √(n−1)` with `F` a factor of the other
+    /// covariance.
+    FactorSvd,
+}
+
+/// The Fréchet distance with the terms it is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrechetResult {
+    /// `d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr√` (not clamped: may be
+    /// `−round-off` for identical inputs).
+    pub value: f64,
+    /// The branch taken.
+    pub branch: FrechetBranch,
+    /// How many negative eigenvalues (round-off of zeros) were clamped to 0.
+    pub clamped_negative_eigs: usize,
+    /// The most negative eigenvalue clamped (0 when none).
+    pub most_negative_eig: f64,
+    /// `‖μ₁ − μ₂‖²`.
+    pub mean_term: f64,
+    /// `tr Σ₁`.
+    pub trace_a: f64,
+    /// `tr Σ₂`.
+    pub trace_b: f64,
+    /// `tr (Σ₁^½ Σ₂ Σ₁^½)^½`.
+    pub trace_sqrt: f64,
+}
+
+/// One Gaussian as the Fréchet distance sees it: its mean and covariance, or —
+/// for `N ≤ D` rows — its mean and centred rows (the covariance is then
+/// `X_cᵀX_c/(N − ddof)`, formed only if a branch needs it), which enables the
+/// well-conditioned SVD branches. Memory is `O(D²)` either way.
+#[derive(Debug, Clone)]
+pub struct FrechetSide {
+    mean: Array1<f64>,
+    trace: f64,
+    n: usize,
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Cov(ndarray::Array2<f64>),
+    /// Centred rows (n × D) and `n − ddof`.
+    Data {
+        centered: Mat<f64>,
+        denom: f64,
+    },
+}
+
+impl FrechetSide {
+    /// A side from precomputed statistics (copied).
+    ///
+    /// # Errors
+    /// [`LinalgError`] if the statistics have inconsistent shapes or
+    /// non-finite values.
+    pub fn from_stats(stats: &GaussianStats) -> Result<Self, LinalgError> {
+        stats.validate(WHAT)?;
+        Ok(FrechetSide {
+            mean: stats.mean.clone(),
+            trace: stats.trace(),
+            n: stats.n,
+            repr: Repr::Cov(stats.cov.clone()),
+        })
+    }
+
+    /// A side from raw features (`ddof = 1`, as `np.cov`): keeps the centred
+    /// rows when `N ≤ D`, else accumulates the covariance.
+    ///
+    /// # Errors
+    /// [`LinalgError::TooFewRows`] for `N < 2`, [`LinalgError::NonFinite`],
+    /// [`LinalgError::InvalidParameter`] for zero columns.
+    pub fn from_features<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+    ) -> Result<Self, LinalgError> {
+        Self::from_features_ddof(x, DEFAULT_DDOF)
+    }
+
+    /// As [`FrechetSide::from_features`] with `Σ = M / (N − ddof)`.
+    ///
+    /// # Errors
+    /// As [`FrechetSide::from_features`]; needs `N > ddof`.
+    pub fn from_features_ddof<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+        ddof: usize,
+    ) -> Result<Self, LinalgError> {
+        let (n, d) = x.dim();
+        if d == 0 {
+            return Err(LinalgError::InvalidParameter(format!(
+                "{WHAT}: zero feature dimensions"
+            )));
+        }
+        if n <= ddof || n < 2 {
+            return Err(LinalgError::TooFewRows {
+                what: WHAT,
+                needed: (ddof + 1).max(2),
+                got: n,
+            });
+        }
+        if n > d {
+            let mut acc = GaussianAccumulator::new(d)?;
+            acc.push(x)?;
+            let s = acc.finalize(ddof)?;
+            return Ok(FrechetSide {
+                trace: s.trace(),
+                mean: s.mean,
+                n,
+                repr: Repr::Cov(s.cov),
+            });
+        }
+        if let Some((row, col)) = first_non_finite(x) {
+            return Err(LinalgError::NonFinite {
+                what: WHAT,
+                row,
+                col,
+            });
+        }
+        let (mut buf, mean) = chunk_to_f64(x, 0, n);
+        center_rows(&mut buf, &mean);
+        let denom = (n - ddof) as f64;
+        let trace = column_sums(&buf, d, |v| v * v).iter().sum::<f64>() / denom;
+        let centered = MatRef::from_row_major_slice(&buf, n, d).to_owned();
+        Ok(FrechetSide {
+            mean: Array1::from_vec(mean),
+            trace,
+            n,
+            repr: Repr::Data { centered, denom },
+        })
+    }
+
+    /// The mean `μ`.
+    pub fn mean(&self) -> ArrayView1<'_, f64> {
+        self.mean.view()
+    }
+
+    /// `tr Σ`.
+    pub fn trace(&self) -> f64 {
+        self.trace
+    }
+
+    /// Number of rows behind the statistics (0 if unknown).
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    /// The feature dimension.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// True when the centred rows are held (the SVD branches are available).
+    pub fn holds_data(&self) -> bool {
+        matches!(self.repr, Repr::Data { .. })
+    }
+
+    /// The Gaussian statistics (forms the covariance from the rows if needed).
+    pub fn stats(&self) -> GaussianStats {
+        GaussianStats {
+            mean: self.mean.clone(),
+            cov: crate::convert::to_ndarray(self.cov_faer().as_ref()),
+            n: self.n,
+        }
+    }
+
+    /// The covariance as an owned `faer` matrix (symmetric, both triangles).
+    fn cov_faer(&self) -> Mat<f64> {
+        match &self.repr {
+            Repr::Cov(c) => match try_faer_view(&c.view()) {
+                Some(v) => v.to_owned(),
+                None => to_faer(c.view()),
+            },
+            Repr::Data { centered, denom } => {
+                let d = self.dim();
+                let mut m = Mat::<f64>::zeros(d, d);
+                let x = centered.as_ref();
+                matmul(
+                    m.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Replace,
+                    x.transpose(),
+                    BlockStructure::Rectangular,
+                    x,
+                    BlockStructure::Rectangular,
+                    1.0 / denom,
+                    faer::get_global_parallelism(),
+                );
+                symmetrize_from_lower(&mut m);
+                m
+            }
+        }
+    }
+}
+
+/// Copies the strict lower triangle onto the upper one.
+fn symmetrize_from_lower(m: &mut Mat<f64>) {
+    let d = m.nrows();
+    for j in 0..d {
+        for i in (j + 1)..d {
+            m[(j, i)] = m[(i, j)];
+        }
+    }
+}
+
+/// The Fréchet distance between two Gaussians (see the [module
+/// documentation](self) for the formula and the branches).
+///
+/// ```
+/// # use gen_metrics_linalg::{FrechetDistance, GaussianStats};
+/// # use ndarray::array;
+/// let a = GaussianStats::new(array![0.0, 0.0], array![[1.0, 0.0], [0.0, 4.0]], 10).unwrap();
+/// let b = GaussianStats::new(array![1.0, 0.0], array![[4.0, 0.0], [0.0, 1.0]], 10).unwrap();
+/// // 1 + (1 + 4) + (4 + 1) - 2 (2 + 2) = 3
+/// let r = FrechetDistance::new().between_stats(&a, &b).unwrap();
+/// assert!((r.value - 3.0).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrechetDistance {
+    method: FrechetMethod,
+}
+
+impl FrechetDistance {
+    /// The default configuration ([`FrechetMethod::Auto`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses the algorithm.
+    pub fn method(mut self, method: FrechetMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// `d²` between two sets of statistics.
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`], [`LinalgError::NonFinite`] for bad
+    /// statistics; [`LinalgError::InvalidParameter`] for
+    /// [`FrechetMethod::GramSvd`] (needs raw features);
+    /// [`LinalgError::Numerical`] if a decomposition fails or the result is not
+    /// finite.
+    pub fn between_stats(
+        &self,
+        a: &GaussianStats,
+        b: &GaussianStats,
+    ) -> Result<FrechetResult, LinalgError> {
+        self.between_sides(&FrechetSide::from_stats(a)?, &FrechetSide::from_stats(b)?)
+    }
+
+    /// `d²` between the Gaussians fitted to two feature sets (`ddof = 1`):
+    /// with [`FrechetMethod::Auto`] the SVD branches are used for a set with
+    /// `N ≤ D` rows.
+    ///
+    /// # Errors
+    /// As [`FrechetSide::from_features`] and [`FrechetDistance::between_sides`].
+    pub fn between_features<T: Copy + Into<f64> + Send + Sync>(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+    ) -> Result<FrechetResult, LinalgError> {
+        if a.ncols() != b.ncols() {
+            return Err(LinalgError::DimensionMismatch {
+                what: WHAT,
+                left: a.ncols(),
+                right: b.ncols(),
+            });
+        }
+        self.between_sides(
+            &FrechetSide::from_features(a)?,
+            &FrechetSide::from_features(b)?,
+        )
+    }
+
+    /// `d²` between two prepared sides (statistics or centred rows).
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`]; [`LinalgError::InvalidParameter`]
+    /// when [`FrechetMethod::GramSvd`] is asked for a side without rows;
+    /// [`LinalgError::Numerical`] if a decomposition fails (or, for
+    /// [`FrechetMethod::Cholesky`], neither covariance is positive definite) or
+    /// the result is not finite.
+    pub fn between_sides(
+        &self,
+        a: &FrechetSide,
+        b: &FrechetSide,
+    ) -> Result<FrechetResult, LinalgError> {
+        let d = a.dim();
+        if b.dim() != d {
+            return Err(LinalgError::DimensionMismatch {
+                what: WHAT,
+                left: d,
+                right: b.dim(),
+            });
+        }
+        let mean_term: f64 = a
+            .mean
+            .iter()
+            .zip(b.mean.iter())
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum();
+        let ts = match self.method {
+            FrechetMethod::Auto => match (&a.repr, &b.repr) {
+                (Repr::Data { .. }, Repr::Data { .. }) => gram_svd(a, b)?,
+                (Repr::Data { .. }, Repr::Cov(_)) => factor_svd(a, b)?,
+                (Repr::Cov(_), Repr::Data { .. }) => factor_svd(b, a)?,
+                (Repr::Cov(_), Repr::Cov(_)) => auto_cov(a, b)?,
+            },
+            FrechetMethod::Cholesky => {
+                let (ca, cb) = (a.cov_faer(), b.cov_faer());
+                match cholesky_route(ca.as_ref(), cb.as_ref())? {
+                    Some(t) => t,
+                    None => match cholesky_route(cb.as_ref(), ca.as_ref())? {
+                        Some(t) => t,
+                        None => {
+                            return Err(LinalgError::Numerical {
+                                what: WHAT,
+                                detail: "neither covariance is positive definite (Cholesky failed); use Auto or SymmetricEigen".into(),
+                            });
+                        }
+                    },
+                }
+            }
+            FrechetMethod::SymmetricEigen => {
+                eigen_route(a.cov_faer().as_ref(), b.cov_faer().as_ref())?
+            }
+            FrechetMethod::GramSvd => {
+                if !(a.holds_data() && b.holds_data()) {
+                    return Err(LinalgError::InvalidParameter(
+                        "Frechet distance: the Gram/SVD branch needs the raw features of both sets with N <= D".into(),
+                    ));
+                }
+                gram_svd(a, b)?
+            }
+        };
+        let value = mean_term + a.trace + b.trace - 2.0 * ts.trace_sqrt;
+        if !value.is_finite() {
+            return Err(LinalgError::Numerical {
+                what: WHAT,
+                detail: format!("non-finite result {value}"),
+            });
+        }
+        Ok(FrechetResult {
+            value,
+            branch: ts.branch,
+            clamped_negative_eigs: ts.clamped,
+            most_negative_eig: ts.most_negative,
+            mean_term,
+            trace_a: a.trace,
+            trace_b: b.trace,
+            trace_sqrt: ts.trace_sqrt,
+        })
+    }
+}
+
+/// The `tr√` term with its diagnostics.
+struct TraceSqrt {
+    trace_sqrt: f64,
+    branch: FrechetBranch,
+    clamped: usize,
+    most_negative: f64,
+}
+
+/// Sums `√max(λ, 0)`, counting the clamped negative values.
+fn sum_sqrt_clamped(eigs: &[f64], clamped: &mut usize, most_negative: &mut f64) -> f64 {
+    let mut s = 0.0;
+    for &l in eigs {
+        if l < 0.0 {
+            *clamped += 1;
+            *most_negative = most_negative.min(l);
+        } else {
+            s += l.sqrt();
+        }
+    }
+    s
+}
+
+fn numerical(detail: String) -> LinalgError {
+    LinalgError::Numerical { what: WHAT, detail }
+}
+
+/// Both sides are covariances: Cholesky of the first that may be full rank,
+/// else the symmetric eigen branch.
+fn auto_cov(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
+    let d = a.dim();
+    // n == 0 means "unknown": try the factorisation.
+    let may_be_full_rank = |s: &FrechetSide| s.n == 0 || s.n > d;
+    let (ca, cb) = (a.cov_faer(), b.cov_faer());
+    if may_be_full_rank(a)
+        && let Some(t) = cholesky_route(ca.as_ref(), cb.as_ref())?
+    {
+        return Ok(t);
+    }
+    if may_be_full_rank(b)
+        && let Some(t) = cholesky_route(cb.as_ref(), ca.as_ref())?
+    {
+        return Ok(t);
+    }
+    eigen_route(ca.as_ref(), cb.as_ref())
+}
+
+/// `Σ_k √λ_k(Fᵀ S F)`; `lower` says `F` is lower triangular.
+fn factor_eig_trace(
+    f: MatRef<'_, f64>,
+    lower: bool,
+    s: MatRef<'_, f64>,
+    clamped: &mut usize,
+    most_negative: &mut f64,
+) -> Result<f64, LinalgError> {
+    let d = s.nrows();
+    let par = faer::get_global_parallelism();
+    let (fs, fts) = if lower {
+        (
+            BlockStructure::TriangularLower,
+            BlockStructure::TriangularUpper,
+        )
+    } else {
+        (BlockStructure::Rectangular, BlockStructure::Rectangular)
+    };
+    // T = S F
+    let mut t = Mat::<f64>::zeros(d, d);
+    matmul(
+        t.as_mut(),
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        s,
+        BlockStructure::Rectangular,
+        f,
+        fs,
+        1.0,
+        par,
+    );
+    // M = Fᵀ T (lower triangle only; the eigen solver reads the lower triangle)
+    let mut m = Mat::<f64>::zeros(d, d);
+    matmul(
+        m.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        f.transpose(),
+        fts,
+        t.as_ref(),
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    let eigs = m
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| numerical(format!("eigenvalues: {e:?}")))?;
+    Ok(sum_sqrt_clamped(&eigs, clamped, most_negative))
+}
+
+/// `Some` when `chol(sa)` exists: `Σ √λ(Lᵀ sb L)`.
+fn cholesky_route(
+    sa: MatRef<'_, f64>,
+    sb: MatRef<'_, f64>,
+) -> Result<Option<TraceSqrt>, LinalgError> {
+    let Ok(llt) = sa.llt(Side::Lower) else {
+        return Ok(None);
+    };
+    let (mut clamped, mut most_negative) = (0, 0.0);
+    let trace_sqrt = factor_eig_trace(llt.L(), true, sb, &mut clamped, &mut most_negative)?;
+    Ok(Some(TraceSqrt {
+        trace_sqrt,
+        branch: FrechetBranch::Cholesky,
+        clamped,
+        most_negative,
+    }))
+}
+
+/// `F = V diag(√max(w, 0))` with `S = V diag(w) Vᵀ`; counts clamped `w`.
+fn eigen_factor(
+    s: MatRef<'_, f64>,
+    clamped: &mut usize,
+    most_negative: &mut f64,
+) -> Result<Mat<f64>, LinalgError> {
+    let evd = s
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| numerical(format!("eigendecomposition: {e:?}")))?;
+    let w = evd.S().column_vector();
+    let mut f = evd.U().to_owned();
+    for j in 0..f.ncols() {
+        let l = w[j];
+        let r = if l < 0.0 {
+            *clamped += 1;
+            *most_negative = most_negative.min(l);
+            0.0
+        } else {
+            l.sqrt()
+        };
+        f.col_mut(j).iter_mut().for_each(|v| *v *= r);
+    }
+    Ok(f)
+}
+
+/// The symmetric eigen branch: `Σ √λ(F₁ᵀ Σ₂ F₁)` with `F₁ = V diag(√w)`.
+fn eigen_route(sa: MatRef<'_, f64>, sb: MatRef<'_, f64>) -> Result<TraceSqrt, LinalgError> {
+    let (mut clamped, mut most_negative) = (0, 0.0);
+    let f = eigen_factor(sa, &mut clamped, &mut most_negative)?;
+    let trace_sqrt = factor_eig_trace(f.as_ref(), false, sb, &mut clamped, &mut most_negative)?;
+    Ok(TraceSqrt {
+        trace_sqrt,
+        branch: FrechetBranch::SymmetricEigen,
+        clamped,
+        most_negative,
+    })
+}
+
+fn svd_sum(m: MatRef<'_, f64>) -> Result<f64, LinalgError> {
+    let sv = m
+        .singular_values()
+        .map_err(|e| numerical(format!("singular values: {e:?}")))?;
+    Ok(sv.iter().sum())
+}
+
+/// Both sides hold centred rows: `Σ σ(X_c Y_cᵀ) / √(den_a den_b)`.
+fn gram_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
+    let (
+        Repr::Data {
+            centered: xa,
+            denom: da,
+        },
+        Repr::Data {
+            centered: xb,
+            denom: db,
+        },
+    ) = (&a.repr, &b.repr)
+    else {
+        return Err(numerical("Gram/SVD branch without data (internal)".into()));
+    };
+    let mut g = Mat::<f64>::zeros(xa.nrows(), xb.nrows());
+    faer::linalg::matmul::matmul(
+        g.as_mut(),
+        Accum::Replace,
+        xa.as_ref(),
+        xb.as_ref().transpose(),
+        1.0 / (da * db).sqrt(),
+        faer::get_global_parallelism(),
+    );
+    Ok(TraceSqrt {
+        trace_sqrt: svd_sum(g.as_ref())?,
+        branch: FrechetBranch::GramSvd,
+        clamped: 0,
+        most_negative: 0.0,
+    })
+}
+
+/// `a` holds centred rows, `b` a covariance: `Σ σ(X_c F_b) / √den_a` with
+/// `F_b = chol(Σ_b)`, or the clamped eigen factor when `Σ_b` is singular.
+fn factor_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
+    let Repr::Data {
+        centered: xa,
+        denom: da,
+    } = &a.repr
+    else {
+        return Err(numerical(
+            "factor/SVD branch without data (internal)".into(),
+        ));
+    };
+    let cb = b.cov_faer();
+    let (mut clamped, mut most_negative) = (0, 0.0);
+    let (f, lower) = match cb.llt(Side::Lower) {
+        Ok(llt) if b.n == 0 || b.n > b.dim() => (llt.L().to_owned(), true),
+        _ => (
+            eigen_factor(cb.as_ref(), &mut clamped, &mut most_negative)?,
+            false,
+        ),
+    };
+    let mut g = Mat::<f64>::zeros(xa.nrows(), f.ncols());
+    matmul(
+        g.as_mut(),
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        xa.as_ref(),
+        BlockStructure::Rectangular,
+        f.as_ref(),
+        if lower {
+            BlockStructure::TriangularLower
+        } else {
+            BlockStructure::Rectangular
+        },
+        1.0 / da.sqrt(),
+        faer::get_global_parallelism(),
+    );
+    Ok(TraceSqrt {
+        trace_sqrt: svd_sum(g.as_ref())?,
+        branch: FrechetBranch::FactorSvd,
+        clamped,
+        most_negative,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn diagonal_closed_form_all_branches() {
+        let a = GaussianStats::new(array![0.0, 0.0], array![[1.0, 0.0], [0.0, 4.0]], 10).unwrap();
+        let b = GaussianStats::new(array![1.0, 0.0], array![[4.0, 0.0], [0.0, 1.0]], 10).unwrap();
+        for m in [
+            FrechetMethod::Auto,
+            FrechetMethod::Cholesky,
+            FrechetMethod::SymmetricEigen,
+        ] {
+            let r = FrechetDistance::new()
+                .method(m)
+                .between_stats(&a, &b)
+                .unwrap();
+            assert!((r.value - 3.0).abs() < 1e-12, "{m:?}: {}", r.value);
+        }
+        assert!(
+            FrechetDistance::new()
+                .method(FrechetMethod::GramSvd)
+                .between_stats(&a, &b)
+                .is_err()
+        );
+    }
+}

@@ -25,3 +25,5 @@ pub mod stats;
 
 pub use error::LinalgError;
 // Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
+pub use stats::{GaussianAccumulator, GaussianStats};
+pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};

@@ -1,1 +1,497 @@
-//! TODO(owner): see lib.rs
+//! Streaming, mergeable Gaussian statistics: the mean and covariance of a set
+//! of feature vectors, accumulated batch by batch in float64.
+//!
+//! # Algorithm
+//!
+//! For a batch `B` of `b` rows the accumulator forms the batch mean
+//! `m_B = (1/b) Σ x_i` and the batch co-moment `M_B = X_cᵀ X_c` of the centred
+//! rows `X_c = X − 1 m_Bᵀ` (one `faer` GEMM, lower triangle only, parallel).
+//! It then combines them with the running state `(n_A, m_A, M_A)` by the
+//! pairwise update of Chan, Golub & LeVeque (1979, "Updating formulae and a
+//! pairwise algorithm for computing sample variances"):
+//!
+//! ```text
+//! n  = n_A + n_B,      δ = m_B − m_A
+//! m  = m_A + δ · n_B / n
+//! M  = M_A + M_B + δ δᵀ · n_A n_B / n
+//! ```
+//!
+//! The same formula merges two accumulators ([`GaussianAccumulator::merge`]),
+//! so sharded or streamed statistics equal the one-shot ones up to float64
+//! round-off. The covariance is `Σ = M / (n − ddof)`; `ddof = 1` (the unbiased
+//! estimate, `np.cov`'s default, used by pytorch-fid, clean-fid and
+//! torch-fidelity) is the default, `ddof = 0` (maximum likelihood) is
+//! available.
+//!
+//! Memory is `O(D²)` for the state plus one bounded chunk of rows
+//! (`O(chunk · D)`, at most about 32 MiB of float64), independent of `N`.
+
+use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+use faer::{Accum, Mat, MatRef};
+use ndarray::{Array1, Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::LinalgError;
+
+/// The default delta degrees of freedom: `Σ = M / (n − 1)`, as `np.cov`.
+pub const DEFAULT_DDOF: usize = 1;
+
+/// Bytes of float64 workspace one chunk of rows may take.
+const CHUNK_BYTES: usize = 32 << 20;
+
+/// Rows per chunk for dimension `d`: about [`CHUNK_BYTES`] of float64, at
+/// least 64 and at most 8192 rows.
+fn chunk_rows(d: usize) -> usize {
+    (CHUNK_BYTES / (8 * d.max(1))).clamp(64, 8192)
+}
+
+/// Returns the (row, column) of the first non-finite value of `x`, if any.
+pub(crate) fn first_non_finite<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+) -> Option<(usize, usize)> {
+    // Parallel scan over rows; `find_first` keeps the answer deterministic.
+    (0..x.nrows())
+        .into_par_iter()
+        .find_first(|&i| x.row(i).iter().any(|v| !(*v).into().is_finite()))
+        .map(|i| {
+            // Unwrap-free: the row was found because it has a non-finite value.
+            let j = x
+                .row(i)
+                .iter()
+                .position(|v| !(*v).into().is_finite())
+                .unwrap_or(0);
+            (i, j)
+        })
+}
+
+/// Copies rows `[r0, r0 + b)` of `x` into a row-major float64 buffer and
+/// returns it together with the column means of those rows.
+pub(crate) fn chunk_to_f64<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+    r0: usize,
+    b: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let d = x.ncols();
+    let mut buf = vec![0.0f64; b * d];
+    buf.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
+        for (o, v) in out.iter_mut().zip(x.row(r0 + i).iter()) {
+            *o = (*v).into();
+        }
+    });
+    let mean = column_means(&buf, b, d);
+    (buf, mean)
+}
+
+/// Column means of a row-major `b × d` float64 buffer (parallel over column
+/// blocks, each column summed in row order).
+fn column_means(buf: &[f64], b: usize, d: usize) -> Vec<f64> {
+    let inv = 1.0 / b as f64;
+    column_sums(buf, d, |v| v)
+        .into_iter()
+        .map(|s| s * inv)
+        .collect()
+}
+
+/// Per-column sums of `f(x)` over the rows of a row-major buffer with `d`
+/// columns (parallel over column blocks; each column summed in row order, so
+/// the error grows with the number of rows only, not with `rows × d`).
+pub(crate) fn column_sums(buf: &[f64], d: usize, f: impl Fn(f64) -> f64 + Sync) -> Vec<f64> {
+    let mut sums = vec![0.0f64; d];
+    const COLS: usize = 256;
+    sums.par_chunks_mut(COLS).enumerate().for_each(|(blk, m)| {
+        let c0 = blk * COLS;
+        let len = m.len();
+        for row in buf.chunks_exact(d) {
+            for (acc, v) in m.iter_mut().zip(&row[c0..c0 + len]) {
+                *acc += f(*v);
+            }
+        }
+    });
+    sums
+}
+
+/// Subtracts `mean` from every row of the row-major buffer.
+pub(crate) fn center_rows(buf: &mut [f64], mean: &[f64]) {
+    let d = mean.len();
+    buf.par_chunks_mut(d).for_each(|row| {
+        for (v, m) in row.iter_mut().zip(mean) {
+            *v -= *m;
+        }
+    });
+}
+
+/// `dst_lower += alpha · Xᵀ X` for a row-major `b × d` buffer `X`, on the
+/// lower triangle (including the diagonal) of `dst` only.
+pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize, alpha: f64) {
+    let x = MatRef::from_row_major_slice(xc, b, d);
+    matmul(
+        dst.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        x.transpose(),
+        BlockStructure::Rectangular,
+        x,
+        BlockStructure::Rectangular,
+        alpha,
+        faer::get_global_parallelism(),
+    );
+}
+
+/// Mean and covariance of a set of feature vectors, in float64.
+///
+/// `cov = M / (n − ddof)` with `M = Σ (x_i − μ)(x_i − μ)ᵀ`, as
+/// `np.cov(X, rowvar=False, ddof=ddof)`; produced by
+/// [`GaussianAccumulator::finalize`] or [`GaussianStats::from_features`].
+/// `cov` is symmetric (both triangles are filled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianStats {
+    /// The sample mean `μ = (1/n) Σ x_i`, length `D`.
+    pub mean: Array1<f64>,
+    /// The sample covariance, `D × D`, symmetric.
+    pub cov: Array2<f64>,
+    /// The number of rows the statistics were computed from.
+    pub n: usize,
+}
+
+impl GaussianStats {
+    /// Mean and unbiased covariance (`ddof = 1`, as `np.cov`) of the rows of `x`
+    /// (rows are samples, columns are feature dimensions; `f32` or `f64`).
+    ///
+    /// # Errors
+    /// [`LinalgError::TooFewRows`] for fewer than 2 rows,
+    /// [`LinalgError::NonFinite`] for a NaN/Inf value,
+    /// [`LinalgError::InvalidParameter`] for zero columns.
+    pub fn from_features<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+    ) -> Result<Self, LinalgError> {
+        Self::from_features_ddof(x, DEFAULT_DDOF)
+    }
+
+    /// As [`GaussianStats::from_features`] with `cov = M / (n − ddof)`.
+    ///
+    /// # Errors
+    /// As [`GaussianStats::from_features`]; needs `n > ddof` rows.
+    pub fn from_features_ddof<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+        ddof: usize,
+    ) -> Result<Self, LinalgError> {
+        let mut acc = GaussianAccumulator::new(x.ncols())?;
+        acc.push(x)?;
+        acc.finalize(ddof)
+    }
+
+    /// Builds statistics from a given mean and covariance (e.g. loaded from a
+    /// reference-statistics file), checking shapes and values.
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`] if `cov` is not `D × D` for
+    /// `D = mean.len()`; [`LinalgError::NonFinite`] for a NaN/Inf entry;
+    /// [`LinalgError::InvalidParameter`] for `D = 0`.
+    pub fn new(mean: Array1<f64>, cov: Array2<f64>, n: usize) -> Result<Self, LinalgError> {
+        let s = GaussianStats { mean, cov, n };
+        s.validate("GaussianStats::new")?;
+        Ok(s)
+    }
+
+    /// The feature dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// `tr Σ`.
+    pub fn trace(&self) -> f64 {
+        self.cov.diag().sum()
+    }
+
+    /// Checks the shapes and values of a (possibly hand-built) value.
+    pub(crate) fn validate(&self, what: &'static str) -> Result<(), LinalgError> {
+        let d = self.mean.len();
+        if d == 0 {
+            return Err(LinalgError::InvalidParameter(format!(
+                "{what}: zero feature dimensions"
+            )));
+        }
+        if self.cov.nrows() != d {
+            return Err(LinalgError::DimensionMismatch {
+                what,
+                left: d,
+                right: self.cov.nrows(),
+            });
+        }
+        if self.cov.ncols() != d {
+            return Err(LinalgError::DimensionMismatch {
+                what,
+                left: d,
+                right: self.cov.ncols(),
+            });
+        }
+        if let Some(col) = self.mean.iter().position(|v| !v.is_finite()) {
+            return Err(LinalgError::NonFinite { what, row: 0, col });
+        }
+        if let Some(((row, col), _)) = self.cov.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(LinalgError::NonFinite { what, row, col });
+        }
+        Ok(())
+    }
+}
+
+/// Streaming accumulator of the mean and co-moment matrix of `D`-dimensional
+/// rows, in float64, with the batch-then-pairwise update of Chan et al. (see the
+/// [module documentation](self)).
+///
+/// ```
+/// # use gen_metrics_linalg::GaussianAccumulator;
+/// # use ndarray::array;
+/// let mut acc = GaussianAccumulator::new(2).unwrap();
+/// acc.push(array![[1.0f32, 2.0], [3.0, 5.0]].view()).unwrap();
+/// acc.push(array![[5.0f32, 11.0]].view()).unwrap();
+/// let s = acc.finalize(1).unwrap();
+/// assert_eq!(s.mean[1], 6.0);
+/// assert!((s.cov[[0, 1]] - 9.0).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone)]
+pub struct GaussianAccumulator {
+    dim: usize,
+    n: usize,
+    mean: Vec<f64>,
+    /// Co-moment `M = Σ (x_i − μ)(x_i − μ)ᵀ`; only the lower triangle
+    /// (including the diagonal) is maintained.
+    comoment: Mat<f64>,
+}
+
+impl GaussianAccumulator {
+    /// An empty accumulator for `dim`-dimensional rows (allocates `dim²`
+    /// float64 values).
+    ///
+    /// # Errors
+    /// [`LinalgError::InvalidParameter`] for `dim = 0`.
+    pub fn new(dim: usize) -> Result<Self, LinalgError> {
+        if dim == 0 {
+            return Err(LinalgError::InvalidParameter(
+                "GaussianAccumulator: zero feature dimensions".into(),
+            ));
+        }
+        Ok(GaussianAccumulator {
+            dim,
+            n: 0,
+            mean: vec![0.0; dim],
+            comoment: Mat::zeros(dim, dim),
+        })
+    }
+
+    /// The feature dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The number of rows accumulated so far.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    /// The running mean (all zeros while empty).
+    pub fn mean(&self) -> Array1<f64> {
+        Array1::from_vec(self.mean.clone())
+    }
+
+    /// Adds the rows of `batch` (`f32` or `f64`, any memory layout). An empty
+    /// batch is a no-op. The batch is processed in chunks of rows of bounded
+    /// size; each chunk is merged with the Chan et al. update.
+    ///
+    /// The whole batch is checked before anything is added: on error the
+    /// accumulator is unchanged.
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`] if `batch.ncols() != D`;
+    /// [`LinalgError::NonFinite`] (row index within `batch`) for a NaN/Inf.
+    pub fn push<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        batch: ArrayView2<'_, T>,
+    ) -> Result<(), LinalgError> {
+        const WHAT: &str = "GaussianAccumulator::push";
+        if batch.ncols() != self.dim {
+            return Err(LinalgError::DimensionMismatch {
+                what: WHAT,
+                left: self.dim,
+                right: batch.ncols(),
+            });
+        }
+        if let Some((row, col)) = first_non_finite(batch) {
+            return Err(LinalgError::NonFinite {
+                what: WHAT,
+                row,
+                col,
+            });
+        }
+        let d = self.dim;
+        let step = chunk_rows(d);
+        let mut r0 = 0;
+        while r0 < batch.nrows() {
+            let b = step.min(batch.nrows() - r0);
+            let (mut buf, mean_b) = chunk_to_f64(batch, r0, b);
+            center_rows(&mut buf, &mean_b);
+            let delta: Vec<f64> = mean_b
+                .iter()
+                .zip(&self.mean)
+                .map(|(mb, ma)| mb - ma)
+                .collect();
+            let (na, nb) = (self.n as f64, b as f64);
+            let n = na + nb;
+            // M += X_cᵀ X_c   (the batch co-moment, lower triangle)
+            add_gram_lower(&mut self.comoment, &buf, b, d, 1.0);
+            // M += δ δᵀ n_A n_B / n ;  m += δ n_B / n
+            rank_one_lower(&mut self.comoment, &delta, na * nb / n);
+            for (m, dl) in self.mean.iter_mut().zip(&delta) {
+                *m += dl * (nb / n);
+            }
+            self.n += b;
+            r0 += b;
+        }
+        Ok(())
+    }
+
+    /// Merges `other` into `self` exactly (Chan et al. pairwise formula):
+    /// afterwards `self` holds the statistics of the union of both row sets.
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`] if the dimensions differ.
+    pub fn merge(&mut self, other: &GaussianAccumulator) -> Result<(), LinalgError> {
+        if other.dim != self.dim {
+            return Err(LinalgError::DimensionMismatch {
+                what: "GaussianAccumulator::merge",
+                left: self.dim,
+                right: other.dim,
+            });
+        }
+        if other.n == 0 {
+            return Ok(());
+        }
+        if self.n == 0 {
+            self.clone_from(other);
+            return Ok(());
+        }
+        let delta: Vec<f64> = other
+            .mean
+            .iter()
+            .zip(&self.mean)
+            .map(|(mb, ma)| mb - ma)
+            .collect();
+        let (na, nb) = (self.n as f64, other.n as f64);
+        let n = na + nb;
+        let d = self.dim;
+        let src = other.comoment.as_ref();
+        // Lower triangles only; columns in parallel.
+        self.comoment
+            .as_mut()
+            .par_col_iter_mut()
+            .enumerate()
+            .for_each(|(j, mut col)| {
+                for i in j..d {
+                    col[i] += src[(i, j)] + delta[i] * delta[j] * (na * nb / n);
+                }
+            });
+        for (m, dl) in self.mean.iter_mut().zip(&delta) {
+            *m += dl * (nb / n);
+        }
+        self.n += other.n;
+        Ok(())
+    }
+
+    /// The statistics: `μ` and `Σ = M / (n − ddof)` (`ddof = 1`:
+    /// `np.cov`'s unbiased default; `ddof = 0`: maximum likelihood). The
+    /// accumulator is left unchanged, so more rows may be pushed afterwards.
+    ///
+    /// # Errors
+    /// [`LinalgError::TooFewRows`] unless `n > ddof` (`n ≥ 2` for `ddof = 1`,
+    /// `n ≥ 1` for `ddof = 0`); [`LinalgError::Numerical`] if the covariance
+    /// overflowed.
+    pub fn finalize(&self, ddof: usize) -> Result<GaussianStats, LinalgError> {
+        if self.n <= ddof {
+            return Err(LinalgError::TooFewRows {
+                what: "GaussianAccumulator::finalize",
+                needed: ddof + 1,
+                got: self.n,
+            });
+        }
+        let d = self.dim;
+        let scale = 1.0 / (self.n - ddof) as f64;
+        let m = self.comoment.as_ref();
+        let mut cov = Array2::<f64>::zeros((d, d));
+        cov.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut row)| {
+                for j in 0..d {
+                    // lower triangle holds (i, j) for i >= j
+                    let v = if i >= j { m[(i, j)] } else { m[(j, i)] };
+                    row[j] = v * scale;
+                }
+            });
+        let stats = GaussianStats {
+            mean: Array1::from_vec(self.mean.clone()),
+            cov,
+            n: self.n,
+        };
+        if stats.cov.iter().any(|v| !v.is_finite()) {
+            return Err(LinalgError::Numerical {
+                what: "GaussianAccumulator::finalize",
+                detail: "covariance overflowed float64".into(),
+            });
+        }
+        Ok(stats)
+    }
+
+    /// [`GaussianAccumulator::finalize`] with the default `ddof = 1`.
+    ///
+    /// # Errors
+    /// As [`GaussianAccumulator::finalize`].
+    pub fn finalize_unbiased(&self) -> Result<GaussianStats, LinalgError> {
+        self.finalize(DEFAULT_DDOF)
+    }
+}
+
+/// `dst_lower += alpha · v vᵀ` on the lower triangle.
+fn rank_one_lower(dst: &mut Mat<f64>, v: &[f64], alpha: f64) {
+    if alpha == 0.0 {
+        return;
+    }
+    let d = v.len();
+    dst.as_mut()
+        .par_col_iter_mut()
+        .enumerate()
+        .for_each(|(j, mut col)| {
+            let a = alpha * v[j];
+            for i in j..d {
+                col[i] += a * v[i];
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn gram_lower_tiny() {
+        // X = [[1, 2], [3, 4]]: XᵀX = [[10, 14], [14, 20]], lower triangle.
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let mut m = Mat::<f64>::zeros(2, 2);
+        add_gram_lower(&mut m, &x, 2, 2, 1.0);
+        assert_eq!(m[(0, 0)], 10.0);
+        assert_eq!(m[(1, 0)], 14.0);
+        assert_eq!(m[(1, 1)], 20.0);
+    }
+
+    #[test]
+    fn push_is_atomic_on_error() {
+        let mut acc = GaussianAccumulator::new(2).unwrap();
+        acc.push(array![[1.0f64, 2.0], [3.0, 4.0]].view()).unwrap();
+        let before = acc.finalize(1).unwrap();
+        assert!(
+            acc.push(array![[1.0f64, 2.0], [f64::NAN, 4.0]].view())
+                .is_err()
+        );
+        assert_eq!(acc.finalize(1).unwrap(), before);
+    }
+}
