@@ -30,4 +30,4 @@ pub mod resize;
 pub mod source;
 pub mod torchscript;
 
-// pub use error::FeatureError; (added by the owner of error.rs)
+pub use error::FeatureError;
