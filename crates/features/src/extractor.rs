@@ -1,1 +1,601 @@
-//! TODO(owner): see lib.rs
+//! Running an encoder with ONNX Runtime: batches of `f32` NCHW images in,
+//! one feature row per image out.
+//!
+//! The runtime is loaded **dynamically** from an explicit library path
+//! (`ort::init_from`), never from the library search path: the path comes from
+//! [`RuntimeOptions::library`], `ORT_DYLIB_PATH`, or the provisioned library
+//! ([`crate::provision`]). One library and one ONNX Runtime environment live
+//! per process (ONNX Runtime allows no more); every [`Extractor`] shares them.
+//!
+//! **Devices.** With the `cuda` cargo feature and [`Device::Cuda`], the CUDA
+//! execution provider is registered so that a failure is *reported* (not
+//! silently ignored, as ONNX Runtime does by default); the session then falls
+//! back to the CPU with a line on standard error saying why, unless
+//! [`RuntimeOptions::require_device`] asks for an error instead. Which device
+//! actually runs is [`Extractor::device`].
+//!
+//! **Numbers.** ONNX Runtime with the same model and all graph optimisations
+//! (its default, as in its Python API) reproduces the Python features; the FID
+//! Inception matches TorchScript to about 1e-5.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ndarray::{Array2, ArrayView4, ArrayViewD, Axis, Ix3};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::SessionBuilder;
+use ort::value::TensorRef;
+
+use crate::error::{FeatureError, Result};
+use crate::provision::{Provisioner, resolve_onnxruntime};
+
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// NVIDIA GPU through the CUDA execution provider (needs the `cuda` cargo
+    /// feature and the `onnxruntime-gpu` library with CUDA 13 / cuDNN 9).
+    Cuda {
+        /// CUDA device ordinal.
+        device_id: i32,
+    },
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda { device_id } => write!(f, "cuda:{device_id}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = FeatureError;
+
+    /// Parses `cpu`, `cuda` or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda { device_id: 0 }),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(|device_id| Device::Cuda { device_id })
+                .ok_or_else(|| {
+                    FeatureError::invalid("device", format!("`{s}`: expected cpu, cuda or cuda:N"))
+                }),
+        }
+    }
+}
+
+/// How to load and run ONNX Runtime.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Explicit path of the ONNX Runtime library; wins over `ORT_DYLIB_PATH`
+    /// and provisioning.
+    pub library: Option<PathBuf>,
+    /// The device asked for.
+    pub device: Device,
+    /// Threads used inside one operator (0: ONNX Runtime's default, one per core).
+    pub intra_threads: usize,
+    /// Fail instead of falling back to the CPU when the device cannot be used.
+    pub require_device: bool,
+}
+
+impl RuntimeOptions {
+    /// CPU, default threads, library resolved as described on [`RuntimeOptions::library`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the explicit library path.
+    #[must_use]
+    pub fn library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.library = Some(path.into());
+        self
+    }
+
+    /// Sets the device.
+    #[must_use]
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Sets the number of intra-operator threads (0: default).
+    #[must_use]
+    pub fn intra_threads(mut self, n: usize) -> Self {
+        self.intra_threads = n;
+        self
+    }
+
+    /// Error instead of a CPU fallback when the device cannot be used.
+    #[must_use]
+    pub fn require_device(mut self, yes: bool) -> Self {
+        self.require_device = yes;
+        self
+    }
+
+    /// The library path this configuration resolves to (provisioning it when
+    /// needed): explicit, else `ORT_DYLIB_PATH`, else the provisioned CPU or
+    /// GPU build according to the device.
+    ///
+    /// # Errors
+    /// As [`resolve_onnxruntime`].
+    pub fn resolve_library(&self, provisioner: &Provisioner) -> Result<PathBuf> {
+        let gpu = matches!(self.device, Device::Cuda { .. }) && cfg!(feature = "cuda");
+        resolve_onnxruntime(self.library.as_deref(), provisioner, gpu)
+    }
+}
+
+struct Runtime {
+    library: PathBuf,
+    env: Environment,
+}
+
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// Loads the ONNX Runtime library at `library` (once per process) and returns
+/// the process-wide environment. A second call with the same file returns the
+/// same environment; with another file it is an error (a process can hold only
+/// one ONNX Runtime).
+///
+/// # Errors
+/// [`FeatureError::RuntimeLoad`] when the library cannot be loaded or is
+/// older than 1.31; [`FeatureError::Runtime`] when the environment cannot be made.
+pub fn init_runtime(library: &Path) -> Result<Environment> {
+    let mut guard = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rt) = guard.as_ref() {
+        if same_file(&rt.library, library) {
+            return Ok(rt.env.clone());
+        }
+        return Err(FeatureError::RuntimeLoad {
+            path: library.to_owned(),
+            detail: format!(
+                "this process already loaded ONNX Runtime from {}; one library per process",
+                rt.library.display()
+            ),
+        });
+    }
+    if !library.is_file() {
+        return Err(FeatureError::RuntimeLoad {
+            path: library.to_owned(),
+            detail: "no such file".into(),
+        });
+    }
+    let builder = ort::init_from(library).map_err(|e| FeatureError::RuntimeLoad {
+        path: library.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("gen-metrics")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| FeatureError::runtime("creating the environment", e))?;
+    *guard = Some(Runtime {
+        library: library.to_owned(),
+        env: env.clone(),
+    });
+    Ok(env)
+}
+
+/// The library this process loaded, if any.
+pub fn loaded_runtime() -> Option<PathBuf> {
+    let guard = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().map(|rt| rt.library.clone())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// How the model's output becomes one row per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputSelect {
+    /// `[N, ...]` flattened to `[N, D]` (pooled features, embeddings).
+    #[default]
+    Flatten,
+    /// Token `i` of a `[N, T, D]` output (`0`: the CLS token of a ViT).
+    Token(usize),
+}
+
+/// An ONNX model in an ONNX Runtime session, ready to turn NCHW batches into features.
+pub struct Extractor {
+    session: Session,
+    label: String,
+    input_name: String,
+    output_name: String,
+    input_shape: Vec<i64>,
+    select: OutputSelect,
+    device: Device,
+    fallback: Option<String>,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("model", &self.label)
+            .field("input", &self.input_name)
+            .field("input_shape", &self.input_shape)
+            .field("output", &self.output_name)
+            .field("select", &self.select)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+enum ModelSource<'a> {
+    File(&'a Path),
+    Memory(&'a [u8]),
+}
+
+impl Extractor {
+    /// Opens the ONNX model at `model` with an already resolved library.
+    /// The first input and the first output are used (see
+    /// [`with_output`](Self::with_output) to pick another output).
+    ///
+    /// # Errors
+    /// [`FeatureError::RuntimeLoad`], [`FeatureError::Runtime`] (an unreadable
+    /// or invalid model; a device that cannot be used with `require_device`),
+    /// [`FeatureError::Model`] (no float input of rank 4).
+    pub fn from_file(model: &Path, library: &Path, options: &RuntimeOptions) -> Result<Self> {
+        if !model.is_file() {
+            return Err(FeatureError::io(
+                model,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found"),
+            ));
+        }
+        Self::open(
+            ModelSource::File(model),
+            model.display().to_string(),
+            library,
+            options,
+        )
+    }
+
+    /// Opens an ONNX model held in memory (`label` names it in errors).
+    ///
+    /// # Errors
+    /// As [`from_file`](Self::from_file).
+    pub fn from_memory(
+        bytes: &[u8],
+        label: &str,
+        library: &Path,
+        options: &RuntimeOptions,
+    ) -> Result<Self> {
+        Self::open(
+            ModelSource::Memory(bytes),
+            label.to_owned(),
+            library,
+            options,
+        )
+    }
+
+    fn open(
+        source: ModelSource<'_>,
+        label: String,
+        library: &Path,
+        options: &RuntimeOptions,
+    ) -> Result<Self> {
+        let env = init_runtime(library)?;
+        let (builder, device, fallback) = configure(&env, options)?;
+        let session = commit(builder, &source, &label);
+        // A CUDA session can also fail only at commit time (missing cuDNN,
+        // out of memory): report it and fall back like a failed registration.
+        let (session, device, fallback) = match (session, device) {
+            (Ok(s), d) => (s, d, fallback),
+            (Err(e), Device::Cuda { .. }) if !options.require_device => {
+                let reason = format!("creating the CUDA session failed: {e}");
+                eprintln!("gen-metrics: {reason}; falling back to the CPU");
+                let cpu = RuntimeOptions {
+                    device: Device::Cpu,
+                    ..options.clone()
+                };
+                let (b, _, _) = configure(&env, &cpu)?;
+                (commit(b, &source, &label)?, Device::Cpu, Some(reason))
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| FeatureError::Model {
+                model: label.clone(),
+                detail: "has no inputs".into(),
+            })?;
+        let input_name = input.name().to_owned();
+        let input_shape: Vec<i64> = match input.dtype().tensor_shape() {
+            Some(s) => s.to_vec(),
+            None => {
+                return Err(FeatureError::Model {
+                    model: label,
+                    detail: format!("input `{input_name}` is not a tensor"),
+                });
+            }
+        };
+        if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32)
+            || input_shape.len() != 4
+        {
+            return Err(FeatureError::Model {
+                model: label,
+                detail: format!(
+                    "input `{input_name}` must be a float32 tensor [N, C, H, W], found {:?} {:?}",
+                    input.dtype().tensor_type(),
+                    input_shape
+                ),
+            });
+        }
+        let output_name = session
+            .outputs()
+            .first()
+            .map(|o| o.name().to_owned())
+            .ok_or_else(|| FeatureError::Model {
+                model: label.clone(),
+                detail: "has no outputs".into(),
+            })?;
+        Ok(Extractor {
+            session,
+            label,
+            input_name,
+            output_name,
+            input_shape,
+            select: OutputSelect::Flatten,
+            device,
+            fallback,
+        })
+    }
+
+    /// Uses the output named `name` instead of the first one.
+    ///
+    /// # Errors
+    /// [`FeatureError::Model`] when the model has no such output.
+    pub fn with_output(mut self, name: &str) -> Result<Self> {
+        if !self.session.outputs().iter().any(|o| o.name() == name) {
+            let names: Vec<&str> = self.session.outputs().iter().map(|o| o.name()).collect();
+            return Err(FeatureError::Model {
+                model: self.label,
+                detail: format!("no output named `{name}` (outputs: {names:?})"),
+            });
+        }
+        self.output_name = name.to_owned();
+        Ok(self)
+    }
+
+    /// Sets how the output becomes one row per image.
+    #[must_use]
+    pub fn with_select(mut self, select: OutputSelect) -> Self {
+        self.select = select;
+        self
+    }
+
+    /// The name of the model input that receives the batch.
+    pub fn input_name(&self) -> &str {
+        &self.input_name
+    }
+
+    /// The name of the output that is read.
+    pub fn output_name(&self) -> &str {
+        &self.output_name
+    }
+
+    /// Names of every output of the model.
+    pub fn output_names(&self) -> Vec<String> {
+        self.session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect()
+    }
+
+    /// The model's input shape `[N, C, H, W]` (`-1`: any size).
+    pub fn input_shape(&self) -> &[i64] {
+        &self.input_shape
+    }
+
+    /// The device the session runs on (CPU after a fallback).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Why the session fell back to the CPU, if it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// Runs one batch `[N, C, H, W]` and returns `[N, D]` features.
+    ///
+    /// # Errors
+    /// [`FeatureError::InvalidInput`] for an empty batch or one whose channel
+    /// or spatial size differs from the model's fixed input size;
+    /// [`FeatureError::Runtime`] when ONNX Runtime fails;
+    /// [`FeatureError::Model`] when the output has an unexpected shape;
+    /// [`FeatureError::NonFinite`] for a NaN or infinite feature.
+    pub fn run(&mut self, batch: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        let n = batch.shape()[0];
+        if n == 0 {
+            return Err(FeatureError::invalid("extractor", "empty batch"));
+        }
+        for (axis, (&want, &got)) in self.input_shape.iter().zip(batch.shape()).enumerate() {
+            if want > 0 && want as usize != got {
+                return Err(FeatureError::invalid(
+                    "extractor",
+                    format!(
+                        "batch shape {:?} does not fit the model input {:?} (axis {axis})",
+                        batch.shape(),
+                        self.input_shape
+                    ),
+                ));
+            }
+        }
+        let contiguous = batch.as_standard_layout();
+        let tensor = TensorRef::from_array_view(contiguous.view())
+            .map_err(|e| FeatureError::runtime("wrapping the batch", e))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| FeatureError::runtime(format!("running {}", self.label), e))?;
+        let value = outputs
+            .get(&self.output_name)
+            .ok_or_else(|| FeatureError::Model {
+                model: self.label.clone(),
+                detail: format!("output `{}` missing from the run", self.output_name),
+            })?;
+        let array = value.try_extract_array::<f32>().map_err(|e| {
+            FeatureError::runtime(format!("reading output `{}`", self.output_name), e)
+        })?;
+        let rows = select_rows(array, self.select, n, &self.label)?;
+        if let Some(idx) = rows.iter().position(|v| !v.is_finite()) {
+            let d = rows.ncols().max(1);
+            return Err(FeatureError::NonFinite {
+                what: self.label.clone(),
+                row: idx / d,
+                col: idx % d,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Runs `input` in batches of at most `batch_size` images and stacks the rows.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); [`FeatureError::InvalidInput`] for `batch_size == 0`.
+    pub fn run_batched(
+        &mut self,
+        input: ArrayView4<'_, f32>,
+        batch_size: usize,
+    ) -> Result<Array2<f32>> {
+        if batch_size == 0 {
+            return Err(FeatureError::invalid("extractor", "batch size must be > 0"));
+        }
+        let n = input.shape()[0];
+        if n == 0 {
+            return Err(FeatureError::invalid("extractor", "no images"));
+        }
+        let mut out: Option<Array2<f32>> = None;
+        let mut start = 0;
+        while start < n {
+            let end = (start + batch_size).min(n);
+            let rows = self.run(input.slice_axis(Axis(0), (start..end).into()))?;
+            let all = out.get_or_insert_with(|| Array2::zeros((n, rows.ncols())));
+            all.slice_axis_mut(Axis(0), (start..end).into())
+                .assign(&rows);
+            start = end;
+        }
+        // `n > 0`, so the loop ran at least once.
+        out.ok_or_else(|| FeatureError::invalid("extractor", "no images"))
+    }
+}
+
+fn configure(
+    env: &Environment,
+    options: &RuntimeOptions,
+) -> Result<(SessionBuilder, Device, Option<String>)> {
+    let mut builder = Session::builder(env)
+        .map_err(|e| FeatureError::runtime("creating a session builder", e))?;
+    if options.intra_threads > 0 {
+        builder = builder
+            .with_intra_threads(options.intra_threads)
+            .map_err(|e| FeatureError::runtime("setting intra-op threads", e))?;
+    }
+    match options.device {
+        Device::Cpu => Ok((builder, Device::Cpu, None)),
+        Device::Cuda { device_id } => register_cuda(builder, device_id, options.require_device),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn register_cuda(
+    builder: SessionBuilder,
+    device_id: i32,
+    require: bool,
+) -> Result<(SessionBuilder, Device, Option<String>)> {
+    let cuda = ort::ep::CUDA::default()
+        .with_device_id(device_id)
+        .build()
+        .error_on_failure();
+    match builder.with_execution_providers([cuda]) {
+        Ok(b) => Ok((b, Device::Cuda { device_id }, None)),
+        Err(e) => {
+            let reason = format!("the CUDA execution provider could not be registered: {e}");
+            if require {
+                return Err(FeatureError::runtime("registering CUDA", reason));
+            }
+            eprintln!("gen-metrics: {reason}; falling back to the CPU");
+            Ok((e.recover(), Device::Cpu, Some(reason)))
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn register_cuda(
+    builder: SessionBuilder,
+    _device_id: i32,
+    require: bool,
+) -> Result<(SessionBuilder, Device, Option<String>)> {
+    let reason = "this build of gen-metrics has no CUDA support (cargo feature `cuda`)".to_owned();
+    if require {
+        return Err(FeatureError::runtime("registering CUDA", reason));
+    }
+    eprintln!("gen-metrics: {reason}; falling back to the CPU");
+    Ok((builder, Device::Cpu, Some(reason)))
+}
+
+fn commit(mut builder: SessionBuilder, source: &ModelSource<'_>, label: &str) -> Result<Session> {
+    match source {
+        ModelSource::File(p) => builder.commit_from_file(p),
+        ModelSource::Memory(b) => builder.commit_from_memory(b),
+    }
+    .map_err(|e| FeatureError::runtime(format!("loading model {label}"), e))
+}
+
+fn select_rows(
+    array: ArrayViewD<'_, f32>,
+    select: OutputSelect,
+    n: usize,
+    label: &str,
+) -> Result<Array2<f32>> {
+    let shape = array.shape().to_vec();
+    if shape.first() != Some(&n) {
+        return Err(FeatureError::Model {
+            model: label.to_owned(),
+            detail: format!("output shape {shape:?} does not start with the batch size {n}"),
+        });
+    }
+    match select {
+        OutputSelect::Flatten => {
+            let d: usize = shape[1..].iter().product();
+            let owned = array.as_standard_layout().into_owned();
+            owned
+                .into_shape_with_order((n, d))
+                .map_err(|e| FeatureError::Model {
+                    model: label.to_owned(),
+                    detail: format!("cannot flatten output {shape:?}: {e}"),
+                })
+        }
+        OutputSelect::Token(t) => {
+            let a3 = array
+                .into_dimensionality::<Ix3>()
+                .map_err(|_| FeatureError::Model {
+                    model: label.to_owned(),
+                    detail: format!("token selection needs an output [N, T, D], found {shape:?}"),
+                })?;
+            if t >= a3.shape()[1] {
+                return Err(FeatureError::Model {
+                    model: label.to_owned(),
+                    detail: format!("token {t} out of range for output {shape:?}"),
+                });
+            }
+            Ok(a3.index_axis(Axis(1), t).to_owned())
+        }
+    }
+}
