@@ -1,0 +1,52 @@
+//! Dumps decoded or preprocessed pixels as `.npy`, for `tools/check_resize.py`.
+//!
+//! ```text
+//! preprocess_dump decode INPUT OUT.npy            # u8 [H, W, 3] as Pillow's convert('RGB')
+//! preprocess_dump preprocess INPUT MODE H W OUT.npy  # f32 [3, H, W], normalization Raw255 (clean,
+//!                                                    # legacy-tensorflow) or Unit (legacy-pytorch)
+//! ```
+//! `INPUT` is an image file, or a `.npy` holding u8 `[H, W, 3]` (pixels decoded elsewhere).
+use std::path::Path;
+
+use gen_metrics_features::decode::decode_file;
+use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, preprocess};
+use ndarray::Array3;
+use ndarray_npy::{read_npy, write_npy};
+
+fn load(input: &str) -> Result<Array3<u8>, Box<dyn std::error::Error>> {
+    if input.ends_with(".npy") {
+        return Ok(read_npy(input)?);
+    }
+    let img = decode_file(Path::new(input))?;
+    let (w, h) = img.dimensions();
+    Ok(Array3::from_shape_vec(
+        (h as usize, w as usize, 3),
+        img.into_raw(),
+    )?)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("decode") if args.len() == 3 => {
+            write_npy(&args[2], &load(&args[1])?)?;
+        }
+        Some("preprocess") if args.len() == 6 => {
+            let img = load(&args[1])?;
+            let mode = ResizeMode::from_name(&args[2]).ok_or("unknown mode")?;
+            let norm = if mode == ResizeMode::LegacyPytorch {
+                Normalization::Unit
+            } else {
+                Normalization::Raw255
+            };
+            let spec = ResizeSpec::new(mode, (args[3].parse()?, args[4].parse()?), norm);
+            write_npy(&args[5], &preprocess(img.view(), &spec)?)?;
+        }
+        _ => {
+            return Err(
+                "usage: preprocess_dump decode IN OUT.npy | preprocess IN MODE H W OUT.npy".into(),
+            );
+        }
+    }
+    Ok(())
+}
