@@ -31,3 +31,7 @@ pub mod source;
 pub mod torchscript;
 
 pub use error::FeatureError;
+pub use onnx::{
+    convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
+};
+pub use torchscript::{TorchScriptArchive, TorchScriptError};
