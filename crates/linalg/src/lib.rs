@@ -27,3 +27,5 @@ pub use error::LinalgError;
 // Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
 pub use stats::{GaussianAccumulator, GaussianStats};
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
+pub use kmeans::{KMeans, KMeansModel};
+pub use pca::Pca;
