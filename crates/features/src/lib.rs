@@ -35,3 +35,9 @@ pub use onnx::{
     convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
 };
 pub use torchscript::{TorchScriptArchive, TorchScriptError};
+pub use decode::{DecodeError, decode_bytes, decode_file};
+pub use resize::{
+    Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
+    preprocess_batch_f32, preprocess_f32, resize_plane,
+};
+pub use source::{Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError};

@@ -1,1 +1,1122 @@
-//! TODO(owner): see lib.rs
+//! Image sources: folders, zip archives, `.npy`/`.npz` arrays and in-memory
+//! batches, decoded and preprocessed in parallel into batches for inference.
+//!
+//! **Order.** Files of a folder or zip archive are the rows, in ascending
+//! order of their path relative to the root (zip: the entry name), compared
+//! as `/`-separated UTF-8 strings byte by byte — the order Python's
+//! `sorted()` gives clean-fid's file list. Array sources keep their row
+//! order.
+//!
+//! **Which files.** Extensions `png`, `jpg`, `jpeg`, `bmp`, `webp`, `tif`,
+//! `tiff`, case-insensitive; folders are walked recursively (symbolic links
+//! followed, each directory once). Names starting with `.` are skipped (files
+//! and directories, as Python's `glob`, which clean-fid uses), and so is a
+//! zip's `__MACOSX/` metadata folder. The content decides the format
+//! ([`crate::decode`]), the extension only selects the file.
+//!
+//! **Arrays.** `.npy` and `.npz` hold `uint8` images `[N, H, W, C]` (NHWC),
+//! `C` = 3 (RGB), 1 (gray, replicated) or 4 (RGBA, alpha dropped), or
+//! `[N, H, W]` (gray); C order only. In an `.npz` the array `arr_0` is used
+//! (ADM's reference batches), or the only array, or the one named. Other
+//! dtypes, layouts or shapes are refused with an error saying what was found.
+//!
+//! **Batches.** [`ImageSource::into_batches`] starts a producer thread that
+//! decodes and resizes each batch with rayon (in parallel over images) and
+//! hands finished batches through a bounded channel, so decoding of the next
+//! batches overlaps inference on the current one. With
+//! [`ErrorPolicy::Fail`] (the default) the first bad item (in row order) ends
+//! the iteration with an error naming it; with [`ErrorPolicy::Skip`] bad
+//! items are left out and counted ([`Batch::skipped`], [`Batches::skipped`]).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use ndarray::{Array3, Array4, ArrayView3, Axis};
+use rayon::prelude::*;
+
+use crate::decode::{DecodeError, decode_bytes, decode_file};
+use crate::resize::{ResizeError, ResizeSpec, ValueRange, preprocess, preprocess_f32};
+
+/// File extensions (lower case) a folder or zip source picks up.
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff"];
+
+/// Errors of image sources. Each names the file or item concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// An image file could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A file or folder could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A zip archive (or `.npz`) is unreadable.
+    #[error("{}: bad zip archive: {message}", path.display())]
+    Zip {
+        /// The archive.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A `.npy`/`.npz` array is not a `uint8` image array.
+    #[error("{}: {message}", path.display())]
+    Array {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (dtype, shape, layout, key).
+        message: String,
+    },
+    /// An in-memory batch has an unusable shape.
+    #[error("in-memory batch: {0}")]
+    Shape(String),
+    /// The path is neither a folder nor a `.zip`, `.npy` or `.npz` file.
+    #[error("{}: not a folder, .zip, .npy or .npz", path.display())]
+    UnknownKind {
+        /// The path.
+        path: PathBuf,
+    },
+    /// An item could not be preprocessed.
+    #[error("{name}: {source}")]
+    Resize {
+        /// The item.
+        name: String,
+        /// The underlying error.
+        #[source]
+        source: ResizeError,
+    },
+    /// A batch size of zero was requested.
+    #[error("batch size must be at least 1")]
+    BatchSize,
+    /// The producer thread stopped without a result (it panicked).
+    #[error("image producer thread failed: {0}")]
+    Producer(String),
+}
+
+/// What to do with an item that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ErrorPolicy {
+    /// Stop at the first bad item (in row order) with its error.
+    #[default]
+    Fail,
+    /// Leave bad items out, record them and go on.
+    Skip,
+}
+
+/// Options of [`ImageSource::into_batches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Images per batch (the last batch may be smaller). Default 64.
+    pub batch_size: usize,
+    /// Error policy. Default [`ErrorPolicy::Fail`].
+    pub policy: ErrorPolicy,
+    /// Finished batches buffered ahead of the consumer. Default 2.
+    pub prefetch: usize,
+    /// Threads for decoding and resizing; `None` uses rayon's global pool.
+    pub threads: Option<usize>,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            batch_size: 64,
+            policy: ErrorPolicy::Fail,
+            prefetch: 2,
+            threads: None,
+        }
+    }
+}
+
+impl BatchOptions {
+    /// Sets the batch size.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// Sets the error policy.
+    pub fn policy(mut self, p: ErrorPolicy) -> Self {
+        self.policy = p;
+        self
+    }
+    /// Sets how many finished batches may wait for the consumer.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n;
+        self
+    }
+    /// Uses a dedicated pool of `n` threads.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+}
+
+/// An item left out under [`ErrorPolicy::Skip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedItem {
+    /// Row index in the source.
+    pub index: usize,
+    /// Its name ([`ImageSource::name`]).
+    pub name: String,
+    /// The error, as text.
+    pub error: String,
+}
+
+/// One batch of network inputs.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[n, 3, height, width]`, preprocessed by the [`ResizeSpec`].
+    pub pixels: Array4<f32>,
+    /// Source row of each image.
+    pub indices: Vec<usize>,
+    /// Name of each image ([`ImageSource::name`]).
+    pub names: Vec<String>,
+    /// Items of this batch's row range left out (skip policy).
+    pub skipped: Vec<SkippedItem>,
+}
+
+/// A set of images, addressed by row `0..len()`.
+#[derive(Debug)]
+pub struct ImageSource {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Folder {
+        root: PathBuf,
+        files: Vec<String>,
+    },
+    Zip {
+        path: PathBuf,
+        archive: zip::ZipArchive<SharedFile>,
+        entries: Vec<(usize, String)>,
+    },
+    Array(NpyArray),
+    MemoryU8(Array4<u8>),
+    MemoryF32(Array4<f32>, ValueRange),
+}
+
+impl ImageSource {
+    /// Opens `path` by what it is: a folder, a `.zip`, a `.npy` or a `.npz`
+    /// (extension compared case-insensitively).
+    ///
+    /// # Errors
+    /// [`SourceError::UnknownKind`] or the errors of the specific opener.
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        if path.is_dir() {
+            return Self::folder(path);
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("zip") => Self::zip(path),
+            Some("npy") => Self::npy(path),
+            Some("npz") => Self::npz(path, None),
+            _ => {
+                if !path.exists() {
+                    return Err(SourceError::Io {
+                        path: path.to_path_buf(),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    });
+                }
+                Err(SourceError::UnknownKind {
+                    path: path.to_path_buf(),
+                })
+            }
+        }
+    }
+
+    /// All image files below `root` (module docs for the rules and order).
+    ///
+    /// # Errors
+    /// [`SourceError::Io`] if a directory cannot be listed.
+    pub fn folder(root: &Path) -> Result<Self, SourceError> {
+        let mut files = Vec::new();
+        let mut seen = HashSet::new();
+        walk(root, "", &mut files, &mut seen)?;
+        files.sort_unstable();
+        Ok(ImageSource {
+            kind: Kind::Folder {
+                root: root.to_path_buf(),
+                files,
+            },
+        })
+    }
+
+    /// All image entries of the zip archive `path` (module docs).
+    ///
+    /// # Errors
+    /// [`SourceError::Io`] / [`SourceError::Zip`].
+    pub fn zip(path: &Path) -> Result<Self, SourceError> {
+        let archive = open_zip(path)?;
+        let mut entries = Vec::new();
+        for i in 0..archive.len() {
+            let Some(name) = archive.name_for_index(i) else {
+                continue;
+            };
+            let name = name.map_err(|e| zip_err(path, e))?.into_owned();
+            if is_image_name(&name)
+                && !name
+                    .split('/')
+                    .any(|c| c == "__MACOSX" || c.starts_with('.'))
+            {
+                entries.push((i, name));
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        Ok(ImageSource {
+            kind: Kind::Zip {
+                path: path.to_path_buf(),
+                archive,
+                entries,
+            },
+        })
+    }
+
+    /// A `.npy` file of `uint8` images (module docs).
+    ///
+    /// # Errors
+    /// [`SourceError::Array`] for another dtype, Fortran order or a shape
+    /// that is not `[N, H, W, C]` / `[N, H, W]`.
+    pub fn npy(path: &Path) -> Result<Self, SourceError> {
+        let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+        let header = read_npy_header(&mut f).map_err(|m| arr_err(path, m))?;
+        let layout = ArrayLayout::from_header(&header).map_err(|m| arr_err(path, m))?;
+        Ok(ImageSource {
+            kind: Kind::Array(NpyArray {
+                path: path.to_path_buf(),
+                member: None,
+                layout,
+                data_offset: header.data_offset,
+            }),
+        })
+    }
+
+    /// A `.npz` file: the array `key`, else `arr_0`, else the only array.
+    ///
+    /// # Errors
+    /// As [`ImageSource::npy`], plus [`SourceError::Array`] when the key is
+    /// missing or ambiguous (the message lists the arrays).
+    pub fn npz(path: &Path, key: Option<&str>) -> Result<Self, SourceError> {
+        let mut archive = open_zip(path)?;
+        let names: Vec<String> = archive
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.into_owned()))
+            .filter(|n| n.ends_with(".npy"))
+            .collect();
+        let want = match key {
+            Some(k) => format!("{}.npy", k.trim_end_matches(".npy")),
+            None if names.iter().any(|n| n == "arr_0.npy") => "arr_0.npy".to_owned(),
+            None if names.len() == 1 => names[0].clone(),
+            None => {
+                return Err(arr_err(
+                    path,
+                    format!("no array `arr_0` and not exactly one array; arrays: {names:?}"),
+                ));
+            }
+        };
+        let index = archive.index_for_name(&want).ok_or_else(|| {
+            arr_err(
+                path,
+                format!(
+                    "no array `{}`; arrays: {names:?}",
+                    want.trim_end_matches(".npy")
+                ),
+            )
+        })?;
+        let mut entry = archive.by_index(index).map_err(|e| zip_err(path, e))?;
+        let header =
+            read_npy_header(&mut entry).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
+        let layout =
+            ArrayLayout::from_header(&header).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
+        drop(entry);
+        Ok(ImageSource {
+            kind: Kind::Array(NpyArray {
+                path: path.to_path_buf(),
+                member: Some((archive, index)),
+                layout,
+                data_offset: header.data_offset,
+            }),
+        })
+    }
+
+    /// An in-memory batch of 8-bit RGB images `[N, H, W, 3]` (NHWC).
+    ///
+    /// # Errors
+    /// [`SourceError::Shape`] unless the last axis has 3 channels and the
+    /// images are not empty.
+    pub fn from_u8_nhwc(images: Array4<u8>) -> Result<Self, SourceError> {
+        let (_, h, w, c) = images.dim();
+        if c != 3 || h == 0 || w == 0 {
+            return Err(SourceError::Shape(format!(
+                "expected [N, H, W, 3] uint8 with H, W > 0, got {:?}",
+                images.shape()
+            )));
+        }
+        Ok(ImageSource {
+            kind: Kind::MemoryU8(images),
+        })
+    }
+
+    /// An in-memory batch of float images `[N, 3, H, W]` (NCHW) with values
+    /// in `range` (resized as floats, never quantised: see [`ValueRange`]).
+    ///
+    /// # Errors
+    /// [`SourceError::Shape`] unless the channel axis has 3 channels and the
+    /// images are not empty.
+    pub fn from_f32_nchw(images: Array4<f32>, range: ValueRange) -> Result<Self, SourceError> {
+        let (_, c, h, w) = images.dim();
+        if c != 3 || h == 0 || w == 0 {
+            return Err(SourceError::Shape(format!(
+                "expected [N, 3, H, W] float32 with H, W > 0, got {:?}",
+                images.shape()
+            )));
+        }
+        Ok(ImageSource {
+            kind: Kind::MemoryF32(images, range),
+        })
+    }
+
+    /// Number of images (rows).
+    pub fn len(&self) -> usize {
+        match &self.kind {
+            Kind::Folder { files, .. } => files.len(),
+            Kind::Zip { entries, .. } => entries.len(),
+            Kind::Array(a) => a.layout.n,
+            Kind::MemoryU8(a) => a.len_of(Axis(0)),
+            Kind::MemoryF32(a, _) => a.len_of(Axis(0)),
+        }
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Name of row `i`: the relative path (folder), the entry name (zip), or
+    /// `FILE[i]` (arrays, `[i]` for in-memory batches).
+    pub fn name(&self, i: usize) -> String {
+        match &self.kind {
+            Kind::Folder { files, .. } => files.get(i).cloned().unwrap_or_default(),
+            Kind::Zip { entries, .. } => entries.get(i).map(|e| e.1.clone()).unwrap_or_default(),
+            Kind::Array(a) => format!("{}[{i}]", a.path.display()),
+            Kind::MemoryU8(_) | Kind::MemoryF32(..) => format!("[{i}]"),
+        }
+    }
+
+    /// Names of all rows, in row order.
+    pub fn names(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.name(i)).collect()
+    }
+
+    /// The 8-bit RGB pixels `[H, W, 3]` of row `i` (decoded as Pillow's
+    /// `convert('RGB')`). For a float in-memory source this is an error:
+    /// its pixels are not 8-bit.
+    ///
+    /// # Errors
+    /// Decode or read errors naming the item; [`SourceError::Shape`] for an
+    /// index out of range or a float source.
+    pub fn load_u8(&self, i: usize) -> Result<Array3<u8>, SourceError> {
+        if i >= self.len() {
+            return Err(SourceError::Shape(format!(
+                "row {i} out of range (len {})",
+                self.len()
+            )));
+        }
+        match &self.kind {
+            Kind::Folder { root, files } => rgb_to_array(decode_file(&root.join(&files[i]))?),
+            Kind::Zip {
+                path,
+                archive,
+                entries,
+            } => {
+                let bytes = read_zip_entry(path, &mut archive.clone(), entries[i].0)?;
+                rgb_to_array(decode_bytes(&bytes, Path::new(&entries[i].1))?)
+            }
+            Kind::Array(a) => {
+                let item = a.layout.item_bytes();
+                a.with_stream(|stream| {
+                    skip_bytes(stream, (i * item) as u64)?;
+                    let mut buf = vec![0u8; item];
+                    stream.read_exact(&mut buf)?;
+                    Ok(a.layout.rgb_item(&buf))
+                })?
+                .map_err(|e| io_err(&a.path, e))
+            }
+            Kind::MemoryU8(a) => Ok(a.index_axis(Axis(0), i).to_owned()),
+            Kind::MemoryF32(..) => Err(SourceError::Shape(
+                "float images have no 8-bit pixels".to_owned(),
+            )),
+        }
+    }
+
+    /// Starts decoding and preprocessing into batches on a producer thread
+    /// (module docs); iterate the returned [`Batches`].
+    ///
+    /// # Errors
+    /// [`SourceError::BatchSize`] for a zero batch size.
+    pub fn into_batches(
+        self,
+        spec: ResizeSpec,
+        options: BatchOptions,
+    ) -> Result<Batches, SourceError> {
+        if options.batch_size == 0 {
+            return Err(SourceError::BatchSize);
+        }
+        let source = Arc::new(self);
+        let (tx, rx) = sync_channel(options.prefetch.max(1));
+        let skipped = Arc::new(Mutex::new(Vec::new()));
+        let skipped_producer = Arc::clone(&skipped);
+        let handle = std::thread::Builder::new()
+            .name("gen-metrics-images".to_owned())
+            .spawn(move || produce(&source, &spec, options, &tx, &skipped_producer))
+            .map_err(|e| SourceError::Producer(e.to_string()))?;
+        Ok(Batches {
+            rx: Some(rx),
+            handle: Some(handle),
+            skipped,
+            done: false,
+        })
+    }
+
+    /// Preprocesses every image into one array `[N, 3, H, W]` (convenience
+    /// for small sets; large sets should stream with [`into_batches`]).
+    ///
+    /// [`into_batches`]: ImageSource::into_batches
+    ///
+    /// # Errors
+    /// As [`into_batches`](ImageSource::into_batches) and its items.
+    pub fn preprocess_all(
+        self,
+        spec: ResizeSpec,
+        options: BatchOptions,
+    ) -> Result<(Array4<f32>, Vec<SkippedItem>), SourceError> {
+        let mut parts = Vec::new();
+        let mut batches = self.into_batches(spec, options)?;
+        for b in &mut batches {
+            parts.push(b?.pixels);
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let all = if views.is_empty() {
+            Array4::zeros((0, 3, spec.height, spec.width))
+        } else {
+            ndarray::concatenate(Axis(0), &views).map_err(|e| SourceError::Shape(e.to_string()))?
+        };
+        Ok((all, batches.skipped()))
+    }
+}
+
+/// The iterator of batches; dropping it stops the producer.
+#[derive(Debug)]
+pub struct Batches {
+    rx: Option<Receiver<Result<Batch, SourceError>>>,
+    handle: Option<JoinHandle<()>>,
+    skipped: Arc<Mutex<Vec<SkippedItem>>>,
+    done: bool,
+}
+
+impl Batches {
+    /// Items left out so far (skip policy), in row order.
+    pub fn skipped(&self) -> Vec<SkippedItem> {
+        match self.skipped.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn finish(&mut self) -> Option<SourceError> {
+        self.done = true;
+        self.rx = None;
+        if let Some(h) = self.handle.take()
+            && let Err(panic) = h.join()
+        {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_owned());
+            return Some(SourceError::Producer(msg));
+        }
+        None
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let received = self.rx.as_ref().and_then(|rx| rx.recv().ok());
+        match received {
+            Some(Ok(b)) => Some(Ok(b)),
+            Some(Err(e)) => {
+                let _ = self.finish();
+                Some(Err(e))
+            }
+            None => self.finish().map(Err),
+        }
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the receiver makes the producer's next send fail, so it
+        // stops after at most the batch it is working on.
+        self.rx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Producer
+// ---------------------------------------------------------------------------
+
+fn produce(
+    source: &ImageSource,
+    spec: &ResizeSpec,
+    options: BatchOptions,
+    tx: &SyncSender<Result<Batch, SourceError>>,
+    skipped: &Mutex<Vec<SkippedItem>>,
+) {
+    let pool = match options.threads {
+        Some(n) => match rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let _ = tx.send(Err(SourceError::Producer(e.to_string())));
+                return;
+            }
+        },
+        None => None,
+    };
+    let run = || produce_in_pool(source, spec, options, tx, skipped);
+    match pool {
+        Some(p) => p.install(run),
+        None => run(),
+    }
+}
+
+fn produce_in_pool(
+    source: &ImageSource,
+    spec: &ResizeSpec,
+    options: BatchOptions,
+    tx: &SyncSender<Result<Batch, SourceError>>,
+    skipped: &Mutex<Vec<SkippedItem>>,
+) {
+    // Array sources are read as one sequential stream (a deflated .npz
+    // member cannot be addressed otherwise); other kinds address items.
+    let outcome = match &source.kind {
+        Kind::Array(a) => {
+            a.with_stream(|s| produce_loop(source, spec, options, tx, skipped, Some(s)))
+        }
+        _ => {
+            produce_loop(source, spec, options, tx, skipped, None);
+            Ok(())
+        }
+    };
+    if let Err(e) = outcome {
+        let _ = tx.send(Err(e));
+    }
+}
+
+fn produce_loop(
+    source: &ImageSource,
+    spec: &ResizeSpec,
+    options: BatchOptions,
+    tx: &SyncSender<Result<Batch, SourceError>>,
+    skipped: &Mutex<Vec<SkippedItem>>,
+    mut stream: Option<&mut dyn Read>,
+) {
+    let n = source.len();
+    let bs = options.batch_size;
+    let mut start = 0;
+    while start < n {
+        let end = (start + bs).min(n);
+        let results: Vec<Result<Array3<f32>, SourceError>> = match (&source.kind, stream.as_mut()) {
+            (Kind::Array(a), Some(s)) => {
+                let item = a.layout.item_bytes();
+                let mut buf = vec![0u8; item * (end - start)];
+                if let Err(e) = s.read_exact(&mut buf) {
+                    let _ = tx.send(Err(io_err(&a.path, e)));
+                    return;
+                }
+                buf.par_chunks(item)
+                    .enumerate()
+                    .map(|(j, bytes)| {
+                        let rgb = a.layout.rgb_item(bytes);
+                        preprocess(rgb.view(), spec).map_err(|e| SourceError::Resize {
+                            name: source.name(start + j),
+                            source: e,
+                        })
+                    })
+                    .collect()
+            }
+            _ => (start..end)
+                .into_par_iter()
+                .map_init(
+                    || match &source.kind {
+                        Kind::Zip { archive, .. } => Some(archive.clone()),
+                        _ => None,
+                    },
+                    |zip, i| load_preprocessed(source, zip.as_mut(), i, spec),
+                )
+                .collect(),
+        };
+        let mut kept = Vec::with_capacity(results.len());
+        let mut batch_skipped = Vec::new();
+        for (j, r) in results.into_iter().enumerate() {
+            let i = start + j;
+            match r {
+                Ok(x) => kept.push((i, x)),
+                Err(e) if options.policy == ErrorPolicy::Skip => batch_skipped.push(SkippedItem {
+                    index: i,
+                    name: source.name(i),
+                    error: e.to_string(),
+                }),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !batch_skipped.is_empty() {
+            match skipped.lock() {
+                Ok(mut g) => g.extend(batch_skipped.iter().cloned()),
+                Err(poisoned) => poisoned.into_inner().extend(batch_skipped.iter().cloned()),
+            }
+        }
+        start = end;
+        if kept.is_empty() {
+            continue;
+        }
+        let mut pixels = Array4::<f32>::zeros((kept.len(), 3, spec.height, spec.width));
+        for (mut dst, (_, x)) in pixels.axis_iter_mut(Axis(0)).zip(&kept) {
+            dst.assign(x);
+        }
+        let batch = Batch {
+            pixels,
+            names: kept.iter().map(|(i, _)| source.name(*i)).collect(),
+            indices: kept.into_iter().map(|(i, _)| i).collect(),
+            skipped: batch_skipped,
+        };
+        if tx.send(Ok(batch)).is_err() {
+            return; // consumer gone
+        }
+    }
+}
+
+fn load_preprocessed(
+    source: &ImageSource,
+    zip: Option<&mut zip::ZipArchive<SharedFile>>,
+    i: usize,
+    spec: &ResizeSpec,
+) -> Result<Array3<f32>, SourceError> {
+    let resize_err = |e| SourceError::Resize {
+        name: source.name(i),
+        source: e,
+    };
+    match &source.kind {
+        Kind::Folder { root, files } => {
+            let img = decode_file(&root.join(&files[i]))?;
+            preprocess(rgb_view(&img), spec).map_err(resize_err)
+        }
+        Kind::Zip {
+            path,
+            entries,
+            archive,
+        } => {
+            let mut own;
+            let ar = match zip {
+                Some(z) => z,
+                None => {
+                    own = archive.clone();
+                    &mut own
+                }
+            };
+            let bytes = read_zip_entry(path, ar, entries[i].0)?;
+            let img = decode_bytes(&bytes, Path::new(&entries[i].1))?;
+            preprocess(rgb_view(&img), spec).map_err(resize_err)
+        }
+        Kind::MemoryU8(a) => preprocess(a.index_axis(Axis(0), i), spec).map_err(resize_err),
+        Kind::MemoryF32(a, range) => {
+            preprocess_f32(a.index_axis(Axis(0), i), *range, spec).map_err(resize_err)
+        }
+        Kind::Array(_) => {
+            let x = source.load_u8(i)?;
+            preprocess(x.view(), spec).map_err(resize_err)
+        }
+    }
+}
+
+fn rgb_view(img: &image::RgbImage) -> ArrayView3<'_, u8> {
+    let (w, h) = img.dimensions();
+    // An RgbImage holds exactly h * w * 3 samples, so the shape always fits.
+    match ArrayView3::from_shape((h as usize, w as usize, 3), img.as_raw().as_slice()) {
+        Ok(v) => v,
+        Err(_) => unreachable!("RgbImage buffer is h*w*3"),
+    }
+}
+
+fn rgb_to_array(img: image::RgbImage) -> Result<Array3<u8>, SourceError> {
+    let (w, h) = img.dimensions();
+    Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())
+        .map_err(|e| SourceError::Shape(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// Folders
+// ---------------------------------------------------------------------------
+
+fn is_image_name(name: &str) -> bool {
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let ext = ext.to_ascii_lowercase();
+    !name.ends_with('/') && IMAGE_EXTENSIONS.contains(&ext.as_str())
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    out: &mut Vec<String>,
+    seen: &mut HashSet<PathBuf>,
+) -> Result<(), SourceError> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| io_err(dir, e))?;
+    if !seen.insert(canonical) {
+        return Ok(()); // a symbolic-link loop or a directory linked twice
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        // `metadata` follows symbolic links; a dangling link is skipped.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk(&path, &child_rel, out, seen)?;
+        } else if meta.is_file() && is_image_name(&name) {
+            out.push(child_rel);
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Zip archives
+// ---------------------------------------------------------------------------
+
+/// A file handle that reads at its own position (`pread`), so clones can be
+/// used from several threads at once without sharing a seek offset.
+#[derive(Debug, Clone)]
+struct SharedFile {
+    file: Arc<File>,
+    pos: u64,
+    len: u64,
+}
+
+impl SharedFile {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(SharedFile {
+            file: Arc::new(file),
+            pos: 0,
+            len,
+        })
+    }
+}
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SharedFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before start",
+            )),
+        }
+    }
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<SharedFile>, SourceError> {
+    let f = SharedFile::open(path).map_err(|e| io_err(path, e))?;
+    zip::ZipArchive::new(f).map_err(|e| zip_err(path, e))
+}
+
+fn read_zip_entry(
+    path: &Path,
+    archive: &mut zip::ZipArchive<SharedFile>,
+    index: usize,
+) -> Result<Vec<u8>, SourceError> {
+    let mut entry = archive.by_index(index).map_err(|e| zip_err(path, e))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 28));
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| zip_err(path, format!("{}: {e}", entry.name().unwrap_or_default())))?;
+    Ok(bytes)
+}
+
+// ---------------------------------------------------------------------------
+// .npy / .npz
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct NpyHeader {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+    /// Bytes from the start of the stream to the data.
+    data_offset: u64,
+}
+
+/// Parses the `.npy` header (format versions 1.0, 2.0, 3.0) from `r`, leaving
+/// `r` at the first data byte.
+fn read_npy_header(r: &mut impl Read) -> Result<NpyHeader, String> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)
+        .map_err(|e| format!("not a .npy file ({e})"))?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (bad magic)".to_owned());
+    }
+    let (len, prefix) = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            (u16::from_le_bytes(b) as usize, 10)
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(|e| e.to_string())?;
+            (u32::from_le_bytes(b) as usize, 12)
+        }
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    if len > 1 << 20 {
+        return Err(format!("implausible .npy header length {len}"));
+    }
+    let mut text = vec![0u8; len];
+    r.read_exact(&mut text)
+        .map_err(|e| format!("truncated .npy header ({e})"))?;
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let descr = dict_value(&text, "descr")
+        .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned())
+        .ok_or_else(|| format!("no 'descr' in .npy header {text:?}"))?;
+    let fortran_order = dict_value(&text, "fortran_order")
+        .map(|v| v == "True")
+        .ok_or_else(|| format!("no 'fortran_order' in .npy header {text:?}"))?;
+    let shape_txt =
+        dict_value(&text, "shape").ok_or_else(|| format!("no 'shape' in .npy header {text:?}"))?;
+    let shape = shape_txt
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape {shape_txt:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NpyHeader {
+        descr,
+        fortran_order,
+        shape,
+        data_offset: (prefix + len) as u64,
+    })
+}
+
+/// The raw text of `'key': value` in a Python dict literal (values here are
+/// a quoted string, `True`/`False` or a tuple).
+fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text
+        .find(&format!("'{key}'"))
+        .or_else(|| text.find(&format!("\"{key}\"")))?;
+    let rest = text[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let end = if rest.starts_with('(') {
+        rest.find(')')? + 1
+    } else if let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
+        rest[1..].find(q)? + 2
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
+    Some(rest[..end].trim())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ArrayLayout {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+impl ArrayLayout {
+    fn from_header(h: &NpyHeader) -> Result<Self, String> {
+        if !matches!(h.descr.as_str(), "|u1" | "<u1" | ">u1" | "u1" | "=u1" | "B") {
+            return Err(format!(
+                "expected a uint8 image array (dtype '|u1'), got dtype {:?} with shape {:?}; \
+                 convert with (x * 255).round().clip(0, 255).astype(np.uint8) if it holds floats in [0, 1]",
+                h.descr, h.shape
+            ));
+        }
+        if h.fortran_order {
+            return Err(format!(
+                "Fortran-ordered array (shape {:?}): save it in C order",
+                h.shape
+            ));
+        }
+        let (n, hh, ww, c) = match h.shape[..] {
+            [n, hh, ww, c] => (n, hh, ww, c),
+            [n, hh, ww] => (n, hh, ww, 1),
+            _ => {
+                return Err(format!(
+                    "expected images [N, H, W, C] or [N, H, W], got shape {:?}",
+                    h.shape
+                ));
+            }
+        };
+        if !matches!(c, 1 | 3 | 4) {
+            let hint = if h.shape.len() == 4 && matches!(h.shape[1], 1 | 3 | 4) {
+                " (this looks like NCHW: transpose to NHWC with x.transpose(0, 2, 3, 1))"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "expected NHWC with C in 1, 3, 4, got shape {:?}{hint}",
+                h.shape
+            ));
+        }
+        if hh == 0 || ww == 0 {
+            return Err(format!("empty images in shape {:?}", h.shape));
+        }
+        Ok(ArrayLayout { n, h: hh, w: ww, c })
+    }
+
+    fn item_bytes(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// One item's bytes to RGB `[H, W, 3]`: gray replicated, alpha dropped
+    /// (Pillow's `convert('RGB')` of `L` / `RGBA`).
+    fn rgb_item(&self, bytes: &[u8]) -> Array3<u8> {
+        let c = self.c;
+        Array3::from_shape_fn((self.h, self.w, 3), |(y, x, ch)| {
+            let p = (y * self.w + x) * c;
+            if c == 1 { bytes[p] } else { bytes[p + ch] }
+        })
+    }
+}
+
+#[derive(Debug)]
+struct NpyArray {
+    path: PathBuf,
+    /// For `.npz`: the archive and the member's index.
+    member: Option<(zip::ZipArchive<SharedFile>, usize)>,
+    layout: ArrayLayout,
+    data_offset: u64,
+}
+
+impl NpyArray {
+    /// Runs `f` with a reader positioned at the first data byte (a `.npz`
+    /// member is streamed through its decompressor, never loaded whole).
+    fn with_stream<T>(&self, f: impl FnOnce(&mut dyn Read) -> T) -> Result<T, SourceError> {
+        match &self.member {
+            None => {
+                let mut file = SharedFile::open(&self.path).map_err(|e| io_err(&self.path, e))?;
+                file.seek(SeekFrom::Start(self.data_offset))
+                    .map_err(|e| io_err(&self.path, e))?;
+                let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+                Ok(f(&mut r))
+            }
+            Some((archive, index)) => {
+                let mut archive = archive.clone();
+                let entry = archive
+                    .by_index(*index)
+                    .map_err(|e| zip_err(&self.path, e))?;
+                let mut r = std::io::BufReader::with_capacity(1 << 20, entry);
+                skip_bytes(&mut r, self.data_offset).map_err(|e| io_err(&self.path, e))?;
+                Ok(f(&mut r))
+            }
+        }
+    }
+}
+
+fn skip_bytes(r: &mut (impl Read + ?Sized), n: u64) -> std::io::Result<()> {
+    let copied = std::io::copy(&mut r.take(n), &mut std::io::sink())?;
+    if copied != n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "array data is truncated",
+        ));
+    }
+    Ok(())
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> SourceError {
+    SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn zip_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Zip {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn arr_err(path: &Path, message: String) -> SourceError {
+    SourceError::Array {
+        path: path.to_path_buf(),
+        message,
+    }
+}

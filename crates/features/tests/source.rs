@@ -1,0 +1,250 @@
+//! Image sources: file selection and order, zip/npy/npz/in-memory agreement,
+//! error policies and batching.
+use std::io::Write;
+use std::path::Path;
+
+use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange, preprocess};
+use gen_metrics_features::source::{BatchOptions, ErrorPolicy, ImageSource, SourceError};
+use ndarray::{Array3, Array4, Axis};
+
+fn pattern(i: usize, h: usize, w: usize) -> Array3<u8> {
+    Array3::from_shape_fn((h, w, 3), |(y, x, c)| {
+        ((i * 37 + y * 11 + x * 3 + c * 80) % 256) as u8
+    })
+}
+
+fn save_png(path: &Path, a: &Array3<u8>) {
+    let (h, w, _) = a.dim();
+    let img = image::RgbImage::from_raw(w as u32, h as u32, a.iter().copied().collect()).unwrap();
+    img.save_with_format(path, image::ImageFormat::Png).unwrap();
+}
+
+fn spec() -> ResizeSpec {
+    ResizeSpec::new(ResizeMode::Clean, (8, 6), Normalization::Centered128)
+}
+
+/// (relative name, image) in the order the source must give them.
+fn make_folder(root: &Path) -> Vec<(String, Array3<u8>)> {
+    std::fs::create_dir_all(root.join("b/sub")).unwrap();
+    std::fs::create_dir_all(root.join(".hidden")).unwrap();
+    let names = ["a.png", "b/sub/z.PNG", "b/x.png", "b.png", "c.Png"];
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let a = pattern(i, 5 + i, 7);
+        save_png(&root.join(n), &a);
+        out.push((n.to_string(), a));
+    }
+    // Not picked up: hidden file, hidden folder, other extension.
+    save_png(&root.join(".skip.png"), &pattern(9, 4, 4));
+    save_png(&root.join(".hidden/in.png"), &pattern(9, 4, 4));
+    std::fs::write(root.join("notes.txt"), b"hello").unwrap();
+    // Byte order of '/'-joined relative paths: "a.png" < "b.png" < "b/sub/z.PNG" < "b/x.png" < "c.Png".
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn collect(src: ImageSource, opts: BatchOptions) -> (Vec<String>, Array4<f32>) {
+    let mut names = Vec::new();
+    let mut parts = Vec::new();
+    for b in src.into_batches(spec(), opts).unwrap() {
+        let b = b.unwrap();
+        names.extend(b.names);
+        parts.push(b.pixels);
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    (names, ndarray::concatenate(Axis(0), &views).unwrap())
+}
+
+#[test]
+fn folder_order_selection_and_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = make_folder(dir.path());
+    let src = ImageSource::open(dir.path()).unwrap();
+    let names: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
+    assert_eq!(src.names(), names);
+    assert_eq!(names, ["a.png", "b.png", "b/sub/z.PNG", "b/x.png", "c.Png"]);
+    for (i, (_, a)) in want.iter().enumerate() {
+        assert_eq!(&src.load_u8(i).unwrap(), a);
+    }
+    let (got_names, px) = collect(src, BatchOptions::default().batch_size(2));
+    assert_eq!(got_names, names);
+    for (i, (_, a)) in want.iter().enumerate() {
+        assert_eq!(
+            px.index_axis(Axis(0), i),
+            preprocess(a.view(), &spec()).unwrap()
+        );
+    }
+}
+
+#[test]
+fn zip_matches_folder_and_skips_macos_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = make_folder(&dir.path().join("imgs"));
+    let zpath = dir.path().join("imgs.zip");
+    let mut zw = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    // Written in reverse to check that the order comes from the names.
+    for (n, _) in want.iter().rev() {
+        zw.start_file(n.as_str(), opts).unwrap();
+        zw.write_all(&std::fs::read(dir.path().join("imgs").join(n)).unwrap())
+            .unwrap();
+    }
+    zw.start_file("__MACOSX/._a.png", opts).unwrap();
+    zw.write_all(b"junk").unwrap();
+    zw.add_directory("empty/", opts).unwrap();
+    zw.finish().unwrap();
+    let src = ImageSource::open(&zpath).unwrap();
+    assert_eq!(
+        src.names(),
+        want.iter().map(|w| w.0.clone()).collect::<Vec<_>>()
+    );
+    let (_, from_zip) = collect(src, BatchOptions::default().batch_size(3).threads(2));
+    let (_, from_dir) = collect(
+        ImageSource::folder(&dir.path().join("imgs")).unwrap(),
+        BatchOptions::default(),
+    );
+    assert_eq!(from_zip, from_dir);
+}
+
+#[test]
+fn npy_npz_and_memory_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = Array4::from_shape_fn((7, 9, 10, 3), |(n, y, x, c)| {
+        ((n * 53 + y * 7 + x * 13 + c * 70) % 256) as u8
+    });
+    let npy = dir.path().join("a.npy");
+    ndarray_npy::write_npy(&npy, &imgs).unwrap();
+    let npz = dir.path().join("b.npz");
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&npz).unwrap());
+    w.add_array("arr_0", &imgs).unwrap();
+    w.add_array("labels", &ndarray::Array1::<i64>::zeros(7))
+        .unwrap();
+    w.finish().unwrap();
+    let npzc = dir.path().join("c.npz");
+    let mut w = ndarray_npy::NpzWriter::new_compressed(std::fs::File::create(&npzc).unwrap());
+    w.add_array("images", &imgs).unwrap();
+    w.finish().unwrap();
+
+    let reference = collect(
+        ImageSource::from_u8_nhwc(imgs.clone()).unwrap(),
+        BatchOptions::default(),
+    )
+    .1;
+    for src in [
+        ImageSource::open(&npy).unwrap(),
+        ImageSource::open(&npz).unwrap(),
+        ImageSource::open(&npzc).unwrap(),
+    ] {
+        assert_eq!(src.len(), 7);
+        assert_eq!(src.load_u8(4).unwrap(), imgs.index_axis(Axis(0), 4));
+        let (_, px) = collect(src, BatchOptions::default().batch_size(3));
+        assert_eq!(px, reference);
+    }
+    // The float path on the same pixels gives the same input.
+    let f = imgs
+        .mapv(f32::from)
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .to_owned();
+    let (_, px) = collect(
+        ImageSource::from_f32_nchw(f, ValueRange::Byte).unwrap(),
+        BatchOptions::default(),
+    );
+    assert_eq!(px, reference);
+}
+
+#[test]
+fn array_dtype_and_shape_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f.npy");
+    ndarray_npy::write_npy(&p, &Array4::<f32>::zeros((2, 4, 4, 3))).unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("uint8") && e.contains("<f4") && e.contains("f.npy"),
+        "{e}"
+    );
+    let p = dir.path().join("nchw.npy");
+    ndarray_npy::write_npy(&p, &Array4::<u8>::zeros((2, 3, 8, 8))).unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(e.contains("NCHW"), "{e}");
+    let p = dir.path().join("two.npz");
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).unwrap());
+    w.add_array("x", &Array4::<u8>::zeros((1, 2, 2, 3)))
+        .unwrap();
+    w.add_array("y", &Array4::<u8>::zeros((1, 2, 2, 3)))
+        .unwrap();
+    w.finish().unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(e.contains("arr_0") && e.contains("x.npy"), "{e}");
+    assert_eq!(ImageSource::npz(&p, Some("y")).unwrap().len(), 1);
+    assert!(ImageSource::from_u8_nhwc(Array4::zeros((1, 3, 4, 4))).is_err());
+}
+
+#[test]
+fn bad_files_fail_by_default_and_are_counted_when_skipping() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        save_png(&dir.path().join(format!("{i}.png")), &pattern(i, 6, 6));
+    }
+    // Truncated PNG and an empty file.
+    let good = std::fs::read(dir.path().join("1.png")).unwrap();
+    std::fs::write(dir.path().join("1.png"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("3.png"), b"").unwrap();
+
+    let mut it = ImageSource::folder(dir.path())
+        .unwrap()
+        .into_batches(spec(), BatchOptions::default().batch_size(2))
+        .unwrap();
+    let first = it.next().unwrap();
+    let err = first.unwrap_err();
+    assert!(matches!(err, SourceError::Decode(_)));
+    assert!(err.to_string().contains("1.png"), "{err}");
+    assert!(it.next().is_none());
+
+    let mut it = ImageSource::folder(dir.path())
+        .unwrap()
+        .into_batches(
+            spec(),
+            BatchOptions::default()
+                .batch_size(2)
+                .policy(ErrorPolicy::Skip),
+        )
+        .unwrap();
+    let mut indices = Vec::new();
+    for b in &mut it {
+        indices.extend(b.unwrap().indices);
+    }
+    assert_eq!(indices, [0, 2, 4]);
+    let skipped = it.skipped();
+    assert_eq!(
+        skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["1.png", "3.png"]
+    );
+    assert!(skipped[1].error.contains("empty"), "{}", skipped[1].error);
+}
+
+#[test]
+fn batch_sizes_and_early_drop() {
+    let imgs = Array4::from_shape_fn((7, 4, 4, 3), |(n, ..)| n as u8);
+    let sizes: Vec<usize> = ImageSource::from_u8_nhwc(imgs.clone())
+        .unwrap()
+        .into_batches(spec(), BatchOptions::default().batch_size(3))
+        .unwrap()
+        .map(|b| b.unwrap().pixels.len_of(Axis(0)))
+        .collect();
+    assert_eq!(sizes, [3, 3, 1]);
+    // Dropping the iterator early stops the producer without hanging.
+    let mut it = ImageSource::from_u8_nhwc(imgs)
+        .unwrap()
+        .into_batches(spec(), BatchOptions::default().batch_size(1).prefetch(1))
+        .unwrap();
+    assert!(it.next().unwrap().is_ok());
+    drop(it);
+    assert!(matches!(
+        ImageSource::from_u8_nhwc(Array4::zeros((1, 2, 2, 3)))
+            .unwrap()
+            .into_batches(spec(), BatchOptions::default().batch_size(0)),
+        Err(SourceError::BatchSize)
+    ));
+}
