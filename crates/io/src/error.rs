@@ -7,13 +7,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum IoError {
     /// The operating system refused (missing file, permissions, disk full).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Os {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The file is not a readable `.npy` (bad magic, bad header, truncated data,
     /// extra bytes, unsupported dtype).

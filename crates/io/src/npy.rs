@@ -196,7 +196,7 @@ pub fn write_features(
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
     std::fs::read(path).map_err(|source| IoError::Os {
         path: path.to_owned(),
-        source,
+        error: source,
     })
 }
 
@@ -209,7 +209,7 @@ pub(crate) fn write_atomic(
 ) -> Result<(), IoError> {
     let os = |source| IoError::Os {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     if !overwrite && path.exists() {
         return Err(IoError::WouldOverwrite {

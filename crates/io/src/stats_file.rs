@@ -15,8 +15,8 @@
 use std::io::{Cursor, Read};
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 use gen_metrics_linalg::GaussianStats;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 use ndarray_npy::NpzWriter;
 
 use crate::IoError;
@@ -48,7 +48,11 @@ impl StatisticsFile {
     /// The main (`mu`, `sigma`) statistics as [`GaussianStats`]. The files do
     /// not record how many samples they came from, so `n` is 0 ("unknown").
     pub fn gaussian(&self) -> GaussianStats {
-        GaussianStats { mean: self.mu.clone(), cov: self.sigma.clone(), n: 0 }
+        GaussianStats {
+            mean: self.mu.clone(),
+            cov: self.sigma.clone(),
+            n: 0,
+        }
     }
 }
 
@@ -251,7 +255,7 @@ pub fn write_statistics(
             .and_then(|_| npz.finish().map(|_| ()));
         written.map_err(|e| IoError::Os {
             path: path.to_owned(),
-            source: err(e),
+            error: err(e),
         })?;
     }
     let bytes = buffer.into_inner();
