@@ -176,7 +176,7 @@ fn chi2_sf(x: f64, k: f64) -> Result<f64, RankingError> {
 /// ```
 /// `g_ij = z_iᵀ z_j` with `z_i = L⁻¹(x_i − x̄)`, `S = L Lᵀ` (Cholesky, faer).
 /// `b₁` is summed block by block over rows of `Z Zᵀ` (never storing the
-/// `N × N` matrix, `O(N² D)`), or, when `D ≤ 256` and `N > 2D²`, from the
+/// `N × N` matrix; upper block triangle only, `N² D / 2` multiply-adds), or, when `D ≤ 256` and `N > 2D²`, from the
 /// symmetric third-moment tensor `b₁ = Σ_{abc} (1/N Σ_i z_ia z_ib z_ic)²`
 /// (`O(N D³/6)`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -316,6 +316,8 @@ pub fn mardia(x: ArrayView2<'_, f64>, route: MardiaRoute) -> Result<MardiaTest, 
 }
 
 /// `(1/N²) Σ_ij (z_iᵀ z_j)³` by row blocks of `Z Zᵀ` (`zt` is `Zᵀ`, D × N).
+/// Only the upper block triangle is formed: block `[i0, i1)` is multiplied by
+/// columns `[i0, N)`; its own square counts once, the rest twice (symmetry).
 fn b1_gram(zt: &Mat<f64>, n: usize, _d: usize) -> f64 {
     // About 2^21 Gram entries (16 MiB) per block.
     let block = ((1usize << 21) / n).clamp(1, n);
@@ -324,23 +326,30 @@ fn b1_gram(zt: &Mat<f64>, n: usize, _d: usize) -> f64 {
         .par_iter()
         .map(|&i0| {
             let i1 = (i0 + block).min(n);
-            let mut g = Mat::<f64>::zeros(i1 - i0, n);
+            let rows = i1 - i0;
+            let mut g = Mat::<f64>::zeros(rows, n - i0);
             matmul(
                 g.as_mut(),
                 Accum::Replace,
-                zt.as_ref().subcols(i0, i1 - i0).transpose(),
-                zt.as_ref(),
+                zt.as_ref().subcols(i0, rows).transpose(),
+                zt.as_ref().subcols(i0, n - i0),
                 1.0,
                 Par::Seq,
             );
-            let mut s = 0.0;
-            for j in 0..n {
-                for i in 0..i1 - i0 {
+            let (mut own, mut rest) = (0.0, 0.0);
+            for j in 0..n - i0 {
+                let mut s = 0.0;
+                for i in 0..rows {
                     let v = g[(i, j)];
                     s += v * v * v;
                 }
+                if j < rows {
+                    own += s;
+                } else {
+                    rest += s;
+                }
             }
-            s
+            own + 2.0 * rest
         })
         .collect();
     partial.iter().sum::<f64>() / (n as f64 * n as f64)
