@@ -23,8 +23,10 @@ pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
 pub const MAX_CODE_FILE_BYTES: u64 = 4 << 20;
 /// Most code files accepted.
 pub const MAX_CODE_FILES: usize = 4096;
-/// Largest total size of all tensor storages, in bytes.
-pub const MAX_TENSOR_BYTES: u64 = 2 << 30;
+/// Largest total size of all code files, in bytes.
+pub const MAX_CODE_BYTES: u64 = 32 << 20;
+/// Largest total size of all tensor storages, in bytes (the FID Inception-V3 has 87 MB).
+pub const MAX_TENSOR_BYTES: u64 = 1 << 30;
 /// Most tensors accepted.
 pub const MAX_TENSORS: usize = 100_000;
 /// Most values visited while turning the pickle into the module tree (bounds shared-value blow-up).
@@ -190,6 +192,7 @@ impl TorchScriptArchive {
 
         let code_prefix = format!("{prefix}/code/");
         let mut code = Vec::new();
+        let mut code_bytes = 0u64;
         for name in &names {
             let Some(rel) = name.strip_prefix(&code_prefix) else {
                 continue;
@@ -211,6 +214,12 @@ impl TorchScriptArchive {
                 )));
             }
             let bytes = read_member(&mut zip, name, MAX_CODE_FILE_BYTES)?;
+            code_bytes += bytes.len() as u64;
+            if code_bytes > MAX_CODE_BYTES {
+                return Err(TorchScriptError::Archive(format!(
+                    "code files exceed {MAX_CODE_BYTES} bytes"
+                )));
+            }
             let source = String::from_utf8(bytes)
                 .map_err(|_| TorchScriptError::Archive(format!("code file {name} is not UTF-8")))?;
             code.push(CodeFile {

@@ -930,10 +930,7 @@ def f(x: Optional[List[int]]=None, y: float=1.0000000000000001e-05) -> int:
         assert_eq!(args.len(), 6);
         assert_eq!(args[1].value, Expr::List(vec![Expr::Int(3), Expr::Int(3)]));
         let g = &f.functions[0];
-        assert_eq!(
-            g.params[1].default,
-            Some(Expr::Float(1e-5))
-        );
+        assert_eq!(g.params[1].default, Some(Expr::Float(1e-5)));
         assert!(
             matches!(&g.body[0], Stmt::Assign { targets, unpack: true, .. } if targets.len() == 2)
         );
