@@ -463,7 +463,9 @@ impl<'a, E> RankedMetric<'a, E> {
     }
 }
 
-/// The bootstrap distribution of a Kendall tau-b.
+/// The bootstrap distribution of a Kendall tau-b. The summary statistics are
+/// over the resamples where tau is defined; when there is none
+/// (`n_defined == 0`) they are reported as 0 (never NaN).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TauDistribution {
     /// tau-b on the full data (`None` if undefined: a constant ranking).
