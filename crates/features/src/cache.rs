@@ -1,1 +1,368 @@
-//! TODO(owner): see lib.rs
+//! A feature cache keyed by everything that changes the result.
+//!
+//! Extracting features is the slow step of every metric; the cache stores the
+//! feature matrix of a set of images as a `.npy` file and hands it back only
+//! when **nothing that could change a number has changed**. The key is the
+//! SHA-256 of a canonical JSON document ([`CacheKey::material`]) holding:
+//!
+//! * the source: its canonical path and kind, and for every file the relative
+//!   name, size, modification time (ns) and — on Unix — status-change time
+//!   (ns) and inode (a file replaced with its old modification time restored
+//!   still changes its status-change time); for a single-file source (zip,
+//!   `.npy`, `.npz`) the same for that file plus the entry names;
+//! * the encoder ([`EncoderIdentity`]): id, SHA-256 of the ONNX weights,
+//!   input size, resize mode, crop, normalisation, output selection, dtype;
+//! * anything else the caller adds ([`CacheKey::with`]: error policy, ...);
+//! * the cache format version ([`CACHE_FORMAT`]).
+//!
+//! Entries are `<dir>/<key>.npy` (float32 `[N, D]`, C order) and
+//! `<dir>/<key>.json` (the key material, the row names, the skipped items and
+//! the `.npy`'s SHA-256), both written atomically, the `.npy` first, so an
+//! entry is complete when its `.json` exists. A lookup recomputes the key from
+//! the current files, then checks the stored material is identical, the
+//! `.npy`'s SHA-256 and shape match: anything else is a miss, so a stale or
+//! damaged entry is never reused.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView2};
+use serde_json::{Value, json};
+
+use crate::encoder::EncoderIdentity;
+use crate::error::{FeatureError, Result};
+use crate::provision::{home_dir, sha256_bytes, sha256_file, write_atomic, write_atomic_with};
+
+/// Version of the cache format; part of every key.
+pub const CACHE_FORMAT: u32 = 1;
+
+/// The identity of one file: name, size and times.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    /// Name relative to the source root (or the file name).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the Unix epoch (0 when unknown).
+    pub mtime_ns: i128,
+    /// Status-change time, ns since the epoch (Unix only; 0 elsewhere).
+    pub ctime_ns: i128,
+    /// Inode number (Unix only; 0 elsewhere).
+    pub inode: u64,
+}
+
+impl FileStamp {
+    /// Stamps the file at `path`, recorded under `name`.
+    ///
+    /// # Errors
+    /// [`FeatureError::Io`] when the file's metadata cannot be read.
+    pub fn of(path: &Path, name: &str) -> Result<Self> {
+        let md = std::fs::metadata(path).map_err(|e| FeatureError::io(path, e))?;
+        let mtime_ns = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        #[cfg(unix)]
+        let (ctime_ns, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
+                md.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, inode) = (0, 0);
+        Ok(FileStamp {
+            name: name.to_owned(),
+            size: md.len(),
+            mtime_ns,
+            ctime_ns,
+            inode,
+        })
+    }
+}
+
+/// The key of one cache entry: the digest and the material it is the digest of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheKey {
+    material: serde_json::Map<String, Value>,
+}
+
+impl CacheKey {
+    /// A key for the images at `source` (a folder: `files` are its image files
+    /// relative to it, in row order; a single file — zip, `.npy`, `.npz` —:
+    /// `files` are its entry names) encoded by `encoder`.
+    ///
+    /// # Errors
+    /// [`FeatureError::Io`] when a file cannot be stamped.
+    pub fn for_source(source: &Path, files: &[String], encoder: &EncoderIdentity) -> Result<Self> {
+        let canonical = source
+            .canonicalize()
+            .map_err(|e| FeatureError::io(source, e))?;
+        let (kind, stamps) = if canonical.is_dir() {
+            let stamps = files
+                .iter()
+                .map(|f| FileStamp::of(&canonical.join(f), f))
+                .collect::<Result<Vec<_>>>()?;
+            ("folder", json!(stamps))
+        } else {
+            let name = canonical
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stamp = FileStamp::of(&canonical, &name)?;
+            ("file", json!({ "file": stamp, "entries": files }))
+        };
+        let mut material = serde_json::Map::new();
+        material.insert("format".into(), json!(CACHE_FORMAT));
+        material.insert(
+            "source".into(),
+            json!({ "path": canonical.to_string_lossy(), "kind": kind, "files": stamps }),
+        );
+        material.insert(
+            "encoder".into(),
+            serde_json::to_value(encoder).map_err(|e| FeatureError::Json {
+                path: source.to_owned(),
+                source: e,
+            })?,
+        );
+        Ok(CacheKey { material })
+    }
+
+    /// Adds another input of the result (e.g. `"error_policy": "skip"`).
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.material.insert(format!("extra.{name}"), value.into());
+        self
+    }
+
+    /// The canonical JSON the key is the digest of (keys sorted).
+    pub fn material(&self) -> Value {
+        // serde_json's default map is ordered (BTreeMap): serialisation is canonical.
+        Value::Object(self.material.clone())
+    }
+
+    /// Lower-case hex SHA-256 of the canonical material.
+    pub fn digest(&self) -> String {
+        sha256_bytes(self.material().to_string().as_bytes())
+    }
+}
+
+/// A cache hit.
+#[derive(Debug, Clone)]
+pub struct CachedFeatures {
+    /// The features `[N, D]`, one row per image in row order.
+    pub features: Array2<f32>,
+    /// The name of each row.
+    pub names: Vec<String>,
+    /// Items left out when the features were made (name and error).
+    pub skipped: Vec<(String, String)>,
+    /// The `.npy` file of the entry.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct EntryMeta {
+    key: Value,
+    npy_sha256: String,
+    rows: usize,
+    cols: usize,
+    names: Vec<String>,
+    skipped: Vec<(String, String)>,
+}
+
+/// A folder of cached feature matrices.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    dir: PathBuf,
+}
+
+impl FeatureCache {
+    /// A cache in `dir` (created on the first store).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FeatureCache { dir: dir.into() }
+    }
+
+    /// The default cache: `<home>/features` ([`home_dir`]).
+    ///
+    /// # Errors
+    /// As [`home_dir`].
+    pub fn default_location() -> Result<Self> {
+        Ok(Self::new(home_dir()?.join("features")))
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Paths of the entry for `key`: (`.npy`, `.json`).
+    pub fn entry_paths(&self, key: &CacheKey) -> (PathBuf, PathBuf) {
+        let d = key.digest();
+        (
+            self.dir.join(format!("{d}.npy")),
+            self.dir.join(format!("{d}.json")),
+        )
+    }
+
+    /// The entry for `key` when it exists and is intact; `None` otherwise
+    /// (missing, other material, damaged `.npy`): a stale entry is never returned.
+    ///
+    /// # Errors
+    /// [`FeatureError::Io`] only for an entry that exists but cannot be read.
+    pub fn load(&self, key: &CacheKey) -> Result<Option<CachedFeatures>> {
+        let (npy, meta_path) = self.entry_paths(key);
+        let meta_bytes = match std::fs::read(&meta_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FeatureError::io(&meta_path, e)),
+        };
+        let Ok(meta) = serde_json::from_slice::<EntryMeta>(&meta_bytes) else {
+            return Ok(None);
+        };
+        if meta.key != key.material() || !npy.is_file() {
+            return Ok(None);
+        }
+        if sha256_file(&npy)? != meta.npy_sha256 {
+            return Ok(None);
+        }
+        let Ok(features) = read_npy_f32(&npy) else {
+            return Ok(None);
+        };
+        if features.dim() != (meta.rows, meta.cols) || meta.names.len() != meta.rows {
+            return Ok(None);
+        }
+        Ok(Some(CachedFeatures {
+            features,
+            names: meta.names,
+            skipped: meta.skipped,
+            path: npy,
+        }))
+    }
+
+    /// Stores `features` (row `i` named `names[i]`) under `key`, atomically.
+    /// Returns the `.npy` path.
+    ///
+    /// # Errors
+    /// [`FeatureError::InvalidInput`] when `names` and rows differ;
+    /// [`FeatureError::Io`] when writing fails.
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        features: ArrayView2<'_, f32>,
+        names: &[String],
+        skipped: &[(String, String)],
+    ) -> Result<PathBuf> {
+        if names.len() != features.nrows() {
+            return Err(FeatureError::invalid(
+                "feature cache",
+                format!("{} names for {} rows", names.len(), features.nrows()),
+            ));
+        }
+        let (npy, meta_path) = self.entry_paths(key);
+        let bytes = npy_bytes_f32(features);
+        write_atomic(&npy, &bytes)?;
+        let meta = EntryMeta {
+            key: key.material(),
+            npy_sha256: sha256_bytes(&bytes),
+            rows: features.nrows(),
+            cols: features.ncols(),
+            names: names.to_vec(),
+            skipped: skipped.to_vec(),
+        };
+        let json = serde_json::to_vec(&meta).map_err(|e| FeatureError::Json {
+            path: meta_path.clone(),
+            source: e,
+        })?;
+        write_atomic(&meta_path, &json)?;
+        Ok(npy)
+    }
+}
+
+/// The bytes of a `.npy` file (format 1.0) holding `a` as little-endian
+/// float32, C order.
+pub fn npy_bytes_f32(a: ArrayView2<'_, f32>) -> Vec<u8> {
+    let (n, d) = a.dim();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    // magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + n * d * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    // The header is < 100 bytes, well under u16::MAX.
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in a.iter() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Writes `a` as a float32 `.npy` file, atomically (temporary file, then rename).
+///
+/// # Errors
+/// [`FeatureError::Io`] naming the file.
+pub fn write_npy_f32(path: &Path, a: ArrayView2<'_, f32>) -> Result<()> {
+    let bytes = npy_bytes_f32(a);
+    write_atomic_with(path, |f| f.write_all(&bytes))
+}
+
+/// Reads a float32 `[N, D]` C-order `.npy` file as written by [`write_npy_f32`].
+///
+/// # Errors
+/// [`FeatureError::Io`]; [`FeatureError::Npy`] for another dtype, order,
+/// rank or a truncated file.
+pub fn read_npy_f32(path: &Path) -> Result<Array2<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
+    let bad = |detail: &str| FeatureError::Npy {
+        path: path.to_owned(),
+        detail: detail.to_owned(),
+    };
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("missing the .npy magic"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("unsupported .npy version")),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated header"))?;
+    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
+    if !compact.contains("'descr':'<f4'") {
+        return Err(bad("dtype is not <f4 (float32)"));
+    }
+    if !compact.contains("'fortran_order':False") {
+        return Err(bad("Fortran order is not supported here"));
+    }
+    let shape_txt = compact
+        .split("'shape':(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape"))?;
+    let dims: Vec<usize> = shape_txt
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| bad("bad shape")))
+        .collect::<Result<_>>()?;
+    let [n, d] = dims[..] else {
+        return Err(bad("not a 2-D array"));
+    };
+    let data = &bytes[start + hlen..];
+    let count = n.checked_mul(d).ok_or_else(|| bad("shape overflows"))?;
+    if data.len() != count.checked_mul(4).ok_or_else(|| bad("shape overflows"))? {
+        return Err(bad("data length does not match the shape"));
+    }
+    let values: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Array2::from_shape_vec((n, d), values).map_err(|e| bad(&e.to_string()))
+}
