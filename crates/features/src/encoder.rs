@@ -49,6 +49,18 @@ use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
 use crate::provision::{Provisioner, sha256_file};
 use crate::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange};
+use crate::source::{BatchOptions, ErrorPolicy, ImageSource, SkippedItem};
+
+/// Features of an [`ImageSource`], with the name of each row.
+#[derive(Debug, Clone)]
+pub struct SourceFeatures {
+    /// `[N, D]`, one row per image in the source's row order (skipped items left out).
+    pub features: Array2<f32>,
+    /// The name of each row ([`ImageSource::name`]).
+    pub names: Vec<String>,
+    /// Items left out under [`ErrorPolicy::Skip`].
+    pub skipped: Vec<SkippedItem>,
+}
 
 /// CLIP's image normalisation (OpenAI CLIP `_transform`).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -722,6 +734,111 @@ impl Encoder {
             on_batch(done);
         }
         Ok(out)
+    }
+}
+
+impl Encoder {
+    /// Features of every image of `source` (folder, zip, `.npy`/`.npz`, memory),
+    /// rows in the source's order. Decoding and resizing of the next batches
+    /// overlap inference ([`ImageSource::into_batches`]) when the encoder has
+    /// no crop; with a crop, each batch is decoded and preprocessed in
+    /// parallel, then run. `on_batch(done, total)` is called after each batch.
+    ///
+    /// # Errors
+    /// [`FeatureError::Source`] / [`FeatureError::Decode`] for the first bad
+    /// item under [`ErrorPolicy::Fail`]; [`FeatureError::InvalidInput`] when
+    /// no image is left; as [`encode_preprocessed`](Self::encode_preprocessed).
+    pub fn encode_source(
+        &mut self,
+        source: ImageSource,
+        policy: ErrorPolicy,
+        mut on_batch: impl FnMut(usize, usize),
+    ) -> Result<SourceFeatures> {
+        let total = source.len();
+        if total == 0 {
+            return Err(FeatureError::invalid(
+                "encoder",
+                "the source holds no images",
+            ));
+        }
+        let mut parts: Vec<Array2<f32>> = Vec::new();
+        let mut names: Vec<String> = Vec::with_capacity(total);
+        let mut skipped: Vec<SkippedItem> = Vec::new();
+        let mut done = 0;
+        match self.spec.crop {
+            Crop::None => {
+                let spec = ResizeSpec::new(
+                    self.mode,
+                    (self.spec.input_size[0], self.spec.input_size[1]),
+                    self.normalization,
+                );
+                let options = BatchOptions::default()
+                    .batch_size(self.batch_size)
+                    .policy(policy);
+                let mut batches = source.into_batches(spec, options)?;
+                for batch in &mut batches {
+                    let batch = batch?;
+                    done += batch.indices.len() + batch.skipped.len();
+                    if !batch.indices.is_empty() {
+                        let rows = self.extractor.run(batch.pixels.view())?;
+                        self.check_dim(&rows)?;
+                        parts.push(rows);
+                        names.extend(batch.names);
+                    }
+                    on_batch(done, total);
+                }
+                skipped = batches.skipped();
+            }
+            Crop::Center { .. } => {
+                let all: Vec<usize> = (0..total).collect();
+                for chunk in all.chunks(self.batch_size) {
+                    let results: Vec<Result<Array3<f32>>> = chunk
+                        .par_iter()
+                        .map(|&i| {
+                            let img = source.load_u8(i)?;
+                            self.preprocess(img.view())
+                        })
+                        .collect();
+                    let mut inputs = Vec::with_capacity(chunk.len());
+                    for (&i, r) in chunk.iter().zip(results) {
+                        match r {
+                            Ok(x) => {
+                                inputs.push(x);
+                                names.push(source.name(i));
+                            }
+                            Err(e) if policy == ErrorPolicy::Skip => skipped.push(SkippedItem {
+                                index: i,
+                                name: source.name(i),
+                                error: e.to_string(),
+                            }),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    done += chunk.len();
+                    if !inputs.is_empty() {
+                        let stacked = stack(&inputs, self.spec.input_size)?;
+                        let rows = self.extractor.run(stacked.view())?;
+                        self.check_dim(&rows)?;
+                        parts.push(rows);
+                    }
+                    on_batch(done, total);
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err(FeatureError::invalid(
+                "encoder",
+                format!("all {total} images were skipped"),
+            ));
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let features = ndarray::concatenate(Axis(0), &views)
+            .map_err(|e| FeatureError::invalid("encoder", e.to_string()))?;
+        Ok(SourceFeatures {
+            features,
+            names,
+            skipped,
+        })
     }
 }
 

@@ -140,6 +140,9 @@ pub enum FeatureError {
     /// An image could not be resized or normalised.
     #[error("preprocessing: {0}")]
     Resize(#[from] crate::resize::ResizeError),
+    /// An image source (folder, zip, `.npy`/`.npz`) could not be read.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
 }
 
 impl FeatureError {

@@ -1,6 +1,8 @@
 //! Shared helpers of the provisioning and end-to-end tests.
 #![allow(dead_code)]
 
+pub mod tiny_onnx;
+
 use std::path::{Path, PathBuf};
 
 use gen_metrics_features::FeatureError;
@@ -49,6 +51,19 @@ pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
         Err(e) => panic!("provisioning the FID Inception: {e}"),
     };
     Some((p, lib, model))
+}
+
+/// The provisioned CPU ONNX Runtime library; `None` (after
+/// `missing_artifact`, which fails under CI) when it cannot be had here.
+pub fn runtime_library() -> Option<PathBuf> {
+    match test_provisioner().onnxruntime_library(false) {
+        Ok(l) => Some(l),
+        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+            gen_metrics_testkit::missing_artifact(&format!("ONNX Runtime CPU library: {e}"));
+            None
+        }
+        Err(e) => panic!("provisioning ONNX Runtime: {e}"),
+    }
 }
 
 /// Reads a float32 `.npy` reference.
