@@ -13,4 +13,6 @@ pub mod error;
 pub mod logistic;
 pub mod score;
 
-// pub use error::CasError; (added by the owner of error.rs)
+pub use error::CasError;
+pub use logistic::{LogisticModel, LogisticRegression};
+pub use score::{CasReport, ClassificationAccuracyScore, LabelledFeatures};
