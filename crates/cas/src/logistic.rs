@@ -506,7 +506,7 @@ impl LogisticModel {
         Ok(sc
             .rows()
             .into_iter()
-            .map(|row| top_k_of(row.as_slice().unwrap_or(&row.to_vec()), k))
+            .map(|row| top_k_of(&row.to_vec(), k))
             .collect())
     }
 

@@ -545,7 +545,7 @@ pub struct RankStabilityReport {
 }
 
 /// Stability of a ranking of models under bootstrap resampling of the real set
-/// and of every generated set (the question of Betzalel et al. 2022, §5: can
+/// and of every generated set (the question of Betzalel et al. 2022: can
 /// FID/IS order close models reliably?).
 ///
 /// For resample `b`, one bootstrap copy of the real set is drawn, then one of

@@ -212,7 +212,7 @@ fn estimate(value: f64, se: f64, n: usize, z: f64) -> McEstimate {
 }
 
 /// Monte Carlo `KL(p ‖ q) = E_{x~p}[log p(x) − log q(x)]` from samples of `p`
-/// (Betzalel et al. 2022, §3; the standard unbiased MC estimator).
+/// (Betzalel et al. 2022; the standard unbiased MC estimator).
 ///
 /// `at_p` holds `log p(x_i)` and `log q(x_i)` for `x_i ~ p`. The estimate is
 /// `(1/n) Σ_i [log p(x_i) − log q(x_i)]` with `SE = s/√n` (ddof 1) and the

@@ -8,6 +8,16 @@
 //!
 //! **Must not:** compute distribution metrics itself (it takes them as
 //! closures or values from `gen-metrics-distribution`), or read files.
+//!
+//! ```
+//! use gen_metrics_ranking::KendallTau;
+//! // conformance case `ranking`, arrays.tie_pair_a: scipy.stats.kendalltau(x, y)
+//! let x = [1., 2., 2., 3., 4., 4., 4., 5., 6., 6.];
+//! let y = [1., 3., 2., 2., 5., 4., 6., 4., 6., 7.];
+//! let r = KendallTau::default().compute(&x, &y)?;
+//! assert_eq!(r.tau, 0.7563225565351132);
+//! # Ok::<(), gen_metrics_ranking::RankingError>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,6 +1,6 @@
 //! How close a feature distribution is to a Gaussian — the assumption behind
 //! the Fréchet distance. *A Study on the Evaluation of Generative Models*
-//! (Betzalel et al., 2022, §6) compares Inception and CLIP features with
+//! (Betzalel et al., 2022) compares Inception and CLIP features with
 //! normality tests; [`NormalityTest`] gives the same comparison in one line.
 //!
 //! * Per dimension: D'Agostino's K² omnibus test (D'Agostino 1971;
