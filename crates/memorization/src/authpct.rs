@@ -22,9 +22,10 @@
 use ndarray::ArrayView2;
 use serde::Serialize;
 
+use gen_metrics_linalg::{nearest_neighbours, self_nearest_neighbours};
+
 use crate::MemorizationError;
-use crate::copy_detection::{nearest_neighbours, nearest_other};
-use crate::error::{check_dim, to_f64_checked};
+use crate::error::{check_dim, check_set};
 
 const METRIC: &str = "AuthPct";
 
@@ -67,15 +68,17 @@ impl AuthPct {
         train: ArrayView2<'_, f32>,
         gen_feats: ArrayView2<'_, f32>,
     ) -> Result<AuthPctOutput, MemorizationError> {
-        let t = to_f64_checked(METRIC, "train", train, 2)?;
-        let g = to_f64_checked(METRIC, "gen", gen_feats, 1)?;
-        check_dim(METRIC, "gen", t.ncols(), g.ncols())?;
-        let (_, train_nn) = nearest_other(&t);
-        let (ind, dis) = nearest_neighbours(&g, &t, 1);
-        let n_gen = g.nrows();
+        check_set(METRIC, "train", train, 2)?;
+        check_set(METRIC, "gen", gen_feats, 1)?;
+        check_dim(METRIC, "gen", train.ncols(), gen_feats.ncols())?;
+        // Exact float64 distances (gen_metrics_linalg::pairwise); ties go to
+        // the smaller index, as torch.min.
+        let (_, train_nn) = self_nearest_neighbours(train, 1)?;
+        let (ind, dis) = nearest_neighbours(gen_feats, train, 1)?;
+        let n_gen = gen_feats.nrows();
         let nearest_train: Vec<usize> = (0..n_gen).map(|i| ind[[i, 0]]).collect();
         let gen_nn_distance: Vec<f64> = (0..n_gen).map(|i| dis[[i, 0]]).collect();
-        let train_nn_distance: Vec<f64> = nearest_train.iter().map(|&j| train_nn[j]).collect();
+        let train_nn_distance: Vec<f64> = nearest_train.iter().map(|&j| train_nn[[j, 0]]).collect();
         let authentic: Vec<bool> = train_nn_distance
             .iter()
             .zip(&gen_nn_distance)

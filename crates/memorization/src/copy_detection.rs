@@ -24,81 +24,14 @@
 //! to its nearest *other* training sample: values ≪ 1 mean `g` is much closer to
 //! the training set than training samples are to each other.
 
-use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
+use gen_metrics_linalg::{nearest_neighbours, self_nearest_neighbours};
+use ndarray::ArrayView2;
 use serde::Serialize;
 
 use crate::MemorizationError;
-use crate::error::{check_dim, to_f64_checked};
+use crate::error::{check_dim, check_set};
 
 const METRIC: &str = "copy detection";
-
-/// The `k` nearest rows of `reference` for every row of `query`: indices and
-/// Euclidean distances (float64, ascending, first index on ties), both M × k.
-///
-/// This is the one distance step of the crate. It is a brute-force stand-in
-/// with the same contract as `gen_metrics_linalg::pairwise::nearest_neighbours`
-/// and is to be replaced by that call once it lands.
-pub(crate) fn nearest_neighbours(
-    query: &Array2<f64>,
-    reference: &Array2<f64>,
-    k: usize,
-) -> (Array2<usize>, Array2<f64>) {
-    let m = query.nrows();
-    let k = k.min(reference.nrows());
-    if k == 0 {
-        return (Array2::zeros((m, 0)), Array2::zeros((m, 0)));
-    }
-    let rows: Vec<(Vec<usize>, Vec<f64>)> = query
-        .outer_iter()
-        .into_par_iter()
-        .map(|q| {
-            let mut idx: Vec<usize> = Vec::with_capacity(k + 1);
-            let mut dst: Vec<f64> = Vec::with_capacity(k + 1);
-            for (j, r) in reference.outer_iter().enumerate() {
-                let d2: f64 = q.iter().zip(r.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-                if idx.len() == k && d2 >= dst[k - 1] {
-                    continue;
-                }
-                // Insert after every entry <= d2 (keeps the first index on ties).
-                let pos = dst.partition_point(|&v| v <= d2);
-                idx.insert(pos, j);
-                dst.insert(pos, d2);
-                if idx.len() > k {
-                    idx.pop();
-                    dst.pop();
-                }
-            }
-            (idx, dst.into_iter().map(f64::sqrt).collect())
-        })
-        .collect();
-    let mut ind = Array2::<usize>::zeros((m, k));
-    let mut dis = Array2::<f64>::zeros((m, k));
-    for (i, (ix, ds)) in rows.into_iter().enumerate() {
-        for c in 0..k {
-            ind[[i, c]] = ix[c];
-            dis[[i, c]] = ds[c];
-        }
-    }
-    (ind, dis)
-}
-
-/// For every row `i` of `x`, the nearest *other* row (first index on ties)
-/// and its distance: `x`'s self-excluded 1-NN (as filling the diagonal of the
-/// distance matrix with +∞). Needs at least 2 rows.
-pub(crate) fn nearest_other(x: &Array2<f64>) -> (Vec<usize>, Vec<f64>) {
-    let (ind, dis) = nearest_neighbours(x, x, 2);
-    let mut idx = Vec::with_capacity(x.nrows());
-    let mut dst = Vec::with_capacity(x.nrows());
-    for i in 0..x.nrows() {
-        // Self is among the two nearest (distance 0). Drop it; if a duplicate
-        // came first, the duplicate (distance 0) is the answer either way.
-        let c = if ind[[i, 0]] == i { 1 } else { 0 };
-        idx.push(ind[[i, c]]);
-        dst.push(dis[[i, c]]);
-    }
-    (idx, dst)
-}
 
 /// Median of a non-empty slice (mean of the two middle values for even
 /// length, as `numpy.median`).
@@ -190,11 +123,12 @@ impl CopyDetection {
                 detail: format!("threshold must be in (0, 1], got {}", self.threshold),
             });
         }
-        let t = to_f64_checked(METRIC, "train", train, 2)?;
-        let g = to_f64_checked(METRIC, "gen", gen_feats, 1)?;
-        check_dim(METRIC, "gen", t.ncols(), g.ncols())?;
-        let (ind, dis) = nearest_neighbours(&g, &t, 2);
-        let n = g.nrows();
+        check_set(METRIC, "train", train, 2)?;
+        check_set(METRIC, "gen", gen_feats, 1)?;
+        check_dim(METRIC, "gen", train.ncols(), gen_feats.ncols())?;
+        // Exact float64 distances, ties to the smaller index.
+        let (ind, dis) = nearest_neighbours(gen_feats, train, 2)?;
+        let n = gen_feats.nrows();
         let nearest_train: Vec<usize> = (0..n).map(|i| ind[[i, 0]]).collect();
         let d1: Vec<f64> = (0..n).map(|i| dis[[i, 0]]).collect();
         let d2: Vec<f64> = (0..n).map(|i| dis[[i, 1]]).collect();
@@ -206,8 +140,8 @@ impl CopyDetection {
         let copies: Vec<usize> = (0..n).filter(|&i| ratio[i] < self.threshold).collect();
         let fraction_copied = copies.len() as f64 / n as f64;
         let (median_train_nn, memorization_ratio) = if self.with_train_scale {
-            let (_, r) = nearest_other(&t);
-            let med = median(&r);
+            let (_, r) = self_nearest_neighbours(train, 1)?;
+            let med = median(&r.column(0).to_vec());
             let mr = (med > 0.0).then(|| d1.iter().map(|&a| a / med).collect());
             (Some(med), mr)
         } else {
@@ -233,17 +167,9 @@ mod tests {
     use ndarray::array;
 
     #[test]
-    fn neighbours_are_sorted_and_ties_keep_the_first_index() {
-        let r = array![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 3.0]];
-        let q = array![[0.0, 0.0], [0.5, 0.5]];
-        let (i, d) = nearest_neighbours(&q, &r, 3);
-        assert_eq!(i.row(0).to_vec(), vec![0, 1, 2]);
-        assert_eq!(d.row(0).to_vec(), vec![0.0, 1.0, 1.0]);
-        // (0.5,0.5) is at distance sqrt(0.5) from rows 0, 1 and 2.
-        assert_eq!(i.row(1).to_vec(), vec![0, 1, 2]);
-        let (o, od) = nearest_other(&r);
-        assert_eq!(o, vec![1, 0, 0, 1]);
-        assert_eq!(od[0], 1.0);
+    fn median_as_numpy() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     #[test]

@@ -41,10 +41,10 @@
 
 use gen_metrics_linalg::{KMeans, Pca};
 use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::MemorizationError;
-use crate::copy_detection::nearest_neighbours;
 use crate::error::{check_dim, finite, to_f64_checked};
 
 const METRIC: &str = "C_T";
@@ -153,6 +153,33 @@ pub fn z_u(u: f64, m: usize, n: usize) -> f64 {
     let mean = (n * m) as f64 / 2.0 - 0.5;
     let std = ((n * m * (n + m + 1)) as f64 / 12.0).sqrt();
     (u - mean) / std
+}
+
+/// `L(q) = min_t ‖q − t‖` for every row of `query` (exact float64: the sum of
+/// squared differences in index order, then one square root).
+///
+/// The sets here are PCA projections in float64; the f32 kernels of
+/// `gen_metrics_linalg::pairwise` would first round them to f32, which moves
+/// the distances by ~1e-7 and flips Mann-Whitney ranks (the corpus records
+/// that value separately as `ct_score_float32_inputs`). The work is one
+/// cell's `|Q_π| × |T_π|` scan, so a plain parallel loop suffices.
+fn nn1_distances(query: &Array2<f64>, reference: &Array2<f64>) -> Vec<f64> {
+    query
+        .outer_iter()
+        .into_par_iter()
+        .map(|q| {
+            reference
+                .outer_iter()
+                .map(|r| {
+                    q.iter()
+                        .zip(r.iter())
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                })
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+        })
+        .collect()
 }
 
 fn select_rows(x: &Array2<f64>, labels: &[usize], cell: usize) -> Array2<f64> {
@@ -265,10 +292,8 @@ pub fn c_t_statistic(
         if q_c.nrows() == 0 {
             continue;
         }
-        let (_, lq) = nearest_neighbours(&q_c, &t_c, 1);
-        let (_, lp) = nearest_neighbours(&p_c, &t_c, 1);
-        let lq: Vec<f64> = lq.column(0).to_vec();
-        let lp: Vec<f64> = lp.column(0).to_vec();
+        let lq = nn1_distances(&q_c, &t_c);
+        let lp = nn1_distances(&p_c, &t_c);
         let u = mann_whitney_u(&lq, &lp);
         u_per_cell[c] = u;
         zu_per_cell[c] = finite(METRIC, "Z_U", z_u(u, lq.len(), lp.len()))?;

@@ -89,13 +89,13 @@ pub enum MemorizationError {
 }
 
 /// Checks `x` has at least `needed` rows, at least one column and only finite
-/// values, and returns it as float64 (an exact widening).
-pub(crate) fn to_f64_checked(
+/// values.
+pub(crate) fn check_set(
     metric: &'static str,
     set: &'static str,
     x: ndarray::ArrayView2<'_, f32>,
     needed: usize,
-) -> Result<ndarray::Array2<f64>, MemorizationError> {
+) -> Result<(), MemorizationError> {
     if x.nrows() < needed {
         return Err(MemorizationError::TooFewSamples {
             metric,
@@ -110,7 +110,6 @@ pub(crate) fn to_f64_checked(
             detail: format!("the {set} set has zero feature dimensions"),
         });
     }
-    let mut out = ndarray::Array2::<f64>::zeros(x.dim());
     for ((row, col), v) in x.indexed_iter() {
         if !v.is_finite() {
             return Err(MemorizationError::NonFinite {
@@ -120,9 +119,19 @@ pub(crate) fn to_f64_checked(
                 col,
             });
         }
-        out[[row, col]] = f64::from(*v);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// [`check_set`], then `x` widened to float64 (exact).
+pub(crate) fn to_f64_checked(
+    metric: &'static str,
+    set: &'static str,
+    x: ndarray::ArrayView2<'_, f32>,
+    needed: usize,
+) -> Result<ndarray::Array2<f64>, MemorizationError> {
+    check_set(metric, set, x, needed)?;
+    Ok(x.mapv(f64::from))
 }
 
 /// Checks that `set` has the train set's dimension `expected`.
