@@ -31,6 +31,12 @@ pub mod validate;
 pub mod vendi;
 
 pub use error::MetricError;
+pub use mifid::{Mifid, MifidConvention, MifidOutput};
+pub use prdc::{Prdc, PrdcOutput};
+pub use precision_recall::{PrecisionRecall, PrecisionRecallOutput};
+pub use rarity::{Rarity, RarityOutput};
+pub use realism::{Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean};
+pub use vendi::{Vendi, VendiKernel, VendiOutput};
 
 use ndarray::ArrayView2;
 
