@@ -15,7 +15,7 @@
 //! | RGB / RGBA 8-bit | `RGB` / `RGBA` | the colour samples; alpha dropped, never composited |
 //! | RGB / RGBA / gray+alpha 16-bit | `RGB` / `RGBA` | the **high byte** of each sample (`v >> 8`, Pillow's `;16B` unpackers: truncation, not rounding) |
 //! | gray 16-bit (PNG, TIFF) | `I;16` | `min(v, 255)` replicated: Pillow's `I;16 → RGB` **clips**, it does not rescale, so most 16-bit gray images become nearly white. This is what the references compute, so it is reproduced. |
-//! | JPEG YCbCr / gray | `RGB` / `L` | libjpeg-turbo's decode (see [`JpegFidelity`]) |
+//! | JPEG YCbCr / gray / RGB | `RGB` / `L` | libjpeg-turbo's default decode, reproduced bit for bit by this module's own JPEG decoder (`ISLOW` IDCT, fancy upsampling, libjpeg's fixed-point YCbCr→RGB) |
 //! | JPEG CMYK / YCCK | `CMYK` | Pillow's Adobe convention: samples are inverted (`CMYK;I`), then `r = (255 - k) - muldiv255(c', 255 - k)` etc. with `muldiv255(a, b) = (t + (t >> 8)) >> 8`, `t = a * b + 128` |
 //!
 //! EXIF orientation is **not** applied (Pillow's `open` does not apply it;
@@ -28,6 +28,8 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+
+mod jpeg;
 
 use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
 
@@ -189,6 +191,9 @@ fn from_image_error(e: image::ImageError) -> Failure {
 }
 
 fn decode_with_format(bytes: &[u8], format: ImageFormat) -> Result<RgbImage, Failure> {
+    if format == ImageFormat::Jpeg {
+        return jpeg_to_rgb(jpeg::decode(bytes)?);
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // No limit on decoded size beyond what the image crate allows by default
     // (512 MiB per allocation): larger images are refused, not truncated.
@@ -221,6 +226,36 @@ fn png_ihdr(bytes: &[u8]) -> Option<(u8, u8)> {
     } else {
         None
     }
+}
+
+/// Pillow's `convert('RGB')` of libjpeg-turbo's output: `L` replicated,
+/// `RGB` as is, `CMYK` read with the Adobe inversion (`CMYK;I`: `255 - v`)
+/// and converted by `cmyk2rgb`.
+fn jpeg_to_rgb(img: jpeg::JpegImage) -> Result<RgbImage, Failure> {
+    let (w, h) = (img.width, img.height);
+    let buf = match img.pixels {
+        jpeg::JpegPixels::Rgb(v) => v,
+        jpeg::JpegPixels::Gray(v) => v.into_iter().flat_map(|l| [l, l, l]).collect(),
+        jpeg::JpegPixels::Cmyk(v) => v
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let inv = [255 - p[0], 255 - p[1], 255 - p[2], 255 - p[3]];
+                let nk = 255 - i32::from(inv[3]);
+                let f = |c: u8| {
+                    let t = i32::from(c) * nk + 128;
+                    let muldiv = ((t >> 8) + t) >> 8;
+                    (nk - muldiv).clamp(0, 255) as u8
+                };
+                [f(inv[0]), f(inv[1]), f(inv[2])]
+            })
+            .collect(),
+    };
+    let (w32, h32) = (
+        u32::try_from(w).map_err(|_| Failure::Unsupported("image too wide".to_owned()))?,
+        u32::try_from(h).map_err(|_| Failure::Unsupported("image too tall".to_owned()))?,
+    );
+    RgbImage::from_raw(w32, h32, buf)
+        .ok_or_else(|| Failure::Malformed("decoded buffer has the wrong size".to_owned()))
 }
 
 /// Converts the decoded layout to RGB with Pillow's rules (module docs).
