@@ -21,7 +21,7 @@ pub fn try_faer_view<'a, T>(a: &ArrayView2<'a, T>) -> Option<MatRef<'a, T>> {
     if let Some(s) = a.to_slice() {
         return Some(MatRef::from_row_major_slice(s, n, d));
     }
-    let t = a.clone().reversed_axes();
+    let t = (*a).reversed_axes();
     t.to_slice()
         .map(|s| MatRef::from_column_major_slice(s, n, d))
 }

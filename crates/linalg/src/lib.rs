@@ -25,6 +25,7 @@ pub mod stats;
 
 pub use error::LinalgError;
 // Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
+pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
 pub use stats::{GaussianAccumulator, GaussianStats};
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
 pub use pairwise::{
