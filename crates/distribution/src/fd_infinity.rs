@@ -1,1 +1,344 @@
-//! TODO(owner): see lib.rs
+//! FID∞ (Chong & Forsyth 2020, "Effectively Unbiased FID and Inception Score
+//! and where to find them"; mchong6/FID_IS_infinity `score_infinity.py`,
+//! `calculate_FID_infinity_path`).
+//!
+//! FID is biased in the number `N` of generated samples, approximately
+//! linearly in `1/N`: `FID_N ≈ FID_∞ + k/N`. The estimate evaluates `FID_N`
+//! at `num_points` (15) sizes `N_j = ⌊linspace(min_fake, N_fake, 15)⌋`, each on
+//! the first `N_j` rows of the generated set after a further shuffle (the
+//! shuffles are **cumulative**: the original shuffles the array in place once
+//! per point), fits `FID_N = a + b/N` by ordinary least squares and returns
+//! the intercept `a` ([`extrapolate_to_infinity`], shared with IS∞).
+//!
+//! The original does not seed its shuffles. Here the row orders either come
+//! from a seeded `ChaCha8Rng` (deterministic under the seed) or are replayed
+//! exactly ([`FdInfinity::compute_with_orders`]; the conformance corpus stores
+//! them as `fdinf_perm.npy`).
+
+use gen_metrics_linalg::{FrechetDistance, FrechetMethod, FrechetSide};
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::validate::check_pair;
+use crate::{MetricError, TwoSampleMetric};
+
+const METRIC: &str = "FD-infinity";
+
+/// `⌊linspace(min, n, num)⌋` exactly as `np.linspace(min, n, num).astype('int32')`:
+/// `y_i = i·((n − min)/(num − 1)) + min` in float64, the last point set to `n`,
+/// truncated toward zero.
+pub fn batch_sizes(min: usize, n: usize, num: usize) -> Vec<usize> {
+    if num == 0 {
+        return Vec::new();
+    }
+    if num == 1 {
+        return vec![min];
+    }
+    let (start, stop) = (min as f64, n as f64);
+    let div = (num - 1) as f64;
+    let step = (stop - start) / div;
+    (0..num)
+        .map(|i| {
+            if i == num - 1 {
+                n
+            } else if step == 0.0 {
+                // numpy's denormal-step branch: y = i/div * delta + start
+                ((i as f64 / div) * (stop - start) + start) as usize
+            } else {
+                (i as f64 * step + start) as usize
+            }
+        })
+        .collect()
+}
+
+/// The ordinary-least-squares fit `y = a + b·(1/N)` through `(N_j, y_j)` and its
+/// value at `1/N = 0`: returns `(a, b)`.
+///
+/// `b = Σ(x−x̄)(y−ȳ) / Σ(x−x̄)²`, `a = ȳ − b x̄` with `x = 1/N` — the same fit as
+/// `sklearn.linear_model.LinearRegression().fit(1/N, y).predict([[0]])` used by
+/// Chong & Forsyth for both FID∞ and IS∞.
+///
+/// # Errors
+/// [`MetricError::InvalidParameter`] for fewer than two distinct `N` or a zero
+/// `N`; [`MetricError::Numerical`] for a non-finite result.
+pub fn extrapolate_to_infinity(
+    metric: &'static str,
+    points: &[(usize, f64)],
+) -> Result<(f64, f64), MetricError> {
+    if points.iter().any(|&(n, _)| n == 0) {
+        return Err(MetricError::InvalidParameter {
+            metric,
+            detail: "a subset size of 0".into(),
+        });
+    }
+    let k = points.len() as f64;
+    let xbar = points.iter().map(|&(n, _)| 1.0 / n as f64).sum::<f64>() / k;
+    let ybar = points.iter().map(|&(_, y)| y).sum::<f64>() / k;
+    let sxx: f64 = points
+        .iter()
+        .map(|&(n, _)| (1.0 / n as f64 - xbar).powi(2))
+        .sum();
+    let sxy: f64 = points
+        .iter()
+        .map(|&(n, y)| (1.0 / n as f64 - xbar) * (y - ybar))
+        .sum();
+    if points.len() < 2 || sxx <= 0.0 {
+        return Err(MetricError::InvalidParameter {
+            metric,
+            detail: "the 1/N extrapolation needs at least two distinct subset sizes".into(),
+        });
+    }
+    let b = sxy / sxx;
+    let a = ybar - b * xbar;
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(MetricError::Numerical {
+            metric,
+            detail: format!("non-finite extrapolation (a = {a}, b = {b})"),
+        });
+    }
+    Ok((a, b))
+}
+
+/// Cumulative seeded shuffles: row `j` is the order after the `(j+1)`-th
+/// in-place shuffle of `0..n` with `ChaCha8Rng::seed_from_u64(seed)`.
+pub fn cumulative_shuffles(n: usize, num: usize, seed: u64) -> Array2<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut out = Array2::<usize>::zeros((num, n));
+    for j in 0..num {
+        order.shuffle(&mut rng);
+        out.row_mut(j)
+            .iter_mut()
+            .zip(&order)
+            .for_each(|(o, &v)| *o = v);
+    }
+    out
+}
+
+/// Checks that every row of `orders` has `n` entries below `n` and the first
+/// `sizes[j]` entries of row `j` are distinct.
+pub(crate) fn check_orders(
+    metric: &'static str,
+    orders: ArrayView2<'_, usize>,
+    n: usize,
+    sizes: &[usize],
+) -> Result<(), MetricError> {
+    if orders.nrows() != sizes.len() || orders.ncols() < sizes.iter().copied().max().unwrap_or(0) {
+        return Err(MetricError::InvalidParameter {
+            metric,
+            detail: format!(
+                "row orders have shape {:?}, need {} rows of at least {} indices",
+                orders.dim(),
+                sizes.len(),
+                sizes.iter().copied().max().unwrap_or(0)
+            ),
+        });
+    }
+    let mut seen = vec![usize::MAX; n];
+    for (j, (row, &sz)) in orders.outer_iter().zip(sizes).enumerate() {
+        for &i in row.iter().take(sz) {
+            if i >= n {
+                return Err(MetricError::InvalidParameter {
+                    metric,
+                    detail: format!("row order {j} has index {i} >= {n}"),
+                });
+            }
+            if seen[i] == j {
+                return Err(MetricError::InvalidParameter {
+                    metric,
+                    detail: format!("row order {j} repeats index {i}"),
+                });
+            }
+            seen[i] = j;
+        }
+    }
+    Ok(())
+}
+
+/// FID∞ configuration: Chong & Forsyth's defaults are `min_fake = 5000`,
+/// `num_points = 15`; the row orders come from `seed` unless replayed.
+#[derive(Debug, Clone, Copy)]
+pub struct FdInfinity {
+    min_fake: usize,
+    num_points: usize,
+    seed: u64,
+    method: FrechetMethod,
+}
+
+impl Default for FdInfinity {
+    fn default() -> Self {
+        FdInfinity {
+            min_fake: 5000,
+            num_points: 15,
+            seed: 0,
+            method: FrechetMethod::Auto,
+        }
+    }
+}
+
+/// FID∞ with the points it was extrapolated from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FdInfinityOutput {
+    /// The intercept `FID_∞`.
+    pub value: f64,
+    /// The slope `b` of `FID_N = FID_∞ + b/N`.
+    pub slope: f64,
+    /// `(N_j, FID_{N_j})`.
+    pub points: Vec<(usize, f64)>,
+}
+
+impl FdInfinity {
+    /// The default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The smallest subset size (Chong & Forsyth: 5000; at least 2).
+    pub fn min_fake(mut self, n: usize) -> Self {
+        self.min_fake = n;
+        self
+    }
+
+    /// The number of subset sizes (default 15; at least 2).
+    pub fn num_points(mut self, k: usize) -> Self {
+        self.num_points = k;
+        self
+    }
+
+    /// The seed of the row shuffles.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The Fréchet-distance algorithm for every point.
+    pub fn method(mut self, method: FrechetMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The subset sizes for `n_fake` generated rows.
+    ///
+    /// # Errors
+    /// [`MetricError::InvalidParameter`] unless `2 ≤ min_fake ≤ n_fake` and
+    /// `num_points ≥ 2`.
+    pub fn sizes(&self, n_fake: usize) -> Result<Vec<usize>, MetricError> {
+        if self.num_points < 2 || self.min_fake < 2 {
+            return Err(MetricError::InvalidParameter {
+                metric: METRIC,
+                detail: format!(
+                    "need num_points >= 2 and min_fake >= 2, got {} and {}",
+                    self.num_points, self.min_fake
+                ),
+            });
+        }
+        if self.min_fake > n_fake {
+            return Err(MetricError::TooFewSamples {
+                metric: METRIC,
+                set: "fake",
+                needed: self.min_fake,
+                got: n_fake,
+            });
+        }
+        Ok(batch_sizes(self.min_fake, n_fake, self.num_points))
+    }
+
+    /// FID∞ replaying given row orders: point `j` uses
+    /// `fake[orders[j, ..N_j]]` (row `j` = the order after the `j`-th cumulative
+    /// shuffle, as the corpus' `fdinf_perm.npy`).
+    ///
+    /// # Errors
+    /// As [`TwoSampleMetric::compute`], plus [`MetricError::InvalidParameter`]
+    /// for orders of the wrong shape, out of range or with repeats.
+    pub fn compute_with_orders(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        orders: ArrayView2<'_, usize>,
+    ) -> Result<FdInfinityOutput, MetricError> {
+        check_pair(METRIC, real, fake, 2)?;
+        let sizes = self.sizes(fake.nrows())?;
+        check_orders(METRIC, orders, fake.nrows(), &sizes)?;
+        let real_side = FrechetSide::from_features(real)?;
+        let fd = FrechetDistance::new().method(self.method);
+        let mut points = Vec::with_capacity(sizes.len());
+        for (row, &nj) in orders.outer_iter().zip(&sizes) {
+            let idx: Vec<usize> = row.iter().take(nj).copied().collect();
+            let subset = fake.select(Axis(0), &idx);
+            let side = FrechetSide::from_features(subset.view())?;
+            points.push((nj, fd.between_sides(&real_side, &side)?.value));
+        }
+        let (value, slope) = extrapolate_to_infinity(METRIC, &points)?;
+        Ok(FdInfinityOutput {
+            value,
+            slope,
+            points,
+        })
+    }
+}
+
+impl TwoSampleMetric for FdInfinity {
+    type Output = FdInfinityOutput;
+
+    /// FID∞ with seeded cumulative shuffles ([`cumulative_shuffles`]).
+    ///
+    /// # Errors
+    /// [`MetricError::TooFewSamples`] (fewer than `min_fake` fake rows, fewer
+    /// than 2 real rows), [`MetricError::DimensionMismatch`],
+    /// [`MetricError::NonFinite`], [`MetricError::InvalidParameter`],
+    /// [`MetricError::Linalg`].
+    fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<FdInfinityOutput, MetricError> {
+        check_pair(METRIC, real, fake, 2)?;
+        self.sizes(fake.nrows())?;
+        let orders = cumulative_shuffles(fake.nrows(), self.num_points, self.seed);
+        self.compute_with_orders(real, fake, orders.view())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linspace_matches_numpy() {
+        // np.linspace(500, 2000, 15).astype(np.int32)
+        assert_eq!(
+            batch_sizes(500, 2000, 15),
+            vec![
+                500, 607, 714, 821, 928, 1035, 1142, 1250, 1357, 1464, 1571, 1678, 1785, 1892, 2000
+            ]
+        );
+        assert_eq!(batch_sizes(7, 7, 3), vec![7, 7, 7]);
+    }
+
+    #[test]
+    fn ols_recovers_a_line() {
+        let pts: Vec<(usize, f64)> = [10usize, 20, 40, 80]
+            .iter()
+            .map(|&n| (n, 3.0 + 5.0 / n as f64))
+            .collect();
+        let (a, b) = extrapolate_to_infinity("t", &pts).unwrap();
+        assert!((a - 3.0).abs() < 1e-13 && (b - 5.0).abs() < 1e-11);
+        assert!(extrapolate_to_infinity("t", &[(5, 1.0), (5, 2.0)]).is_err());
+    }
+
+    #[test]
+    fn shuffles_are_deterministic_permutations() {
+        let a = cumulative_shuffles(50, 3, 7);
+        assert_eq!(a, cumulative_shuffles(50, 3, 7));
+        assert_ne!(a, cumulative_shuffles(50, 3, 8));
+        for row in a.outer_iter() {
+            let mut v = row.to_vec();
+            v.sort_unstable();
+            assert_eq!(v, (0..50).collect::<Vec<_>>());
+        }
+        assert_ne!(a.row(0), a.row(1));
+    }
+}

@@ -59,3 +59,7 @@ pub trait TwoSampleMetric {
         fake: ArrayView2<'_, f32>,
     ) -> Result<Self::Output, MetricError>;
 }
+pub use fd_infinity::{FdInfinity, FdInfinityOutput};
+pub use fid::{Fid, FidOutput};
+pub use inception_score::{InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput};
+pub use kid::{Kid, KidOutput, KidSubsets};
