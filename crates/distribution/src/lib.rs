@@ -31,6 +31,10 @@ pub mod validate;
 pub mod vendi;
 
 pub use error::MetricError;
+pub use fd_infinity::{FdInfinity, FdInfinityOutput};
+pub use fid::{Fid, FidOutput};
+pub use inception_score::{InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput};
+pub use kid::{Kid, KidOutput, KidSubsets};
 pub use mifid::{Mifid, MifidConvention, MifidOutput};
 pub use prdc::{Prdc, PrdcOutput};
 pub use precision_recall::{PrecisionRecall, PrecisionRecallOutput};
@@ -59,7 +63,3 @@ pub trait TwoSampleMetric {
         fake: ArrayView2<'_, f32>,
     ) -> Result<Self::Output, MetricError>;
 }
-pub use fd_infinity::{FdInfinity, FdInfinityOutput};
-pub use fid::{Fid, FidOutput};
-pub use inception_score::{InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput};
-pub use kid::{Kid, KidOutput, KidSubsets};

@@ -25,7 +25,6 @@ pub mod stats;
 
 pub use error::LinalgError;
 // Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
-pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
 pub use stats::{GaussianAccumulator, GaussianStats};
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
 pub use pairwise::{
@@ -34,5 +33,6 @@ pub use pairwise::{
     max_abs_cosine_similarity, max_weight_over_distance, nearest_neighbours, self_nearest_neighbours,
     smallest_containing_radius, squared_distance, squared_distances,
 };
+pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
 pub use kmeans::{KMeans, KMeansModel};
 pub use pca::Pca;
