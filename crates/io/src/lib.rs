@@ -14,7 +14,9 @@
 pub mod error;
 pub mod npy;
 pub mod stats_file;
+pub mod vectors;
 
 pub use error::IoError;
 pub use npy::{read_features, write_features};
 pub use stats_file::{StatisticsFile, StatsFormat, read_statistics, write_statistics};
+pub use vectors::{read_labels, read_log_likelihoods};

@@ -210,3 +210,43 @@ fn malformed_statistics_are_clear_errors() {
         IoError::MalformedNpz { .. }
     ));
 }
+
+#[test]
+fn labels_and_log_likelihoods() {
+    use gen_metrics_io::{read_labels, read_log_likelihoods};
+    let d = tmp();
+    let p = d.path().join("l.npy");
+    std::fs::write(&p, npy_bytes(&array![3u8, 0, 9])).unwrap();
+    assert_eq!(read_labels(&p).unwrap(), vec![3, 0, 9]);
+    std::fs::write(&p, npy_bytes(&array![3i64, 1])).unwrap();
+    assert_eq!(read_labels(&p).unwrap(), vec![3, 1]);
+    std::fs::write(&p, npy_bytes(&array![3i32, -1])).unwrap();
+    assert!(matches!(
+        read_labels(&p).unwrap_err(),
+        IoError::WrongShape { .. }
+    ));
+    std::fs::write(&p, npy_bytes(&array![1.0f32])).unwrap();
+    assert!(matches!(
+        read_labels(&p).unwrap_err(),
+        IoError::WrongDtype { .. }
+    ));
+    let t = d.path().join("l.txt");
+    std::fs::write(&t, "1\n2\n\n7\n").unwrap();
+    assert_eq!(read_labels(&t).unwrap(), vec![1, 2, 7]);
+    std::fs::write(&t, "1\nseven\n").unwrap();
+    assert!(read_labels(&t).unwrap_err().to_string().contains("line 2"));
+
+    let p = d.path().join("ll.npy");
+    std::fs::write(&p, npy_bytes(&array![-1.5f64, f64::NEG_INFINITY])).unwrap();
+    assert_eq!(read_log_likelihoods(&p).unwrap()[1], f64::NEG_INFINITY);
+    std::fs::write(&p, npy_bytes(&array![f64::NAN])).unwrap();
+    assert!(matches!(
+        read_log_likelihoods(&p).unwrap_err(),
+        IoError::NonFinite { .. }
+    ));
+    std::fs::write(&p, npy_bytes(&array![[1.0f64]])).unwrap();
+    assert!(matches!(
+        read_log_likelihoods(&p).unwrap_err(),
+        IoError::WrongShape { .. }
+    ));
+}
