@@ -225,3 +225,63 @@ fn mixed_stats_and_features_use_factor_svd() {
     let swapped = FrechetDistance::new().between_sides(&b, &a).unwrap();
     assert_close("mixed swapped", swapped.value, mixed.value, 1e-12, 0.0);
 }
+
+#[test]
+fn frechet_errors() {
+    use gen_metrics_linalg::{FrechetSide, LinalgError};
+    let x = Array2::<f32>::from_shape_fn((10, 4), |(i, j)| ((i * 5 + j * 3) % 7) as f32);
+    let y = Array2::<f32>::zeros((10, 3));
+    let fd = FrechetDistance::new();
+    assert!(matches!(
+        fd.between_features(x.view(), y.view()),
+        Err(LinalgError::DimensionMismatch { .. })
+    ));
+    let one = Array2::<f32>::zeros((1, 4));
+    assert!(matches!(
+        fd.between_features(x.view(), one.view()),
+        Err(LinalgError::TooFewRows { .. })
+    ));
+    let empty = Array2::<f32>::zeros((0, 4));
+    assert!(matches!(
+        FrechetSide::from_features(empty.view()),
+        Err(LinalgError::TooFewRows { .. })
+    ));
+    let mut nan = x.clone();
+    nan[[2, 3]] = f32::NAN;
+    // both the data branch (N <= D) and the covariance branch (N > D) check values
+    assert!(matches!(
+        fd.between_features(x.view(), nan.view()),
+        Err(LinalgError::NonFinite { row: 2, col: 3, .. })
+    ));
+    let small = nan
+        .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..4))
+        .to_owned();
+    assert!(matches!(
+        FrechetSide::from_features(small.view()),
+        Err(LinalgError::NonFinite { row: 2, col: 3, .. })
+    ));
+    let a = GaussianStats::from_features(x.view()).unwrap();
+    let b = GaussianStats::from_features(y.view()).unwrap();
+    assert!(matches!(
+        fd.between_stats(&a, &b),
+        Err(LinalgError::DimensionMismatch { .. })
+    ));
+    let mut inf = a.clone();
+    inf.cov[[0, 0]] = f64::INFINITY;
+    assert!(matches!(
+        fd.between_stats(&a, &inf),
+        Err(LinalgError::NonFinite { .. })
+    ));
+    // identical inputs: 0 up to round-off, whatever the branch
+    for m in [
+        FrechetMethod::Auto,
+        FrechetMethod::Cholesky,
+        FrechetMethod::SymmetricEigen,
+    ] {
+        let r = FrechetDistance::new()
+            .method(m)
+            .between_stats(&a, &a)
+            .unwrap();
+        assert!(r.value.abs() < 1e-10, "{m:?}: {}", r.value);
+    }
+}
