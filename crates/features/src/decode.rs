@@ -16,7 +16,16 @@
 //! | RGB / RGBA / gray+alpha 16-bit | `RGB` / `RGBA` | the **high byte** of each sample (`v >> 8`, Pillow's `;16B` unpackers: truncation, not rounding) |
 //! | gray 16-bit (PNG, TIFF) | `I;16` | `min(v, 255)` replicated: Pillow's `I;16 → RGB` **clips**, it does not rescale, so most 16-bit gray images become nearly white. This is what the references compute, so it is reproduced. |
 //! | JPEG YCbCr / gray / RGB | `RGB` / `L` | libjpeg-turbo's default decode, reproduced bit for bit by this module's own JPEG decoder (`ISLOW` IDCT, fancy upsampling, libjpeg's fixed-point YCbCr→RGB) |
-//! | JPEG CMYK / YCCK | `CMYK` | Pillow's Adobe convention: samples are inverted (`CMYK;I`), then `r = (255 - k) - muldiv255(c', 255 - k)` etc. with `muldiv255(a, b) = (t + (t >> 8)) >> 8`, `t = a * b + 128` |
+//! | JPEG CMYK / YCCK | `CMYK` | with `(c, m, y, k)` libjpeg-turbo's CMYK output (YCCK converted by `ycck_cmyk_convert`), Pillow reads the Adobe-inverted samples `c' = 255 - c`, …, `k' = 255 - k` (`CMYK;I`) and `cmyk2rgb` gives `r = clip(nk - muldiv255(c', nk))` with `nk = 255 - k'`, `muldiv255(a, b) = (t + (t >> 8)) >> 8`, `t = a * b + 128` (likewise g, b) |
+//! | WebP lossy / lossless, with or without alpha | `RGB` / `RGBA` | the `image` crate's WebP decoder, which matches libwebp's output exactly (checked against Pillow on lossy and lossless files); alpha dropped |
+//! | BMP (1/4/8-bit palette, 24-bit, 32-bit) | `P` / `L` / `RGB` / `RGBA` | the `image` crate's decoder; alpha dropped |
+//!
+//! Refused with [`DecodeError::Unsupported`] rather than decoded differently
+//! from Pillow: arithmetic-coded, lossless, hierarchical and 12-bit JPEG; a
+//! progressive JPEG whose scans leave coefficients incomplete (libjpeg-turbo
+//! would smooth blocks); CMYK TIFF (the `image` crate rounds differently from
+//! `cmyk2rgb`); floating-point images. A JPEG without its EOI marker is an
+//! error, as in Pillow's default (`LOAD_TRUNCATED_IMAGES = False`).
 //!
 //! EXIF orientation is **not** applied (Pillow's `open` does not apply it;
 //! `ImageOps.exif_transpose` would). ICC profiles and gamma are ignored, as

@@ -184,12 +184,26 @@ pub struct Batch {
 }
 
 /// A set of images, addressed by row `0..len()`.
-#[derive(Debug)]
 pub struct ImageSource {
     kind: Kind,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Folder { root, .. } => format!("folder {}", root.display()),
+            Kind::Zip { path, .. } => format!("zip {}", path.display()),
+            Kind::Array(a) => format!("array {}", a.path.display()),
+            Kind::MemoryU8(a) => format!("in-memory u8 {:?}", a.shape()),
+            Kind::MemoryF32(a, r) => format!("in-memory f32 {:?} {r:?}", a.shape()),
+        };
+        f.debug_struct("ImageSource")
+            .field("kind", &kind)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 enum Kind {
     Folder {
         root: PathBuf,
