@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod features_cmd;
+mod fid_cmd;
 mod metrics_cmd;
+mod models_cmd;
 mod report;
 
 /// Metrics for generative image models, with the numbers of the Python references.
@@ -22,12 +25,21 @@ struct Cli {
 enum Command {
     /// Compute metrics from feature files (.npy [N, D]).
     Metrics(metrics_cmd::MetricsArgs),
+    /// Extract features from images (folder, zip, .npy/.npz) into an .npy file.
+    Features(features_cmd::FeaturesArgs),
+    /// FID between two image folders or statistics files, as short as pytorch-fid.
+    Fid(fid_cmd::FidArgs),
+    /// Provision and inspect the cached artifacts (ONNX Runtime, FID Inception).
+    Models(models_cmd::ModelsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Metrics(args) => metrics_cmd::run(&args),
+        Command::Features(args) => features_cmd::run(&args),
+        Command::Fid(args) => fid_cmd::run(&args),
+        Command::Models(args) => models_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
