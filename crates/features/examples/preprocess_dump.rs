@@ -4,12 +4,15 @@
 //! preprocess_dump decode INPUT OUT.npy            # u8 [H, W, 3] as Pillow's convert('RGB')
 //! preprocess_dump preprocess INPUT MODE H W OUT.npy  # f32 [3, H, W], normalization Raw255 (clean,
 //!                                                    # legacy-tensorflow) or Unit (legacy-pytorch)
+//! preprocess_dump throughput SOURCE MODE [BATCH]     # decode + preprocess a folder/zip/npy to 299x299,
+//!                                                    # print images per second
 //! ```
 //! `INPUT` is an image file, or a `.npy` holding u8 `[H, W, 3]` (pixels decoded elsewhere).
 use std::path::Path;
 
 use gen_metrics_features::decode::decode_file;
 use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, preprocess};
+use gen_metrics_features::source::{BatchOptions, ImageSource};
 use ndarray::Array3;
 use ndarray_npy::{read_npy, write_npy};
 
@@ -42,9 +45,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let spec = ResizeSpec::new(mode, (args[3].parse()?, args[4].parse()?), norm);
             write_npy(&args[5], &preprocess(img.view(), &spec)?)?;
         }
+        Some("throughput") if args.len() >= 3 => {
+            let mode = ResizeMode::from_name(&args[2]).ok_or("unknown mode")?;
+            let batch = args.get(3).map(|b| b.parse()).transpose()?.unwrap_or(64);
+            let source = ImageSource::open(Path::new(&args[1]))?;
+            let n = source.len();
+            let spec = ResizeSpec::new(mode, (299, 299), Normalization::Centered128);
+            let t = std::time::Instant::now();
+            let mut done = 0;
+            for b in source.into_batches(spec, BatchOptions::default().batch_size(batch))? {
+                done += b?.indices.len();
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "{done} of {n} images in {s:.2} s: {:.1} images/s ({} rayon threads)",
+                done as f64 / s,
+                rayon::current_num_threads()
+            );
+        }
         _ => {
             return Err(
-                "usage: preprocess_dump decode IN OUT.npy | preprocess IN MODE H W OUT.npy".into(),
+                "usage: preprocess_dump decode IN OUT.npy | preprocess IN MODE H W OUT.npy | throughput SOURCE MODE [BATCH]".into(),
             );
         }
     }

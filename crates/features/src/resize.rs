@@ -244,6 +244,37 @@ impl ResizeSpec {
         )
     }
 
+    /// A stable text that identifies the spec exactly, for cache keys:
+    /// `resize=<mode>;size=<h>x<w>;norm=<name>` where `MeanStd` lists the
+    /// `f32` bit patterns of its mean and std in hex (so equal keys mean
+    /// bit-identical preprocessing). Also records the Pillow pass-order rule
+    /// version (`pil13`) for the clean mode.
+    pub fn cache_key(&self) -> String {
+        let norm = match self.normalization {
+            Normalization::Centered128 => "centered128".to_owned(),
+            Normalization::SymmetricUnit => "symmetric-unit".to_owned(),
+            Normalization::Unit => "unit".to_owned(),
+            Normalization::Raw255 => "raw255".to_owned(),
+            Normalization::MeanStd { mean, std } => {
+                let hex = |v: [f32; 3]| {
+                    v.iter()
+                        .map(|x| format!("{:08x}", x.to_bits()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                format!("mean-std({};{})", hex(mean), hex(std))
+            }
+        };
+        let mode = match self.mode {
+            ResizeMode::Clean => "clean-pil13",
+            other => other.name(),
+        };
+        format!(
+            "resize={mode};size={}x{};norm={norm}",
+            self.height, self.width
+        )
+    }
+
     fn validate(&self) -> Result<(), ResizeError> {
         if self.height == 0 || self.width == 0 {
             return Err(ResizeError::EmptyTarget {
@@ -931,6 +962,27 @@ mod tests {
         let unit = chw.mapv(|v| v / 255.0);
         let b = preprocess_f32(unit.view(), ValueRange::Unit, &spec).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn cache_keys_are_exact() {
+        assert_eq!(
+            ResizeSpec::inception_clean().cache_key(),
+            "resize=clean-pil13;size=299x299;norm=centered128"
+        );
+        let a = ResizeSpec::new(
+            ResizeMode::LegacyPytorch,
+            (224, 224),
+            Normalization::IMAGENET,
+        );
+        assert!(
+            a.cache_key()
+                .starts_with("resize=legacy-pytorch;size=224x224;norm=mean-std(3ef851ec,")
+        );
+        assert_ne!(
+            a.cache_key(),
+            ResizeSpec::inception_legacy_pytorch().cache_key()
+        );
     }
 
     #[test]
