@@ -42,6 +42,9 @@ def main():
     save("tiny_3x2_420.jpg", base.crop((0, 0, 3, 2)), quality=90, subsampling=2)
     save("small_5x17_422.jpg", base.crop((3, 4, 8, 21)), quality=60, subsampling=1)
     save("q100_17x9_420.jpg", base.crop((5, 5, 22, 14)), quality=100, subsampling=2)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # orientation "rotate 270": Pillow's open does not apply it
+    save("exif_orientation8.jpg", base, quality=85, exif=exif)
     if shutil.which("cjpeg"):
         with tempfile.TemporaryDirectory() as d:
             ppm = os.path.join(d, "in.ppm")
