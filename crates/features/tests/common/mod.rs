@@ -4,6 +4,7 @@
 pub mod tiny_onnx;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use gen_metrics_features::FeatureError;
 use gen_metrics_features::provision::Provisioner;
@@ -30,9 +31,14 @@ pub fn test_provisioner() -> Provisioner {
     p
 }
 
+/// Serialises provisioning between the tests of one binary, so that a fresh
+/// cache is filled once instead of once per test thread.
+static PROVISIONING: Mutex<()> = Mutex::new(());
+
 /// Provisions the CPU runtime and the FID Inception ONNX model; `None` (after
 /// `missing_artifact`, which fails under CI) when they cannot be had here.
 pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
+    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
     let p = test_provisioner();
     let lib = match p.onnxruntime_library(false) {
         Ok(l) => l,
@@ -56,6 +62,7 @@ pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
 /// The provisioned CPU ONNX Runtime library; `None` (after
 /// `missing_artifact`, which fails under CI) when it cannot be had here.
 pub fn runtime_library() -> Option<PathBuf> {
+    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
     match test_provisioner().onnxruntime_library(false) {
         Ok(l) => Some(l),
         Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
