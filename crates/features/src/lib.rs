@@ -41,3 +41,8 @@ pub use resize::{
     preprocess_batch_f32, preprocess_f32, resize_plane,
 };
 pub use source::{Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError};
+pub use cache::{CacheKey, FeatureCache};
+pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
+pub use evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
+pub use extractor::{Device, Extractor, RuntimeOptions};
+pub use provision::Provisioner;
