@@ -30,19 +30,21 @@ pub mod resize;
 pub mod source;
 pub mod torchscript;
 
+pub use cache::{CacheKey, FeatureCache};
+pub use decode::{DecodeError, decode_bytes, decode_file};
+pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
 pub use error::FeatureError;
+pub use evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
+pub use extractor::{Device, Extractor, RuntimeOptions};
 pub use onnx::{
     convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
 };
-pub use torchscript::{TorchScriptArchive, TorchScriptError};
-pub use decode::{DecodeError, decode_bytes, decode_file};
+pub use provision::Provisioner;
 pub use resize::{
     Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
     preprocess_batch_f32, preprocess_f32, resize_plane,
 };
-pub use source::{Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError};
-pub use cache::{CacheKey, FeatureCache};
-pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
-pub use evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
-pub use extractor::{Device, Extractor, RuntimeOptions};
-pub use provision::Provisioner;
+pub use source::{
+    Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError,
+};
+pub use torchscript::{TorchScriptArchive, TorchScriptError};
