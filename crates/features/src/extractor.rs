@@ -12,7 +12,11 @@
 //! silently ignored, as ONNX Runtime does by default); the session then falls
 //! back to the CPU with a line on standard error saying why, unless
 //! [`RuntimeOptions::require_device`] asks for an error instead. Which device
-//! actually runs is [`Extractor::device`].
+//! actually runs is [`Extractor::device`]. The CUDA build of the library
+//! (`onnxruntime-gpu==1.31.1`, provisioned with its two provider libraries
+//! beside it) needs CUDA 13 (`libcudart.so.13`, `libcublas.so.13`,
+//! `libcublasLt.so.13`, `libcurand.so.10`) and cuDNN 9 where the dynamic
+//! loader finds them (e.g. the CUDA lib directory on `LD_LIBRARY_PATH`).
 //!
 //! **Numbers.** ONNX Runtime with the same model and all graph optimisations
 //! (its default, as in its Python API) reproduces the Python features; the FID
