@@ -184,19 +184,10 @@ pub fn extract(source: &Path, args: &EncoderArgs, encoder: &mut Encoder) -> Resu
                 source.display()
             );
         }
-        let skipped = hit
-            .skipped
-            .into_iter()
-            .map(|(name, error)| gen_metrics_features::source::SkippedItem {
-                index: usize::MAX,
-                name,
-                error,
-            })
-            .collect();
         return Ok(SourceFeatures {
             features: hit.features,
             names: hit.names,
-            skipped,
+            skipped: hit.skipped,
         });
     }
     let total = names.len();
@@ -223,15 +214,10 @@ pub fn extract(source: &Path, args: &EncoderArgs, encoder: &mut Encoder) -> Resu
             eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
         }
     }
-    if let (Some(c), Some(k)) = (&cache, &key) {
-        let skipped: Vec<(String, String)> = out
-            .skipped
-            .iter()
-            .map(|s| (s.name.clone(), s.error.clone()))
-            .collect();
-        if let Err(e) = c.store(k, out.features.view(), &out.names, &skipped) {
-            eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
-        }
+    if let (Some(c), Some(k)) = (&cache, &key)
+        && let Err(e) = c.store(k, out.features.view(), &out.names, &out.skipped)
+    {
+        eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
     }
     Ok(out)
 }

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use crate::encoder::EncoderIdentity;
 use crate::error::{FeatureError, Result};
 use crate::provision::{home_dir, sha256_bytes, sha256_file, write_atomic, write_atomic_with};
+use crate::source::SkippedItem;
 
 /// Version of the cache format; part of every key.
 pub const CACHE_FORMAT: u32 = 1;
@@ -156,8 +157,8 @@ pub struct CachedFeatures {
     pub features: Array2<f32>,
     /// The name of each row.
     pub names: Vec<String>,
-    /// Items left out when the features were made (name and error).
-    pub skipped: Vec<(String, String)>,
+    /// Items left out when the features were made.
+    pub skipped: Vec<SkippedItem>,
     /// The `.npy` file of the entry.
     pub path: PathBuf,
 }
@@ -169,7 +170,8 @@ struct EntryMeta {
     rows: usize,
     cols: usize,
     names: Vec<String>,
-    skipped: Vec<(String, String)>,
+    /// (row index in the source, name, error) of each item left out.
+    skipped: Vec<(usize, String, String)>,
 }
 
 /// A folder of cached feature matrices.
@@ -236,12 +238,17 @@ impl FeatureCache {
         Ok(Some(CachedFeatures {
             features,
             names: meta.names,
-            skipped: meta.skipped,
+            skipped: meta
+                .skipped
+                .into_iter()
+                .map(|(index, name, error)| SkippedItem { index, name, error })
+                .collect(),
             path: npy,
         }))
     }
 
-    /// Stores `features` (row `i` named `names[i]`) under `key`, atomically.
+    /// Stores `features` (row `i` named `names[i]`; `skipped` the items left
+    /// out) under `key`, atomically.
     /// Returns the `.npy` path.
     ///
     /// # Errors
@@ -252,7 +259,7 @@ impl FeatureCache {
         key: &CacheKey,
         features: ArrayView2<'_, f32>,
         names: &[String],
-        skipped: &[(String, String)],
+        skipped: &[SkippedItem],
     ) -> Result<PathBuf> {
         if names.len() != features.nrows() {
             return Err(FeatureError::invalid(
@@ -269,7 +276,10 @@ impl FeatureCache {
             rows: features.nrows(),
             cols: features.ncols(),
             names: names.to_vec(),
-            skipped: skipped.to_vec(),
+            skipped: skipped
+                .iter()
+                .map(|s| (s.index, s.name.clone(), s.error.clone()))
+                .collect(),
         };
         let json = serde_json::to_vec(&meta).map_err(|e| FeatureError::Json {
             path: meta_path.clone(),

@@ -7,6 +7,7 @@ use gen_metrics_features::cache::{
 };
 use gen_metrics_features::encoder::{Crop, EncoderIdentity};
 use gen_metrics_features::extractor::OutputSelect;
+use gen_metrics_features::source::SkippedItem;
 use ndarray::{Array2, array};
 
 fn identity() -> EncoderIdentity {
