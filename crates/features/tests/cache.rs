@@ -45,12 +45,18 @@ fn hit_after_store_and_misses_for_every_change() {
     let cache = FeatureCache::new(tmp.path().join("cache"));
     let key = CacheKey::for_source(&imgs, &names, &identity()).expect("key");
     assert!(cache.load(&key).expect("load").is_none());
+    let skipped = [SkippedItem {
+        index: 2,
+        name: "c.png".into(),
+        error: "corrupt".into(),
+    }];
     let npy = cache
-        .store(&key, feats().view(), &names, &[])
+        .store(&key, feats().view(), &names, &skipped)
         .expect("store");
     let hit = cache.load(&key).expect("load").expect("hit");
     assert_eq!(hit.features, feats());
     assert_eq!(hit.names, names);
+    assert_eq!(hit.skipped, skipped);
     assert_eq!(hit.path, npy);
     // Recomputing the key from unchanged files hits again.
     let again = CacheKey::for_source(&imgs, &names, &identity()).expect("key");
