@@ -183,6 +183,9 @@ pub fn extract(source: &Path, args: &EncoderArgs, encoder: &mut Encoder) -> Resu
                 hit.names.len(),
                 source.display()
             );
+            for s in &hit.skipped {
+                eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
+            }
         }
         return Ok(SourceFeatures {
             features: hit.features,
