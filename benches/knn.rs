@@ -61,6 +61,25 @@ fn side_by_side(args: &[String]) {
     println!(
         "k-NN radii side by side: N = {n}, D = {d}, k = {k}, random uniform f32, {repeats} timed runs each"
     );
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    println!(
+        "cpu: {cpu}, {} rayon threads; load average before: {}",
+        rayon_threads(),
+        load()
+    );
     let x = uniform(n, d, 20261123);
 
     let dir = std::env::temp_dir().join(format!("gm_knn_side_by_side_{}", std::process::id()));
@@ -70,48 +89,55 @@ fn side_by_side(args: &[String]) {
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&data, bytes).expect("write data");
 
-    // numpy
+    // numpy and ours, interleaved run by run so that both see the same load
+    // on a shared machine.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench/knn_side_by_side.py");
-    let py = Command::new("python3")
-        .arg(&script)
-        .args([
-            "--n",
-            &n.to_string(),
-            "--d",
-            &d.to_string(),
-            "--k",
-            &k.to_string(),
-        ])
-        .args(["--repeats", &repeats.to_string()])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("running python3");
-    let stdout = String::from_utf8_lossy(&py.stdout);
-    if !py.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&py.stderr));
-        panic!("numpy side failed");
-    }
-    let line = stdout.lines().last().unwrap_or_default().to_owned();
-    let field = |key: &str| -> f64 {
+    let numpy_run = || -> (f64, String) {
+        let py = Command::new("python3")
+            .arg(&script)
+            .args([
+                "--n",
+                &n.to_string(),
+                "--d",
+                &d.to_string(),
+                "--k",
+                &k.to_string(),
+            ])
+            .args(["--repeats", "1"])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("running python3");
+        if !py.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&py.stderr));
+            panic!("numpy side failed");
+        }
+        let line = String::from_utf8_lossy(&py.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned();
         let at = line
-            .find(&format!("\"{key}\": "))
-            .unwrap_or_else(|| panic!("{key} missing in {line}"));
-        let rest = &line[at + key.len() + 4..];
-        rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+            .find("\"min_s\": ")
+            .unwrap_or_else(|| panic!("min_s missing in {line}"))
+            + 9;
+        let rest = &line[at..];
+        let t = rest[..rest.find([',', '}']).unwrap_or(rest.len())]
             .trim()
             .parse()
-            .expect("number")
+            .expect("number");
+        (t, line)
     };
-    let (np_min, np_median) = (field("min_s"), field("median_s"));
-
-    // ours
     let _ = kth_neighbour_radii(x.slice(ndarray::s![..1024.min(n), ..]), k).unwrap(); // warm-up
-    let mut times = Vec::new();
+    let (mut np_times, mut times) = (Vec::new(), Vec::new());
     let mut radii = None;
+    let mut line = String::new();
     for _ in 0..repeats {
+        let (t, l) = numpy_run();
+        np_times.push(t);
+        line = l;
         let t0 = Instant::now();
         let r = kth_neighbour_radii(black_box(x.view()), k).unwrap();
         times.push(t0.elapsed().as_secs_f64());
@@ -119,7 +145,9 @@ fn side_by_side(args: &[String]) {
     }
     let radii = radii.expect("at least one run");
     times.sort_by(f64::total_cmp);
+    np_times.sort_by(f64::total_cmp);
     let (ours_min, ours_median) = (times[0], times[times.len() / 2]);
+    let (np_min, np_median) = (np_times[0], np_times[np_times.len() / 2]);
 
     // Correctness: brute-force exact float64 on a sample of rows, and the
     // float32 numpy radii for comparison.
@@ -142,6 +170,10 @@ fn side_by_side(args: &[String]) {
         })
         .fold(0.0f64, f64::max);
     let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "runs   numpy {np_times:.3?} s, ours {times:.3?} s; load average after: {}",
+        load()
+    );
 
     println!(
         "numpy  ({}) : min {np_min:.3} s, median {np_median:.3} s",
@@ -162,6 +194,10 @@ fn side_by_side(args: &[String]) {
         "check  ours vs brute-force exact f64 (sampled rows): max |diff| = {max_exact_diff:e}"
     );
     println!("check  numpy float32 radii vs ours: max relative diff = {max_np_rel:.2e}");
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn main() {
