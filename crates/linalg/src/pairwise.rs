@@ -726,14 +726,24 @@ struct Cand {
     lo: f64,
     hi: f64,
     j: usize,
+    /// `lo == hi` is the exact key.
+    exact: bool,
 }
 
-/// The candidates of one row: every `j` whose key lower bound is at most the
-/// current k-th smallest key upper bound (`thresh`). Keys above `thresh` can
-/// never be among the k smallest, so the exact k smallest are always in here.
+/// The candidates of one row for the k smallest keys in the order
+/// `(key, index)`.
+///
+/// `(thresh, thresh_j)` is the k-th smallest `(hi, j)` seen so far: k
+/// candidates are known to come at or before it in the `(key, j)` order, so a
+/// candidate whose `(lo, j)` comes after it can never be among the k smallest
+/// and is dropped (or never admitted). When bounds cannot separate the
+/// candidates (exact duplicates, heavy cancellation), the list is resolved
+/// with exact keys, which leaves exactly k: memory stays O(k) per row on any
+/// input.
 struct Sel {
     cand: Vec<Cand>,
     thresh: f64,
+    thresh_j: usize,
     cap: usize,
 }
 
@@ -742,42 +752,71 @@ impl Sel {
         Sel {
             cand: Vec::new(),
             thresh: f64::INFINITY,
+            thresh_j: usize::MAX,
             cap: (4 * k).max(32),
         }
     }
 
+    /// Admits candidate `j` with key bounds `lo ≤ key ≤ hi` if it can still
+    /// be among the k smallest; `exact(j)` gives its exact key when needed.
     #[inline(always)]
-    fn offer(&mut self, k: usize, lo: f64, hi: f64, j: usize) {
-        if lo <= self.thresh && lo < f64::INFINITY {
-            self.cand.push(Cand { lo, hi, j });
+    fn offer(&mut self, k: usize, lo: f64, hi: f64, j: usize, exact: &dyn Fn(usize) -> f64) {
+        if lo < f64::INFINITY && (lo < self.thresh || (lo == self.thresh && j < self.thresh_j)) {
+            self.cand.push(Cand {
+                lo,
+                hi,
+                j,
+                exact: false,
+            });
             if self.cand.len() >= self.cap {
-                self.prune(k);
+                self.prune(k, exact);
             }
         }
     }
 
-    fn prune(&mut self, k: usize) {
-        if self.cand.len() >= k {
-            let mut his: Vec<f64> = self.cand.iter().map(|c| c.hi).collect();
-            let (_, kth, _) = his.select_nth_unstable_by(k - 1, f64::total_cmp);
-            if *kth < self.thresh {
-                self.thresh = *kth;
-            }
-            let t = self.thresh;
-            self.cand.retain(|c| c.lo <= t);
+    /// Lowers `(thresh, thresh_j)` to the k-th smallest `(hi, j)` and drops the
+    /// candidates that come after it.
+    fn tighten(&mut self, k: usize) {
+        if self.cand.len() < k {
+            return;
         }
+        let mut keys: Vec<(f64, usize)> = self.cand.iter().map(|c| (c.hi, c.j)).collect();
+        let (_, kth, _) =
+            keys.select_nth_unstable_by(k - 1, |x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let (h, hj) = *kth;
+        if h < self.thresh || (h == self.thresh && hj < self.thresh_j) {
+            self.thresh = h;
+            self.thresh_j = hj;
+        }
+        let (t, tj) = (self.thresh, self.thresh_j);
+        self.cand.retain(|c| c.lo < t || (c.lo == t && c.j <= tj));
+    }
+
+    fn prune(&mut self, k: usize, exact: &dyn Fn(usize) -> f64) {
+        self.tighten(k);
         if 2 * self.cand.len() > self.cap {
-            self.cap *= 2;
+            // The bounds do not separate the candidates: resolve them exactly.
+            for c in self.cand.iter_mut().filter(|c| !c.exact) {
+                let v = exact(c.j);
+                (c.lo, c.hi, c.exact) = (v, v, true);
+            }
+            self.cand.retain(|c| c.lo < f64::INFINITY);
+            self.tighten(k);
+            if 2 * self.cand.len() > self.cap {
+                // Unreachable after exact resolution (at most k remain); kept
+                // so that a broken invariant costs memory, not correctness.
+                self.cap *= 2;
+            }
         }
     }
 
     /// The k smallest exact keys (finite ones only), ascending, ties by index.
-    fn finish(mut self, k: usize, exact: impl Fn(usize) -> f64) -> Vec<(f64, usize)> {
-        self.prune(k);
+    fn finish(mut self, k: usize, exact: &dyn Fn(usize) -> f64) -> Vec<(f64, usize)> {
+        self.tighten(k);
         let mut out: Vec<(f64, usize)> = self
             .cand
             .iter()
-            .map(|c| (exact(c.j), c.j))
+            .map(|c| (if c.exact { c.lo } else { exact(c.j) }, c.j))
             .filter(|(v, _)| *v < f64::INFINITY)
             .collect();
         out.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
@@ -787,26 +826,29 @@ impl Sel {
 }
 
 /// Offers every pair of block row `ii` (first set) to `st`, keyed on the
-/// second set's index `j`.
+/// second set's index `j`; `skip` is an index never offered (the row itself).
 #[inline]
 fn scan_row_select<K: Key>(
+    eng: &Engine<'_>,
     blk: &Blk<'_>,
     ii: usize,
-    (ei, eb): (f64, &[f64]),
     st: &mut Sel,
     k: usize,
     key: &K,
     skip: Option<usize>,
 ) {
+    let i = blk.i0 + ii;
+    let ei = eng.ea()[i];
+    let exact = |j: usize| key.key(j, eng.exact(i, j));
     let row = blk.row(ii);
-    let ebj = &eb[blk.j0..blk.j0 + blk.nj];
+    let ebj = &eng.eb()[blk.j0..blk.j0 + blk.nj];
     for jj in 0..blk.nj {
         let s = row[jj];
         let e = ei + ebj[jj];
         let j = blk.j0 + jj;
         let lo = key.key(j, (s - e).max(0.0));
-        if lo <= st.thresh && lo < f64::INFINITY && skip != Some(j) {
-            st.offer(k, lo, key.key(j, s + e), j);
+        if lo <= st.thresh && skip != Some(j) {
+            st.offer(k, lo, key.key(j, s + e), j, &exact);
         }
     }
 }
@@ -815,15 +857,15 @@ fn scan_row_select<K: Key>(
 /// keyed on the first set's index `i`; walks in column tiles to stay in cache.
 #[inline]
 fn scan_cols_select<K: Key, S>(
+    eng: &Engine<'_>,
     blk: &Blk<'_>,
-    ea: &[f64],
-    eb: &[f64],
     states: &mut [S],
     sel: impl Fn(&mut S) -> &mut Sel,
     k: usize,
     key: &K,
 ) {
     const TILE: usize = 16;
+    let (ea, eb) = (eng.ea(), eng.eb());
     let mut c0 = 0;
     while c0 < blk.nj {
         let c1 = (c0 + TILE).min(blk.nj);
@@ -836,8 +878,11 @@ fn scan_cols_select<K: Key, S>(
                 let s = row[jj];
                 let e = ei + eb[blk.j0 + jj];
                 let lo = key.key(i, (s - e).max(0.0));
-                if lo <= st.thresh && lo < f64::INFINITY {
-                    st.offer(k, lo, key.key(i, s + e), i);
+                if lo <= st.thresh {
+                    let jg = blk.j0 + jj;
+                    st.offer(k, lo, key.key(i, s + e), i, &|c: usize| {
+                        key.key(c, eng.exact(c, jg))
+                    });
                 }
             }
         }
@@ -961,43 +1006,40 @@ impl<'a> Engine<'a> {
     /// The k smallest exact keys for every row of the first set.
     fn select_rows<K: Key>(&self, k: usize, key: &K) -> Vec<Vec<(f64, usize)>> {
         let mut states: Vec<Sel> = (0..self.a.n).map(|_| Sel::new(k)).collect();
-        let eb = self.eb();
         self.drive_rows(&mut states, |blk, st| {
             for (ii, sti) in st.iter_mut().enumerate() {
-                let ei = self.ea()[blk.i0 + ii];
-                scan_row_select(blk, ii, (ei, eb), sti, k, key, None);
+                scan_row_select(self, blk, ii, sti, k, key, None);
             }
         });
         states
             .into_par_iter()
             .enumerate()
-            .map(|(i, st)| st.finish(k, |j| key.key(j, self.exact(i, j))))
+            .map(|(i, st)| st.finish(k, &|j| key.key(j, self.exact(i, j))))
             .collect()
     }
 
     /// The k nearest other rows (exact squared distances) of a set with itself.
     fn select_self(&self, k: usize) -> Vec<Vec<(f64, usize)>> {
         let mut states: Vec<Sel> = (0..self.a.n).map(|_| Sel::new(k)).collect();
-        let ea = self.ea();
         self.drive_self(
             &mut states,
             |blk, st| {
                 for (ii, sti) in st.iter_mut().enumerate() {
                     let i = blk.i0 + ii;
-                    scan_row_select(blk, ii, (ea[i], ea), sti, k, &SqKey, Some(i));
+                    scan_row_select(self, blk, ii, sti, k, &SqKey, Some(i));
                 }
             },
             |blk, si, sj| {
                 for (ii, sti) in si.iter_mut().enumerate() {
-                    scan_row_select(blk, ii, (ea[blk.i0 + ii], ea), sti, k, &SqKey, None);
+                    scan_row_select(self, blk, ii, sti, k, &SqKey, None);
                 }
-                scan_cols_select(blk, ea, ea, sj, |s| s, k, &SqKey);
+                scan_cols_select(self, blk, sj, |s| s, k, &SqKey);
             },
         );
         states
             .into_par_iter()
             .enumerate()
-            .map(|(i, st)| st.finish(k, |j| self.exact(i, j)))
+            .map(|(i, st)| st.finish(k, &|j| self.exact(i, j)))
             .collect()
     }
 
@@ -1442,10 +1484,10 @@ pub fn cross_ball_statistics(
             let ei = ea[blk.i0 + ii];
             let (count, sel) = &mut sa[ii];
             *count += count_row(&eng, blk, ii, ei, eb, &balls_b);
-            scan_row_select(blk, ii, (ei, eb), sel, 1, &SqKey, None);
+            scan_row_select(&eng, blk, ii, sel, 1, &SqKey, None);
         }
         count_cols(&eng, blk, ea, eb, &balls_a, sb, |s| &mut s.0);
-        scan_cols_select(blk, ea, eb, sb, |s| &mut s.1, 1, &SqKey);
+        scan_cols_select(&eng, blk, sb, |s| &mut s.1, 1, &SqKey);
     });
     let near = |sel: Sel, f: &dyn Fn(usize) -> f64| -> Result<f64, LinalgError> {
         sel.finish(1, f)

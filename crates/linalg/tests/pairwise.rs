@@ -510,3 +510,35 @@ fn errors_not_panics() {
     assert!(kth_neighbour_radii(no_cols.view(), 1).is_err());
     assert!(for_each_distance_block(x.view(), y.view(), 4, |_| {}).is_err());
 }
+
+#[test]
+fn massively_duplicated_rows_resolve_ties_by_index() {
+    // 1500 copies of one row: every distance is exactly 0, no bound can
+    // separate the candidates, and the k nearest are the k smallest indices.
+    let row = normal(1, 40, 5.0, 1.0, 121);
+    let x = Array2::from_shape_fn((1500, 40), |(_, j)| row[[0, j]]);
+    let (idx, dist) = self_nearest_neighbours(x.view(), 4).unwrap();
+    for i in [0, 1, 2, 3, 4, 700, 1499] {
+        let want: Vec<usize> = (0..1500).filter(|&j| j != i).take(4).collect();
+        assert_eq!(idx.row(i).to_vec(), want, "row {i}");
+        assert!(dist.row(i).iter().all(|&d| d == 0.0));
+    }
+    assert!(
+        kth_neighbour_radii(x.view(), 5)
+            .unwrap()
+            .iter()
+            .all(|&r| r == 0.0)
+    );
+    let q = normal(3, 40, 5.0, 1.0, 122);
+    let (idx, _) = nearest_neighbours(q.view(), x.view(), 3).unwrap();
+    assert!(idx.rows().into_iter().all(|r| r.to_vec() == vec![0, 1, 2]));
+    // All-zero rows (a broken encoder) and two distinct groups of copies.
+    let z = Array2::from_shape_fn(
+        (900, 16),
+        |(i, j)| if i % 3 == 0 { 0.0 } else { (j % 4) as f32 },
+    );
+    let r = kth_neighbour_radii(z.view(), 3).unwrap();
+    assert!(r.iter().all(|&v| v == 0.0));
+    let r = kth_neighbour_radii(z.slice(s![..6, ..]), 3).unwrap();
+    assert_eq!(r, brute_kth(z.slice(s![..6, ..]), 3));
+}
