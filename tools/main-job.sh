@@ -27,7 +27,7 @@ echo "== provision (cached after the first run)"
 
 echo "== data: real MNIST digits and generated digits"
 rm -rf "$work"
-target/release/examples/mnist_generate --out "$work" --n-train 4000 --n-real 1000 --n-fake 1000 --seed 0
+target/release/examples/mnist_generate --out "$work" --n-train 2000 --n-real 1000 --n-fake 1000 --seed 0
 
 echo "== features: FID Inception-V3, clean resize to 299x299"
 for set in real generated train; do
