@@ -1,0 +1,162 @@
+//! `gen-metrics features`, `fid` and `models` as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::Array2;
+use ndarray_npy::{ReadNpyExt, write_npy};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gen-metrics"));
+    // The artifacts cache the features tests fill (git-ignored), unless the
+    // caller points elsewhere.
+    if std::env::var_os("GEN_METRICS_HOME").is_none() {
+        c.env(
+            "GEN_METRICS_HOME",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/gen-metrics-home"),
+        );
+    }
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run gen-metrics")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh folder under the system temporary folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "gen-metrics-cli-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn read(path: &Path) -> Array2<f32> {
+    Array2::<f32>::read_npy(std::fs::File::open(path).expect("open")).expect("npy")
+}
+
+#[test]
+fn models_list_names_every_artifact() {
+    let o = run(&["models", "list", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ids: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "onnxruntime-cpu",
+            "onnxruntime-gpu",
+            "fid-inception-pt",
+            "inception-v3-fid"
+        ]
+    );
+    let o = run(&["models", "path", "no-such-thing"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown artifact"), "{}", text(&o));
+}
+
+#[test]
+fn fid_of_feature_files_and_statistics() {
+    let tmp = TempDir::new("fid");
+    let a = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+    let b = a.mapv(|v| v + 1.0);
+    let pa = tmp.path().join("a.npy");
+    let pb = tmp.path().join("b.npy");
+    write_npy(&pa, &a).expect("write");
+    write_npy(&pb, &b).expect("write");
+    let o = run(&[
+        "fid",
+        pa.to_str().expect("utf-8"),
+        pb.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    // Same covariance, means 1 apart in each of 3 dimensions.
+    let fid = v["value"].as_f64().expect("value");
+    assert!((fid - 3.0).abs() < 1e-9, "{fid}");
+    let o = run(&["fid", pa.to_str().expect("utf-8"), "/nonexistent/x.npz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no such file"), "{}", text(&o));
+}
+
+#[test]
+fn features_of_the_synthetic_images_match_the_reference() {
+    let models = gen_metrics_testkit::shared_dir().join("models");
+    let tmp = TempDir::new("features");
+    let out: PathBuf = tmp.path().join("f.npy");
+    let names = tmp.path().join("names.txt");
+    let o = bin()
+        .args(["features", "--threads", "2", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .arg(models.join("synthetic"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--names")
+        .arg(&names)
+        .output()
+        .expect("run");
+    if !o.status.success() {
+        let t = text(&o);
+        if t.contains("is not available") {
+            gen_metrics_testkit::missing_artifact(&t);
+            return;
+        }
+        panic!("{t}");
+    }
+    let got = read(&out);
+    let want = read(&models.join("synthetic/features.npy"));
+    let d = (&got - &want).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(d <= 1e-4, "max abs diff {d}");
+    let listed = std::fs::read_to_string(&names).expect("names");
+    let first: Vec<&str> = listed.lines().take(2).collect();
+    assert_eq!(first, ["img_00.png", "img_01.png"]);
+    // Second run: from the feature cache, same bytes.
+    let out2 = tmp.path().join("f2.npy");
+    let o = bin()
+        .args(["features", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .arg(models.join("synthetic"))
+        .arg("-o")
+        .arg(&out2)
+        .output()
+        .expect("run");
+    assert!(text(&o).contains("from the cache"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        std::fs::read(&out2).expect("read")
+    );
+}
