@@ -164,10 +164,9 @@ impl NpyHeader {
 fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
     let at = dict.find(&format!("'{key}'"))? + key.len() + 2;
     let rest = dict[at..].trim_start().strip_prefix(':')?.trim_start();
-    let end = if rest.starts_with('\'') {
-        rest[1..].find('\'')? + 2
-    } else {
-        rest.find([',', '}']).unwrap_or(rest.len())
+    let end = match rest.strip_prefix('\'') {
+        Some(quoted) => quoted.find('\'')? + 2,
+        None => rest.find([',', '}']).unwrap_or(rest.len()),
     };
     Some(rest[..end].trim())
 }

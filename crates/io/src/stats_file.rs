@@ -82,7 +82,7 @@ pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError
         .collect();
     let mut member = |name: &str| -> Result<Option<Vec<u8>>, IoError> {
         let file = format!("{name}.npy");
-        if !names.iter().any(|n| *n == file) {
+        if !names.contains(&file) {
             return Ok(None);
         }
         let mut entry = archive.by_name(&file).map_err(|e| IoError::MalformedNpz {
