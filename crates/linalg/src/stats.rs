@@ -120,10 +120,67 @@ pub(crate) fn center_rows(buf: &mut [f64], mean: &[f64]) {
     });
 }
 
-/// `dst_lower += alpha · Xᵀ X` for a row-major `b × d` buffer `X`, on the
-/// lower triangle (including the diagonal) of `dst` only.
-pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize, alpha: f64) {
-    let x = MatRef::from_row_major_slice(xc, b, d);
+/// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by their column
+/// means, written column-major into `buf` (column `j` at `[j·b, (j+1)·b)`, the
+/// layout the `Xᵀ X` GEMM reads fastest; `buf` is resized, so one allocation
+/// serves every chunk); returns the column means (each column summed in row
+/// order). One pass over the input, parallel over blocks of columns.
+pub(crate) fn centered_chunk_colmajor<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+    r0: usize,
+    b: usize,
+    buf: &mut Vec<f64>,
+) -> Vec<f64> {
+    const COLS: usize = 32;
+    let d = x.ncols();
+    buf.resize(b * d, 0.0);
+    let mut mean = vec![0.0f64; d];
+    // C-contiguous input: plain slice arithmetic; otherwise ndarray indexing.
+    let data = x.as_slice();
+    buf[..b * d]
+        .par_chunks_mut(COLS * b)
+        .zip(mean.par_chunks_mut(COLS))
+        .enumerate()
+        .for_each(|(blk, (cols, m))| {
+            let j0 = blk * COLS;
+            let w = m.len();
+            for i in 0..b {
+                match data {
+                    Some(data) => {
+                        let row = &data[(r0 + i) * d + j0..(r0 + i) * d + j0 + w];
+                        for ((&v, mv), col) in
+                            row.iter().zip(m.iter_mut()).zip(cols.chunks_exact_mut(b))
+                        {
+                            let v: f64 = v.into();
+                            col[i] = v;
+                            *mv += v;
+                        }
+                    }
+                    None => {
+                        for (jj, (mv, col)) in
+                            m.iter_mut().zip(cols.chunks_exact_mut(b)).enumerate()
+                        {
+                            let v: f64 = x[[r0 + i, j0 + jj]].into();
+                            col[i] = v;
+                            *mv += v;
+                        }
+                    }
+                }
+            }
+            let inv = 1.0 / b as f64;
+            for (col, mv) in cols.chunks_exact_mut(b).zip(m.iter_mut()) {
+                *mv *= inv;
+                let mu = *mv;
+                col.iter_mut().for_each(|v| *v -= mu);
+            }
+        });
+    mean
+}
+
+/// `dst_lower += Xᵀ X` for a column-major `b × d` buffer `X`, lower triangle
+/// (including the diagonal) only.
+fn add_gram_lower_colmajor(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize) {
+    let x = MatRef::from_column_major_slice(xc, b, d);
     matmul(
         dst.as_mut(),
         BlockStructure::TriangularLower,
@@ -132,7 +189,7 @@ pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize,
         BlockStructure::Rectangular,
         x,
         BlockStructure::Rectangular,
-        alpha,
+        1.0,
         faer::get_global_parallelism(),
     );
 }
@@ -326,10 +383,10 @@ impl GaussianAccumulator {
         let d = self.dim;
         let step = chunk_rows(d);
         let mut r0 = 0;
+        let mut buf = Vec::new();
         while r0 < batch.nrows() {
             let b = step.min(batch.nrows() - r0);
-            let (mut buf, mean_b) = chunk_to_f64(batch, r0, b);
-            center_rows(&mut buf, &mean_b);
+            let mean_b = centered_chunk_colmajor(batch, r0, b, &mut buf);
             let delta: Vec<f64> = mean_b
                 .iter()
                 .zip(&self.mean)
@@ -338,7 +395,7 @@ impl GaussianAccumulator {
             let (na, nb) = (self.n as f64, b as f64);
             let n = na + nb;
             // M += X_cᵀ X_c   (the batch co-moment, lower triangle)
-            add_gram_lower(&mut self.comoment, &buf, b, d, 1.0);
+            add_gram_lower_colmajor(&mut self.comoment, &buf, b, d);
             // M += δ δᵀ n_A n_B / n ;  m += δ n_B / n
             rank_one_lower(&mut self.comoment, &delta, na * nb / n);
             for (m, dl) in self.mean.iter_mut().zip(&delta) {
@@ -474,13 +531,14 @@ mod tests {
 
     #[test]
     fn gram_lower_tiny() {
-        // X = [[1, 2], [3, 4]]: XᵀX = [[10, 14], [14, 20]], lower triangle.
+        // Column-major [1, 2, 3, 4] is X = [[1, 3], [2, 4]]:
+        // XᵀX = [[5, 11], [11, 25]], lower triangle.
         let x = [1.0, 2.0, 3.0, 4.0];
         let mut m = Mat::<f64>::zeros(2, 2);
-        add_gram_lower(&mut m, &x, 2, 2, 1.0);
-        assert_eq!(m[(0, 0)], 10.0);
-        assert_eq!(m[(1, 0)], 14.0);
-        assert_eq!(m[(1, 1)], 20.0);
+        add_gram_lower_colmajor(&mut m, &x, 2, 2);
+        assert_eq!(m[(0, 0)], 5.0);
+        assert_eq!(m[(1, 0)], 11.0);
+        assert_eq!(m[(1, 1)], 25.0);
     }
 
     #[test]
@@ -493,5 +551,29 @@ mod tests {
                 .is_err()
         );
         assert_eq!(acc.finalize(1).unwrap(), before);
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+
+    #[test]
+    fn centred_chunk_any_layout() {
+        let c = Array2::from_shape_fn((5, 40), |(i, j)| (i * 40 + j) as f32);
+        let f = {
+            let mut f = Array2::<f32>::zeros((5, 40).f());
+            f.assign(&c);
+            f
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ma = centered_chunk_colmajor(c.view(), 1, 3, &mut a);
+        let mb = centered_chunk_colmajor(f.view(), 1, 3, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(ma, mb);
+        // column 7 of rows 1..4 is 47, 87, 127: mean 87, centred -40, 0, 40
+        assert_eq!(ma[7], 87.0);
+        assert_eq!(&a[7 * 3..8 * 3], &[-40.0, 0.0, 40.0]);
     }
 }
