@@ -23,8 +23,8 @@ pub mod fringe;
 pub mod inception_score;
 pub mod kid;
 pub mod mifid;
-pub mod precision_recall;
 pub mod prdc;
+pub mod precision_recall;
 pub mod rarity;
 pub mod realism;
 pub mod validate;
@@ -33,13 +33,17 @@ pub mod vendi;
 pub use error::MetricError;
 pub use fd_infinity::{FdInfinity, FdInfinityOutput};
 pub use fid::{Fid, FidOutput};
-pub use inception_score::{InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput};
+pub use inception_score::{
+    InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput,
+};
 pub use kid::{Kid, KidOutput, KidSubsets};
 pub use mifid::{Mifid, MifidConvention, MifidOutput};
 pub use prdc::{Prdc, PrdcOutput};
 pub use precision_recall::{PrecisionRecall, PrecisionRecallOutput};
 pub use rarity::{Rarity, RarityOutput};
-pub use realism::{Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean};
+pub use realism::{
+    Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean,
+};
 pub use vendi::{Vendi, VendiKernel, VendiOutput};
 
 use ndarray::ArrayView2;

@@ -15,7 +15,12 @@ pub fn check_set(
     needed: usize,
 ) -> Result<(), MetricError> {
     if x.nrows() < needed {
-        return Err(MetricError::TooFewSamples { metric, set, needed, got: x.nrows() });
+        return Err(MetricError::TooFewSamples {
+            metric,
+            set,
+            needed,
+            got: x.nrows(),
+        });
     }
     if x.ncols() == 0 {
         return Err(MetricError::InvalidParameter {
@@ -25,7 +30,12 @@ pub fn check_set(
     }
     for (row, r) in x.outer_iter().enumerate() {
         if let Some(col) = r.iter().position(|v| !v.is_finite()) {
-            return Err(MetricError::NonFinite { metric, set, row, col });
+            return Err(MetricError::NonFinite {
+                metric,
+                set,
+                row,
+                col,
+            });
         }
     }
     Ok(())
@@ -45,7 +55,11 @@ pub fn check_pair(
     check_set(metric, "real", real, needed)?;
     check_set(metric, "fake", fake, needed)?;
     if real.ncols() != fake.ncols() {
-        return Err(MetricError::DimensionMismatch { metric, real: real.ncols(), fake: fake.ncols() });
+        return Err(MetricError::DimensionMismatch {
+            metric,
+            real: real.ncols(),
+            fake: fake.ncols(),
+        });
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ pub struct Case {
 impl Case {
     /// Loads the case named `name` (without the `case_` prefix).
     pub fn load(name: &str) -> Case {
-        let dir = shared_dir().join("conformance").join(format!("case_{name}"));
+        let dir = shared_dir()
+            .join("conformance")
+            .join(format!("case_{name}"));
         let text = std::fs::read_to_string(dir.join("expected.json"))
             .unwrap_or_else(|e| panic!("reading {}: {e}", dir.join("expected.json").display()));
         let expected = serde_json::from_str(&text).expect("expected.json is strict JSON");
@@ -61,7 +63,12 @@ impl Case {
         let mut names: Vec<String> = std::fs::read_dir(shared_dir().join("conformance"))
             .expect("conformance corpus present")
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|s| s.strip_prefix("case_")).map(str::to_owned))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("case_"))
+                    .map(str::to_owned)
+            })
             .collect();
         names.sort();
         names
@@ -101,7 +108,10 @@ impl Case {
 
     /// An entry of `diagnostics` by key.
     pub fn diagnostic(&self, key: &str) -> Option<f64> {
-        self.expected.get("diagnostics").and_then(|d| d.get(key)).and_then(Value::as_f64)
+        self.expected
+            .get("diagnostics")
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_f64)
     }
 }
 
