@@ -54,7 +54,8 @@ pub(crate) fn first_non_finite<T: Copy + Into<f64> + Sync>(
         .into_par_iter()
         .find_first(|&i| x.row(i).iter().any(|v| !(*v).into().is_finite()))
         .map(|i| {
-            // Unwrap-free: the row was found because it has a non-finite value.
+            // The row was found because it has a non-finite value, so
+            // `position` is `Some`; 0 is never used.
             let j = x
                 .row(i)
                 .iter()
@@ -64,32 +65,73 @@ pub(crate) fn first_non_finite<T: Copy + Into<f64> + Sync>(
         })
 }
 
-/// Copies rows `[r0, r0 + b)` of `x` into a row-major float64 buffer and
-/// returns it together with the column means of those rows.
-pub(crate) fn chunk_to_f64<T: Copy + Into<f64> + Sync>(
+/// Rows per task when converting a chunk (a fixed split: the partial column
+/// sums, and so the mean, do not depend on the number of threads).
+const ROWS_PER_TASK: usize = 64;
+
+/// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by their column
+/// means, written row-major into `buf` (resized, so one allocation serves every
+/// chunk); returns the column means.
+///
+/// One pass converts the rows and accumulates per-task column sums
+/// (vectorised across columns), the sums are added in task order, and a second
+/// pass subtracts the means while the chunk is in cache.
+pub(crate) fn centered_chunk<T: Copy + Into<f64> + Sync>(
     x: ArrayView2<'_, T>,
     r0: usize,
     b: usize,
-) -> (Vec<f64>, Vec<f64>) {
+    buf: &mut Vec<f64>,
+) -> Vec<f64> {
     let d = x.ncols();
-    let mut buf = vec![0.0f64; b * d];
-    buf.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
-        for (o, v) in out.iter_mut().zip(x.row(r0 + i).iter()) {
-            *o = (*v).into();
+    buf.resize(b * d, 0.0);
+    let buf = &mut buf[..b * d];
+    let data = x.as_slice();
+    let partial: Vec<Vec<f64>> = buf
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .enumerate()
+        .map(|(t, out)| {
+            let mut acc = vec![0.0f64; d];
+            for (k, orow) in out.chunks_exact_mut(d).enumerate() {
+                let i = r0 + t * ROWS_PER_TASK + k;
+                match data {
+                    Some(data) => {
+                        for ((o, v), a) in orow
+                            .iter_mut()
+                            .zip(&data[i * d..(i + 1) * d])
+                            .zip(acc.iter_mut())
+                        {
+                            let v: f64 = (*v).into();
+                            *o = v;
+                            *a += v;
+                        }
+                    }
+                    None => {
+                        for ((o, v), a) in orow.iter_mut().zip(x.row(i).iter()).zip(acc.iter_mut())
+                        {
+                            let v: f64 = (*v).into();
+                            *o = v;
+                            *a += v;
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut mean = vec![0.0f64; d];
+    for p in &partial {
+        for (m, v) in mean.iter_mut().zip(p) {
+            *m += v;
+        }
+    }
+    let inv = 1.0 / b as f64;
+    mean.iter_mut().for_each(|m| *m *= inv);
+    buf.par_chunks_mut(d).for_each(|row| {
+        for (v, m) in row.iter_mut().zip(&mean) {
+            *v -= *m;
         }
     });
-    let mean = column_means(&buf, b, d);
-    (buf, mean)
-}
-
-/// Column means of a row-major `b × d` float64 buffer (parallel over column
-/// blocks, each column summed in row order).
-fn column_means(buf: &[f64], b: usize, d: usize) -> Vec<f64> {
-    let inv = 1.0 / b as f64;
-    column_sums(buf, d, |v| v)
-        .into_iter()
-        .map(|s| s * inv)
-        .collect()
+    mean
 }
 
 /// Per-column sums of `f(x)` over the rows of a row-major buffer with `d`
@@ -110,77 +152,10 @@ pub(crate) fn column_sums(buf: &[f64], d: usize, f: impl Fn(f64) -> f64 + Sync) 
     sums
 }
 
-/// Subtracts `mean` from every row of the row-major buffer.
-pub(crate) fn center_rows(buf: &mut [f64], mean: &[f64]) {
-    let d = mean.len();
-    buf.par_chunks_mut(d).for_each(|row| {
-        for (v, m) in row.iter_mut().zip(mean) {
-            *v -= *m;
-        }
-    });
-}
-
-/// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by their column
-/// means, written column-major into `buf` (column `j` at `[j·b, (j+1)·b)`, the
-/// layout the `Xᵀ X` GEMM reads fastest; `buf` is resized, so one allocation
-/// serves every chunk); returns the column means (each column summed in row
-/// order). One pass over the input, parallel over blocks of columns.
-pub(crate) fn centered_chunk_colmajor<T: Copy + Into<f64> + Sync>(
-    x: ArrayView2<'_, T>,
-    r0: usize,
-    b: usize,
-    buf: &mut Vec<f64>,
-) -> Vec<f64> {
-    const COLS: usize = 32;
-    let d = x.ncols();
-    buf.resize(b * d, 0.0);
-    let mut mean = vec![0.0f64; d];
-    // C-contiguous input: plain slice arithmetic; otherwise ndarray indexing.
-    let data = x.as_slice();
-    buf[..b * d]
-        .par_chunks_mut(COLS * b)
-        .zip(mean.par_chunks_mut(COLS))
-        .enumerate()
-        .for_each(|(blk, (cols, m))| {
-            let j0 = blk * COLS;
-            let w = m.len();
-            for i in 0..b {
-                match data {
-                    Some(data) => {
-                        let row = &data[(r0 + i) * d + j0..(r0 + i) * d + j0 + w];
-                        for ((&v, mv), col) in
-                            row.iter().zip(m.iter_mut()).zip(cols.chunks_exact_mut(b))
-                        {
-                            let v: f64 = v.into();
-                            col[i] = v;
-                            *mv += v;
-                        }
-                    }
-                    None => {
-                        for (jj, (mv, col)) in
-                            m.iter_mut().zip(cols.chunks_exact_mut(b)).enumerate()
-                        {
-                            let v: f64 = x[[r0 + i, j0 + jj]].into();
-                            col[i] = v;
-                            *mv += v;
-                        }
-                    }
-                }
-            }
-            let inv = 1.0 / b as f64;
-            for (col, mv) in cols.chunks_exact_mut(b).zip(m.iter_mut()) {
-                *mv *= inv;
-                let mu = *mv;
-                col.iter_mut().for_each(|v| *v -= mu);
-            }
-        });
-    mean
-}
-
-/// `dst_lower += Xᵀ X` for a column-major `b × d` buffer `X`, lower triangle
+/// `dst_lower += Xᵀ X` for a row-major `b × d` buffer `X`, lower triangle
 /// (including the diagonal) only.
-fn add_gram_lower_colmajor(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize) {
-    let x = MatRef::from_column_major_slice(xc, b, d);
+pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize) {
+    let x = MatRef::from_row_major_slice(xc, b, d);
     matmul(
         dst.as_mut(),
         BlockStructure::TriangularLower,
@@ -386,7 +361,7 @@ impl GaussianAccumulator {
         let mut buf = Vec::new();
         while r0 < batch.nrows() {
             let b = step.min(batch.nrows() - r0);
-            let mean_b = centered_chunk_colmajor(batch, r0, b, &mut buf);
+            let mean_b = centered_chunk(batch, r0, b, &mut buf);
             let delta: Vec<f64> = mean_b
                 .iter()
                 .zip(&self.mean)
@@ -395,7 +370,7 @@ impl GaussianAccumulator {
             let (na, nb) = (self.n as f64, b as f64);
             let n = na + nb;
             // M += X_cᵀ X_c   (the batch co-moment, lower triangle)
-            add_gram_lower_colmajor(&mut self.comoment, &buf, b, d);
+            add_gram_lower(&mut self.comoment, &buf, b, d);
             // M += δ δᵀ n_A n_B / n ;  m += δ n_B / n
             rank_one_lower(&mut self.comoment, &delta, na * nb / n);
             for (m, dl) in self.mean.iter_mut().zip(&delta) {
@@ -531,14 +506,14 @@ mod tests {
 
     #[test]
     fn gram_lower_tiny() {
-        // Column-major [1, 2, 3, 4] is X = [[1, 3], [2, 4]]:
-        // XᵀX = [[5, 11], [11, 25]], lower triangle.
+        // Row-major [1, 2, 3, 4] is X = [[1, 2], [3, 4]]:
+        // XᵀX = [[10, 14], [14, 20]], lower triangle.
         let x = [1.0, 2.0, 3.0, 4.0];
         let mut m = Mat::<f64>::zeros(2, 2);
-        add_gram_lower_colmajor(&mut m, &x, 2, 2);
-        assert_eq!(m[(0, 0)], 5.0);
-        assert_eq!(m[(1, 0)], 11.0);
-        assert_eq!(m[(1, 1)], 25.0);
+        add_gram_lower(&mut m, &x, 2, 2);
+        assert_eq!(m[(0, 0)], 10.0);
+        assert_eq!(m[(1, 0)], 14.0);
+        assert_eq!(m[(1, 1)], 20.0);
     }
 
     #[test]
@@ -561,19 +536,26 @@ mod layout_tests {
 
     #[test]
     fn centred_chunk_any_layout() {
-        let c = Array2::from_shape_fn((5, 40), |(i, j)| (i * 40 + j) as f32);
+        // 150 rows: more than one conversion task, with a partial last task.
+        let c = Array2::from_shape_fn((150, 40), |(i, j)| (i * 40 + j) as f32);
         let f = {
-            let mut f = Array2::<f32>::zeros((5, 40).f());
+            let mut f = Array2::<f32>::zeros((150, 40).f());
             f.assign(&c);
             f
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        let ma = centered_chunk_colmajor(c.view(), 1, 3, &mut a);
-        let mb = centered_chunk_colmajor(f.view(), 1, 3, &mut b);
+        let ma = centered_chunk(c.view(), 1, 3, &mut a);
+        let mb = centered_chunk(f.view(), 1, 3, &mut b);
         assert_eq!(a, b);
         assert_eq!(ma, mb);
         // column 7 of rows 1..4 is 47, 87, 127: mean 87, centred -40, 0, 40
         assert_eq!(ma[7], 87.0);
-        assert_eq!(&a[7 * 3..8 * 3], &[-40.0, 0.0, 40.0]);
+        assert_eq!([a[7], a[40 + 7], a[80 + 7]], [-40.0, 0.0, 40.0]);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ma = centered_chunk(c.view(), 5, 140, &mut a);
+        let mb = centered_chunk(f.view(), 5, 140, &mut b);
+        assert_eq!((a, ma.clone()), (b, mb));
+        // column 0 of rows 5..145: 40·(5..145) -> mean 40·74.5
+        assert_eq!(ma[0], 40.0 * 74.5);
     }
 }

@@ -1,0 +1,572 @@
+//! Eigenvalues (only) of a real symmetric matrix by two-stage
+//! tridiagonalisation, for the `Σ √λ` term of the Fréchet distance.
+//!
+//! A one-stage Householder tridiagonalisation (LAPACK `dsytrd`, `faer`'s
+//! `tridiag_in_place`) reads the whole trailing matrix once per column with a
+//! matrix–vector product: half of its `4n³/3` flops are memory bound. The
+//! two-stage scheme (Bischof, Lang & Sun 2000, "A framework for symmetric band
+//! reduction"; Haidar, Ltaief & Dongarra 2011; LAPACK 3.7 `dsytrd_2stage`)
+//! moves all of the `O(n³)` work into matrix–matrix products:
+//!
+//! 1. **dense → band** (bandwidth `b`): for each panel of `b` columns, a
+//!    Householder QR of the block below the band, `Q = I − V T Vᵀ` (compact WY),
+//!    and the two-sided update `A₂₂ ← Qᵀ A₂₂ Q` as
+//!    `X = A₂₂ V T`, `W = X − ½ V (Tᵀ Vᵀ X)`, `A₂₂ ← A₂₂ − V Wᵀ − W Vᵀ`
+//!    (`faer` GEMMs on the lower triangle);
+//! 2. **band → tridiagonal** by Householder bulge chasing on a compact band
+//!    store (`O(n² b)` flops, cache resident): for every column, one reflector
+//!    annihilates the column below the subdiagonal; the bulge it creates in the
+//!    next block is chased down the band by annihilating its first column;
+//! 3. **tridiagonal eigenvalues** by the implicit QL algorithm with Wilkinson
+//!    shifts (`tql1`; Bowdler, Martin, Reinsch & Wilkinson 1968).
+//!
+//! Every transformation is orthogonal, so the eigenvalues carry the usual
+//! backward error `O(ε‖A‖)`. Small matrices, and any non-finite or
+//! non-converged result, go to `faer::Mat::self_adjoint_eigenvalues`.
+
+use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+use faer::{Accum, Mat, MatRef, Par, Side};
+
+use crate::LinalgError;
+
+/// Below this order `faer`'s one-stage solver is used directly.
+const TWO_STAGE_MIN: usize = 256;
+/// Bandwidth of the intermediate band matrix.
+const BAND: usize = 16;
+
+/// The eigenvalues of the symmetric matrix whose lower triangle is `a`
+/// (unordered).
+///
+/// # Errors
+/// [`LinalgError::Numerical`] if the eigenvalue iteration does not converge
+/// in either solver.
+pub(crate) fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, LinalgError> {
+    let n = a.nrows();
+    if n >= TWO_STAGE_MIN
+        && let Some(eigs) = two_stage(a, BAND, par)
+    {
+        return Ok(eigs);
+    }
+    a.self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| LinalgError::Numerical {
+            what: "symmetric eigenvalues",
+            detail: format!("{e:?}"),
+        })
+}
+
+/// Two-stage solver; `None` when the result is not finite or QL did not
+/// converge (the caller then falls back to `faer`).
+pub(crate) fn two_stage(a: MatRef<'_, f64>, b: usize, par: Par) -> Option<Vec<f64>> {
+    let n = a.nrows();
+    let b = b.max(2);
+    let mut w = Mat::<f64>::zeros(n, n);
+    for j in 0..n {
+        let dst = w.col_as_slice_mut(j);
+        for (i, d) in dst.iter_mut().enumerate().skip(j) {
+            *d = a[(i, j)];
+        }
+    }
+    dense_to_band(&mut w, b, par);
+    let (mut d, mut e) = band_to_tridiagonal(&w, b);
+    drop(w);
+    if !tridiagonal_ql(&mut d, &mut e) || d.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    Some(d)
+}
+
+/// Householder reflector `H = I − τ v vᵀ` with `H x = β e₀` (LAPACK `dlarfg`
+/// without rescaling): on return `x[0] = β`, `x[1..]` holds `v[1..]`
+/// (`v[0] = 1`); returns `τ` (0 when `x[1..]` is already zero).
+#[inline]
+fn house(x: &mut [f64]) -> f64 {
+    if x.len() < 2 {
+        return 0.0;
+    }
+    let alpha = x[0];
+    let xnorm = dot(&x[1..], &x[1..]).sqrt();
+    if xnorm == 0.0 {
+        return 0.0;
+    }
+    let norm = alpha.hypot(xnorm);
+    let beta = if alpha >= 0.0 { -norm } else { norm };
+    let tau = (beta - alpha) / beta;
+    let scale = 1.0 / (alpha - beta);
+    x[1..].iter_mut().for_each(|v| *v *= scale);
+    x[0] = beta;
+    tau
+}
+
+/// `Σ aᵢbᵢ` with eight partial sums (vectorisable without reassociation).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut s = [0.0f64; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            s[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail
+}
+
+/// `y += α x`.
+#[inline]
+fn axpy(y: &mut [f64], alpha: f64, x: &[f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// Stage 1: reduces the lower triangle of `a` to a band of width `b`
+/// (entries `(i, j)` with `i − j > b` become 0; the upper triangle is not read
+/// or maintained).
+fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
+    let n = a.nrows();
+    let mut k = 0;
+    while k + b + 1 < n {
+        let p0 = k + b;
+        let m = n - p0;
+        let r = b.min(m - 1);
+        // Householder QR of the panel A[p0.., k..k+b]; V is unit lower
+        // trapezoidal (m × r).
+        let mut v = Mat::<f64>::zeros(m, r);
+        let mut taus = vec![0.0f64; r];
+        for c in 0..r {
+            let col = a.col_as_slice_mut(k + c);
+            let tau = house(&mut col[p0 + c..n]);
+            taus[c] = tau;
+            let vc = v.col_as_slice_mut(c);
+            vc[c] = 1.0;
+            vc[c + 1..m].copy_from_slice(&col[p0 + c + 1..n]);
+            col[p0 + c + 1..n].iter_mut().for_each(|x| *x = 0.0);
+            if tau != 0.0 {
+                let vseg = &v.col_as_slice(c)[c..m];
+                for jj in c + 1..b {
+                    let seg = &mut a.col_as_slice_mut(k + jj)[p0 + c..n];
+                    let s = dot(vseg, seg);
+                    axpy(seg, -tau * s, vseg);
+                }
+            }
+        }
+        // T (r × r, upper): T[c,c] = τ_c, T[..c, c] = −τ_c T[..c, ..c] V[:, ..c]ᵀ v_c.
+        let mut t = Mat::<f64>::zeros(r, r);
+        for c in 0..r {
+            t[(c, c)] = taus[c];
+            if c > 0 && taus[c] != 0.0 {
+                let vc = &v.col_as_slice(c)[c..m];
+                let z: Vec<f64> = (0..c).map(|i| dot(&v.col_as_slice(i)[c..m], vc)).collect();
+                for i in 0..c {
+                    let s: f64 = (i..c).map(|l| t[(i, l)] * z[l]).sum();
+                    t[(i, c)] = -taus[c] * s;
+                }
+            }
+        }
+        // Y = A₂₂ V from the lower triangle: tril(A₂₂) V + stril(A₂₂)ᵀ V.
+        let mut y = Mat::<f64>::zeros(m, r);
+        {
+            let a22 = a.as_ref().submatrix(p0, p0, m, m);
+            matmul(
+                y.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                a22,
+                BlockStructure::TriangularLower,
+                v.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            matmul(
+                y.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Add,
+                a22.transpose(),
+                BlockStructure::StrictTriangularUpper,
+                v.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+        }
+        // X = Y T;  W = X − ½ V (Tᵀ (Vᵀ X)).
+        let mut x = Mat::<f64>::zeros(m, r);
+        faer::linalg::matmul::matmul(x.as_mut(), Accum::Replace, y.as_ref(), t.as_ref(), 1.0, par);
+        let mut vtx = Mat::<f64>::zeros(r, r);
+        faer::linalg::matmul::matmul(
+            vtx.as_mut(),
+            Accum::Replace,
+            v.transpose(),
+            x.as_ref(),
+            1.0,
+            par,
+        );
+        let mut s = Mat::<f64>::zeros(r, r);
+        faer::linalg::matmul::matmul(
+            s.as_mut(),
+            Accum::Replace,
+            t.transpose(),
+            vtx.as_ref(),
+            1.0,
+            par,
+        );
+        faer::linalg::matmul::matmul(x.as_mut(), Accum::Add, v.as_ref(), s.as_ref(), -0.5, par);
+        // A₂₂ ← A₂₂ − V Wᵀ − W Vᵀ (lower triangle).
+        let mut a22 = a.as_mut().submatrix_mut(p0, p0, m, m);
+        matmul(
+            a22.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            v.as_ref(),
+            BlockStructure::Rectangular,
+            x.transpose(),
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        );
+        matmul(
+            a22.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            x.as_ref(),
+            BlockStructure::Rectangular,
+            v.transpose(),
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        );
+        k += b;
+    }
+}
+
+/// Lower band storage with room for the bulge: element `(i, j)`,
+/// `0 ≤ i − j < ld`, at `ab[j·ld + (i − j)]`, so a column's band is contiguous.
+struct Band {
+    ab: Vec<f64>,
+    ld: usize,
+}
+
+impl Band {
+    /// Column `c`, rows `[r, r + len)` (`c ≤ r`, `r + len − c ≤ ld`).
+    #[inline]
+    fn seg(&self, c: usize, r: usize, len: usize) -> &[f64] {
+        let o = c * self.ld + (r - c);
+        &self.ab[o..o + len]
+    }
+
+    #[inline]
+    fn seg_mut(&mut self, c: usize, r: usize, len: usize) -> &mut [f64] {
+        let o = c * self.ld + (r - c);
+        &mut self.ab[o..o + len]
+    }
+}
+
+/// `D ← H D H` for the symmetric diagonal block `D = A[r0.., r0..]` (order
+/// `v.len()`, lower storage) and `H = I − τ v vᵀ`:
+/// `p = τ D v`, `w = p − ½τ (pᵀv) v`, `D ← D − v wᵀ − w vᵀ`.
+fn two_sided(a: &mut Band, r0: usize, v: &[f64], tau: f64, p: &mut Vec<f64>) {
+    let l = v.len();
+    p.clear();
+    p.resize(l, 0.0);
+    for c in 0..l {
+        let col = a.seg(r0 + c, r0 + c, l - c);
+        axpy(&mut p[c..l], v[c], col);
+        p[c] += dot(&col[1..], &v[c + 1..l]);
+    }
+    p.iter_mut().for_each(|x| *x *= tau);
+    let k = 0.5 * tau * dot(p, v);
+    for (pi, vi) in p.iter_mut().zip(v) {
+        *pi -= k * vi;
+    }
+    for c in 0..l {
+        let (vc, wc) = (v[c], p[c]);
+        let col = a.seg_mut(r0 + c, r0 + c, l - c);
+        for ((x, vr), pr) in col.iter_mut().zip(&v[c..]).zip(&p[c..]) {
+            *x -= vr * wc + pr * vc;
+        }
+    }
+}
+
+/// Makes a reflector from the column segment (annihilating all but its first
+/// entry), copies `v` into `out`, zeroes the annihilated entries; returns `τ`.
+fn reflect_segment(seg: &mut [f64], out: &mut Vec<f64>) -> f64 {
+    let tau = house(seg);
+    out.clear();
+    out.push(1.0);
+    out.extend_from_slice(&seg[1..]);
+    seg[1..].iter_mut().for_each(|x| *x = 0.0);
+    tau
+}
+
+/// Stage 2: the band matrix (lower triangle of `w`, bandwidth `b`) to
+/// tridiagonal form by Householder bulge chasing; returns the diagonal and the
+/// subdiagonal (`e[i] = T[i+1, i]`, `e[n−1] = 0`).
+fn band_to_tridiagonal(w: &Mat<f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = w.nrows();
+    // The bulge of a chase step reaches 2b − 1 rows below the diagonal.
+    let ld = 2 * b + 1;
+    let mut a = Band {
+        ab: vec![0.0; ld * n],
+        ld,
+    };
+    for c in 0..n {
+        let len = (b + 1).min(n - c);
+        a.seg_mut(c, c, len)
+            .copy_from_slice(&w.col_as_slice(c)[c..c + len]);
+    }
+    let mut v = Vec::with_capacity(b);
+    let mut v2 = Vec::with_capacity(b);
+    let mut p = Vec::with_capacity(b);
+    let mut y = vec![0.0f64; b];
+    for j in 0..n.saturating_sub(2) {
+        // Annihilate column j below the subdiagonal.
+        let mut r0 = j + 1;
+        let mut len = b.min(n - r0);
+        if len < 2 {
+            continue;
+        }
+        let mut tau = reflect_segment(a.seg_mut(j, r0, len), &mut v);
+        if tau != 0.0 {
+            two_sided(&mut a, r0, &v, tau, &mut p);
+        }
+        // Chase the bulge: B = A[rb.., r0..r0+len] ← H₂ B H, H₂ from B's first column.
+        loop {
+            let rb = r0 + len;
+            if rb >= n {
+                break;
+            }
+            let lenb = b.min(n - rb);
+            let y = &mut y[..lenb];
+            if tau != 0.0 {
+                // y = −τ B v (B before the update).
+                y.iter_mut().for_each(|x| *x = 0.0);
+                for (c, &vc) in v.iter().enumerate().take(len) {
+                    axpy(y, vc, a.seg(r0 + c, rb, lenb));
+                }
+                y.iter_mut().for_each(|x| *x *= -tau);
+                axpy(a.seg_mut(r0, rb, lenb), v[0], y);
+            }
+            if lenb < 2 {
+                if tau != 0.0 {
+                    for (c, &vc) in v.iter().enumerate().take(len).skip(1) {
+                        axpy(a.seg_mut(r0 + c, rb, lenb), vc, y);
+                    }
+                }
+                break;
+            }
+            let tau2 = reflect_segment(a.seg_mut(r0, rb, lenb), &mut v2);
+            for (c, &vc) in v.iter().enumerate().take(len).skip(1) {
+                let col = a.seg_mut(r0 + c, rb, lenb);
+                if tau != 0.0 {
+                    axpy(col, vc, y);
+                }
+                if tau2 != 0.0 {
+                    let s = dot(&v2, col);
+                    axpy(col, -tau2 * s, &v2);
+                }
+            }
+            if tau2 != 0.0 {
+                two_sided(&mut a, rb, &v2, tau2, &mut p);
+            }
+            r0 = rb;
+            len = lenb;
+            std::mem::swap(&mut v, &mut v2);
+            tau = tau2;
+        }
+    }
+    let d = (0..n).map(|i| a.ab[i * ld]).collect();
+    let e = (0..n)
+        .map(|i| if i + 1 < n { a.ab[i * ld + 1] } else { 0.0 })
+        .collect();
+    (d, e)
+}
+
+/// `√(a² + b²)` without overflow for large arguments.
+#[inline]
+fn pythag(a: f64, b: f64) -> f64 {
+    let (a, b) = (a.abs(), b.abs());
+    if a < 1e150 && b < 1e150 {
+        (a * a + b * b).sqrt()
+    } else {
+        a.hypot(b)
+    }
+}
+
+/// Eigenvalues of the symmetric tridiagonal matrix (`d` diagonal, `e[i]` the
+/// subdiagonal `T[i+1, i]`) by the implicit QL algorithm with Wilkinson shifts
+/// (`tql1`). `d` is overwritten with the eigenvalues; `false` if an eigenvalue
+/// needed more than 60 iterations.
+fn tridiagonal_ql(d: &mut [f64], e: &mut [f64]) -> bool {
+    let n = d.len();
+    if n == 0 {
+        return true;
+    }
+    e[n - 1] = 0.0;
+    for l in 0..n {
+        let mut iter = 0;
+        loop {
+            let mut m = l;
+            while m + 1 < n {
+                let dd = d[m].abs() + d[m + 1].abs();
+                if e[m].abs() <= f64::EPSILON * dd {
+                    break;
+                }
+                m += 1;
+            }
+            if m == l {
+                break;
+            }
+            iter += 1;
+            if iter > 60 {
+                return false;
+            }
+            let mut g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+            let mut r = pythag(g, 1.0);
+            g = d[m] - d[l] + e[l] / (g + r.copysign(g));
+            let (mut s, mut c, mut p) = (1.0, 1.0, 0.0);
+            let mut deflated = false;
+            let mut i = m;
+            while i > l {
+                i -= 1;
+                let f = s * e[i];
+                let bb = c * e[i];
+                r = pythag(f, g);
+                e[i + 1] = r;
+                if r == 0.0 {
+                    d[i + 1] -= p;
+                    e[m] = 0.0;
+                    deflated = true;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                r = (d[i] - g) * s + 2.0 * c * bb;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - bb;
+            }
+            if deflated {
+                continue;
+            }
+            d[l] -= p;
+            e[l] = g;
+            e[m] = 0.0;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn check(a: &Mat<f64>, b: usize, label: &str) {
+        let want = sorted(a.self_adjoint_eigenvalues(Side::Lower).unwrap());
+        let got = sorted(two_stage(a.as_ref(), b, Par::rayon(0)).expect(label));
+        let scale = want.iter().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
+        let n = a.nrows() as f64;
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 50.0 * n * f64::EPSILON * scale,
+                "{label}: {g} vs {w}"
+            );
+        }
+    }
+
+    fn random_sym(n: usize, seed: u64, psd: bool) -> Mat<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        if psd {
+            let x = Mat::<f64>::from_fn(n + 3, n, |_, j| {
+                (rng.random::<f64>() - 0.5) * (1.0 + j as f64 / n as f64)
+            });
+            x.transpose() * &x
+        } else {
+            let x = Mat::<f64>::from_fn(n, n, |_, _| rng.random::<f64>() - 0.5);
+            &x + x.transpose()
+        }
+    }
+
+    #[test]
+    fn matches_faer_on_random_matrices() {
+        for (n, b) in [
+            (3, 2),
+            (5, 2),
+            (17, 4),
+            (40, 16),
+            (64, 7),
+            (100, 16),
+            (129, 32),
+            (300, 16),
+            (301, 24),
+        ] {
+            check(
+                &random_sym(n, n as u64, true),
+                b,
+                &format!("psd n={n} b={b}"),
+            );
+            check(
+                &random_sym(n, 1000 + n as u64, false),
+                b,
+                &format!("indefinite n={n} b={b}"),
+            );
+        }
+    }
+
+    #[test]
+    fn structured_matrices() {
+        // diagonal (already tridiagonal), zero, repeated eigenvalues, low rank
+        let n = 70;
+        let diag = Mat::<f64>::from_fn(n, n, |i, j| if i == j { (i % 5) as f64 } else { 0.0 });
+        check(&diag, 16, "diagonal");
+        check(&Mat::<f64>::zeros(n, n), 16, "zero");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let u = Mat::<f64>::from_fn(n, 3, |_, _| rng.random::<f64>() - 0.5);
+        let low = &u * u.transpose();
+        check(&low, 16, "rank 3");
+        let ident = Mat::<f64>::from_fn(n, n, |i, j| if i == j { 2.0 } else { 0.0 });
+        check(&ident, 8, "2 I");
+    }
+
+    #[test]
+    fn public_entry_uses_both_paths() {
+        for n in [10, 260] {
+            let a = random_sym(n, 77, true);
+            let got = sorted(symmetric_eigenvalues(a.as_ref(), Par::Seq).unwrap());
+            let want = sorted(a.self_adjoint_eigenvalues(Side::Lower).unwrap());
+            let scale = want[n - 1];
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * scale);
+            }
+        }
+    }
+
+    #[test]
+    fn ql_on_known_tridiagonal() {
+        // T = tridiag(-1, 2, -1) of order n: λ_k = 2 − 2 cos(kπ/(n+1)).
+        let n = 50;
+        let mut d = vec![2.0; n];
+        let mut e = vec![-1.0; n];
+        assert!(tridiagonal_ql(&mut d, &mut e));
+        let got = sorted(d);
+        for (k, g) in got.iter().enumerate() {
+            let want = 2.0 - 2.0 * (((k + 1) as f64) * std::f64::consts::PI / (n + 1) as f64).cos();
+            assert!((g - want).abs() < 1e-13, "{k}: {g} vs {want}");
+        }
+    }
+}
