@@ -107,4 +107,16 @@ mod tests {
         assert_eq!(c[(1, 1)], 6.0);
         assert_eq!(to_ndarray(c.as_ref()), array![[1.0, 3.0], [4.0, 6.0]]);
     }
+
+    #[cfg(feature = "nalgebra")]
+    #[test]
+    fn nalgebra_round_trip() {
+        let a = array![[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let m = ndarray_to_nalgebra(a.view());
+        assert_eq!(m[(1, 2)], 6.0);
+        assert_eq!(nalgebra_to_ndarray(&m), a);
+        let v = nalgebra_faer_view(&m);
+        assert_eq!(v[(0, 1)], 2.0);
+        assert_eq!(faer_to_nalgebra(v), m);
+    }
 }
