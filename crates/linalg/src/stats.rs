@@ -24,7 +24,7 @@
 //! available.
 //!
 //! Memory is `O(D²)` for the state plus one bounded chunk of rows
-//! (`O(chunk · D)`, at most about 32 MiB of float64), independent of `N`.
+//! (`O(chunk · D)`, about 8 MiB of float64, so it stays in cache), independent of `N`.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef};
@@ -37,7 +37,7 @@ use crate::LinalgError;
 pub const DEFAULT_DDOF: usize = 1;
 
 /// Bytes of float64 workspace one chunk of rows may take.
-const CHUNK_BYTES: usize = 32 << 20;
+const CHUNK_BYTES: usize = 8 << 20;
 
 /// Rows per chunk for dimension `d`: about [`CHUNK_BYTES`] of float64, at
 /// least 64 and at most 8192 rows.
