@@ -144,6 +144,88 @@ enum Repr {
     },
 }
 
+/// A borrowed view of one side: what the branches read.
+#[derive(Clone, Copy)]
+struct SideRef<'a> {
+    mean: ArrayView1<'a, f64>,
+    trace: f64,
+    n: usize,
+    repr: ReprRef<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum ReprRef<'a> {
+    Cov(ArrayView2<'a, f64>),
+    Data {
+        centered: MatRef<'a, f64>,
+        denom: f64,
+    },
+}
+
+/// A covariance as `faer` sees it: a view of the caller's array when its
+/// layout allows, else a copy.
+enum CovMat<'a> {
+    View(MatRef<'a, f64>),
+    Owned(Mat<f64>),
+}
+
+impl CovMat<'_> {
+    fn view(&self) -> MatRef<'_, f64> {
+        match self {
+            CovMat::View(v) => *v,
+            CovMat::Owned(m) => m.as_ref(),
+        }
+    }
+}
+
+impl<'a> SideRef<'a> {
+    fn from_stats(stats: &'a GaussianStats) -> Self {
+        SideRef {
+            mean: stats.mean.view(),
+            trace: stats.trace(),
+            n: stats.n,
+            repr: ReprRef::Cov(stats.cov.view()),
+        }
+    }
+
+    fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    fn holds_data(&self) -> bool {
+        matches!(self.repr, ReprRef::Data { .. })
+    }
+
+    /// The covariance (symmetric; a view when possible, formed from the rows
+    /// otherwise).
+    fn cov(&self) -> CovMat<'a> {
+        match self.repr {
+            ReprRef::Cov(c) => match try_faer_view(&c) {
+                // A row-major view of a symmetric matrix is the matrix itself.
+                Some(v) => CovMat::View(v),
+                None => CovMat::Owned(to_faer(c)),
+            },
+            ReprRef::Data { centered, denom } => {
+                let d = self.dim();
+                let mut m = Mat::<f64>::zeros(d, d);
+                matmul(
+                    m.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Replace,
+                    centered.transpose(),
+                    BlockStructure::Rectangular,
+                    centered,
+                    BlockStructure::Rectangular,
+                    1.0 / denom,
+                    faer::get_global_parallelism(),
+                );
+                symmetrize_from_lower(&mut m);
+                CovMat::Owned(m)
+            }
+        }
+    }
+}
+
 impl FrechetSide {
     /// A side from precomputed statistics (copied).
     ///
@@ -253,36 +335,23 @@ impl FrechetSide {
     pub fn stats(&self) -> GaussianStats {
         GaussianStats {
             mean: self.mean.clone(),
-            cov: crate::convert::to_ndarray(self.cov_faer().as_ref()),
+            cov: crate::convert::to_ndarray(self.side().cov().view()),
             n: self.n,
         }
     }
 
-    /// The covariance as an owned `faer` matrix (symmetric, both triangles).
-    fn cov_faer(&self) -> Mat<f64> {
-        match &self.repr {
-            Repr::Cov(c) => match try_faer_view(&c.view()) {
-                Some(v) => v.to_owned(),
-                None => to_faer(c.view()),
+    fn side(&self) -> SideRef<'_> {
+        SideRef {
+            mean: self.mean.view(),
+            trace: self.trace,
+            n: self.n,
+            repr: match &self.repr {
+                Repr::Cov(c) => ReprRef::Cov(c.view()),
+                Repr::Data { centered, denom } => ReprRef::Data {
+                    centered: centered.as_ref(),
+                    denom: *denom,
+                },
             },
-            Repr::Data { centered, denom } => {
-                let d = self.dim();
-                let mut m = Mat::<f64>::zeros(d, d);
-                let x = centered.as_ref();
-                matmul(
-                    m.as_mut(),
-                    BlockStructure::TriangularLower,
-                    Accum::Replace,
-                    x.transpose(),
-                    BlockStructure::Rectangular,
-                    x,
-                    BlockStructure::Rectangular,
-                    1.0 / denom,
-                    faer::get_global_parallelism(),
-                );
-                symmetrize_from_lower(&mut m);
-                m
-            }
         }
     }
 }
@@ -339,7 +408,9 @@ impl FrechetDistance {
         a: &GaussianStats,
         b: &GaussianStats,
     ) -> Result<FrechetResult, LinalgError> {
-        self.between_sides(&FrechetSide::from_stats(a)?, &FrechetSide::from_stats(b)?)
+        a.validate(WHAT)?;
+        b.validate(WHAT)?;
+        distance(self.method, SideRef::from_stats(a), SideRef::from_stats(b))
     }
 
     /// `d²` between the Gaussians fitted to two feature sets (`ddof = 1`):
@@ -379,72 +450,79 @@ impl FrechetDistance {
         a: &FrechetSide,
         b: &FrechetSide,
     ) -> Result<FrechetResult, LinalgError> {
-        let d = a.dim();
-        if b.dim() != d {
-            return Err(LinalgError::DimensionMismatch {
-                what: WHAT,
-                left: d,
-                right: b.dim(),
-            });
-        }
-        let mean_term: f64 = a
-            .mean
-            .iter()
-            .zip(b.mean.iter())
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum();
-        let ts = match self.method {
-            FrechetMethod::Auto => match (&a.repr, &b.repr) {
-                (Repr::Data { .. }, Repr::Data { .. }) => gram_svd(a, b)?,
-                (Repr::Data { .. }, Repr::Cov(_)) => factor_svd(a, b)?,
-                (Repr::Cov(_), Repr::Data { .. }) => factor_svd(b, a)?,
-                (Repr::Cov(_), Repr::Cov(_)) => auto_cov(a, b)?,
-            },
-            FrechetMethod::Cholesky => {
-                let (ca, cb) = (a.cov_faer(), b.cov_faer());
-                match cholesky_route(ca.as_ref(), cb.as_ref())? {
+        distance(self.method, a.side(), b.side())
+    }
+}
+
+/// The distance between two borrowed sides (every public entry lands here).
+fn distance(
+    method: FrechetMethod,
+    a: SideRef<'_>,
+    b: SideRef<'_>,
+) -> Result<FrechetResult, LinalgError> {
+    let d = a.dim();
+    if b.dim() != d {
+        return Err(LinalgError::DimensionMismatch {
+            what: WHAT,
+            left: d,
+            right: b.dim(),
+        });
+    }
+    let mean_term: f64 = a
+        .mean
+        .iter()
+        .zip(b.mean.iter())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    let ts = match method {
+        FrechetMethod::Auto => match (&a.repr, &b.repr) {
+            (ReprRef::Data { .. }, ReprRef::Data { .. }) => gram_svd(a, b)?,
+            (ReprRef::Data { .. }, ReprRef::Cov(_)) => factor_svd(a, b)?,
+            (ReprRef::Cov(_), ReprRef::Data { .. }) => factor_svd(b, a)?,
+            (ReprRef::Cov(_), ReprRef::Cov(_)) => auto_cov(a, b)?,
+        },
+        FrechetMethod::Cholesky => {
+            let (ca, cb) = (a.cov(), b.cov());
+            match cholesky_route(ca.view(), cb.view())? {
+                Some(t) => t,
+                None => match cholesky_route(cb.view(), ca.view())? {
                     Some(t) => t,
-                    None => match cholesky_route(cb.as_ref(), ca.as_ref())? {
-                        Some(t) => t,
-                        None => {
-                            return Err(LinalgError::Numerical {
+                    None => {
+                        return Err(LinalgError::Numerical {
                                 what: WHAT,
                                 detail: "neither covariance is positive definite (Cholesky failed); use Auto or SymmetricEigen".into(),
                             });
-                        }
-                    },
-                }
+                    }
+                },
             }
-            FrechetMethod::SymmetricEigen => {
-                eigen_route(a.cov_faer().as_ref(), b.cov_faer().as_ref())?
-            }
-            FrechetMethod::GramSvd => {
-                if !(a.holds_data() && b.holds_data()) {
-                    return Err(LinalgError::InvalidParameter(
+        }
+        FrechetMethod::SymmetricEigen => eigen_route(a.cov().view(), b.cov().view())?,
+        FrechetMethod::GramSvd => {
+            if !(a.holds_data() && b.holds_data()) {
+                return Err(LinalgError::InvalidParameter(
                         "Frechet distance: the Gram/SVD branch needs the raw features of both sets with N <= D".into(),
                     ));
-                }
-                gram_svd(a, b)?
             }
-        };
-        let value = mean_term + a.trace + b.trace - 2.0 * ts.trace_sqrt;
-        if !value.is_finite() {
-            return Err(LinalgError::Numerical {
-                what: WHAT,
-                detail: format!("non-finite result {value}"),
-            });
+            gram_svd(a, b)?
         }
-        Ok(FrechetResult {
-            value,
-            branch: ts.branch,
-            clamped_negative_eigs: ts.clamped,
-            most_negative_eig: ts.most_negative,
-            mean_term,
-            trace_a: a.trace,
-            trace_b: b.trace,
-            trace_sqrt: ts.trace_sqrt,
-        })
+    };
+    let value = mean_term + a.trace + b.trace - 2.0 * ts.trace_sqrt;
+    if !value.is_finite() {
+        return Err(LinalgError::Numerical {
+            what: WHAT,
+            detail: format!("non-finite result {value}"),
+        });
     }
+    Ok(FrechetResult {
+        value,
+        branch: ts.branch,
+        clamped_negative_eigs: ts.clamped,
+        most_negative_eig: ts.most_negative,
+        mean_term,
+        trace_a: a.trace,
+        trace_b: b.trace,
+        trace_sqrt: ts.trace_sqrt,
+    })
 }
 
 /// The `tr√` term with its diagnostics.
@@ -475,34 +553,28 @@ fn numerical(detail: String) -> LinalgError {
 
 /// Both sides are covariances: Cholesky of the first that may be full rank,
 /// else the symmetric eigen branch.
-fn auto_cov(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
+fn auto_cov(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> {
     let d = a.dim();
     // n == 0 means "unknown": try the factorisation.
-    let may_be_full_rank = |s: &FrechetSide| s.n == 0 || s.n > d;
-    let (ca, cb) = (a.cov_faer(), b.cov_faer());
-    if may_be_full_rank(a)
-        && let Some(t) = cholesky_route(ca.as_ref(), cb.as_ref())?
+    let may_be_full_rank = |s: &SideRef<'_>| s.n == 0 || s.n > d;
+    let (ca, cb) = (a.cov(), b.cov());
+    if may_be_full_rank(&a)
+        && let Some(t) = cholesky_route(ca.view(), cb.view())?
     {
         return Ok(t);
     }
-    if may_be_full_rank(b)
-        && let Some(t) = cholesky_route(cb.as_ref(), ca.as_ref())?
+    if may_be_full_rank(&b)
+        && let Some(t) = cholesky_route(cb.view(), ca.view())?
     {
         return Ok(t);
     }
-    eigen_route(ca.as_ref(), cb.as_ref())
+    eigen_route(ca.view(), cb.view())
 }
 
-/// `Σ_k √λ_k(Fᵀ S F)`; `lower` says `F` is lower triangular.
-fn factor_eig_trace(
-    f: MatRef<'_, f64>,
-    lower: bool,
-    s: MatRef<'_, f64>,
-    clamped: &mut usize,
-    most_negative: &mut f64,
-) -> Result<f64, LinalgError> {
+/// `M = Fᵀ S F` (lower triangle only; the eigen solvers read the lower
+/// triangle); `lower` says `F` is lower triangular.
+fn form_m(f: MatRef<'_, f64>, lower: bool, s: MatRef<'_, f64>, par: faer::Par) -> Mat<f64> {
     let d = s.nrows();
-    let par = faer::get_global_parallelism();
     let (fs, fts) = if lower {
         (
             BlockStructure::TriangularLower,
@@ -524,7 +596,7 @@ fn factor_eig_trace(
         1.0,
         par,
     );
-    // M = Fᵀ T (lower triangle only; the eigen solver reads the lower triangle)
+    // M = Fᵀ T (lower triangle)
     let mut m = Mat::<f64>::zeros(d, d);
     matmul(
         m.as_mut(),
@@ -537,8 +609,24 @@ fn factor_eig_trace(
         1.0,
         par,
     );
-    // Eigenvalues only, two-stage tridiagonalisation (see `symeig`).
-    let eigs = symeig::symmetric_eigenvalues(m.as_ref(), par)?;
+    m
+}
+
+/// `Σ_k √λ_k(Fᵀ S F)`; `lower` says `F` is lower triangular.
+fn factor_eig_trace(
+    f: MatRef<'_, f64>,
+    lower: bool,
+    s: MatRef<'_, f64>,
+    clamped: &mut usize,
+    most_negative: &mut f64,
+) -> Result<f64, LinalgError> {
+    let par = faer::get_global_parallelism();
+    // Eigenvalues only, by the two-stage tridiagonalisation of `symeig`
+    // (consumes M); on the rare failure, faer's one-stage solver on a fresh M.
+    let eigs = match symeig::eigenvalues_consuming(form_m(f, lower, s, par), par) {
+        Some(e) => e,
+        None => symeig::faer_eigenvalues(form_m(f, lower, s, par).as_ref())?,
+    };
     Ok(sum_sqrt_clamped(&eigs, clamped, most_negative))
 }
 
@@ -606,17 +694,17 @@ fn svd_sum(m: MatRef<'_, f64>) -> Result<f64, LinalgError> {
 }
 
 /// Both sides hold centred rows: `Σ σ(X_c Y_cᵀ) / √(den_a den_b)`.
-fn gram_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
+fn gram_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> {
     let (
-        Repr::Data {
+        ReprRef::Data {
             centered: xa,
             denom: da,
         },
-        Repr::Data {
+        ReprRef::Data {
             centered: xb,
             denom: db,
         },
-    ) = (&a.repr, &b.repr)
+    ) = (a.repr, b.repr)
     else {
         return Err(numerical("Gram/SVD branch without data (internal)".into()));
     };
@@ -624,8 +712,8 @@ fn gram_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> 
     faer::linalg::matmul::matmul(
         g.as_mut(),
         Accum::Replace,
-        xa.as_ref(),
-        xb.as_ref().transpose(),
+        xa,
+        xb.transpose(),
         1.0 / (da * db).sqrt(),
         faer::get_global_parallelism(),
     );
@@ -639,31 +727,29 @@ fn gram_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> 
 
 /// `a` holds centred rows, `b` a covariance: `Σ σ(X_c F_b) / √den_a` with
 /// `F_b = chol(Σ_b)`, or the clamped eigen factor when `Σ_b` is singular.
-fn factor_svd(a: &FrechetSide, b: &FrechetSide) -> Result<TraceSqrt, LinalgError> {
-    let Repr::Data {
+fn factor_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> {
+    let ReprRef::Data {
         centered: xa,
         denom: da,
-    } = &a.repr
+    } = a.repr
     else {
         return Err(numerical(
             "factor/SVD branch without data (internal)".into(),
         ));
     };
-    let cb = b.cov_faer();
+    let cb = b.cov();
+    let cb = cb.view();
     let (mut clamped, mut most_negative) = (0, 0.0);
     let (f, lower) = match cb.llt(Side::Lower) {
         Ok(llt) if b.n == 0 || b.n > b.dim() => (llt.L().to_owned(), true),
-        _ => (
-            eigen_factor(cb.as_ref(), &mut clamped, &mut most_negative)?,
-            false,
-        ),
+        _ => (eigen_factor(cb, &mut clamped, &mut most_negative)?, false),
     };
     let mut g = Mat::<f64>::zeros(xa.nrows(), f.ncols());
     matmul(
         g.as_mut(),
         BlockStructure::Rectangular,
         Accum::Replace,
-        xa.as_ref(),
+        xa,
         BlockStructure::Rectangular,
         f.as_ref(),
         if lower {

@@ -260,7 +260,13 @@ impl GaussianStats {
         if let Some(col) = self.mean.iter().position(|v| !v.is_finite()) {
             return Err(LinalgError::NonFinite { what, row: 0, col });
         }
-        if let Some(((row, col), _)) = self.cov.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        // Fast check over memory; the position is looked up only on error.
+        let bad = match self.cov.as_slice_memory_order() {
+            Some(v) => v.iter().any(|x| !x.is_finite()),
+            None => self.cov.iter().any(|x| !x.is_finite()),
+        };
+        if bad && let Some(((row, col), _)) = self.cov.indexed_iter().find(|(_, v)| !v.is_finite())
+        {
             return Err(LinalgError::NonFinite { what, row, col });
         }
         Ok(())

@@ -34,19 +34,22 @@ const TWO_STAGE_MIN: usize = 256;
 /// Bandwidth of the intermediate band matrix.
 const BAND: usize = 16;
 
-/// The eigenvalues of the symmetric matrix whose lower triangle is `a`
-/// (unordered).
+/// The eigenvalues (unordered) of the symmetric matrix whose lower triangle
+/// is `a`, consuming `a` (the two-stage reduction works in place). `None` if
+/// the iteration did not converge or the result is not finite; the caller
+/// then retries with [`faer_eigenvalues`] on a fresh copy.
+pub(crate) fn eigenvalues_consuming(a: Mat<f64>, par: Par) -> Option<Vec<f64>> {
+    if a.nrows() < TWO_STAGE_MIN {
+        return faer_eigenvalues(a.as_ref()).ok();
+    }
+    two_stage_in_place(a, BAND, par)
+}
+
+/// `faer`'s one-stage solver (the fallback).
 ///
 /// # Errors
-/// [`LinalgError::Numerical`] if the eigenvalue iteration does not converge
-/// in either solver.
-pub(crate) fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, LinalgError> {
-    let n = a.nrows();
-    if n >= TWO_STAGE_MIN
-        && let Some(eigs) = two_stage(a, BAND, par)
-    {
-        return Ok(eigs);
-    }
+/// [`LinalgError::Numerical`] if it does not converge.
+pub(crate) fn faer_eigenvalues(a: MatRef<'_, f64>) -> Result<Vec<f64>, LinalgError> {
     a.self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| LinalgError::Numerical {
             what: "symmetric eigenvalues",
@@ -54,18 +57,15 @@ pub(crate) fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<
         })
 }
 
-/// Two-stage solver; `None` when the result is not finite or QL did not
-/// converge (the caller then falls back to `faer`).
-pub(crate) fn two_stage(a: MatRef<'_, f64>, b: usize, par: Par) -> Option<Vec<f64>> {
-    let n = a.nrows();
+/// Two-stage solver on a copy of the lower triangle of `a`.
+#[cfg(test)]
+fn two_stage(a: MatRef<'_, f64>, b: usize, par: Par) -> Option<Vec<f64>> {
+    two_stage_in_place(a.to_owned(), b, par)
+}
+
+/// Two-stage solver in place (reads and overwrites the lower triangle of `w`).
+fn two_stage_in_place(mut w: Mat<f64>, b: usize, par: Par) -> Option<Vec<f64>> {
     let b = b.max(2);
-    let mut w = Mat::<f64>::zeros(n, n);
-    for j in 0..n {
-        let dst = w.col_as_slice_mut(j);
-        for (i, d) in dst.iter_mut().enumerate().skip(j) {
-            *d = a[(i, j)];
-        }
-    }
     dense_to_band(&mut w, b, par);
     let (mut d, mut e) = band_to_tridiagonal(&w, b);
     drop(w);
@@ -547,7 +547,7 @@ mod tests {
     fn public_entry_uses_both_paths() {
         for n in [10, 260] {
             let a = random_sym(n, 77, true);
-            let got = sorted(symmetric_eigenvalues(a.as_ref(), Par::Seq).unwrap());
+            let got = sorted(eigenvalues_consuming(a.clone(), Par::Seq).unwrap());
             let want = sorted(a.self_adjoint_eigenvalues(Side::Lower).unwrap());
             let scale = want[n - 1];
             for (g, w) in got.iter().zip(&want) {
