@@ -23,8 +23,11 @@
 //! torch-fidelity) is the default, `ddof = 0` (maximum likelihood) is
 //! available.
 //!
-//! Memory is `O(D²)` for the state plus one bounded chunk of rows
-//! (`O(chunk · D)`, about 8 MiB of float64, so it stays in cache), independent of `N`.
+//! A batch is read twice: once for its mean (which also reveals NaN/Inf),
+//! once to widen and centre it chunk by chunk; every chunk's Gram matrix goes
+//! straight into `M`, so the `δδᵀ` term is applied once per batch. Memory is
+//! `O(D²)` for the state plus one bounded chunk of rows (`O(chunk · D)`, about
+//! 8 MiB of float64, so it stays in cache), independent of `N`.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef};
@@ -65,72 +68,99 @@ pub(crate) fn first_non_finite<T: Copy + Into<f64> + Sync>(
         })
 }
 
-/// Rows per task when converting a chunk (a fixed split: the partial column
-/// sums, and so the mean, do not depend on the number of threads).
+/// Columns per task when summing columns (a fixed split: every column is
+/// summed in row order, so the result does not depend on the thread count).
+const COLS_PER_TASK: usize = 256;
+
+/// Column means, in float64, of rows `[r0, r0 + b)` of `x` (`b ≥ 1`). Each
+/// column is summed in row order (parallel over column blocks, deterministic).
+///
+/// A NaN/Inf value makes its column mean non-finite, so callers detect bad
+/// input from the means and only then look for its position with
+/// [`first_non_finite`]. (Finite float32 values cannot overflow a float64
+/// sum; finite float64 values near `f64::MAX` can, and callers report that.)
+pub(crate) fn column_means<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+    r0: usize,
+    b: usize,
+) -> Vec<f64> {
+    let d = x.ncols();
+    let rows = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(r0..r0 + b));
+    let mut sums = vec![0.0f64; d];
+    match rows.as_slice() {
+        // Row-major: each task walks every row over its block of columns.
+        Some(data) => sums
+            .par_chunks_mut(COLS_PER_TASK)
+            .enumerate()
+            .for_each(|(blk, acc)| {
+                let c0 = blk * COLS_PER_TASK;
+                let len = acc.len();
+                for row in data.chunks_exact(d) {
+                    for (a, v) in acc.iter_mut().zip(&row[c0..c0 + len]) {
+                        *a += (*v).into();
+                    }
+                }
+            }),
+        // Any other layout: one column at a time, in row order.
+        None => sums.par_iter_mut().enumerate().for_each(|(j, a)| {
+            *a = rows.column(j).iter().fold(0.0, |s, v| s + (*v).into());
+        }),
+    }
+    let inv = 1.0 / b as f64;
+    sums.iter_mut().for_each(|m| *m *= inv);
+    sums
+}
+
+/// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by `mean`, in one
+/// pass, written row-major into `buf` (resized, so one allocation serves every
+/// chunk).
+pub(crate) fn convert_centered<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+    r0: usize,
+    b: usize,
+    mean: &[f64],
+    buf: &mut Vec<f64>,
+) {
+    let d = x.ncols();
+    buf.resize(b * d, 0.0);
+    let data = x.as_slice();
+    buf[..b * d]
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(t, out)| {
+            for (k, orow) in out.chunks_exact_mut(d).enumerate() {
+                let i = r0 + t * ROWS_PER_TASK + k;
+                match data {
+                    Some(data) => {
+                        for ((o, v), m) in orow.iter_mut().zip(&data[i * d..(i + 1) * d]).zip(mean)
+                        {
+                            *o = (*v).into() - m;
+                        }
+                    }
+                    None => {
+                        for ((o, v), m) in orow.iter_mut().zip(x.row(i).iter()).zip(mean) {
+                            *o = (*v).into() - m;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Rows per task when converting a chunk.
 const ROWS_PER_TASK: usize = 64;
 
 /// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by their column
-/// means, written row-major into `buf` (resized, so one allocation serves every
-/// chunk); returns the column means.
-///
-/// One pass converts the rows and accumulates per-task column sums
-/// (vectorised across columns), the sums are added in task order, and a second
-/// pass subtracts the means while the chunk is in cache.
+/// means (see [`column_means`], [`convert_centered`]), written row-major into
+/// `buf`; returns the column means.
 pub(crate) fn centered_chunk<T: Copy + Into<f64> + Sync>(
     x: ArrayView2<'_, T>,
     r0: usize,
     b: usize,
     buf: &mut Vec<f64>,
 ) -> Vec<f64> {
-    let d = x.ncols();
-    buf.resize(b * d, 0.0);
-    let buf = &mut buf[..b * d];
-    let data = x.as_slice();
-    let partial: Vec<Vec<f64>> = buf
-        .par_chunks_mut(d * ROWS_PER_TASK)
-        .enumerate()
-        .map(|(t, out)| {
-            let mut acc = vec![0.0f64; d];
-            for (k, orow) in out.chunks_exact_mut(d).enumerate() {
-                let i = r0 + t * ROWS_PER_TASK + k;
-                match data {
-                    Some(data) => {
-                        for ((o, v), a) in orow
-                            .iter_mut()
-                            .zip(&data[i * d..(i + 1) * d])
-                            .zip(acc.iter_mut())
-                        {
-                            let v: f64 = (*v).into();
-                            *o = v;
-                            *a += v;
-                        }
-                    }
-                    None => {
-                        for ((o, v), a) in orow.iter_mut().zip(x.row(i).iter()).zip(acc.iter_mut())
-                        {
-                            let v: f64 = (*v).into();
-                            *o = v;
-                            *a += v;
-                        }
-                    }
-                }
-            }
-            acc
-        })
-        .collect();
-    let mut mean = vec![0.0f64; d];
-    for p in &partial {
-        for (m, v) in mean.iter_mut().zip(p) {
-            *m += v;
-        }
-    }
-    let inv = 1.0 / b as f64;
-    mean.iter_mut().for_each(|m| *m *= inv);
-    buf.par_chunks_mut(d).for_each(|row| {
-        for (v, m) in row.iter_mut().zip(&mean) {
-            *v -= *m;
-        }
-    });
+    let mean = column_means(x, r0, b);
+    convert_centered(x, r0, b, &mean, buf);
     mean
 }
 
@@ -334,7 +364,8 @@ impl GaussianAccumulator {
 
     /// Adds the rows of `batch` (`f32` or `f64`, any memory layout). An empty
     /// batch is a no-op. The batch is processed in chunks of rows of bounded
-    /// size; each chunk is merged with the Chan et al. update.
+    /// size, every chunk centred by the batch mean; the batch co-moment is
+    /// then merged with the Chan et al. update.
     ///
     /// The whole batch is checked before anything is added: on error the
     /// accumulator is unchanged.
@@ -354,37 +385,42 @@ impl GaussianAccumulator {
                 right: batch.ncols(),
             });
         }
-        if let Some((row, col)) = first_non_finite(batch) {
+        let nb = batch.nrows();
+        if nb == 0 {
+            return Ok(());
+        }
+        // The batch mean (one pass; a non-finite mean means a NaN/Inf value).
+        let mean_b = column_means(batch, 0, nb);
+        if mean_b.iter().any(|m| !m.is_finite())
+            && let Some((row, col)) = first_non_finite(batch)
+        {
             return Err(LinalgError::NonFinite {
                 what: WHAT,
                 row,
                 col,
             });
         }
+        // A float64 overflow of a finite column: the sums are unusable.
+        if mean_b.iter().any(|m| !m.is_finite()) {
+            return Err(LinalgError::Numerical {
+                what: WHAT,
+                detail: "a column sum overflows float64".into(),
+            });
+        }
+        // M_B = Σ_chunks X_cᵀ X_c with every chunk centred by the batch mean
+        // (so no per-chunk correction is needed), added straight into M; then
+        // the δδᵀ term of the Chan update, once per batch.
         let d = self.dim;
         let step = chunk_rows(d);
         let mut r0 = 0;
         let mut buf = Vec::new();
-        while r0 < batch.nrows() {
-            let b = step.min(batch.nrows() - r0);
-            let mean_b = centered_chunk(batch, r0, b, &mut buf);
-            let delta: Vec<f64> = mean_b
-                .iter()
-                .zip(&self.mean)
-                .map(|(mb, ma)| mb - ma)
-                .collect();
-            let (na, nb) = (self.n as f64, b as f64);
-            let n = na + nb;
-            // M += X_cᵀ X_c   (the batch co-moment, lower triangle)
+        while r0 < nb {
+            let b = step.min(nb - r0);
+            convert_centered(batch, r0, b, &mean_b, &mut buf);
             add_gram_lower(&mut self.comoment, &buf, b, d);
-            // M += δ δᵀ n_A n_B / n ;  m += δ n_B / n
-            rank_one_lower(&mut self.comoment, &delta, na * nb / n);
-            for (m, dl) in self.mean.iter_mut().zip(&delta) {
-                *m += dl * (nb / n);
-            }
-            self.n += b;
             r0 += b;
         }
+        self.combine(nb, &mean_b, None);
         Ok(())
     }
 
@@ -408,31 +444,49 @@ impl GaussianAccumulator {
             self.clone_from(other);
             return Ok(());
         }
-        let delta: Vec<f64> = other
-            .mean
+        self.combine(other.n, &other.mean, Some(&other.comoment));
+        Ok(())
+    }
+
+    /// The Chan et al. update with a non-empty set `B` of `n_b` rows, mean
+    /// `mean_b` and co-moment `M_B` (lower triangle; `None` when it has already
+    /// been added to `M`): `M ← M + M_B + δδᵀ n_A n_B / n`,
+    /// `m ← m + δ n_B / n`, `δ = m_B − m_A`.
+    fn combine(&mut self, n_b: usize, mean_b: &[f64], m_b: Option<&Mat<f64>>) {
+        let delta: Vec<f64> = mean_b
             .iter()
             .zip(&self.mean)
             .map(|(mb, ma)| mb - ma)
             .collect();
-        let (na, nb) = (self.n as f64, other.n as f64);
+        let (na, nb) = (self.n as f64, n_b as f64);
         let n = na + nb;
+        let w = na * nb / n;
         let d = self.dim;
-        let src = other.comoment.as_ref();
         // Lower triangles only; columns in parallel.
         self.comoment
             .as_mut()
             .par_col_iter_mut()
             .enumerate()
             .for_each(|(j, mut col)| {
-                for i in j..d {
-                    col[i] += src[(i, j)] + delta[i] * delta[j] * (na * nb / n);
+                let a = w * delta[j];
+                match m_b {
+                    Some(src) => {
+                        for i in j..d {
+                            col[i] += src[(i, j)] + a * delta[i];
+                        }
+                    }
+                    None if w != 0.0 => {
+                        for i in j..d {
+                            col[i] += a * delta[i];
+                        }
+                    }
+                    None => {}
                 }
             });
         for (m, dl) in self.mean.iter_mut().zip(&delta) {
             *m += dl * (nb / n);
         }
-        self.n += other.n;
-        Ok(())
+        self.n += n_b;
     }
 
     /// The statistics: `μ` and `Σ = M / (n − ddof)` (`ddof = 1`:
@@ -488,23 +542,6 @@ impl GaussianAccumulator {
     }
 }
 
-/// `dst_lower += alpha · v vᵀ` on the lower triangle.
-fn rank_one_lower(dst: &mut Mat<f64>, v: &[f64], alpha: f64) {
-    if alpha == 0.0 {
-        return;
-    }
-    let d = v.len();
-    dst.as_mut()
-        .par_col_iter_mut()
-        .enumerate()
-        .for_each(|(j, mut col)| {
-            let a = alpha * v[j];
-            for i in j..d {
-                col[i] += a * v[i];
-            }
-        });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +569,29 @@ mod tests {
                 .is_err()
         );
         assert_eq!(acc.finalize(1).unwrap(), before);
+    }
+
+    #[test]
+    fn overflowing_column_sum_is_an_error_not_inf() {
+        let mut acc = GaussianAccumulator::new(2).unwrap();
+        let big = f64::MAX / 2.0;
+        let e = acc
+            .push(array![[big, 1.0], [big, 2.0], [big, 3.0]].view())
+            .unwrap_err();
+        assert!(matches!(e, LinalgError::Numerical { .. }), "{e:?}");
+        assert_eq!(acc.count(), 0);
+    }
+
+    #[test]
+    fn inf_is_located() {
+        let mut acc = GaussianAccumulator::new(3).unwrap();
+        let e = acc
+            .push(array![[1.0f32, 2.0, 3.0], [1.0, 2.0, f32::INFINITY]].view())
+            .unwrap_err();
+        assert!(
+            matches!(e, LinalgError::NonFinite { row: 1, col: 2, .. }),
+            "{e:?}"
+        );
     }
 }
 
