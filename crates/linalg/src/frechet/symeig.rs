@@ -11,14 +11,22 @@
 //! 1. **dense → band** (bandwidth `b`): for each panel of `b` columns, a
 //!    Householder QR of the block below the band, `Q = I − V T Vᵀ` (compact WY),
 //!    and the two-sided update `A₂₂ ← Qᵀ A₂₂ Q` as
-//!    `X = A₂₂ V T`, `W = X − ½ V (Tᵀ Vᵀ X)`, `A₂₂ ← A₂₂ − V Wᵀ − W Vᵀ`
-//!    (`faer` GEMMs on the lower triangle);
+//!    `X = A₂₂ V T`, `W = X − ½ V (Tᵀ Vᵀ X)`, `A₂₂ ← A₂₂ − V Wᵀ − W Vᵀ`.
+//!    The updates of [`GROUP`] panels are gathered into one rank-`2·GROUP·b`
+//!    `faer` GEMM (LAPACK `dlatrd`'s scheme), and `A₂₂ V` is one pass of a
+//!    symmetric-times-panel kernel over the stored lower triangle
+//!    ([`symm_panel`]: each entry read once, used twice);
 //! 2. **band → tridiagonal** by Householder bulge chasing on a compact band
 //!    store (`O(n² b)` flops, cache resident): for every column, one reflector
 //!    annihilates the column below the subdiagonal; the bulge it creates in the
 //!    next block is chased down the band by annihilating its first column;
 //! 3. **tridiagonal eigenvalues** by the implicit QL algorithm with Wilkinson
 //!    shifts (`tql1`; Bowdler, Martin, Reinsch & Wilkinson 1968).
+//!
+//! The hand-written loops (stages 2 and the kernel of stage 1) are compiled
+//! for the widest vector instructions the CPU has and chosen at run time
+//! (`pulp`); they are plain loops (and `mul_add`, which is exactly rounded),
+//! so the result does not depend on the CPU.
 //!
 //! Every transformation is orthogonal, so the eigenvalues carry the usual
 //! backward error `O(ε‖A‖)`. Small matrices, and any non-finite or
@@ -78,7 +86,7 @@ fn two_stage_in_place(mut w: Mat<f64>, b: usize, par: Par) -> Option<Vec<f64>> {
 /// Householder reflector `H = I − τ v vᵀ` with `H x = β e₀` (LAPACK `dlarfg`
 /// without rescaling): on return `x[0] = β`, `x[1..]` holds `v[1..]`
 /// (`v[0] = 1`); returns `τ` (0 when `x[1..]` is already zero).
-#[inline]
+#[inline(always)]
 fn house(x: &mut [f64]) -> f64 {
     if x.len() < 2 {
         return 0.0;
@@ -98,7 +106,7 @@ fn house(x: &mut [f64]) -> f64 {
 }
 
 /// `Σ aᵢbᵢ` with eight partial sums (vectorisable without reassociation).
-#[inline]
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -120,131 +128,398 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// `y += α x`.
-#[inline]
+#[inline(always)]
 fn axpy(y: &mut [f64], alpha: f64, x: &[f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
     }
 }
 
+/// Panels of `b` columns whose trailing updates are gathered into one
+/// rank-`2·GROUP·b` update (as LAPACK `dlatrd` does for `dsytrd`).
+const GROUP: usize = 4;
+
+/// `C ← C + α A Bᵀ` on the lower triangle of `C` (`A`, `B` rectangular).
+fn update_lower(
+    c: faer::MatMut<'_, f64>,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    alpha: f64,
+    par: Par,
+) {
+    matmul(
+        c,
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        a,
+        BlockStructure::Rectangular,
+        b.transpose(),
+        BlockStructure::Rectangular,
+        alpha,
+        par,
+    );
+}
+
+/// Width of the panels [`symm_panel`] handles.
+const SYMM_R: usize = 16;
+/// Column tasks of [`symm_panel`] (a fixed split, so the sums do not depend
+/// on the thread count).
+const SYMM_TASKS: usize = 4;
+
+/// `Y = A V` for the symmetric `m × m` matrix `A = a[p0.., p0..]` whose lower
+/// triangle is stored, and `V` given row by row (`m` rows of [`SYMM_R`]);
+/// returns `Y` row by row.
+///
+/// Every stored `A[i, j]` (`i > j`) is read once and used twice,
+/// `Y[i] += A[i, j] V[j]` and `Y[j] += A[i, j] V[i]`, four columns at a time;
+/// columns are split into [`SYMM_TASKS`] ranges of equal work whose partial
+/// `Y` are added in order.
+fn symm_panel(a: &Mat<f64>, p0: usize, vt: &[[f64; SYMM_R]], par: Par) -> Vec<[f64; SYMM_R]> {
+    let m = vt.len();
+    // Column ranges with equal numbers of stored entries (Σ (m − j)).
+    let total = m * (m + 1) / 2;
+    let mut bounds = vec![0usize];
+    let mut acc = 0usize;
+    for j in 0..m {
+        acc += m - j;
+        if acc * SYMM_TASKS >= total * bounds.len() && bounds.len() < SYMM_TASKS {
+            bounds.push(j + 1);
+        }
+    }
+    bounds.push(m);
+    bounds.dedup();
+    let task = |t: usize| -> Vec<[f64; SYMM_R]> {
+        pulp::Arch::new().dispatch(SymmColumns {
+            a,
+            p0,
+            vt,
+            j0: bounds[t],
+            j1: bounds[t + 1],
+        })
+    };
+    let ntasks = bounds.len() - 1;
+    let parts: Vec<Vec<[f64; SYMM_R]>> = match par {
+        Par::Seq => (0..ntasks).map(task).collect(),
+        _ => {
+            use rayon::prelude::*;
+            (0..ntasks).into_par_iter().map(task).collect()
+        }
+    };
+    let mut y = vec![[0.0f64; SYMM_R]; m];
+    for part in &parts {
+        for (yi, pi) in y.iter_mut().zip(part) {
+            for l in 0..SYMM_R {
+                yi[l] += pi[l];
+            }
+        }
+    }
+    y
+}
+
+/// [`symm_columns`] compiled for the widest vector instructions the CPU has
+/// (`pulp` runtime dispatch; the loops are plain, so the result is the same
+/// on every CPU).
+struct SymmColumns<'a> {
+    a: &'a Mat<f64>,
+    p0: usize,
+    vt: &'a [[f64; SYMM_R]],
+    j0: usize,
+    j1: usize,
+}
+
+impl pulp::WithSimd for SymmColumns<'_> {
+    type Output = Vec<[f64; SYMM_R]>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
+        symm_columns(self.a, self.p0, self.vt, self.j0, self.j1)
+    }
+}
+
+/// The contribution of the stored columns `[j0, j1)` to `Y = A V` (see
+/// [`symm_panel`]).
+#[inline(always)]
+fn symm_columns(
+    a: &Mat<f64>,
+    p0: usize,
+    vt: &[[f64; SYMM_R]],
+    j0: usize,
+    j1: usize,
+) -> Vec<[f64; SYMM_R]> {
+    let m = vt.len();
+    /// Columns per pass (their partial sums stay in registers).
+    const COLS: usize = 4;
+    let mut y = vec![[0.0f64; SYMM_R]; m];
+    let col = |j: usize| &a.col_as_slice(p0 + j)[p0..p0 + m];
+    let mut j = j0;
+    while j < j1 {
+        let w = COLS.min(j1 - j);
+        // The w × w diagonal block (lower part), entry by entry.
+        for c in 0..w {
+            let cj = col(j + c);
+            for i in j + c..j + w {
+                let aij = cj[i];
+                for l in 0..SYMM_R {
+                    y[i][l] += aij * vt[j + c][l];
+                }
+                if i > j + c {
+                    for l in 0..SYMM_R {
+                        y[j + c][l] += aij * vt[i][l];
+                    }
+                }
+            }
+        }
+        if w == COLS {
+            let cs: [&[f64]; COLS] = std::array::from_fn(|c| col(j + c));
+            let vs: [[f64; SYMM_R]; COLS] = std::array::from_fn(|c| vt[j + c]);
+            let mut sums = [[0.0f64; SYMM_R]; COLS];
+            for i in j + COLS..m {
+                let ai: [f64; COLS] = std::array::from_fn(|c| cs[c][i]);
+                let vi = &vt[i];
+                let yi = &mut y[i];
+                let mut acc = *yi;
+                for c in 0..COLS {
+                    for l in 0..SYMM_R {
+                        acc[l] = ai[c].mul_add(vs[c][l], acc[l]);
+                        sums[c][l] = ai[c].mul_add(vi[l], sums[c][l]);
+                    }
+                }
+                *yi = acc;
+            }
+            for c in 0..COLS {
+                for l in 0..SYMM_R {
+                    y[j + c][l] += sums[c][l];
+                }
+            }
+        } else {
+            for c in 0..w {
+                let cj = col(j + c);
+                let vj = vt[j + c];
+                let mut s = [0.0f64; SYMM_R];
+                for i in j + w..m {
+                    let aij = cj[i];
+                    for l in 0..SYMM_R {
+                        y[i][l] += aij * vj[l];
+                        s[l] += aij * vt[i][l];
+                    }
+                }
+                for l in 0..SYMM_R {
+                    y[j + c][l] += s[l];
+                }
+            }
+        }
+        j += w;
+    }
+    y
+}
+
 /// Stage 1: reduces the lower triangle of `a` to a band of width `b`
 /// (entries `(i, j)` with `i − j > b` become 0; the upper triangle is not read
 /// or maintained).
+///
+/// Panels of `b` columns are reduced one after the other, but their two-sided
+/// updates `A ← A − V Wᵀ − W Vᵀ` are gathered over [`GROUP`] panels: within a
+/// group the stored matrix is the one at the start of the group, and what a
+/// panel needs of the current matrix is formed from it and the gathered
+/// `V_acc`, `W_acc`:
+///
+/// * the panel's columns are brought up to date before its QR:
+///   `A[:, P] −= V_acc W_acc[P]ᵀ + W_acc V_acc[P]ᵀ`;
+/// * `Y = A_cur V = A V − V_acc (W_accᵀ V) − W_acc (V_accᵀ V)`;
+///
+/// and one rank-`2·GROUP·b` update per group brings the rest up to date.
 fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
     let n = a.nrows();
+    let nb = GROUP * b;
     let mut k = 0;
     while k + b + 1 < n {
-        let p0 = k + b;
-        let m = n - p0;
-        let r = b.min(m - 1);
-        // Householder QR of the panel A[p0.., k..k+b]; V is unit lower
-        // trapezoidal (m × r).
-        let mut v = Mat::<f64>::zeros(m, r);
-        let mut taus = vec![0.0f64; r];
-        for c in 0..r {
-            let col = a.col_as_slice_mut(k + c);
-            let tau = house(&mut col[p0 + c..n]);
-            taus[c] = tau;
-            let vc = v.col_as_slice_mut(c);
-            vc[c] = 1.0;
-            vc[c + 1..m].copy_from_slice(&col[p0 + c + 1..n]);
-            col[p0 + c + 1..n].iter_mut().for_each(|x| *x = 0.0);
-            if tau != 0.0 {
-                let vseg = &v.col_as_slice(c)[c..m];
-                for jj in c + 1..b {
-                    let seg = &mut a.col_as_slice_mut(k + jj)[p0 + c..n];
-                    let s = dot(vseg, seg);
-                    axpy(seg, -tau * s, vseg);
+        // The group's V and W live in rows [base, n) of the accumulators.
+        let base = k + b;
+        let mtot = n - base;
+        let mut vacc = Mat::<f64>::zeros(mtot, nb);
+        let mut wacc = Mat::<f64>::zeros(mtot, nb);
+        let mut used = 0;
+        let mut kp = k;
+        while kp < k + nb && kp + b + 1 < n {
+            let p0 = kp + b;
+            let m = n - p0;
+            let r = b.min(m - 1);
+            // Bring the panel's columns (rows kp..) up to date.
+            if used > 0 {
+                let off = kp - base;
+                let (va, wa) = (
+                    vacc.as_ref().submatrix(off, 0, n - kp, used),
+                    wacc.as_ref().submatrix(off, 0, n - kp, used),
+                );
+                let mut pan = a.as_mut().submatrix_mut(kp, kp, n - kp, b);
+                faer::linalg::matmul::matmul(
+                    pan.as_mut(),
+                    Accum::Add,
+                    va,
+                    wa.subrows(0, b).transpose(),
+                    -1.0,
+                    par,
+                );
+                faer::linalg::matmul::matmul(
+                    pan.as_mut(),
+                    Accum::Add,
+                    wa,
+                    va.subrows(0, b).transpose(),
+                    -1.0,
+                    par,
+                );
+            }
+            // Householder QR of the panel A[p0.., kp..kp+b]; V is unit lower
+            // trapezoidal (m × r).
+            let mut v = Mat::<f64>::zeros(m, r);
+            let mut taus = vec![0.0f64; r];
+            for c in 0..r {
+                let col = a.col_as_slice_mut(kp + c);
+                let tau = house(&mut col[p0 + c..n]);
+                taus[c] = tau;
+                let vc = v.col_as_slice_mut(c);
+                vc[c] = 1.0;
+                vc[c + 1..m].copy_from_slice(&col[p0 + c + 1..n]);
+                col[p0 + c + 1..n].iter_mut().for_each(|x| *x = 0.0);
+                if tau != 0.0 {
+                    let vseg = &v.col_as_slice(c)[c..m];
+                    for jj in c + 1..b {
+                        let seg = &mut a.col_as_slice_mut(kp + jj)[p0 + c..n];
+                        let s = dot(vseg, seg);
+                        axpy(seg, -tau * s, vseg);
+                    }
                 }
             }
-        }
-        // T (r × r, upper): T[c,c] = τ_c, T[..c, c] = −τ_c T[..c, ..c] V[:, ..c]ᵀ v_c.
-        let mut t = Mat::<f64>::zeros(r, r);
-        for c in 0..r {
-            t[(c, c)] = taus[c];
-            if c > 0 && taus[c] != 0.0 {
-                let vc = &v.col_as_slice(c)[c..m];
-                let z: Vec<f64> = (0..c).map(|i| dot(&v.col_as_slice(i)[c..m], vc)).collect();
-                for i in 0..c {
-                    let s: f64 = (i..c).map(|l| t[(i, l)] * z[l]).sum();
-                    t[(i, c)] = -taus[c] * s;
+            // T (r × r, upper): T[c,c] = τ_c, T[..c, c] = −τ_c T[..c, ..c] V[:, ..c]ᵀ v_c.
+            let mut t = Mat::<f64>::zeros(r, r);
+            for c in 0..r {
+                t[(c, c)] = taus[c];
+                if c > 0 && taus[c] != 0.0 {
+                    let vc = &v.col_as_slice(c)[c..m];
+                    let z: Vec<f64> = (0..c).map(|i| dot(&v.col_as_slice(i)[c..m], vc)).collect();
+                    for i in 0..c {
+                        let s: f64 = (i..c).map(|l| t[(i, l)] * z[l]).sum();
+                        t[(i, c)] = -taus[c] * s;
+                    }
                 }
             }
-        }
-        // Y = A₂₂ V from the lower triangle: tril(A₂₂) V + stril(A₂₂)ᵀ V.
-        let mut y = Mat::<f64>::zeros(m, r);
-        {
-            let a22 = a.as_ref().submatrix(p0, p0, m, m);
-            matmul(
-                y.as_mut(),
-                BlockStructure::Rectangular,
+            // Y = A₂₂ V from the stored lower triangle: tril(A₂₂) V + stril(A₂₂)ᵀ V,
+            // then the gathered corrections.
+            let mut y = Mat::<f64>::zeros(m, r);
+            if r == SYMM_R {
+                let vt: Vec<[f64; SYMM_R]> =
+                    (0..m).map(|i| std::array::from_fn(|l| v[(i, l)])).collect();
+                let yt = symm_panel(a, p0, &vt, par);
+                for l in 0..r {
+                    for (dst, row) in y.col_as_slice_mut(l).iter_mut().zip(&yt) {
+                        *dst = row[l];
+                    }
+                }
+            } else {
+                {
+                    let a22 = a.as_ref().submatrix(p0, p0, m, m);
+                    matmul(
+                        y.as_mut(),
+                        BlockStructure::Rectangular,
+                        Accum::Replace,
+                        a22,
+                        BlockStructure::TriangularLower,
+                        v.as_ref(),
+                        BlockStructure::Rectangular,
+                        1.0,
+                        par,
+                    );
+                    matmul(
+                        y.as_mut(),
+                        BlockStructure::Rectangular,
+                        Accum::Add,
+                        a22.transpose(),
+                        BlockStructure::StrictTriangularUpper,
+                        v.as_ref(),
+                        BlockStructure::Rectangular,
+                        1.0,
+                        par,
+                    );
+                }
+            }
+            let off = p0 - base;
+            if used > 0 {
+                let (va, wa) = (
+                    vacc.as_ref().submatrix(off, 0, m, used),
+                    wacc.as_ref().submatrix(off, 0, m, used),
+                );
+                let mut z = Mat::<f64>::zeros(used, r);
+                faer::linalg::matmul::matmul(
+                    z.as_mut(),
+                    Accum::Replace,
+                    wa.transpose(),
+                    v.as_ref(),
+                    1.0,
+                    par,
+                );
+                faer::linalg::matmul::matmul(y.as_mut(), Accum::Add, va, z.as_ref(), -1.0, par);
+                faer::linalg::matmul::matmul(
+                    z.as_mut(),
+                    Accum::Replace,
+                    va.transpose(),
+                    v.as_ref(),
+                    1.0,
+                    par,
+                );
+                faer::linalg::matmul::matmul(y.as_mut(), Accum::Add, wa, z.as_ref(), -1.0, par);
+            }
+            // X = Y T;  W = X − ½ V (Tᵀ (Vᵀ X)).
+            let mut x = Mat::<f64>::zeros(m, r);
+            faer::linalg::matmul::matmul(
+                x.as_mut(),
                 Accum::Replace,
-                a22,
-                BlockStructure::TriangularLower,
-                v.as_ref(),
-                BlockStructure::Rectangular,
+                y.as_ref(),
+                t.as_ref(),
                 1.0,
                 par,
             );
-            matmul(
-                y.as_mut(),
-                BlockStructure::Rectangular,
-                Accum::Add,
-                a22.transpose(),
-                BlockStructure::StrictTriangularUpper,
-                v.as_ref(),
-                BlockStructure::Rectangular,
+            let mut vtx = Mat::<f64>::zeros(r, r);
+            faer::linalg::matmul::matmul(
+                vtx.as_mut(),
+                Accum::Replace,
+                v.transpose(),
+                x.as_ref(),
                 1.0,
                 par,
             );
+            let mut s = Mat::<f64>::zeros(r, r);
+            faer::linalg::matmul::matmul(
+                s.as_mut(),
+                Accum::Replace,
+                t.transpose(),
+                vtx.as_ref(),
+                1.0,
+                par,
+            );
+            faer::linalg::matmul::matmul(x.as_mut(), Accum::Add, v.as_ref(), s.as_ref(), -0.5, par);
+            // Gather V and W (rows above `off` stay zero).
+            vacc.as_mut()
+                .submatrix_mut(off, used, m, r)
+                .copy_from(v.as_ref());
+            wacc.as_mut()
+                .submatrix_mut(off, used, m, r)
+                .copy_from(x.as_ref());
+            used += r;
+            kp += b;
         }
-        // X = Y T;  W = X − ½ V (Tᵀ (Vᵀ X)).
-        let mut x = Mat::<f64>::zeros(m, r);
-        faer::linalg::matmul::matmul(x.as_mut(), Accum::Replace, y.as_ref(), t.as_ref(), 1.0, par);
-        let mut vtx = Mat::<f64>::zeros(r, r);
-        faer::linalg::matmul::matmul(
-            vtx.as_mut(),
-            Accum::Replace,
-            v.transpose(),
-            x.as_ref(),
-            1.0,
-            par,
-        );
-        let mut s = Mat::<f64>::zeros(r, r);
-        faer::linalg::matmul::matmul(
-            s.as_mut(),
-            Accum::Replace,
-            t.transpose(),
-            vtx.as_ref(),
-            1.0,
-            par,
-        );
-        faer::linalg::matmul::matmul(x.as_mut(), Accum::Add, v.as_ref(), s.as_ref(), -0.5, par);
-        // A₂₂ ← A₂₂ − V Wᵀ − W Vᵀ (lower triangle).
-        let mut a22 = a.as_mut().submatrix_mut(p0, p0, m, m);
-        matmul(
-            a22.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            v.as_ref(),
-            BlockStructure::Rectangular,
-            x.transpose(),
-            BlockStructure::Rectangular,
-            -1.0,
-            par,
-        );
-        matmul(
-            a22.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            x.as_ref(),
-            BlockStructure::Rectangular,
-            v.transpose(),
-            BlockStructure::Rectangular,
-            -1.0,
-            par,
-        );
-        k += b;
+        // The rest of the matrix, rows and columns kp.., in one update:
+        // A −= V_acc W_accᵀ + W_acc V_accᵀ (lower triangle).
+        if kp < n {
+            let off = kp - base;
+            let (va, wa) = (
+                vacc.as_ref().submatrix(off, 0, n - kp, used),
+                wacc.as_ref().submatrix(off, 0, n - kp, used),
+            );
+            let mut a22 = a.as_mut().submatrix_mut(kp, kp, n - kp, n - kp);
+            update_lower(a22.as_mut(), va, wa, -1.0, par);
+            update_lower(a22.as_mut(), wa, va, -1.0, par);
+        }
+        k = kp;
     }
 }
 
@@ -257,13 +532,13 @@ struct Band {
 
 impl Band {
     /// Column `c`, rows `[r, r + len)` (`c ≤ r`, `r + len − c ≤ ld`).
-    #[inline]
+    #[inline(always)]
     fn seg(&self, c: usize, r: usize, len: usize) -> &[f64] {
         let o = c * self.ld + (r - c);
         &self.ab[o..o + len]
     }
 
-    #[inline]
+    #[inline(always)]
     fn seg_mut(&mut self, c: usize, r: usize, len: usize) -> &mut [f64] {
         let o = c * self.ld + (r - c);
         &mut self.ab[o..o + len]
@@ -273,6 +548,7 @@ impl Band {
 /// `D ← H D H` for the symmetric diagonal block `D = A[r0.., r0..]` (order
 /// `v.len()`, lower storage) and `H = I − τ v vᵀ`:
 /// `p = τ D v`, `w = p − ½τ (pᵀv) v`, `D ← D − v wᵀ − w vᵀ`.
+#[inline(always)]
 fn two_sided(a: &mut Band, r0: usize, v: &[f64], tau: f64, p: &mut Vec<f64>) {
     let l = v.len();
     p.clear();
@@ -298,6 +574,7 @@ fn two_sided(a: &mut Band, r0: usize, v: &[f64], tau: f64, p: &mut Vec<f64>) {
 
 /// Makes a reflector from the column segment (annihilating all but its first
 /// entry), copies `v` into `out`, zeroes the annihilated entries; returns `τ`.
+#[inline(always)]
 fn reflect_segment(seg: &mut [f64], out: &mut Vec<f64>) -> f64 {
     let tau = house(seg);
     out.clear();
@@ -310,7 +587,23 @@ fn reflect_segment(seg: &mut [f64], out: &mut Vec<f64>) -> f64 {
 /// Stage 2: the band matrix (lower triangle of `w`, bandwidth `b`) to
 /// tridiagonal form by Householder bulge chasing; returns the diagonal and the
 /// subdiagonal (`e[i] = T[i+1, i]`, `e[n−1] = 0`).
+///
+/// Runs with the widest vector instructions the CPU has (`pulp` runtime
+/// dispatch; plain loops, so the result is the same on every CPU).
 fn band_to_tridiagonal(w: &Mat<f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
+    struct Op<'a>(&'a Mat<f64>, usize);
+    impl pulp::WithSimd for Op<'_> {
+        type Output = (Vec<f64>, Vec<f64>);
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
+            band_to_tridiagonal_impl(self.0, self.1)
+        }
+    }
+    pulp::Arch::new().dispatch(Op(w, b))
+}
+
+#[inline(always)]
+fn band_to_tridiagonal_impl(w: &Mat<f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
     let n = w.nrows();
     // The bulge of a chase step reaches 2b − 1 rows below the diagonal.
     let ld = 2 * b + 1;
@@ -405,19 +698,26 @@ fn pythag(a: f64, b: f64) -> f64 {
 /// subdiagonal `T[i+1, i]`) by the implicit QL algorithm with Wilkinson shifts
 /// (`tql1`). `d` is overwritten with the eigenvalues; `false` if an eigenvalue
 /// needed more than 60 iterations.
+///
+/// A subdiagonal entry is negligible when `|e_m| ≤ ε · max(|d_m| + |d_{m+1}|,
+/// t)` with `t` the running `max_{i ≤ l} |d_i| + |e_i|` (EISPACK's test): a
+/// perturbation of `ε‖T‖`, within the backward error of the reduction, and it
+/// lets blocks of round-off-sized entries (low-rank input) deflate at once.
 fn tridiagonal_ql(d: &mut [f64], e: &mut [f64]) -> bool {
     let n = d.len();
     if n == 0 {
         return true;
     }
     e[n - 1] = 0.0;
+    let mut tst1 = 0.0f64;
     for l in 0..n {
+        tst1 = tst1.max(d[l].abs() + e[l].abs());
         let mut iter = 0;
         loop {
             let mut m = l;
             while m + 1 < n {
                 let dd = d[m].abs() + d[m + 1].abs();
-                if e[m].abs() <= f64::EPSILON * dd {
+                if e[m].abs() <= f64::EPSILON * dd.max(tst1) {
                     break;
                 }
                 m += 1;
@@ -525,6 +825,36 @@ mod tests {
                 b,
                 &format!("indefinite n={n} b={b}"),
             );
+        }
+    }
+
+    #[test]
+    fn symm_panel_is_a_v() {
+        for (n, p0) in [(40usize, 3usize), (9, 0), (130, 17)] {
+            let full = random_sym(n, 5, false);
+            // garbage in the upper triangle: never read
+            let mut a = full.clone();
+            for j in 0..n {
+                for i in 0..j {
+                    a[(i, j)] = f64::NAN;
+                }
+            }
+            let m = n - p0;
+            let v = Mat::<f64>::from_fn(m, SYMM_R, |i, l| ((i * 7 + l * 3) % 11) as f64 - 5.0);
+            let vt: Vec<[f64; SYMM_R]> =
+                (0..m).map(|i| std::array::from_fn(|l| v[(i, l)])).collect();
+            let y = symm_panel(&a, p0, &vt, Par::rayon(0));
+            let want = full.as_ref().submatrix(p0, p0, m, m) * &v;
+            for i in 0..m {
+                for l in 0..SYMM_R {
+                    assert!(
+                        (y[i][l] - want[(i, l)]).abs() < 1e-9,
+                        "n {n} p0 {p0} ({i},{l}): {} vs {}",
+                        y[i][l],
+                        want[(i, l)]
+                    );
+                }
+            }
         }
     }
 
