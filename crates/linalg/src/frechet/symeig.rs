@@ -695,6 +695,148 @@ fn pythag(a: f64, b: f64) -> f64 {
 }
 
 /// Eigenvalues of the symmetric tridiagonal matrix (`d` diagonal, `e[i]` the
+/// subdiagonal `T[i+1, i]`) by the root-free implicit QL algorithm of Pal,
+/// Walker & Kahan (as LAPACK `dsterf`): the iteration runs on the squares
+/// `e_i²`, so its inner loop has no square root. Wilkinson shifts; 2 × 2
+/// blocks are solved directly. `d` is overwritten with the eigenvalues, `e`
+/// with garbage; `false` if an eigenvalue needed more than 60 iterations or
+/// the input is not finite.
+///
+/// The matrix is scaled to norm 1 when its norm is far from 1 (so the squares
+/// neither overflow nor underflow). A subdiagonal entry is negligible when
+/// `|e_m| ≤ ε · max(|d_m| + |d_{m+1}|, t)` with `t` the running
+/// `max_{i ≤ l} |d_i| + |e_i|` (EISPACK's test): a perturbation of `ε‖T‖`,
+/// within the backward error of the reduction, which also lets blocks of
+/// round-off-sized entries (low-rank input) deflate at once.
+fn tridiagonal_ql(d: &mut [f64], e: &mut [f64]) -> bool {
+    let n = d.len();
+    if n == 0 {
+        return true;
+    }
+    e[n - 1] = 0.0;
+    if d.iter().chain(e.iter()).any(|v| !v.is_finite()) {
+        return false;
+    }
+    let anorm = d.iter().chain(e.iter()).fold(0.0f64, |m, v| m.max(v.abs()));
+    if anorm == 0.0 {
+        return true;
+    }
+    let scale = if !(1e-100..=1e100).contains(&anorm) {
+        1.0 / anorm
+    } else {
+        1.0
+    };
+    if scale != 1.0 {
+        d.iter_mut().chain(e.iter_mut()).for_each(|v| *v *= scale);
+    }
+    // Running norm for the deflation test, then e ← e².
+    let mut tst: Vec<f64> = Vec::with_capacity(n);
+    let mut t = 0.0f64;
+    for i in 0..n {
+        t = t.max(d[i].abs() + e[i].abs());
+        tst.push(t);
+    }
+    e.iter_mut().for_each(|v| *v *= *v);
+    let eps = f64::EPSILON;
+    let mut l = 0;
+    while l < n {
+        let mut iter = 0;
+        loop {
+            let mut m = l;
+            while m + 1 < n {
+                let bound = eps * (d[m].abs() + d[m + 1].abs()).max(tst[l]);
+                if e[m] <= bound * bound {
+                    break;
+                }
+                m += 1;
+            }
+            if m + 1 < n {
+                e[m] = 0.0;
+            }
+            if m == l {
+                break;
+            }
+            if m == l + 1 {
+                let (rt1, rt2) = eig2x2(d[l], e[l].sqrt(), d[l + 1]);
+                d[l] = rt1;
+                d[l + 1] = rt2;
+                e[l] = 0.0;
+                break;
+            }
+            iter += 1;
+            if iter > 60 {
+                return false;
+            }
+            // Wilkinson shift from the leading 2 × 2 block.
+            let p = d[l];
+            let rte = e[l].sqrt();
+            let g = (d[l + 1] - p) / (2.0 * rte);
+            let r = g.hypot(1.0);
+            let sigma = p - rte / (g + r.copysign(g));
+            let (mut c, mut s) = (1.0f64, 0.0f64);
+            let mut gamma = d[m] - sigma;
+            let mut pp = gamma * gamma;
+            for i in (l..m).rev() {
+                let bb = e[i];
+                let r = pp + bb;
+                if i + 1 != m {
+                    e[i + 1] = s * r;
+                }
+                let oldc = c;
+                c = pp / r;
+                s = bb / r;
+                let oldgam = gamma;
+                let alpha = d[i];
+                gamma = c * (alpha - sigma) - s * oldgam;
+                d[i + 1] = oldgam + (alpha - gamma);
+                pp = if c != 0.0 {
+                    (gamma * gamma) / c
+                } else {
+                    oldc * bb
+                };
+            }
+            e[l] = s * pp;
+            d[l] = sigma + gamma;
+        }
+        l += 1;
+    }
+    if scale != 1.0 {
+        d.iter_mut().for_each(|v| *v /= scale);
+    }
+    d.iter().all(|v| v.is_finite())
+}
+
+/// Eigenvalues `(rt1, rt2)`, `|rt1| ≥ |rt2|`, of `[[a, b], [b, c]]` (LAPACK
+/// `dlae2`: no overflow for finite input, small eigenvalue by the product
+/// formula).
+fn eig2x2(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let sm = a + c;
+    let df = a - c;
+    let adf = df.abs();
+    let tb = b + b;
+    let ab = tb.abs();
+    let (acmx, acmn) = if a.abs() > c.abs() { (a, c) } else { (c, a) };
+    let rt = if adf > ab {
+        adf * (1.0 + (ab / adf).powi(2)).sqrt()
+    } else if adf < ab {
+        ab * (1.0 + (adf / ab).powi(2)).sqrt()
+    } else {
+        ab * std::f64::consts::SQRT_2
+    };
+    if sm < 0.0 {
+        let rt1 = 0.5 * (sm - rt);
+        (rt1, (acmx / rt1) * acmn - (b / rt1) * b)
+    } else if sm > 0.0 {
+        let rt1 = 0.5 * (sm + rt);
+        (rt1, (acmx / rt1) * acmn - (b / rt1) * b)
+    } else {
+        (0.5 * rt, -0.5 * rt)
+    }
+}
+
+/// The previous QL (`tql1`, with square roots), kept for comparison.
+#[cfg(test)]
+/// Eigenvalues of the symmetric tridiagonal matrix (`d` diagonal, `e[i]` the
 /// subdiagonal `T[i+1, i]`) by the implicit QL algorithm with Wilkinson shifts
 /// (`tql1`). `d` is overwritten with the eigenvalues; `false` if an eigenvalue
 /// needed more than 60 iterations.
@@ -703,7 +845,7 @@ fn pythag(a: f64, b: f64) -> f64 {
 /// t)` with `t` the running `max_{i ≤ l} |d_i| + |e_i|` (EISPACK's test): a
 /// perturbation of `ε‖T‖`, within the backward error of the reduction, and it
 /// lets blocks of round-off-sized entries (low-rank input) deflate at once.
-fn tridiagonal_ql(d: &mut [f64], e: &mut [f64]) -> bool {
+fn tridiagonal_tql1(d: &mut [f64], e: &mut [f64]) -> bool {
     let n = d.len();
     if n == 0 {
         return true;
@@ -884,6 +1026,48 @@ mod tests {
                 assert!((g - w).abs() <= 1e-12 * scale);
             }
         }
+    }
+
+    #[test]
+    fn root_free_ql_matches_tql1() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (n, scale) in [
+            (1usize, 1.0),
+            (2, 1.0),
+            (3, 1e-120),
+            (600, 1.0),
+            (600, 1e160),
+            (257, 1e-3),
+        ] {
+            let d0: Vec<f64> = (0..n)
+                .map(|_| scale * (rng.random::<f64>() - 0.3))
+                .collect();
+            let e0: Vec<f64> = (0..n)
+                .map(|_| scale * (rng.random::<f64>() - 0.5))
+                .collect();
+            let (mut d1, mut e1) = (d0.clone(), e0.clone());
+            let (mut d2, mut e2) = (d0.clone(), e0.clone());
+            let t0 = std::time::Instant::now();
+            assert!(tridiagonal_ql(&mut d1, &mut e1));
+            let t1 = t0.elapsed();
+            assert!(tridiagonal_tql1(&mut d2, &mut e2));
+            let t2 = t0.elapsed() - t1;
+            eprintln!("n {n}: root-free {t1:?}, tql1 {t2:?}");
+            let (g, w) = (sorted(d1), sorted(d2));
+            let norm = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in g.iter().zip(&w) {
+                assert!(
+                    (a - b).abs() <= 20.0 * n as f64 * f64::EPSILON * norm,
+                    "n {n}: {a} vs {b}"
+                );
+            }
+        }
+        // zero / diagonal / NaN
+        let (mut d, mut e) = (vec![0.0; 5], vec![0.0; 5]);
+        assert!(tridiagonal_ql(&mut d, &mut e));
+        assert_eq!(d, vec![0.0; 5]);
+        let (mut d, mut e) = (vec![1.0, f64::NAN], vec![0.5, 0.0]);
+        assert!(!tridiagonal_ql(&mut d, &mut e));
     }
 
     #[test]
