@@ -684,6 +684,7 @@ fn band_to_tridiagonal_impl(w: &Mat<f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// `√(a² + b²)` without overflow for large arguments.
+#[cfg(test)]
 #[inline]
 fn pythag(a: f64, b: f64) -> f64 {
     let (a, b) = (a.abs(), b.abs());
