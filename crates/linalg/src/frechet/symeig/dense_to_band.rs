@@ -8,7 +8,7 @@ use super::reflector::{axpy, dot, house};
 
 /// Panels of `b` columns whose trailing updates are gathered into one
 /// rank-`2·GROUP·b` update (as LAPACK `dlatrd` does for `dsytrd`).
-const GROUP: usize = 4;
+pub(super) const GROUP: usize = 4;
 
 /// `C ← C + α A Bᵀ` on the lower triangle of `C` (`A`, `B` rectangular).
 fn update_lower(
