@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use gen_metrics::linalg::Pca;
 use gen_metrics_datasets::mnist_5k;
 use gen_metrics_features::provision::Provisioner;
@@ -26,37 +27,31 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+/// Writes a real and a generated MNIST image folder for the main job.
+#[derive(Parser)]
 struct Args {
+    /// Output folder (gets real/, generated/, train/ and labels_*.txt).
+    #[arg(long, default_value = "target/main-job")]
     out: PathBuf,
+    /// Digits that train the generative model.
+    #[arg(long, default_value_t = 4000)]
     n_train: usize,
+    /// Held-out real digits.
+    #[arg(long, default_value_t = 1000)]
     n_real: usize,
+    /// Generated digits.
+    #[arg(long, default_value_t = 1000)]
     n_fake: usize,
+    /// Principal axes per class.
+    #[arg(long, default_value_t = 16)]
     components: usize,
+    /// Seed of the split and of the sampler.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        out: PathBuf::from("target/main-job"),
-        n_train: 4000,
-        n_real: 1000,
-        n_fake: 1000,
-        components: 16,
-        seed: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--out" => a.out = PathBuf::from(value()?),
-            "--n-train" => a.n_train = value()?.parse().context("--n-train")?,
-            "--n-real" => a.n_real = value()?.parse().context("--n-real")?,
-            "--n-fake" => a.n_fake = value()?.parse().context("--n-fake")?,
-            "--components" => a.components = value()?.parse().context("--components")?,
-            "--seed" => a.seed = value()?.parse().context("--seed")?,
-            other => bail!("unknown argument {other} (see the example's doc comment)"),
-        }
-    }
+    let a = Args::parse();
     if a.n_train + a.n_real > 5000 {
         bail!("--n-train + --n-real must be at most 5000 (the dataset size)");
     }

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use gen_metrics::cas::logistic::LogisticRegression;
 use gen_metrics::distribution::fringe::{
     FringeAttack, FringeData, FringeMethod, FringeOutput, WeightOptimisation, cluster_labels,
@@ -69,47 +70,34 @@ const ATTACK_POOLS: [&str; 2] = ["gauss", "kde-1"];
 /// Classes left out by the mode-dropping model.
 const DROPPED: [u8; 2] = [3, 8];
 
+/// The metric study on MNIST (see docs/study.md).
+#[derive(Parser)]
 struct Args {
+    /// Output folder for the report and plots.
+    #[arg(long, default_value = "target/study")]
     out: PathBuf,
+    /// Training digits (the models' data; at least 200).
+    #[arg(long, default_value_t = 3000)]
     n_train: usize,
+    /// Held-out real digits (at least 100).
+    #[arg(long, default_value_t = 2000)]
     n_test: usize,
+    /// Samples per model (at least 100).
+    #[arg(long, default_value_t = 2000)]
     n_gen: usize,
+    /// PCA dimensions of the feature space (2..=256).
+    #[arg(long, default_value_t = 32)]
     dims: usize,
+    /// Bootstrap resamples for the rank stability (at least 2).
+    #[arg(long, default_value_t = 20)]
     bootstrap: usize,
+    /// Seed of the split, the models and the bootstrap.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        out: PathBuf::from("target/study"),
-        n_train: 3000,
-        n_test: 2000,
-        n_gen: 2000,
-        dims: 32,
-        bootstrap: 20,
-        seed: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--out" => a.out = PathBuf::from(value()?),
-            "--n-train" => a.n_train = value()?.parse().context("--n-train")?,
-            "--n-test" => a.n_test = value()?.parse().context("--n-test")?,
-            "--n-gen" => a.n_gen = value()?.parse().context("--n-gen")?,
-            "--dims" => a.dims = value()?.parse().context("--dims")?,
-            "--bootstrap" => a.bootstrap = value()?.parse().context("--bootstrap")?,
-            "--seed" => a.seed = value()?.parse().context("--seed")?,
-            "-h" | "--help" => {
-                println!(
-                    "study [--out DIR] [--n-train N] [--n-test N] [--n-gen N] [--dims D] \
-                     [--bootstrap B] [--seed S]  (see docs/study.md)"
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other} (try --help)"),
-        }
-    }
+    let a = Args::parse();
     if a.n_train + a.n_test > 5000 {
         bail!("--n-train + --n-test must be at most 5000 (the dataset size)");
     }
