@@ -8,7 +8,8 @@
 //! the first `N_j` rows of the generated set after a further shuffle (the
 //! shuffles are **cumulative**: the original shuffles the array in place once
 //! per point), fits `FID_N = a + b/N` by ordinary least squares and returns
-//! the intercept `a` ([`extrapolate_to_infinity`], shared with IS∞).
+//! the intercept `a` ([`extrapolate_to_infinity`], shared with IS∞ in
+//! [`crate::extrapolation`]).
 //!
 //! The original does not seed its shuffles. Here the row orders either come
 //! from a seeded `ChaCha8Rng` (deterministic under the seed) or are replayed
@@ -16,147 +17,16 @@
 //! them as `fdinf_perm.npy`).
 
 use gen_metrics_linalg::{FrechetDistance, FrechetMethod, FrechetSide};
-use ndarray::{Array2, ArrayView2, Axis};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use ndarray::{ArrayView2, Axis};
 
+pub use crate::extrapolation::{
+    InfinityExtrapolation, batch_sizes, cumulative_shuffles, extrapolate_to_infinity,
+};
+use crate::extrapolation::check_orders;
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
 
 const METRIC: &str = "FD-infinity";
-
-/// `⌊linspace(min, n, num)⌋` exactly as `np.linspace(min, n, num).astype('int32')`:
-/// `y_i = i·((n − min)/(num − 1)) + min` in float64, the last point set to `n`,
-/// truncated toward zero.
-pub fn batch_sizes(min: usize, n: usize, num: usize) -> Vec<usize> {
-    if num == 0 {
-        return Vec::new();
-    }
-    if num == 1 {
-        return vec![min];
-    }
-    let (start, stop) = (min as f64, n as f64);
-    let div = (num - 1) as f64;
-    let step = (stop - start) / div;
-    (0..num)
-        .map(|i| {
-            if i == num - 1 {
-                n
-            } else if step == 0.0 {
-                // numpy's denormal-step branch: y = i/div * delta + start
-                ((i as f64 / div) * (stop - start) + start) as usize
-            } else {
-                (i as f64 * step + start) as usize
-            }
-        })
-        .collect()
-}
-
-/// The ordinary-least-squares fit `y = a + b·(1/N)` through `(N_j, y_j)` and its
-/// value at `1/N = 0`: returns `(a, b)`.
-///
-/// `b = Σ(x−x̄)(y−ȳ) / Σ(x−x̄)²`, `a = ȳ − b x̄` with `x = 1/N` — the same fit as
-/// `sklearn.linear_model.LinearRegression().fit(1/N, y).predict([[0]])` used by
-/// Chong & Forsyth for both FID∞ and IS∞.
-///
-/// # Errors
-/// [`MetricError::InvalidParameter`] for fewer than two distinct `N` or a zero
-/// `N`; [`MetricError::Numerical`] for a non-finite result.
-pub fn extrapolate_to_infinity(
-    metric: &'static str,
-    points: &[(usize, f64)],
-) -> Result<(f64, f64), MetricError> {
-    if points.iter().any(|&(n, _)| n == 0) {
-        return Err(MetricError::InvalidParameter {
-            metric,
-            detail: "a subset size of 0".into(),
-        });
-    }
-    let k = points.len() as f64;
-    let xbar = points.iter().map(|&(n, _)| 1.0 / n as f64).sum::<f64>() / k;
-    let ybar = points.iter().map(|&(_, y)| y).sum::<f64>() / k;
-    let sxx: f64 = points
-        .iter()
-        .map(|&(n, _)| (1.0 / n as f64 - xbar).powi(2))
-        .sum();
-    let sxy: f64 = points
-        .iter()
-        .map(|&(n, y)| (1.0 / n as f64 - xbar) * (y - ybar))
-        .sum();
-    if points.len() < 2 || sxx <= 0.0 {
-        return Err(MetricError::InvalidParameter {
-            metric,
-            detail: "the 1/N extrapolation needs at least two distinct subset sizes".into(),
-        });
-    }
-    let b = sxy / sxx;
-    let a = ybar - b * xbar;
-    if !(a.is_finite() && b.is_finite()) {
-        return Err(MetricError::Numerical {
-            metric,
-            detail: format!("non-finite extrapolation (a = {a}, b = {b})"),
-        });
-    }
-    Ok((a, b))
-}
-
-/// Cumulative seeded shuffles: row `j` is the order after the `(j+1)`-th
-/// in-place shuffle of `0..n` with `ChaCha8Rng::seed_from_u64(seed)`.
-pub fn cumulative_shuffles(n: usize, num: usize, seed: u64) -> Array2<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut out = Array2::<usize>::zeros((num, n));
-    for j in 0..num {
-        order.shuffle(&mut rng);
-        out.row_mut(j)
-            .iter_mut()
-            .zip(&order)
-            .for_each(|(o, &v)| *o = v);
-    }
-    out
-}
-
-/// Checks that every row of `orders` has `n` entries below `n` and the first
-/// `sizes[j]` entries of row `j` are distinct.
-pub(crate) fn check_orders(
-    metric: &'static str,
-    orders: ArrayView2<'_, usize>,
-    n: usize,
-    sizes: &[usize],
-) -> Result<(), MetricError> {
-    if orders.nrows() != sizes.len() || orders.ncols() < sizes.iter().copied().max().unwrap_or(0) {
-        return Err(MetricError::InvalidParameter {
-            metric,
-            detail: format!(
-                "row orders have shape {:?}, need {} rows of at least {} indices",
-                orders.dim(),
-                sizes.len(),
-                sizes.iter().copied().max().unwrap_or(0)
-            ),
-        });
-    }
-    let mut seen = vec![usize::MAX; n];
-    for (j, (row, &sz)) in orders.outer_iter().zip(sizes).enumerate() {
-        for &i in row.iter().take(sz) {
-            if i >= n {
-                return Err(MetricError::InvalidParameter {
-                    metric,
-                    detail: format!("row order {j} has index {i} >= {n}"),
-                });
-            }
-            if seen[i] == j {
-                return Err(MetricError::InvalidParameter {
-                    metric,
-                    detail: format!("row order {j} repeats index {i}"),
-                });
-            }
-            seen[i] = j;
-        }
-    }
-    Ok(())
-}
 
 /// FID∞ configuration: Chong & Forsyth's defaults are `min_fake = 5000`,
 /// `num_points = 15`; the row orders come from `seed` unless replayed.
@@ -179,16 +49,9 @@ impl Default for FdInfinity {
     }
 }
 
-/// FID∞ with the points it was extrapolated from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FdInfinityOutput {
-    /// The intercept `FID_∞`.
-    pub value: f64,
-    /// The slope `b` of `FID_N = FID_∞ + b/N`.
-    pub slope: f64,
-    /// `(N_j, FID_{N_j})`.
-    pub points: Vec<(usize, f64)>,
-}
+/// FID∞ with the points it was extrapolated from (`points` are
+/// `(N_j, FID_{N_j})`).
+pub type FdInfinityOutput = InfinityExtrapolation;
 
 impl FdInfinity {
     /// The default configuration.

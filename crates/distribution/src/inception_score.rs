@@ -26,7 +26,7 @@
 //! `calculate_IS_infinity_path`): `IS_N` with one split on the first `N_j`
 //! rows after cumulative shuffles, `N_j = ⌊linspace(min_fake, N, 15)⌋`, OLS of
 //! `IS_N` on `1/N`, intercept — the same extrapolation as FID∞
-//! ([`crate::fd_infinity::extrapolate_to_infinity`]).
+//! ([`crate::extrapolation::extrapolate_to_infinity`]).
 
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -36,7 +36,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::MetricError;
-use crate::fd_infinity::{batch_sizes, check_orders, cumulative_shuffles, extrapolate_to_infinity};
+use crate::extrapolation::{
+    InfinityExtrapolation, batch_sizes, check_orders, cumulative_shuffles, extrapolate_to_infinity,
+};
 use crate::kid::mean_std_ddof0;
 
 const METRIC: &str = "Inception Score";
@@ -324,16 +326,9 @@ impl Default for IsInfinity {
     }
 }
 
-/// IS∞ with the points it was extrapolated from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IsInfinityOutput {
-    /// The intercept `IS_∞`.
-    pub value: f64,
-    /// The slope `b` of `IS_N = IS_∞ + b/N`.
-    pub slope: f64,
-    /// `(N_j, IS_{N_j})` (one split each).
-    pub points: Vec<(usize, f64)>,
-}
+/// IS∞ with the points it was extrapolated from (`points` are
+/// `(N_j, IS_{N_j})`, one split each).
+pub type IsInfinityOutput = InfinityExtrapolation;
 
 impl IsInfinity {
     /// The default configuration.
@@ -419,7 +414,7 @@ impl IsInfinity {
             })
             .collect();
         let (value, slope) = extrapolate_to_infinity(METRIC_INF, &points)?;
-        Ok(IsInfinityOutput {
+        Ok(InfinityExtrapolation {
             value,
             slope,
             points,

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod extrapolation;
 pub mod fd_infinity;
 pub mod fid;
 pub mod fringe;
@@ -31,6 +32,7 @@ pub mod validate;
 pub mod vendi;
 
 pub use error::MetricError;
+pub use extrapolation::InfinityExtrapolation;
 pub use fd_infinity::{FdInfinity, FdInfinityOutput};
 pub use fid::{Fid, FidOutput};
 pub use inception_score::{
