@@ -159,4 +159,3 @@ pub(crate) fn check_orders(
     }
     Ok(())
 }
-

@@ -19,10 +19,10 @@
 use gen_metrics_linalg::{FrechetDistance, FrechetMethod, FrechetSide};
 use ndarray::{ArrayView2, Axis};
 
+use crate::extrapolation::check_orders;
 pub use crate::extrapolation::{
     InfinityExtrapolation, batch_sizes, cumulative_shuffles, extrapolate_to_infinity,
 };
-use crate::extrapolation::check_orders;
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
 
