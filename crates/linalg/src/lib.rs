@@ -6,7 +6,10 @@
 //! pairwise distances and k-nearest-neighbour radii with bounded memory
 //! ([`pairwise`]), blocked kernel sums for MMD ([`kernels`]), PCA ([`pca`]) and
 //! k-means ([`kmeans`]). `faer` does the heavy lifting; `ndarray` is the public
-//! array type.
+//! array type. The few hand-written hot loops (the eigensolver's reduction
+//! stages in [`frechet`]) are plain safe Rust compiled for the CPU's widest
+//! vector instructions through `pulp`'s runtime dispatch; there is no
+//! `unsafe` in this crate.
 //!
 //! **Must not:** know about images, encoders, files or metric conventions of a
 //! particular paper (thresholds, `<` vs `<=`, subset protocols). Those live in
@@ -24,7 +27,6 @@ pub mod pca;
 pub mod stats;
 
 pub use error::LinalgError;
-// Owners add their re-exports here (e.g. `pub use stats::{GaussianAccumulator, GaussianStats};`).
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
 pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
 pub use kmeans::{KMeans, KMeansModel};
