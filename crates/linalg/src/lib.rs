@@ -38,4 +38,4 @@ pub use pairwise::{
     squared_distances,
 };
 pub use pca::Pca;
-pub use stats::{GaussianAccumulator, GaussianStats};
+pub use stats::{AccumulatorParts, GaussianAccumulator, GaussianStats};

@@ -303,6 +303,20 @@ impl GaussianStats {
     }
 }
 
+/// The state of a [`GaussianAccumulator`]: everything needed to rebuild it
+/// elsewhere ([`GaussianAccumulator::to_parts`] /
+/// [`GaussianAccumulator::from_parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccumulatorParts {
+    /// Rows accumulated.
+    pub n: usize,
+    /// Their mean `μ`, length `D`.
+    pub mean: Array1<f64>,
+    /// The co-moment `M = Σ (x_i − μ)(x_i − μ)ᵀ`, `D × D`, symmetric
+    /// (`Σ = M / (n − ddof)`).
+    pub comoment: Array2<f64>,
+}
+
 /// Streaming accumulator of the mean and co-moment matrix of `D`-dimensional
 /// rows, in float64, with the batch-then-pairwise update of Chan et al. (see the
 /// [module documentation](self)).
@@ -533,6 +547,92 @@ impl GaussianAccumulator {
         Ok(stats)
     }
 
+    /// The whole state, to move an accumulator to another process (one rank
+    /// of a distributed evaluation, a checkpoint) and rebuild it there with
+    /// [`GaussianAccumulator::from_parts`]; merging the rebuilt accumulators
+    /// gives the statistics of all rows.
+    pub fn to_parts(&self) -> AccumulatorParts {
+        let d = self.dim;
+        let m = self.comoment.as_ref();
+        let comoment =
+            Array2::from_shape_fn((d, d), |(i, j)| if i >= j { m[(i, j)] } else { m[(j, i)] });
+        AccumulatorParts {
+            n: self.n,
+            mean: Array1::from_vec(self.mean.clone()),
+            comoment,
+        }
+    }
+
+    /// Rebuilds an accumulator from [`GaussianAccumulator::to_parts`]. The
+    /// lower triangle of `comoment` is used (the state keeps only that); the
+    /// upper one must mirror it.
+    ///
+    /// # Errors
+    /// [`LinalgError::InvalidParameter`] for `D = 0`, an asymmetric or
+    /// negative-diagonal co-moment, or a non-zero state with `n = 0`;
+    /// [`LinalgError::DimensionMismatch`] if `comoment` is not `D × D`;
+    /// [`LinalgError::NonFinite`] for a NaN/Inf value.
+    pub fn from_parts(parts: AccumulatorParts) -> Result<Self, LinalgError> {
+        const WHAT: &str = "GaussianAccumulator::from_parts";
+        let AccumulatorParts { n, mean, comoment } = parts;
+        let d = mean.len();
+        let mut acc = GaussianAccumulator::new(d)?;
+        if comoment.dim() != (d, d) {
+            let right = if comoment.nrows() != d {
+                comoment.nrows()
+            } else {
+                comoment.ncols()
+            };
+            return Err(LinalgError::DimensionMismatch {
+                what: WHAT,
+                left: d,
+                right,
+            });
+        }
+        if let Some(col) = mean.iter().position(|v| !v.is_finite()) {
+            return Err(LinalgError::NonFinite {
+                what: WHAT,
+                row: 0,
+                col,
+            });
+        }
+        if let Some(((row, col), _)) = comoment.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(LinalgError::NonFinite {
+                what: WHAT,
+                row,
+                col,
+            });
+        }
+        if n == 0 && (mean.iter().any(|v| *v != 0.0) || comoment.iter().any(|v| *v != 0.0)) {
+            return Err(LinalgError::InvalidParameter(format!(
+                "{WHAT}: a non-zero mean or co-moment with n = 0"
+            )));
+        }
+        for i in 0..d {
+            if comoment[(i, i)] < 0.0 {
+                return Err(LinalgError::InvalidParameter(format!(
+                    "{WHAT}: negative co-moment diagonal at {i}"
+                )));
+            }
+            for j in 0..i {
+                let (l, u) = (comoment[(i, j)], comoment[(j, i)]);
+                if (l - u).abs() > 1e-12 * (l.abs().max(u.abs()).max(f64::MIN_POSITIVE)) {
+                    return Err(LinalgError::InvalidParameter(format!(
+                        "{WHAT}: the co-moment is not symmetric at ({i}, {j}): {l} vs {u}"
+                    )));
+                }
+            }
+        }
+        acc.n = n;
+        acc.mean = mean.to_vec();
+        for j in 0..d {
+            for i in j..d {
+                acc.comoment[(i, j)] = comoment[(i, j)];
+            }
+        }
+        Ok(acc)
+    }
+
     /// [`GaussianAccumulator::finalize`] with the default `ddof = 1`.
     ///
     /// # Errors
@@ -569,6 +669,75 @@ mod tests {
                 .is_err()
         );
         assert_eq!(acc.finalize(1).unwrap(), before);
+    }
+
+    #[test]
+    fn parts_round_trip_and_merge_like_one_process() {
+        let x = Array2::from_shape_fn((50, 3), |(i, j)| {
+            ((i * 7 + j * 3) % 11) as f64 + 0.5 * j as f64
+        });
+        let whole = GaussianStats::from_features(x.view()).unwrap();
+        // two "ranks", each serialises its state
+        let mut a = GaussianAccumulator::new(3).unwrap();
+        a.push(x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..20)))
+            .unwrap();
+        let mut b = GaussianAccumulator::new(3).unwrap();
+        b.push(x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(20..50)))
+            .unwrap();
+        let mut a2 = GaussianAccumulator::from_parts(a.to_parts()).unwrap();
+        let b2 = GaussianAccumulator::from_parts(b.to_parts()).unwrap();
+        assert_eq!(a2.to_parts(), a.to_parts());
+        a2.merge(&b2).unwrap();
+        let merged = a2.finalize(1).unwrap();
+        for (g, w) in merged.cov.iter().zip(whole.cov.iter()) {
+            assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+        }
+        assert_eq!(merged.n, 50);
+        // empty round trip
+        let e = GaussianAccumulator::new(2).unwrap();
+        assert_eq!(
+            GaussianAccumulator::from_parts(e.to_parts())
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn bad_parts_are_errors() {
+        let good = {
+            let mut a = GaussianAccumulator::new(2).unwrap();
+            a.push(array![[1.0f64, 2.0], [3.0, 5.0], [0.0, 1.0]].view())
+                .unwrap();
+            a.to_parts()
+        };
+        let mut p = good.clone();
+        p.comoment[(0, 1)] += 1.0;
+        assert!(GaussianAccumulator::from_parts(p).is_err(), "asymmetric");
+        let mut p = good.clone();
+        p.comoment[(1, 1)] = -1.0;
+        assert!(
+            GaussianAccumulator::from_parts(p).is_err(),
+            "negative diagonal"
+        );
+        let mut p = good.clone();
+        p.mean[1] = f64::NAN;
+        assert!(GaussianAccumulator::from_parts(p).is_err(), "NaN");
+        let mut p = good.clone();
+        p.comoment = Array2::zeros((2, 3));
+        assert!(GaussianAccumulator::from_parts(p).is_err(), "shape");
+        let mut p = good.clone();
+        p.n = 0;
+        assert!(
+            GaussianAccumulator::from_parts(p).is_err(),
+            "n = 0 with data"
+        );
+        let p = AccumulatorParts {
+            n: 0,
+            mean: Array1::zeros(0),
+            comoment: Array2::zeros((0, 0)),
+        };
+        assert!(GaussianAccumulator::from_parts(p).is_err(), "D = 0");
     }
 
     #[test]
