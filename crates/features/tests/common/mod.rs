@@ -35,6 +35,21 @@ pub fn test_provisioner() -> Provisioner {
 /// cache is filled once instead of once per test thread.
 static PROVISIONING: Mutex<()> = Mutex::new(());
 
+/// The folder of a pinned artifact, provisioned by [`test_provisioner`];
+/// `None` (after `missing_artifact`, which fails under CI) when it cannot be
+/// had here.
+pub fn provisioned(artifact: &gen_metrics_features::provision::Artifact) -> Option<PathBuf> {
+    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
+    match test_provisioner().ensure(artifact) {
+        Ok(dir) => Some(dir),
+        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+            gen_metrics_testkit::missing_artifact(&format!("{}: {e}", artifact.requirement()));
+            None
+        }
+        Err(e) => panic!("provisioning {}: {e}", artifact.requirement()),
+    }
+}
+
 /// Provisions the CPU runtime and the FID Inception ONNX model; `None` (after
 /// `missing_artifact`, which fails under CI) when they cannot be had here.
 pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
