@@ -77,6 +77,16 @@ pub enum IoError {
         /// Flat (C-order) index of the first offending value.
         index: usize,
     },
+    /// The arrays are well-formed but do not describe a valid state (an
+    /// accumulator file with an asymmetric co-moment, say).
+    #[error("{path}: {error}")]
+    InvalidContent {
+        /// The file.
+        path: PathBuf,
+        /// What the validating crate said (shown in the message, so not also a
+        /// `source`).
+        error: gen_metrics_linalg::LinalgError,
+    },
     /// Refusing to write: the destination exists and overwriting was not asked for.
     #[error("{path}: already exists (refusing to overwrite)")]
     WouldOverwrite {

@@ -1,8 +1,9 @@
 //! # gen-metrics-io: the file formats of the field
 //!
 //! **Owns:** reading and writing feature matrices (`.npy`) and Gaussian
-//! statistics files: pytorch-fid / clean-fid `.npz` (`mu`, `sigma`) and ADM
-//! reference batches (`arr_0`, `mu`, `sigma`, `mu_s`, `sigma_s`). Every
+//! statistics files: pytorch-fid / clean-fid `.npz` (`mu`, `sigma`), ADM
+//! reference batches (`arr_0`, `mu`, `sigma`, `mu_s`, `sigma_s`), and the
+//! mergeable state of a streaming accumulator (`n`, `mean`, `comoment`). Every
 //! malformed file (truncated, wrong dtype, wrong shape, Fortran order) is a
 //! clear [`IoError`] naming the file; writes are atomic (temporary file, then
 //! rename) and never replace a file the caller did not name.
@@ -11,11 +12,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accumulator_file;
 pub mod error;
 pub mod npy;
+mod npz;
 pub mod stats_file;
 pub mod vectors;
 
+pub use accumulator_file::{read_accumulator, write_accumulator};
 pub use error::IoError;
 pub use npy::{read_features, write_features};
 pub use stats_file::{StatisticsFile, StatsFormat, read_statistics, write_statistics};

@@ -12,15 +12,14 @@
 //! are finiteness and the symmetry of `sigma` (to 1e-6 relative, as float32
 //! files round it).
 
-use std::io::{Cursor, Read};
 use std::path::Path;
 
 use gen_metrics_linalg::GaussianStats;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
-use ndarray_npy::NpzWriter;
 
 use crate::IoError;
-use crate::npy::{NpyHeader, decode, decode_dyn, read_file, write_atomic};
+use crate::npy::{NpyHeader, decode, decode_dyn};
+use crate::npz::{NpzArchive, write_npz};
 
 /// Which convention a statistics file follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,57 +63,15 @@ impl StatisticsFile {
 /// or infinity, or an asymmetric `sigma`.
 pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError> {
     let path = path.as_ref();
-    let bytes = read_file(path)?;
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| IoError::MalformedNpz {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
-    let names: Vec<String> = archive
-        .file_names()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| IoError::MalformedNpz {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?
-        .into_iter()
-        .map(|n| n.into_owned())
-        .collect();
-    let mut member = |name: &str| -> Result<Option<Vec<u8>>, IoError> {
-        let file = format!("{name}.npy");
-        if !names.contains(&file) {
-            return Ok(None);
-        }
-        let mut entry = archive.by_name(&file).map_err(|e| IoError::MalformedNpz {
-            path: path.to_owned(),
-            detail: format!("member '{name}': {e}"),
-        })?;
-        let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 30));
-        entry
-            .read_to_end(&mut out)
-            .map_err(|e| IoError::MalformedNpz {
-                path: path.to_owned(),
-                detail: format!("member '{name}': {e}"),
-            })?;
-        Ok(Some(out))
-    };
-    let missing = |m: &str| IoError::MissingMember {
-        path: path.to_owned(),
-        member: m.to_owned(),
-        found: names
-            .iter()
-            .map(|n| n.trim_end_matches(".npy"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    let mu_bytes = member("mu")?.ok_or_else(|| missing("mu"))?;
-    let sigma_bytes = member("sigma")?.ok_or_else(|| missing("sigma"))?;
+    let mut npz = NpzArchive::open(path)?;
+    let mu_bytes = npz.required("mu")?;
+    let sigma_bytes = npz.required("sigma")?;
     let (mu, sigma) = mean_and_covariance(&mu_bytes, "mu", &sigma_bytes, "sigma", path)?;
-    let spatial = match (member("mu_s")?, member("sigma_s")?) {
+    let spatial = match (npz.member("mu_s")?, npz.member("sigma_s")?) {
         (Some(m), Some(s)) => Some(mean_and_covariance(&m, "mu_s", &s, "sigma_s", path)?),
         _ => None,
     };
-    let adm = spatial.is_some() || names.iter().any(|n| n == "arr_0.npy");
+    let adm = spatial.is_some() || npz.has("arr_0");
     let format = if adm {
         StatsFormat::AdmReferenceBatch
     } else {
@@ -245,19 +202,8 @@ pub fn write_statistics(
             expected: format!("[{d}, {d}] to match 'mu' of length {d}"),
         });
     }
-    let mut buffer = Cursor::new(Vec::new());
-    {
-        let mut npz = NpzWriter::new(&mut buffer);
-        let err = |e: ndarray_npy::WriteNpzError| std::io::Error::other(e.to_string());
-        let written = npz
-            .add_array("mu", &mu)
-            .and_then(|_| npz.add_array("sigma", &sigma))
-            .and_then(|_| npz.finish().map(|_| ()));
-        written.map_err(|e| IoError::Os {
-            path: path.to_owned(),
-            error: err(e),
-        })?;
-    }
-    let bytes = buffer.into_inner();
-    write_atomic(path, overwrite, |w| std::io::Write::write_all(w, &bytes))
+    write_npz(path, overwrite, |npz| {
+        npz.add_array("mu", &mu)?;
+        npz.add_array("sigma", &sigma)
+    })
 }
