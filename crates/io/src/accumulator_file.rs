@@ -80,12 +80,13 @@ pub fn read_accumulator(path: impl AsRef<Path>) -> Result<GaussianAccumulator, I
     let comoment: Array2<f64> = decode(&comoment_bytes, path, Some("comoment"))?;
     let d = mean.len();
     if comoment.dim() != (d, d) {
-        return Err(IoError::WrongShape {
-            path: path.to_owned(),
-            member: Some("comoment".into()),
-            found: comoment.shape().to_vec(),
-            expected: format!("[{d}, {d}] to match 'mean' of length {d}"),
-        });
+        return Err(IoError::not_square(
+            path,
+            "comoment",
+            comoment.shape(),
+            "mean",
+            d,
+        ));
     }
     GaussianAccumulator::from_parts(AccumulatorParts { n, mean, comoment }).map_err(|error| {
         IoError::InvalidContent {

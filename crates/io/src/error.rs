@@ -95,6 +95,25 @@ pub enum IoError {
     },
 }
 
+impl IoError {
+    /// Member `member` of `path` has shape `found` where `[d, d]` was needed
+    /// to match the vector member `vector` of length `d`.
+    pub(crate) fn not_square(
+        path: &std::path::Path,
+        member: &str,
+        found: &[usize],
+        vector: &str,
+        d: usize,
+    ) -> IoError {
+        IoError::WrongShape {
+            path: path.to_owned(),
+            member: Some(member.to_owned()),
+            found: found.to_vec(),
+            expected: format!("[{d}, {d}] to match '{vector}' of length {d}"),
+        }
+    }
+}
+
 fn member_suffix(member: &Option<String>) -> String {
     member
         .as_ref()

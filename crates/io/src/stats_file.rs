@@ -105,12 +105,13 @@ fn mean_and_covariance(
     let d = mu.len();
     let sigma = float_matrix(sigma, path, sigma_name)?;
     if sigma.dim() != (d, d) {
-        return Err(IoError::WrongShape {
-            path: path.to_owned(),
-            member: Some(sigma_name.to_owned()),
-            found: sigma.shape().to_vec(),
-            expected: format!("[{d}, {d}] to match '{mu_name}' of length {d}"),
-        });
+        return Err(IoError::not_square(
+            path,
+            sigma_name,
+            sigma.shape(),
+            mu_name,
+            d,
+        ));
     }
     for (name, index) in [
         (mu_name, mu.iter().position(|v| !v.is_finite())),
@@ -195,12 +196,7 @@ pub fn write_statistics(
     let path = path.as_ref();
     let d = mu.len();
     if sigma.dim() != (d, d) {
-        return Err(IoError::WrongShape {
-            path: path.to_owned(),
-            member: Some("sigma".into()),
-            found: sigma.shape().to_vec(),
-            expected: format!("[{d}, {d}] to match 'mu' of length {d}"),
-        });
+        return Err(IoError::not_square(path, "sigma", sigma.shape(), "mu", d));
     }
     write_npz(path, overwrite, |npz| {
         npz.add_array("mu", &mu)?;

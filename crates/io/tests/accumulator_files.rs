@@ -4,7 +4,7 @@
 
 use gen_metrics_io::{IoError, read_accumulator, write_accumulator};
 use gen_metrics_linalg::{GaussianAccumulator, GaussianStats};
-use ndarray::{Array0, Array2, array};
+use ndarray::{Array0, Array2, ArrayD, array};
 use ndarray_npy::NpzWriter;
 
 /// Deterministic, correlated, offset rows (no RNG needed).
@@ -81,126 +81,113 @@ fn numpy_written_files_are_read() {
     assert_eq!(s.cov, array![[1.0, 0.5], [0.5, 2.0]]);
 }
 
+/// One member of a hand-made archive, of any dtype the tests need.
+enum Member {
+    I64(ArrayD<i64>),
+    F64(ArrayD<f64>),
+    F32(ArrayD<f32>),
+}
+
+impl Member {
+    fn add(&self, z: &mut NpzWriter<std::fs::File>, name: &str) {
+        match self {
+            Member::I64(a) => z.add_array(name, a),
+            Member::F64(a) => z.add_array(name, a),
+            Member::F32(a) => z.add_array(name, a),
+        }
+        .unwrap();
+    }
+}
+
 #[test]
 fn malformed_accumulator_files_are_clear_errors() {
+    use Member::{F32, F64, I64};
     let dir = tempfile::tempdir().unwrap();
-    let mean = array![1.0f64, 2.0];
-    let comoment = array![[2.0f64, 1.0], [1.0, 4.0]];
-    let n = Array0::from_elem((), 3i64);
-    type Fill = Box<dyn FnOnce(&mut NpzWriter<std::fs::File>)>;
-    let cases: Vec<(&str, Fill, &str)> = vec![
-        (
-            "no comoment",
-            Box::new({
-                let (n, mean) = (n.clone(), mean.clone());
-                move |z| {
-                    z.add_array("n", &n).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                }
-            }),
-            "missing",
-        ),
+    let n = || I64(Array0::from_elem((), 3i64).into_dyn());
+    let mean = || F64(array![1.0f64, 2.0].into_dyn());
+    let comoment = || array![[2.0f64, 1.0], [1.0, 4.0]];
+    let good = || F64(comoment().into_dyn());
+    let cases: Vec<(&str, Vec<(&str, Member)>, &str)> = vec![
+        ("no comoment", vec![("n", n()), ("mean", mean())], "missing"),
         (
             "float32 comoment",
-            Box::new({
-                let (n, mean, c) = (n.clone(), mean.clone(), comoment.mapv(|v| v as f32));
-                move |z| {
-                    z.add_array("n", &n).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", n()),
+                ("mean", mean()),
+                ("comoment", F32(comoment().mapv(|v| v as f32).into_dyn())),
+            ],
             "dtype <f4",
         ),
         (
             "negative n",
-            Box::new({
-                let (mean, c) = (mean.clone(), comoment.clone());
-                move |z| {
-                    z.add_array("n", &Array0::from_elem((), -5i64)).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", I64(Array0::from_elem((), -5i64).into_dyn())),
+                ("mean", mean()),
+                ("comoment", good()),
+            ],
             "non-negative row count",
         ),
         (
             "float n",
-            Box::new({
-                let (mean, c) = (mean.clone(), comoment.clone());
-                move |z| {
-                    z.add_array("n", &Array0::from_elem((), 3.0f64)).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", F64(Array0::from_elem((), 3.0f64).into_dyn())),
+                ("mean", mean()),
+                ("comoment", good()),
+            ],
             "dtype <f8",
         ),
         (
             "two counts",
-            Box::new({
-                let (mean, c) = (mean.clone(), comoment.clone());
-                move |z| {
-                    z.add_array("n", &array![3i64, 4]).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", I64(array![3i64, 4].into_dyn())),
+                ("mean", mean()),
+                ("comoment", good()),
+            ],
             "a scalar",
         ),
         (
             "shape mismatch",
-            Box::new({
-                let n = n.clone();
-                move |z| {
-                    z.add_array("n", &n).unwrap();
-                    z.add_array("mean", &array![1.0f64, 2.0, 3.0]).unwrap();
-                    z.add_array("comoment", &Array2::<f64>::eye(2)).unwrap();
-                }
-            }),
+            vec![
+                ("n", n()),
+                ("mean", F64(array![1.0f64, 2.0, 3.0].into_dyn())),
+                ("comoment", F64(Array2::<f64>::eye(2).into_dyn())),
+            ],
             "to match 'mean' of length 3",
         ),
         (
             "asymmetric",
-            Box::new({
-                let (n, mean) = (n.clone(), mean.clone());
-                move |z| {
-                    z.add_array("n", &n).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &array![[2.0f64, 1.0], [0.0, 4.0]])
-                        .unwrap();
-                }
-            }),
+            vec![
+                ("n", n()),
+                ("mean", mean()),
+                (
+                    "comoment",
+                    F64(array![[2.0f64, 1.0], [0.0, 4.0]].into_dyn()),
+                ),
+            ],
             "not symmetric",
         ),
         (
             "nan mean",
-            Box::new({
-                let (n, c) = (n.clone(), comoment.clone());
-                move |z| {
-                    z.add_array("n", &n).unwrap();
-                    z.add_array("mean", &array![f64::NAN, 0.0]).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", n()),
+                ("mean", F64(array![f64::NAN, 0.0].into_dyn())),
+                ("comoment", good()),
+            ],
             "non-finite",
         ),
         (
             "data with n = 0",
-            Box::new({
-                let (mean, c) = (mean.clone(), comoment.clone());
-                move |z| {
-                    z.add_array("n", &Array0::from_elem((), 0i64)).unwrap();
-                    z.add_array("mean", &mean).unwrap();
-                    z.add_array("comoment", &c).unwrap();
-                }
-            }),
+            vec![
+                ("n", I64(Array0::from_elem((), 0i64).into_dyn())),
+                ("mean", mean()),
+                ("comoment", good()),
+            ],
             "n = 0",
         ),
     ];
-    for (name, fill, expected) in cases {
+    for (name, members, expected) in cases {
         let p = dir.path().join(format!("{}.npz", name.replace(' ', "_")));
-        write_npz(&p, fill);
+        write_npz(&p, |z| members.iter().for_each(|(m, a)| a.add(z, m)));
         let err = read_accumulator(&p).expect_err(name).to_string();
         assert!(
             err.contains(&*p.to_string_lossy()),
