@@ -3,7 +3,9 @@
 //!
 //! Each side is, by what it is: a folder or `.zip` of images (encoded with
 //! the chosen encoder, cached), a `.npz` of statistics (`mu`, `sigma`:
-//! pytorch-fid / clean-fid files, ADM reference batches), a `.npy` feature
+//! pytorch-fid / clean-fid files, ADM reference batches) or of a streaming
+//! accumulator's state (`n`, `mean`, `comoment`: merged ranks, see
+//! `gen_metrics_io::write_accumulator`), a `.npy` feature
 //! matrix (float `[N, D]`), or a `.npy`/`.npz` uint8 image array.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use crate::features_cmd::{EncoderArgs, extract};
 /// Arguments of `gen-metrics fid`.
 #[derive(Debug, Args)]
 pub struct FidArgs {
-    /// First set (the reference): folder, .zip, statistics .npz, features .npy or image array.
+    /// First set (the reference): folder, .zip, statistics or accumulator .npz, features .npy or image array.
     #[arg(value_name = "DIR_OR_NPZ")]
     pub first: PathBuf,
     /// Second set (the generated images), same kinds.
@@ -60,7 +62,13 @@ fn load(path: &Path, args: &FidArgs, encoder: &mut Option<Encoder>) -> Result<Si
     if ext_is(path, "npz") {
         match gen_metrics_io::read_statistics(path) {
             Ok(s) => return Ok(Side::Stats(s.gaussian())),
-            // Not statistics: an image array (`arr_0` uint8) is tried below.
+            // Not statistics: an accumulator state, then an image array
+            // (`arr_0` uint8), are tried below.
+            Err(IoError::MissingMember { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match gen_metrics_io::read_accumulator(path) {
+            Ok(acc) => return Ok(Side::Stats(acc.finalize_unbiased()?)),
             Err(IoError::MissingMember { .. }) => {}
             Err(e) => return Err(e.into()),
         }

@@ -97,17 +97,32 @@ fn fid_of_feature_files_and_statistics() {
     let pb = tmp.path().join("b.npy");
     write_npy(&pa, &a).expect("write");
     write_npy(&pb, &b).expect("write");
-    let o = run(&[
-        "fid",
-        pa.to_str().expect("utf-8"),
-        pb.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let fid_json = |a: &Path, b: &Path| -> f64 {
+        let o = run(&[
+            "fid",
+            a.to_str().expect("utf-8"),
+            b.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["value"].as_f64().expect("value")
+    };
     // Same covariance, means 1 apart in each of 3 dimensions.
-    let fid = v["value"].as_f64().expect("value");
+    let fid = fid_json(&pa, &pb);
     assert!((fid - 3.0).abs() < 1e-9, "{fid}");
+
+    // The second side as an accumulator state merged from two "ranks".
+    let mut acc = gen_metrics_linalg::GaussianAccumulator::new(3).expect("acc");
+    acc.push(b.slice(ndarray::s![..15, ..])).expect("push");
+    let mut rank1 = gen_metrics_linalg::GaussianAccumulator::new(3).expect("acc");
+    rank1.push(b.slice(ndarray::s![15.., ..])).expect("push");
+    acc.merge(&rank1).expect("merge");
+    let pacc = tmp.path().join("b_acc.npz");
+    gen_metrics_io::write_accumulator(&pacc, &acc, false).expect("write");
+    let fid = fid_json(&pa, &pacc);
+    assert!((fid - 3.0).abs() < 1e-9, "{fid}");
+
     let o = run(&["fid", pa.to_str().expect("utf-8"), "/nonexistent/x.npz"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("no such file"), "{}", text(&o));

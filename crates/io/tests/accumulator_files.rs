@@ -107,7 +107,9 @@ fn malformed_accumulator_files_are_clear_errors() {
     let mean = || F64(array![1.0f64, 2.0].into_dyn());
     let comoment = || array![[2.0f64, 1.0], [1.0, 4.0]];
     let good = || F64(comoment().into_dyn());
-    let cases: Vec<(&str, Vec<(&str, Member)>, &str)> = vec![
+    // (case, members of the archive, what the error must say)
+    type Case = (&'static str, Vec<(&'static str, Member)>, &'static str);
+    let cases: Vec<Case> = vec![
         ("no comoment", vec![("n", n()), ("mean", mean())], "missing"),
         (
             "float32 comoment",
