@@ -87,6 +87,7 @@ pub(crate) fn decode_dyn<T: ReadableElement>(
     path: &Path,
     member: Option<&str>,
 ) -> Result<ArrayD<T>, IoError> {
+    NpyHeader::parse(bytes, path, member)?.check_data_length(bytes.len(), path, member)?;
     ArrayD::<T>::read_npy(bytes).map_err(|e| npy_error(e, path, member))
 }
 
@@ -120,6 +121,12 @@ pub struct NpyHeader {
     pub descr: String,
     /// Whether the data is in Fortran (column-major) order.
     pub fortran_order: bool,
+    /// The shape the header declares (empty for a scalar); `None` when the
+    /// header's `shape` is missing or not a tuple of integers (the decoder
+    /// then reports it).
+    pub shape: Option<Vec<usize>>,
+    /// Offset of the first data byte.
+    pub data_offset: usize,
 }
 
 impl NpyHeader {
@@ -156,8 +163,68 @@ impl NpyHeader {
         Ok(NpyHeader {
             descr,
             fortran_order,
+            shape: shape_value(&header),
+            data_offset: start + len,
         })
     }
+
+    /// Refuses a file whose header declares more data than the file holds,
+    /// before anything is allocated for it: a damaged or hostile header
+    /// (shape `(2000000, 2000000)` over a few bytes) would otherwise ask the
+    /// decoder for terabytes and abort the process.
+    ///
+    /// The element size is read from `descr` (`<f4` -> 4 bytes); for a
+    /// descriptor without one the decoder's own checks apply.
+    ///
+    /// # Errors
+    /// [`IoError::MalformedNpy`] naming the declared and the present sizes.
+    pub fn check_data_length(
+        &self,
+        file_len: usize,
+        path: &Path,
+        member: Option<&str>,
+    ) -> Result<(), IoError> {
+        let (Some(shape), Some(item)) = (&self.shape, item_size(&self.descr)) else {
+            return Ok(());
+        };
+        let present = file_len.saturating_sub(self.data_offset);
+        let declared = shape.iter().try_fold(item, |acc, &d| acc.checked_mul(d));
+        match declared {
+            Some(bytes) if bytes <= present => Ok(()),
+            _ => Err(IoError::MalformedNpy {
+                path: path.to_owned(),
+                member: member.map(str::to_owned),
+                detail: format!(
+                    "the file is truncated: its header declares shape {shape:?} of {} ({} bytes of data) but it holds {present}",
+                    self.descr,
+                    declared.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string()),
+                ),
+            }),
+        }
+    }
+}
+
+/// Bytes per element of a numeric dtype descriptor (`<f4`, `|u1`, `<i8`, ...).
+fn item_size(descr: &str) -> Option<usize> {
+    let body = descr.trim_start_matches(['<', '>', '|', '=']);
+    let (kind, size) = body.split_at_checked(1)?;
+    matches!(kind, "f" | "i" | "u" | "b" | "c")
+        .then(|| size.parse().ok())
+        .flatten()
+}
+
+/// The `'shape'` tuple of a header dict: `()`, `(5,)`, `(3, 4)`.
+fn shape_value(dict: &str) -> Option<Vec<usize>> {
+    let at = dict.find("'shape'")? + "'shape'".len();
+    let rest = dict[at..].trim_start().strip_prefix(':')?.trim_start();
+    let inner = rest.strip_prefix('(')?;
+    let inner = &inner[..inner.find(')')?];
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect()
 }
 
 /// The raw text of `key`'s value in a Python dict literal of scalars.

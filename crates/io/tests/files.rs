@@ -49,6 +49,20 @@ fn float64_and_fortran_order_are_read() {
     assert_eq!(back, a.mapv(|v| v as f32));
 }
 
+/// A version-1.0 `.npy` whose header declares `shape` over only `data`.
+fn npy_with_header(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
 #[test]
 fn malformed_npy_files_are_clear_errors() {
     let d = tmp();
@@ -58,6 +72,16 @@ fn malformed_npy_files_are_clear_errors() {
         ("not npy", b"hello world, not an array".to_vec()),
         ("truncated", good[..good.len() - 5].to_vec()),
         ("extra", [good.clone(), vec![0u8; 7]].concat()),
+        // A header declaring 32 TB over 64 bytes: refused before any
+        // allocation (the decoder would otherwise abort the process).
+        (
+            "huge shape",
+            npy_with_header("<f8", "(2000000, 2000000)", &[0u8; 64]),
+        ),
+        (
+            "overflowing shape",
+            npy_with_header("<f4", "(18446744073709551615, 3)", &[0u8; 64]),
+        ),
         ("int dtype", npy_bytes(&Array2::<i32>::zeros((2, 2)))),
         ("uint8 dtype", npy_bytes(&Array2::<u8>::zeros((2, 2)))),
         ("rank 1", npy_bytes(&Array1::<f32>::zeros(5))),
@@ -78,7 +102,10 @@ fn malformed_npy_files_are_clear_errors() {
             "{name}: message names the file: {msg}"
         );
         match (name, &err) {
-            ("empty" | "not npy" | "truncated" | "extra", IoError::MalformedNpy { .. })
+            (
+                "empty" | "not npy" | "truncated" | "extra" | "huge shape" | "overflowing shape",
+                IoError::MalformedNpy { .. },
+            )
             | ("int dtype" | "uint8 dtype", IoError::WrongDtype { .. })
             | ("rank 1" | "rank 3", IoError::WrongShape { .. })
             | ("nan" | "inf", IoError::NonFinite { .. }) => {}
@@ -203,6 +230,23 @@ fn malformed_statistics_are_clear_errors() {
         read_statistics(&p).unwrap_err(),
         IoError::WrongDtype { .. }
     ));
+    // A member whose header declares far more data than it holds.
+    let p = write(
+        "huge_sigma.npz",
+        &[
+            ("mu", mu.clone()),
+            (
+                "sigma",
+                npy_with_header("<f8", "(3000000, 3000000)", &[0u8; 32]),
+            ),
+        ],
+    );
+    let err = read_statistics(&p).unwrap_err();
+    assert!(
+        matches!(&err, IoError::MalformedNpy { member: Some(m), .. } if m == "sigma"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("declares shape"), "{err}");
     let p = d.path().join("not_zip.npz");
     std::fs::write(&p, b"garbage").unwrap();
     assert!(matches!(
