@@ -307,6 +307,10 @@ impl ImageSource {
         let mut f = File::open(path).map_err(|e| io_err(path, e))?;
         let header = read_npy_header(&mut f).map_err(|m| arr_err(path, m))?;
         let layout = ArrayLayout::from_header(&header).map_err(|m| arr_err(path, m))?;
+        let file_len = f.metadata().map_err(|e| io_err(path, e))?.len();
+        layout
+            .check_data(file_len.saturating_sub(header.data_offset), &header.shape)
+            .map_err(|m| arr_err(path, m))?;
         Ok(ImageSource {
             kind: Kind::Array(NpyArray {
                 path: path.to_path_buf(),
@@ -354,6 +358,12 @@ impl ImageSource {
             read_npy_header(&mut entry).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
         let layout =
             ArrayLayout::from_header(&header).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
+        layout
+            .check_data(
+                entry.size().saturating_sub(header.data_offset),
+                &header.shape,
+            )
+            .map_err(|m| arr_err(path, format!("{want}: {m}")))?;
         drop(entry);
         Ok(ImageSource {
             kind: Kind::Array(NpyArray {
@@ -1052,6 +1062,22 @@ impl ArrayLayout {
             return Err(format!("empty images in shape {:?}", h.shape));
         }
         Ok(ArrayLayout { n, h: hh, w: ww, c })
+    }
+
+    /// Refuses a header that declares more pixels than the file holds, before
+    /// any image buffer is sized from it (a damaged or hostile header could
+    /// otherwise ask for terabytes and abort the process).
+    fn check_data(&self, available: u64, shape: &[usize]) -> Result<(), String> {
+        let declared = [self.n, self.h, self.w, self.c]
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?));
+        match declared {
+            Some(bytes) if bytes <= available => Ok(()),
+            _ => Err(format!(
+                "the array is truncated: its header declares shape {shape:?} ({} bytes of pixels) but it holds {available}",
+                declared.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string())
+            )),
+        }
     }
 
     fn item_bytes(&self) -> usize {

@@ -179,6 +179,39 @@ fn array_dtype_and_shape_errors_are_clear() {
     assert!(e.contains("arr_0") && e.contains("x.npy"), "{e}");
     assert_eq!(ImageSource::npz(&p, Some("y")).unwrap().len(), 1);
     assert!(ImageSource::from_u8_nhwc(Array4::zeros((1, 3, 4, 4))).is_err());
+
+    // A header declaring far more pixels than the file holds (here a
+    // truncated copy of a good array, and a 3 TB claim over 96 bytes) is
+    // refused when the source is opened, before any buffer is sized from it.
+    let good = dir.path().join("good.npy");
+    ndarray_npy::write_npy(&good, &Array4::<u8>::zeros((2, 4, 4, 3))).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let p = dir.path().join("cut.npy");
+    std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(e.contains("truncated") && e.contains("cut.npy"), "{e}");
+    let header_end = bytes.len() - 2 * 4 * 4 * 3;
+    let header = String::from_utf8_lossy(&bytes[10..header_end])
+        .replace("(2, 4, 4, 3)", "(1000, 1000000, 1000, 3)");
+    let mut huge = bytes[..8].to_vec();
+    huge.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    huge.extend(header.as_bytes());
+    huge.extend([0u8; 96]);
+    let p = dir.path().join("huge.npy");
+    std::fs::write(&p, &huge).unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("truncated") && e.contains("3000000000000"),
+        "{e}"
+    );
+    let p = dir.path().join("huge.npz");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file("arr_0.npy", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut z, &huge).unwrap();
+    z.finish().unwrap();
+    let e = ImageSource::open(&p).unwrap_err().to_string();
+    assert!(e.contains("arr_0.npy") && e.contains("truncated"), "{e}");
 }
 
 #[test]
