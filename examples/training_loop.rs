@@ -1,4 +1,6 @@
-//! FID inside a training loop, with the in-process evaluator.
+//! FID, KID and precision/recall inside a training loop, with the
+//! in-process evaluator (`gen_metrics::Evaluator`, on the metric contract:
+//! any of the registry's metrics).
 //!
 //! A toy "generator" learns to draw coloured disks: its output is
 //! `α · disk + (1 − α) · noise` in `[-1, 1]` (as a tanh output layer gives),
@@ -14,12 +16,15 @@
 //!
 //! Options: `--steps N` (300), `--eval-every N` (100), `--n-eval N` (64
 //! images per side), `--threads N` (ONNX Runtime threads, 0 = all cores),
-//! `--seed N` (0). `GEN_METRICS_HOME`, `ORT_DYLIB_PATH` and
+//! `--seed N` (0). FID reads the exact streaming statistics of every image
+//! (O(D²) memory); KID and precision/recall need feature rows, which the
+//! evaluator keeps (at most `max_rows` per side, a seeded uniform reservoir). `GEN_METRICS_HOME`, `ORT_DYLIB_PATH` and
 //! `GEN_METRICS_OFFLINE` work as for the command line.
 
 use anyhow::{Context, Result, bail};
+use gen_metrics::eval::Params;
+use gen_metrics::eval::evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
 use gen_metrics::features::encoder::{Encoder, EncoderOptions, Preset};
-use gen_metrics::features::evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
 use gen_metrics::features::extractor::RuntimeOptions;
 use gen_metrics::features::resize::ValueRange;
 use ndarray::{Array4, Axis};
@@ -120,14 +125,26 @@ fn main() -> Result<()> {
         encoder.device(),
         encoder.resize_mode().name()
     );
-    let mut eval = Evaluator::new(encoder, EvaluatorOptions::default());
+    let mut eval = Evaluator::with_encoder(
+        encoder,
+        EvaluatorOptions {
+            metrics: vec!["fid".into(), "kid".into(), "pr".into()],
+            params: Params {
+                seed: args.seed,
+                kid_subset_size: Some(args.n_eval.min(1000)),
+                ..Params::default()
+            },
+            max_rows: Some(10_000),
+            seed: args.seed,
+        },
+    )?;
 
     // The real side once, in batches as a data loader would give them.
     let mut data_rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut left = args.n_eval;
     while left > 0 {
         let n = left.min(32);
-        eval.add_real(ImageBatch::U8Nhwc(real_batch(&mut data_rng, n).view()))?;
+        eval.update_real_images(ImageBatch::U8Nhwc(real_batch(&mut data_rng, n).view()))?;
         left -= n;
     }
     println!("real statistics from {} images", eval.real_count());
@@ -140,20 +157,33 @@ fn main() -> Result<()> {
         }
         let alpha = (step as f32 / args.steps as f32).min(1.0);
         let started = std::time::Instant::now();
-        eval.reset_generated();
+        eval.reset_fake();
         let mut left = args.n_eval;
         while left > 0 {
             let n = left.min(32);
             let batch = generate(&mut gen_rng, n, alpha);
-            eval.add_generated(ImageBatch::F32Nchw(batch.view(), ValueRange::Symmetric))?;
+            eval.update_fake_images(ImageBatch::F32Nchw(batch.view(), ValueRange::Symmetric))?;
             left -= n;
         }
-        let fid = eval.fid()?;
+        let values: Vec<(String, f64)> = eval
+            .compute()?
+            .into_iter()
+            .flat_map(|o| o.outcome.values)
+            .collect();
+        let get = |k: &str| {
+            values
+                .iter()
+                .find(|(key, _)| key == k)
+                .map_or(f64::NAN, |v| v.1)
+        };
         println!(
-            "step {step:>5}  alpha {alpha:.2}  FID {:>9.3}  ({} vs {} images, {:.1} s)",
-            fid.fid,
-            fid.n_real,
-            fid.n_generated,
+            "step {step:>5}  alpha {alpha:.2}  FID {:>9.3}  KID {:>8.4}  precision {:.3}  recall {:.3}  ({} vs {} images, {:.1} s)",
+            get("fid"),
+            get("kid_mean"),
+            get("precision"),
+            get("recall"),
+            eval.real_count(),
+            eval.fake_count(),
             started.elapsed().as_secs_f64()
         );
     }

@@ -396,3 +396,95 @@ impl ClassificationAccuracyScore {
         })
     }
 }
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of the Classification Accuracy Score: trained on the
+/// generated features and labels, tested on the real ones; with training
+/// features and labels, also the gap to a classifier trained on real data.
+pub static SPEC: gen_metrics_metric::Spec = gen_metrics_metric::Spec {
+    name: "cas",
+    about: "classification accuracy score: train on generated, test on real",
+    reference: "Ravuri & Vinyals 2019, Classification Accuracy Score for Conditional Generative Models",
+    inputs: &[
+        gen_metrics_metric::Input::Real,
+        gen_metrics_metric::Input::Fake,
+        gen_metrics_metric::Input::LabelsReal,
+        gen_metrics_metric::Input::LabelsFake,
+    ],
+    accepts_statistics: false,
+    keys: &[
+        gen_metrics_metric::KeySpec::new(
+            "cas_top1",
+            gen_metrics_metric::Direction::HigherIsBetter,
+            "top-1 accuracy on real test samples",
+        ),
+        gen_metrics_metric::KeySpec::new(
+            "cas_top5",
+            gen_metrics_metric::Direction::HigherIsBetter,
+            "top-5 accuracy on real test samples",
+        ),
+        gen_metrics_metric::KeySpec::new(
+            "cas_top1_gap",
+            gen_metrics_metric::Direction::LowerIsBetter,
+            "top-1 accuracy of the real-trained classifier minus CAS top-1 (needs training features and labels)",
+        ),
+    ],
+    dynamic_keys: Some("cas_class_<c>: top-1 accuracy on real samples of class c"),
+    make: |_| Ok(Box::new(ClassificationAccuracyScore::default())),
+};
+
+impl gen_metrics_metric::Metric for ClassificationAccuracyScore {
+    fn spec(&self) -> &'static gen_metrics_metric::Spec {
+        &SPEC
+    }
+
+    fn evaluate(
+        &self,
+        cx: &gen_metrics_metric::Context<'_>,
+    ) -> Result<gen_metrics_metric::Outcome, gen_metrics_metric::MetricError> {
+        use gen_metrics_metric::{Input, MetricError, Set};
+        let missing = |input| MetricError::MissingInput {
+            metric: SPEC.name,
+            input,
+        };
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        let inputs = cx.inputs();
+        let labels_real = inputs.labels_real.ok_or(missing(Input::LabelsReal))?;
+        let labels_fake = inputs.labels_fake.ok_or(missing(Input::LabelsFake))?;
+        let train = match (inputs.labels_train, inputs.train) {
+            (Some(l), Some(t)) => Some(LabelledFeatures::new(t, l)),
+            _ => None,
+        };
+        let n_classes = labels_fake
+            .iter()
+            .chain(labels_real)
+            .chain(inputs.labels_train.into_iter().flatten())
+            .max()
+            .map_or(0, |m| m + 1);
+        let out = self
+            .compute(
+                LabelledFeatures::new(fake, labels_fake),
+                LabelledFeatures::new(real, labels_real),
+                train,
+                n_classes,
+            )
+            .map_err(|e| MetricError::Failed {
+                metric: SPEC.name,
+                detail: e.to_string(),
+            })?;
+        let mut o = gen_metrics_metric::Outcome::new()
+            .value("cas_top1", out.cas.top1)
+            .value("cas_top5", out.cas.top_k);
+        if let Some(gap) = out.top1_gap {
+            o = o.value("cas_top1_gap", gap);
+        }
+        for (c, acc) in out.cas.per_class.iter().enumerate() {
+            if let Some(acc) = acc {
+                o = o.value(format!("cas_class_{c}"), *acc);
+            }
+        }
+        Ok(o)
+    }
+}

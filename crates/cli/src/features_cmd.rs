@@ -1,17 +1,16 @@
 //! `gen-metrics features`: images (folder, zip, `.npy`/`.npz` arrays) to a
-//! feature matrix `.npy` `[N, D]`, rows in sorted file order, cached.
+//! feature matrix `.npy` `[N, D]`, rows in sorted file order, cached; and
+//! the encoder options shared by every command that reads images.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use gen_metrics_features::cache::{CacheKey, FeatureCache, write_npy_f32};
-use gen_metrics_features::encoder::{Encoder, EncoderOptions, SourceFeatures};
-use gen_metrics_features::extractor::{Device, RuntimeOptions};
-use gen_metrics_features::provision::Provisioner;
-use gen_metrics_features::resize::ResizeMode;
-use gen_metrics_features::source::{ErrorPolicy, ImageSource};
+use gen_metrics::eval::{CacheChoice, ExtractOptions, Extraction};
+use gen_metrics::features::extractor::{Device, RuntimeOptions};
+use gen_metrics::features::resize::ResizeMode;
+
+use crate::Usage;
 
 /// Encoder and runtime options shared by `features` and `fid`.
 #[derive(Debug, Clone, Args)]
@@ -75,61 +74,29 @@ fn parse_device(s: &str) -> Result<Device, String> {
 }
 
 impl EncoderArgs {
-    /// The provisioner these options ask for.
-    ///
-    /// # Errors
-    /// When no home folder can be determined.
-    pub fn provisioner(&self) -> Result<Provisioner> {
-        let p = Provisioner::from_env()?;
-        Ok(if self.offline { p.offline(true) } else { p })
-    }
-
-    /// Builds the encoder (provisioning the runtime and weights as needed).
-    ///
-    /// # Errors
-    /// Provisioning, model and runtime errors.
-    pub fn encoder(&self) -> Result<Encoder> {
+    /// The pipeline's extraction options from these arguments.
+    pub fn extract_options(&self) -> ExtractOptions {
         let mut runtime = RuntimeOptions::new()
             .device(self.device)
             .intra_threads(self.threads)
             .require_device(self.require_device);
         runtime.library = self.ort_lib.clone();
-        let options = EncoderOptions {
-            runtime,
+        ExtractOptions {
+            encoder: self.encoder.clone(),
             model: self.model.clone(),
             resize: self.resize,
+            runtime,
             batch_size: self.batch_size,
-            provisioner: Some(self.provisioner()?),
-        };
-        let enc = Encoder::from_name(&self.encoder, &options)
-            .with_context(|| format!("setting up encoder `{}`", self.encoder))?;
-        if !self.quiet {
-            eprintln!(
-                "gen-metrics: encoder {} ({} resize, {} features, {})",
-                enc.id(),
-                enc.resize_mode().name(),
-                enc.output_dim(),
-                enc.device()
-            );
-        }
-        Ok(enc)
-    }
-
-    fn cache(&self) -> Result<Option<FeatureCache>> {
-        if self.no_cache {
-            return Ok(None);
-        }
-        Ok(Some(match &self.cache_dir {
-            Some(d) => FeatureCache::new(d),
-            None => FeatureCache::default_location()?,
-        }))
-    }
-
-    fn policy(&self) -> ErrorPolicy {
-        if self.skip_bad {
-            ErrorPolicy::Skip
-        } else {
-            ErrorPolicy::Fail
+            offline: self.offline,
+            skip_bad: self.skip_bad,
+            cache: if self.no_cache {
+                CacheChoice::Off
+            } else if let Some(d) = &self.cache_dir {
+                CacheChoice::Dir(d.clone())
+            } else {
+                CacheChoice::Default
+            },
+            progress: !self.quiet,
         }
     }
 }
@@ -151,93 +118,28 @@ pub struct FeaturesArgs {
     pub encoder: EncoderArgs,
 }
 
-/// Features of every image of `source`, from the cache when the same images
-/// were encoded with the same encoder before.
-///
-/// # Errors
-/// Source, encoder, runtime and cache errors.
-pub fn extract(source: &Path, args: &EncoderArgs, encoder: &mut Encoder) -> Result<SourceFeatures> {
-    if !source.exists() {
-        bail!("{}: no such file or folder", source.display());
-    }
-    let src = ImageSource::open(source).with_context(|| format!("opening {}", source.display()))?;
-    let names = src.names();
-    if names.is_empty() {
-        bail!("{}: no images found", source.display());
-    }
-    let policy = args.policy();
-    let cache = args.cache()?;
-    let key = match &cache {
-        Some(_) => Some(
-            CacheKey::for_source(source, &names, &encoder.identity())?
-                .with("error_policy", format!("{policy:?}")),
-        ),
-        None => None,
-    };
-    if let (Some(c), Some(k)) = (&cache, &key)
-        && let Some(hit) = c.load(k)?
-    {
-        if !args.quiet {
-            eprintln!(
-                "gen-metrics: {} images of {}: features from the cache",
-                hit.names.len(),
-                source.display()
-            );
-            for s in &hit.skipped {
-                eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
-            }
-        }
-        return Ok(SourceFeatures {
-            features: hit.features,
-            names: hit.names,
-            skipped: hit.skipped,
-        });
-    }
-    let total = names.len();
-    let show = !args.quiet && std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
-    let label = source.display().to_string();
-    let out = encoder.encode_source(src, policy, |done, total| {
-        if show {
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\rgen-metrics: {label}: {done}/{total} images ({rate:.1} img/s)   ");
-        }
-    })?;
-    if show {
-        eprintln!();
-    }
-    if !args.quiet {
-        eprintln!(
-            "gen-metrics: {} of {total} images of {} encoded in {:.1} s",
-            out.names.len(),
-            source.display(),
-            started.elapsed().as_secs_f64()
-        );
-        for s in &out.skipped {
-            eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
-        }
-    }
-    if let (Some(c), Some(k)) = (&cache, &key)
-        && let Err(e) = c.store(k, out.features.view(), &out.names, &out.skipped)
-    {
-        eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
-    }
-    Ok(out)
-}
-
 /// Runs `gen-metrics features`.
 ///
 /// # Errors
 /// Any failure, with the file or artifact it concerns.
 pub fn run(args: &FeaturesArgs) -> Result<()> {
-    let mut encoder = args.encoder.encoder()?;
-    let out = extract(&args.source, &args.encoder, &mut encoder)?;
-    write_npy_f32(&args.output, out.features.view())
+    if let Some(names) = &args.names
+        && same_file(names, &args.output)
+    {
+        return Err(Usage(format!(
+            "--names and -o name the same file ({}): the names would replace the features",
+            names.display()
+        ))
+        .into());
+    }
+    let mut extraction = Extraction::new(args.encoder.extract_options());
+    let out = extraction.extract(&args.source)?;
+    gen_metrics::io::write_features(&args.output, out.features.view(), true)
         .with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(names) = &args.names {
         let mut text = out.names.join("\n");
         text.push('\n');
-        gen_metrics_features::provision::write_atomic(names, text.as_bytes())
+        gen_metrics::features::provision::write_atomic(names, text.as_bytes())
             .with_context(|| format!("writing {}", names.display()))?;
     }
     if !args.encoder.quiet {
@@ -249,4 +151,22 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether two paths name the same file (also through links or `..`).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => {
+            let norm = |p: &std::path::Path| {
+                p.parent()
+                    .and_then(|d| d.canonicalize().ok())
+                    .map(|d| d.join(p.file_name().unwrap_or_default()))
+            };
+            norm(a).is_some() && norm(a) == norm(b)
+        }
+    }
 }

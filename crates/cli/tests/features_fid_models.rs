@@ -106,7 +106,7 @@ fn fid_of_feature_files_and_statistics() {
         ]);
         assert!(o.status.success(), "{}", text(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-        v["value"].as_f64().expect("value")
+        v["fid"].as_f64().expect("fid")
     };
     // Same covariance, means 1 apart in each of 3 dimensions.
     let fid = fid_json(&pa, &pb);

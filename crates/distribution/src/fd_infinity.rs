@@ -25,6 +25,7 @@ pub use crate::extrapolation::{
 };
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Curve, Direction, Input, KeySpec, Metric, Outcome, Set, Spec};
 
 const METRIC: &str = "FD-infinity";
 
@@ -203,5 +204,65 @@ mod tests {
             assert_eq!(v, (0..50).collect::<Vec<_>>());
         }
         assert_ne!(a.row(0), a.row(1));
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// The first batch size of the extrapolation for `n` generated samples:
+/// Chong & Forsyth's 5000, or N/5 for smaller sets (at least 2).
+pub fn infinity_start(n: usize) -> usize {
+    5000.min((n / 5).max(2))
+}
+
+/// FD-inf as the registry builds it: the first batch size follows the
+/// generated set's size ([`infinity_start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FdInfinityMetric {
+    /// Seed of the cumulative shuffles.
+    pub seed: u64,
+}
+
+/// Registry entry of FD-inf.
+pub static SPEC: Spec = Spec {
+    name: "fd_inf",
+    about: "FID extrapolated to infinitely many generated samples (removes the 1/N bias)",
+    reference: "Chong & Forsyth 2020, Effectively Unbiased FID and Inception Score and where to find them",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "fd_inf",
+        Direction::LowerIsBetter,
+        "intercept of FID_N = FID_∞ + b/N fitted over 15 subset sizes",
+    )
+    .signed_estimator()],
+    dynamic_keys: None,
+    make: |p| Ok(Box::new(FdInfinityMetric { seed: p.seed })),
+};
+
+impl Metric for FdInfinityMetric {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        let out = FdInfinity::new()
+            .min_fake(infinity_start(fake.nrows()))
+            .seed(self.seed)
+            .compute(real, fake)?;
+        let curve = Curve {
+            key: "fd_vs_inverse_n",
+            x_label: "1/N",
+            y_label: "FID_N",
+            points: out
+                .points
+                .iter()
+                .map(|&(n, v)| (1.0 / n as f64, v))
+                .collect(),
+            line: Some((out.value, out.slope)),
+        };
+        Ok(Outcome::new().value("fd_inf", out.value).curve(curve))
     }
 }

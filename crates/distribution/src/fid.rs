@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
 const METRIC: &str = "FID";
 
@@ -161,5 +162,43 @@ impl TwoSampleMetric for Fid {
         let a = FrechetSide::from_features(real)?;
         let b = FrechetSide::from_features(fake)?;
         self.compute_from_sides(&a, &b)
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of FID: reads the shared Gaussian fit of each set, so a
+/// statistics file can stand for either side.
+pub static SPEC: Spec = Spec {
+    name: "fid",
+    about: "Fréchet distance between Gaussian fits of real and generated features",
+    reference: "Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule; pytorch-fid's value",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: true,
+    keys: &[KeySpec::new(
+        "fid",
+        Direction::LowerIsBetter,
+        "‖μ_r − μ_g‖² + tr(Σ_r + Σ_g − 2(Σ_r^½ Σ_g Σ_r^½)^½)",
+    )
+    .with_interval()],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(Fid::new())),
+};
+
+impl Metric for Fid {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.gaussian(Set::Real);
+        plan.gaussian(Set::Fake);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.frechet_side(&SPEC, Set::Real)?;
+        let fake = cx.frechet_side(&SPEC, Set::Fake)?;
+        let out = self.compute_from_sides(&real, &fake)?;
+        Ok(Outcome::new().value("fid", out.value))
     }
 }

@@ -40,6 +40,7 @@ use crate::extrapolation::{
     InfinityExtrapolation, batch_sizes, check_orders, cumulative_shuffles, extrapolate_to_infinity,
 };
 use crate::kid::mean_std_ddof0;
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Spec};
 
 const METRIC: &str = "Inception Score";
 const METRIC_INF: &str = "IS-infinity";
@@ -463,5 +464,90 @@ mod tests {
             InceptionScore::new().splits(1).compute(nan.view()),
             Err(MetricError::NonFinite { row: 1, col: 1, .. })
         ));
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of the Inception Score (torch-fidelity's convention, 10
+/// splits in the given order) from generated logits.
+pub static SPEC: Spec = Spec {
+    name: "is",
+    about: "Inception Score of the generated samples from classifier logits",
+    reference: "Salimans et al. 2016, Improved Techniques for Training GANs; torch-fidelity",
+    inputs: &[Input::Logits],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "is_mean",
+            Direction::HigherIsBetter,
+            "mean over 10 splits of exp E_x KL(p(y|x) ‖ p(y))",
+        ),
+        KeySpec::new(
+            "is_std",
+            Direction::NotAScore,
+            "standard deviation over splits",
+        ),
+    ],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(InceptionScore::new())),
+};
+
+impl Metric for InceptionScore {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let logits = cx.inputs().logits.ok_or(MetricError::MissingInput {
+            metric: SPEC.name,
+            input: Input::Logits,
+        })?;
+        let out = self.compute(logits)?;
+        Ok(Outcome::new()
+            .value("is_mean", out.mean)
+            .value("is_std", out.std))
+    }
+}
+
+/// IS-inf as the registry builds it: the first batch size follows the number
+/// of logits (`fd_infinity::infinity_start`).
+#[derive(Debug, Clone, Copy)]
+pub struct IsInfinityMetric {
+    /// Seed of the cumulative shuffles.
+    pub seed: u64,
+}
+
+/// Registry entry of IS-inf.
+pub static SPEC_INF: Spec = Spec {
+    name: "is_inf",
+    about: "Inception Score extrapolated to infinitely many samples",
+    reference: "Chong & Forsyth 2020, Effectively Unbiased FID and Inception Score and where to find them",
+    inputs: &[Input::Logits],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "is_inf",
+        Direction::HigherIsBetter,
+        "intercept of IS_N = IS_∞ + b/N fitted over 15 subset sizes",
+    )],
+    dynamic_keys: None,
+    make: |p| Ok(Box::new(IsInfinityMetric { seed: p.seed })),
+};
+
+impl Metric for IsInfinityMetric {
+    fn spec(&self) -> &'static Spec {
+        &SPEC_INF
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let logits = cx.inputs().logits.ok_or(MetricError::MissingInput {
+            metric: SPEC_INF.name,
+            input: Input::Logits,
+        })?;
+        let out = IsInfinity::new()
+            .min_fake(crate::fd_infinity::infinity_start(logits.nrows()))
+            .seed(self.seed)
+            .compute(logits)?;
+        Ok(Outcome::new().value("is_inf", out.value))
     }
 }

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Set, Spec};
 
 const METRIC: &str = "KID";
 
@@ -347,5 +348,85 @@ impl TwoSampleMetric for Kid {
         }
         let subsets = self.sample_subsets(real.nrows(), fake.nrows());
         self.compute_with_subsets(real, fake, &subsets)
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of KID: 100 subsets of min(1000, N, M) rows (or the
+/// `kid_subsets` / `kid_subset_size` parameters), plus the unbiased MMD² over
+/// all rows (`kid_full`, skipped on resamples).
+pub static SPEC: Spec = Spec {
+    name: "kid",
+    about: "kernel inception distance: unbiased MMD² with the cubic polynomial kernel",
+    reference: "Bińkowski et al. 2018, Demystifying MMD GANs; clean-fid / torch-fidelity subsets",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "kid_mean",
+            Direction::LowerIsBetter,
+            "mean over subsets of the unbiased MMD², k(x, y) = (xᵀy/D + 1)³",
+        )
+        .with_interval()
+        .signed_estimator(),
+        KeySpec::new(
+            "kid_std",
+            Direction::NotAScore,
+            "standard deviation over subsets",
+        ),
+        KeySpec::new(
+            "kid_full",
+            Direction::LowerIsBetter,
+            "unbiased MMD² over all rows",
+        )
+        .signed_estimator(),
+    ],
+    dynamic_keys: None,
+    make: |p| {
+        let mut m = Kid::new().seed(p.seed).full_set(true);
+        if let Some(n) = p.kid_subsets {
+            if n == 0 {
+                return Err(MetricError::InvalidParameter {
+                    metric: METRIC,
+                    detail: "the number of subsets must be at least 1".into(),
+                });
+            }
+            m = m.n_subsets(n);
+        }
+        if let Some(s) = p.kid_subset_size {
+            if s < 2 {
+                return Err(MetricError::InvalidParameter {
+                    metric: METRIC,
+                    detail: format!("the subset size must be at least 2, got {s}"),
+                });
+            }
+            m = m.subset_size(s);
+        }
+        Ok(Box::new(m))
+    },
+};
+
+impl Metric for Kid {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        let m = if cx.is_resample() {
+            self.full_set(false)
+        } else {
+            *self
+        };
+        let out = m.compute(real, fake)?;
+        let mut o = Outcome::new()
+            .value("kid_mean", out.mean)
+            .value("kid_std", out.std);
+        if let Some(full) = out.full_unbiased {
+            o = o.value("kid_full", full);
+        }
+        Ok(o)
     }
 }

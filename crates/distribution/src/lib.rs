@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod error;
+pub use gen_metrics_metric::error;
 pub mod extrapolation;
 pub mod fd_infinity;
 pub mod fid;
@@ -28,13 +28,13 @@ pub mod prdc;
 pub mod precision_recall;
 pub mod rarity;
 pub mod realism;
-pub mod validate;
+pub use gen_metrics_metric::validate;
 pub mod vendi;
 
-pub use error::MetricError;
 pub use extrapolation::InfinityExtrapolation;
 pub use fd_infinity::{FdInfinity, FdInfinityOutput};
 pub use fid::{Fid, FidOutput};
+pub use gen_metrics_metric::{Metric, MetricError};
 pub use inception_score::{
     InceptionScore, IsConvention, IsInfinity, IsInfinityOutput, IsOrder, IsOutput,
 };

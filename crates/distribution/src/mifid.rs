@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Set, Spec};
 
 const METRIC: &str = "mifid";
 
@@ -148,5 +149,36 @@ impl TwoSampleMetric for Mifid {
             thresholded_distance: d_thr,
             eps: self.eps,
         })
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of MiFID (Kaggle convention, eps = 0.1).
+pub static SPEC: Spec = Spec {
+    name: "mifid",
+    about: "memorization-informed FID: FID divided by the thresholded memorization distance",
+    reference: "Bai et al. 2021, On Training Sample Memorization: Lessons from Benchmarking Generative Modeling with a Large-scale Competition; Kaggle convention",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "mifid",
+        Direction::LowerIsBetter,
+        "FID / d_thr, d = mean over generated of 1 − max |cos| to the real set",
+    )
+    .with_interval()],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(Mifid::default())),
+};
+
+impl Metric for Mifid {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        Ok(Outcome::new().value("mifid", self.compute(real, fake)?.mifid))
     }
 }

@@ -20,11 +20,12 @@
 //! rule. `density` is formed as prdc forms it, `(1/k) · (Σ counts / M)`.
 
 use gen_metrics_linalg::{Boundary, cross_ball_statistics, kth_neighbour_radii};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
 const METRIC: &str = "prdc";
 
@@ -73,25 +74,37 @@ pub struct PrdcOutput {
     pub real_balls_containing_fakes: usize,
 }
 
-impl TwoSampleMetric for Prdc {
-    type Output = PrdcOutput;
-
-    fn compute(
+impl Prdc {
+    fn check(
         &self,
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
-    ) -> Result<PrdcOutput, MetricError> {
+    ) -> Result<(), MetricError> {
         if self.k == 0 {
             return Err(MetricError::InvalidParameter {
                 metric: METRIC,
                 detail: "k must be at least 1".into(),
             });
         }
-        check_pair(METRIC, real, fake, self.k + 1)?;
+        check_pair(METRIC, real, fake, self.k + 1)
+    }
+
+    /// The four numbers from precomputed k-th neighbour radii of both sets
+    /// (`kth_neighbour_radii(real, k)`, likewise fake), as the metric
+    /// contract's shared work provides them.
+    ///
+    /// # Errors
+    /// As [`TwoSampleMetric::compute`]; radii of the wrong length.
+    pub fn compute_with_radii(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        r_real: ArrayView1<'_, f64>,
+        r_fake: ArrayView1<'_, f64>,
+    ) -> Result<PrdcOutput, MetricError> {
+        self.check(real, fake)?;
         let (n, m) = (real.nrows() as f64, fake.nrows() as f64);
-        let r_real = kth_neighbour_radii(real, self.k)?;
-        let r_fake = kth_neighbour_radii(fake, self.k)?;
-        let st = cross_ball_statistics(real, fake, r_real.view(), r_fake.view(), Boundary::Open)?;
+        let st = cross_ball_statistics(real, fake, r_real, r_fake, Boundary::Open)?;
         let precision_count = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let recall_count = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
         let density_count: usize = st.b_in_a_balls.sum();
@@ -109,5 +122,89 @@ impl TwoSampleMetric for Prdc {
             k: self.k,
             real_balls_containing_fakes: density_count,
         })
+    }
+}
+
+impl TwoSampleMetric for Prdc {
+    type Output = PrdcOutput;
+
+    fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<PrdcOutput, MetricError> {
+        self.check(real, fake)?;
+        let r_real = kth_neighbour_radii(real, self.k)?;
+        let r_fake = kth_neighbour_radii(fake, self.k)?;
+        self.compute_with_radii(real, fake, r_real.view(), r_fake.view())
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of prdc's precision, recall, density and coverage (k = 5,
+/// strict balls); `--k` overrides k.
+pub static SPEC: Spec = Spec {
+    name: "prdc",
+    about: "precision, recall, density and coverage, prdc convention k = 5, <",
+    reference: "Naeem et al. 2020, Reliable Fidelity and Diversity Metrics for Generative Models; prdc 0.2 compute_prdc",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "prdc_precision",
+            Direction::HigherIsBetter,
+            "share of generated samples inside some real k-NN ball",
+        )
+        .with_interval(),
+        KeySpec::new(
+            "prdc_recall",
+            Direction::HigherIsBetter,
+            "share of real samples inside some generated k-NN ball",
+        )
+        .with_interval(),
+        KeySpec::new(
+            "density",
+            Direction::HigherIsBetter,
+            "mean number of real balls holding a generated sample, over k",
+        )
+        .with_interval(),
+        KeySpec::new(
+            "coverage",
+            Direction::HigherIsBetter,
+            "share of real balls holding at least one generated sample",
+        )
+        .with_interval(),
+    ],
+    dynamic_keys: None,
+    make: |p| {
+        p.check(METRIC)?;
+        let m = Prdc::default();
+        Ok(Box::new(if let Some(k) = p.k { m.k(k) } else { m }))
+    },
+};
+
+impl Metric for Prdc {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.radii(Set::Real, self.k);
+        plan.radii(Set::Fake, self.k);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        self.check(real, fake)?;
+        let r_real = cx.radii(&SPEC, Set::Real, self.k)?;
+        let r_fake = cx.radii(&SPEC, Set::Fake, self.k)?;
+        let out = self.compute_with_radii(real, fake, r_real.view(), r_fake.view())?;
+        Ok(Outcome::new()
+            .value("prdc_precision", out.precision)
+            .value("prdc_recall", out.recall)
+            .value("density", out.density)
+            .value("coverage", out.coverage))
     }
 }

@@ -25,11 +25,12 @@
 //! corpus README).
 
 use gen_metrics_linalg::{Boundary, cross_ball_statistics, kth_neighbour_radii};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
 const METRIC: &str = "precision_recall";
 
@@ -100,24 +101,36 @@ pub struct PrecisionRecallOutput {
     pub real_in_fake_manifold: usize,
 }
 
-impl TwoSampleMetric for PrecisionRecall {
-    type Output = PrecisionRecallOutput;
-
-    fn compute(
+impl PrecisionRecall {
+    fn check(
         &self,
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
-    ) -> Result<PrecisionRecallOutput, MetricError> {
+    ) -> Result<(), MetricError> {
         if self.k == 0 {
             return Err(MetricError::InvalidParameter {
                 metric: METRIC,
                 detail: "k must be at least 1".into(),
             });
         }
-        check_pair(METRIC, real, fake, self.k + 1)?;
-        let r_real = kth_neighbour_radii(real, self.k)?;
-        let r_fake = kth_neighbour_radii(fake, self.k)?;
-        let st = cross_ball_statistics(real, fake, r_real.view(), r_fake.view(), self.boundary)?;
+        check_pair(METRIC, real, fake, self.k + 1)
+    }
+
+    /// Precision and recall from precomputed k-th neighbour radii of both
+    /// sets (`r_real = kth_neighbour_radii(real, k)`, likewise fake), as the
+    /// metric contract's shared work provides them.
+    ///
+    /// # Errors
+    /// As [`TwoSampleMetric::compute`]; radii of the wrong length.
+    pub fn compute_with_radii(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        r_real: ArrayView1<'_, f64>,
+        r_fake: ArrayView1<'_, f64>,
+    ) -> Result<PrecisionRecallOutput, MetricError> {
+        self.check(real, fake)?;
+        let st = cross_ball_statistics(real, fake, r_real, r_fake, self.boundary)?;
         let fake_in = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let real_in = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
         Ok(PrecisionRecallOutput {
@@ -128,5 +141,75 @@ impl TwoSampleMetric for PrecisionRecall {
             fake_in_real_manifold: fake_in,
             real_in_fake_manifold: real_in,
         })
+    }
+}
+
+impl TwoSampleMetric for PrecisionRecall {
+    type Output = PrecisionRecallOutput;
+
+    fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<PrecisionRecallOutput, MetricError> {
+        self.check(real, fake)?;
+        let r_real = kth_neighbour_radii(real, self.k)?;
+        let r_fake = kth_neighbour_radii(fake, self.k)?;
+        self.compute_with_radii(real, fake, r_real.view(), r_fake.view())
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of precision/recall in NVlabs' convention (k = 3, closed
+/// balls); `--k` overrides k.
+pub static SPEC: Spec = Spec {
+    name: "pr",
+    about: "k-NN precision (fidelity) and recall (diversity), NVlabs convention k = 3, ≤",
+    reference: "Kynkäänniemi et al. 2019, Improved Precision and Recall Metric; NVlabs stylegan2-ada compute_pr",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "precision",
+            Direction::HigherIsBetter,
+            "share of generated samples inside some real k-NN ball",
+        )
+        .with_interval(),
+        KeySpec::new(
+            "recall",
+            Direction::HigherIsBetter,
+            "share of real samples inside some generated k-NN ball",
+        )
+        .with_interval(),
+    ],
+    dynamic_keys: None,
+    make: |p| {
+        p.check(METRIC)?;
+        let m = PrecisionRecall::nvlabs();
+        Ok(Box::new(if let Some(k) = p.k { m.k(k) } else { m }))
+    },
+};
+
+impl Metric for PrecisionRecall {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.radii(Set::Real, self.k);
+        plan.radii(Set::Fake, self.k);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        self.check(real, fake)?;
+        let r_real = cx.radii(&SPEC, Set::Real, self.k)?;
+        let r_fake = cx.radii(&SPEC, Set::Fake, self.k)?;
+        let out = self.compute_with_radii(real, fake, r_real.view(), r_fake.view())?;
+        Ok(Outcome::new()
+            .value("precision", out.precision)
+            .value("recall", out.recall))
     }
 }

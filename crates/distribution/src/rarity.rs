@@ -22,11 +22,12 @@
 //! within ~1e-7 (relative) of a sphere.
 
 use gen_metrics_linalg::{Boundary, kth_neighbour_radii, smallest_containing_radius};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_set;
 use crate::{MetricError, TwoSampleMetric};
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
 const METRIC: &str = "rarity";
 
@@ -72,14 +73,12 @@ pub struct RarityOutput {
     pub rarest_first: Vec<usize>,
 }
 
-impl TwoSampleMetric for Rarity {
-    type Output = RarityOutput;
-
-    fn compute(
+impl Rarity {
+    fn check(
         &self,
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
-    ) -> Result<RarityOutput, MetricError> {
+    ) -> Result<(), MetricError> {
         if self.k == 0 {
             return Err(MetricError::InvalidParameter {
                 metric: METRIC,
@@ -95,8 +94,23 @@ impl TwoSampleMetric for Rarity {
                 fake: fake.ncols(),
             });
         }
-        let radii = kth_neighbour_radii(real, self.k)?;
-        let found = smallest_containing_radius(fake, real, radii.view(), Boundary::Open)?;
+        Ok(())
+    }
+
+    /// Rarity from the precomputed k-th neighbour radii of the real set
+    /// (`kth_neighbour_radii(real, k)`), as the metric contract's shared work
+    /// provides them.
+    ///
+    /// # Errors
+    /// As [`TwoSampleMetric::compute`].
+    pub fn compute_with_radii(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        radii: ArrayView1<'_, f64>,
+    ) -> Result<RarityOutput, MetricError> {
+        self.check(real, fake)?;
+        let found = smallest_containing_radius(fake, real, radii, Boundary::Open)?;
         let scores: Vec<Option<f64>> = found.iter().map(|f| f.map(|(_, r)| r)).collect();
         let ball: Vec<Option<usize>> = found.iter().map(|f| f.map(|(j, _)| j)).collect();
         let mut rarest_first: Vec<usize> =
@@ -116,5 +130,71 @@ impl TwoSampleMetric for Rarity {
             mean_in_manifold,
             rarest_first,
         })
+    }
+}
+
+impl TwoSampleMetric for Rarity {
+    type Output = RarityOutput;
+
+    fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<RarityOutput, MetricError> {
+        self.check(real, fake)?;
+        let radii = kth_neighbour_radii(real, self.k)?;
+        self.compute_with_radii(real, fake, radii.view())
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of the rarity score (k = 3); `--k` overrides k.
+pub static SPEC: Spec = Spec {
+    name: "rarity",
+    about: "rarity score of the generated samples inside the real manifold",
+    reference: "Han et al. 2022, Rarity Score: A New Metric to Evaluate the Uncommonness of Synthesized Images; hichoe95/Rarity-Score",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "rarity_mean",
+            Direction::NotAScore,
+            "mean over in-manifold generated samples of the smallest real k-NN radius containing them",
+        ),
+        KeySpec::new(
+            "rarity_in_manifold",
+            Direction::NotAScore,
+            "number of generated samples inside some real k-NN ball",
+        ),
+    ],
+    dynamic_keys: None,
+    make: |p| {
+        p.check(METRIC)?;
+        let m = Rarity::default();
+        Ok(Box::new(if let Some(k) = p.k { m.k(k) } else { m }))
+    },
+};
+
+impl Metric for Rarity {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.radii(Set::Real, self.k);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        self.check(real, fake)?;
+        let radii = cx.radii(&SPEC, Set::Real, self.k)?;
+        let out = self.compute_with_radii(real, fake, radii.view())?;
+        let mut o = Outcome::new();
+        if let Some(mean) = out.mean_in_manifold {
+            o = o.value("rarity_mean", mean);
+        }
+        Ok(o.value("rarity_in_manifold", out.in_manifold as f64))
     }
 }

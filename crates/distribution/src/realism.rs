@@ -47,6 +47,7 @@ use serde::Serialize;
 
 use crate::MetricError;
 use crate::validate::check_set;
+use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
 const METRIC: &str = "realism";
 const METRIC_DGM: &str = "realism_dgm_eval";
@@ -144,16 +145,11 @@ impl Realism {
         self
     }
 
-    /// Realism of every fake sample against the real set.
-    ///
-    /// # Errors
-    /// Sets smaller than k + 1 rows, mismatched dimensions, non-finite
-    /// values, k = 0, a percentile outside [0, 100], eps not finite and > 0.
-    pub fn compute(
+    fn check(
         &self,
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
-    ) -> Result<RealismOutput, MetricError> {
+    ) -> Result<(), MetricError> {
         if self.k == 0 {
             return Err(MetricError::InvalidParameter {
                 metric: METRIC,
@@ -175,9 +171,46 @@ impl Realism {
                 detail: format!("eps must be finite and > 0, got {}", self.eps),
             });
         }
-        check_real_fake(METRIC, real, fake, self.k + 1)?;
+        check_real_fake(METRIC, real, fake, self.k + 1)
+    }
+
+    /// Realism of every fake sample against the real set.
+    ///
+    /// # Errors
+    /// Sets smaller than k + 1 rows, mismatched dimensions, non-finite
+    /// values, k = 0, a percentile outside [0, 100], eps not finite and > 0.
+    pub fn compute(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<RealismOutput, MetricError> {
+        self.check(real, fake)?;
         let rho = kth_neighbour_squared_radii(real, self.k)?;
-        let m = percentile_linear(&sorted(&rho), self.clamp_percentile);
+        self.compute_with_squared_radii(real, fake, rho.view())
+    }
+
+    /// Realism from the precomputed squared k-th neighbour radii of the real
+    /// set (`kth_neighbour_squared_radii(real, k)`), as the metric contract's
+    /// shared work provides them.
+    ///
+    /// # Errors
+    /// As [`Realism::compute`]; radii of the wrong length.
+    pub fn compute_with_squared_radii(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        rho: ndarray::ArrayView1<'_, f64>,
+    ) -> Result<RealismOutput, MetricError> {
+        self.check(real, fake)?;
+        if rho.len() != real.nrows() {
+            return Err(MetricError::LengthMismatch {
+                metric: METRIC,
+                what: "the squared radii",
+                expected: real.nrows(),
+                got: rho.len(),
+            });
+        }
+        let m = percentile_linear(&sorted(&rho.to_owned()), self.clamp_percentile);
         let kept = rho.mapv(|v| if v > m { 0.0 } else { v });
         let scores =
             max_weight_over_distance(fake, real, kept.view(), DistancePower::Squared, self.eps)?;
@@ -375,5 +408,58 @@ mod tests {
         assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 100.0), 4.0);
         assert_eq!(percentile_linear(&[5.0], 50.0), 5.0);
         assert_eq!(median_sorted(&[1.0, 2.0, 3.0, 10.0]), 2.5);
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of the realism score (k = 3, kynkaat's
+/// `ManifoldEstimator`); `--k` overrides k. The per-sample scores go to the
+/// report's histogram.
+pub static SPEC: Spec = Spec {
+    name: "realism",
+    about: "per-sample realism score of the generated samples (mean and median)",
+    reference: "Kynkäänniemi et al. 2019, Improved Precision and Recall Metric; kynkaat/improved-precision-and-recall-metric",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[
+        KeySpec::new(
+            "realism_mean",
+            Direction::HigherIsBetter,
+            "mean over generated samples of max_i r_k(x_i)² / ‖x_i − y‖²",
+        ),
+        KeySpec::new(
+            "realism_median",
+            Direction::HigherIsBetter,
+            "median of the per-sample realism scores",
+        ),
+    ],
+    dynamic_keys: None,
+    make: |p| {
+        p.check(METRIC)?;
+        let m = Realism::default();
+        Ok(Box::new(if let Some(k) = p.k { m.k(k) } else { m }))
+    },
+};
+
+impl Metric for Realism {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.radii(Set::Real, self.k);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        self.check(real, fake)?;
+        let rho = cx.squared_radii(&SPEC, Set::Real, self.k)?;
+        let out = self.compute_with_squared_radii(real, fake, rho.view())?;
+        Ok(Outcome::new()
+            .value("realism_mean", out.mean)
+            .value("realism_median", out.median)
+            .per_sample("realism", Set::Fake, out.scores))
     }
 }

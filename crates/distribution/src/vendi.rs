@@ -197,3 +197,36 @@ fn vendi_from_eigenvalues(eig: &[f64], q: f64) -> f64 {
     };
     entropy.exp()
 }
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of the Vendi score of the generated set (q = 1, cosine
+/// kernel).
+pub static SPEC: gen_metrics_metric::Spec = gen_metrics_metric::Spec {
+    name: "vendi",
+    about: "Vendi score: effective number of distinct generated samples",
+    reference: "Friedman & Dieng 2023, The Vendi Score: A Diversity Evaluation Metric for Machine Learning; vertaix/Vendi-Score",
+    inputs: &[gen_metrics_metric::Input::Fake],
+    accepts_statistics: false,
+    keys: &[gen_metrics_metric::KeySpec::new(
+        "vendi",
+        gen_metrics_metric::Direction::HigherIsBetter,
+        "exp of the Shannon entropy of the eigenvalues of K/n, cosine kernel",
+    )],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(Vendi::default())),
+};
+
+impl gen_metrics_metric::Metric for Vendi {
+    fn spec(&self) -> &'static gen_metrics_metric::Spec {
+        &SPEC
+    }
+
+    fn evaluate(
+        &self,
+        cx: &gen_metrics_metric::Context<'_>,
+    ) -> Result<gen_metrics_metric::Outcome, MetricError> {
+        let fake = cx.rows(&SPEC, gen_metrics_metric::Set::Fake)?;
+        Ok(gen_metrics_metric::Outcome::new().value("vendi", self.compute(fake)?.score))
+    }
+}

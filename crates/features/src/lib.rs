@@ -6,8 +6,9 @@
 //! ([`decode`]); resizing exactly as the reference implementations do
 //! ([`resize`]); encoder presets with their preprocessing ([`encoder`]);
 //! running them with ONNX Runtime on CUDA or CPU ([`extractor`]); a feature
-//! cache keyed by everything that changes the result ([`cache`]); and the
-//! in-process evaluator for training loops ([`evaluator`]).
+//! cache keyed by everything that changes the result ([`cache`]). The
+//! in-process evaluator for training loops, which computes metrics, lives in
+//! `gen-metrics-eval`.
 //!
 //! Provisioning of the artifacts that cannot be committed — the ONNX Runtime
 //! shared library and the FID Inception-V3 weights — is automatic and
@@ -22,7 +23,6 @@ pub mod cache;
 pub mod decode;
 pub mod encoder;
 pub mod error;
-pub mod evaluator;
 pub mod extractor;
 pub mod onnx;
 pub mod provision;
@@ -34,7 +34,6 @@ pub use cache::{CacheKey, FeatureCache};
 pub use decode::{DecodeError, decode_bytes, decode_file};
 pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
 pub use error::FeatureError;
-pub use evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
 pub use extractor::{Device, Extractor, RuntimeOptions};
 pub use onnx::{
     convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,

@@ -22,5 +22,6 @@ pub mod vectors;
 pub use accumulator_file::{read_accumulator, write_accumulator};
 pub use error::IoError;
 pub use npy::{read_features, write_features};
+pub use npz::npz_members;
 pub use stats_file::{StatisticsFile, StatsFormat, read_statistics, write_statistics};
 pub use vectors::{read_labels, read_log_likelihoods};

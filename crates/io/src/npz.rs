@@ -98,3 +98,18 @@ pub(crate) fn write_npz(
     let bytes = buffer.into_inner();
     write_atomic(path, overwrite, |w| std::io::Write::write_all(w, &bytes))
 }
+
+/// The member names of the `.npz` at `path`, without their `.npy` suffix
+/// (`["mu", "sigma"]`), so a caller can tell what kind of file it is before
+/// choosing a reader.
+///
+/// # Errors
+/// [`IoError::Os`] when unreadable, [`IoError::MalformedNpz`] when not a zip.
+pub fn npz_members(path: impl AsRef<Path>) -> Result<Vec<String>, IoError> {
+    let archive = NpzArchive::open(path.as_ref())?;
+    Ok(archive
+        .names
+        .iter()
+        .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_owned())
+        .collect())
+}

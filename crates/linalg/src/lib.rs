@@ -33,9 +33,9 @@ pub use kmeans::{KMeans, KMeansModel};
 pub use pairwise::{
     Boundary, CrossBallStats, DistanceBlock, DistancePower, count_within_radii,
     cross_ball_statistics, for_each_distance_block, kth_neighbour_radii, kth_neighbour_radii_multi,
-    kth_neighbour_squared_radii, max_abs_cosine_similarity, max_weight_over_distance,
-    nearest_neighbours, self_nearest_neighbours, smallest_containing_radius, squared_distance,
-    squared_distances,
+    kth_neighbour_squared_radii, kth_neighbour_squared_radii_multi, max_abs_cosine_similarity,
+    max_weight_over_distance, nearest_neighbours, self_nearest_neighbours,
+    smallest_containing_radius, squared_distance, squared_distances,
 };
 pub use pca::Pca;
 pub use stats::{AccumulatorParts, GaussianAccumulator, GaussianStats};

@@ -1227,6 +1227,20 @@ pub fn kth_neighbour_squared_radii(
     })
 }
 
+/// [`kth_neighbour_squared_radii`] for several `k` at once, from one pass over
+/// the distances (the cost is that of the largest k): `out[m][i]` is
+/// `r_{ks[m]}(x_i)²`. The metric contract's shared work calls this once per
+/// set for every k its selected metrics need.
+///
+/// # Errors
+/// As [`kth_neighbour_radii`], for every k; also an empty `ks`.
+pub fn kth_neighbour_squared_radii_multi(
+    x: ArrayView2<'_, f32>,
+    ks: &[usize],
+) -> Result<Vec<Array1<f64>>, LinalgError> {
+    kth_squared_multi(x, ks)
+}
+
 fn kth_squared_multi(
     x: ArrayView2<'_, f32>,
     ks: &[usize],

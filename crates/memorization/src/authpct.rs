@@ -26,6 +26,9 @@ use gen_metrics_linalg::{nearest_neighbours, self_nearest_neighbours};
 
 use crate::MemorizationError;
 use crate::error::{check_dim, check_set};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, MetricError, Outcome, Set, Spec,
+};
 
 const METRIC: &str = "AuthPct";
 
@@ -97,5 +100,35 @@ impl AuthPct {
             gen_nn_distance,
             train_nn_distance,
         })
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of AuthPct.
+pub static SPEC: Spec = Spec {
+    name: "authpct",
+    about: "percent of authentic generated samples (not closer to a training sample than its own nearest neighbour)",
+    reference: "Alaa et al. 2022, How Faithful is your Synthetic Data?; dgm-eval compute_authpct",
+    inputs: &[Input::Train, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "authpct",
+        Direction::HigherIsBetter,
+        "100 · share of generated y with d(y, NN_train(y)) > d(NN_train(y), its own NN)",
+    )],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(AuthPct)),
+};
+
+impl Metric for AuthPct {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let train = cx.rows(&SPEC, Set::Train)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        Ok(Outcome::new().value("authpct", self.compute(train, fake)?.authpct))
     }
 }

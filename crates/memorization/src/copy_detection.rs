@@ -30,6 +30,9 @@ use serde::Serialize;
 
 use crate::MemorizationError;
 use crate::error::{check_dim, check_set};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, MetricError, Outcome, Set, Spec,
+};
 
 const METRIC: &str = "copy detection";
 
@@ -158,6 +161,36 @@ impl CopyDetection {
             median_train_nn,
             memorization_ratio,
         })
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of nearest-neighbour copy detection (d1/d2 < 1/3).
+pub static SPEC: Spec = Spec {
+    name: "copy_ratio",
+    about: "share of generated samples flagged as copies of a training sample",
+    reference: "nearest-neighbour ratio test d1/d2 < 1/3 to the two nearest training samples (Lowe-style, as in the memorization literature)",
+    inputs: &[Input::Train, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "copy_ratio",
+        Direction::LowerIsBetter,
+        "share of generated y with d(y, NN1) / d(y, NN2) < 1/3",
+    )],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(CopyDetection::default())),
+};
+
+impl Metric for CopyDetection {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let train = cx.rows(&SPEC, Set::Train)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        Ok(Outcome::new().value("copy_ratio", self.compute(train, fake)?.fraction_copied))
     }
 }
 

@@ -46,6 +46,9 @@ use serde::Serialize;
 
 use crate::MemorizationError;
 use crate::error::{check_dim, finite, to_f64_checked};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, MetricError, Outcome, Set, Spec,
+};
 
 const METRIC: &str = "C_T";
 
@@ -468,6 +471,80 @@ impl DataCopying {
         let half = test.nrows().div_ceil(2);
         let (first, second) = test.split_at(Axis(0), half);
         self.compute(first, second, gen_feats)
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// C_T as the registry builds it: dgm-eval's defaults with the user's seed;
+/// `modified` selects dgm-eval's `compute_CTscore_mem` variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataCopyingMetric {
+    /// The configuration.
+    pub config: DataCopying,
+    /// The modified (memorization) variant.
+    pub modified: bool,
+}
+
+/// Registry entry of C_T (the real set is the held-out test set).
+pub static SPEC: Spec = Spec {
+    name: "ct",
+    about: "C_T data-copying statistic (negative: generated samples closer to training data than held-out data is)",
+    reference: "Meehan et al. 2020, A Non-Parametric Test to Detect Data-Copying in Generative Models; dgm-eval compute_CTscore",
+    inputs: &[Input::Train, Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "ct",
+        Direction::CloserToZero,
+        "mean over kept cells of the Mann-Whitney Z of d(gen, train) vs d(test, train)",
+    )],
+    dynamic_keys: None,
+    make: |p| {
+        Ok(Box::new(DataCopyingMetric {
+            config: DataCopying::default().seed(p.seed),
+            modified: false,
+        }))
+    },
+};
+
+/// Registry entry of dgm-eval's modified C_T (generated set plays the
+/// training set).
+pub static SPEC_MODIFIED: Spec = Spec {
+    name: "ct_modified",
+    about: "dgm-eval's modified C_T: the generated set plays the training set",
+    reference: "Stein et al. 2023, Exposing flaws of generative model evaluation metrics; dgm-eval compute_CTscore_mem",
+    inputs: &[Input::Train, Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "ct_modified",
+        Direction::CloserToZero,
+        "C_T with the roles of the training and generated sets swapped",
+    )],
+    dynamic_keys: None,
+    make: |p| {
+        Ok(Box::new(DataCopyingMetric {
+            config: DataCopying::default().seed(p.seed),
+            modified: true,
+        }))
+    },
+};
+
+impl Metric for DataCopyingMetric {
+    fn spec(&self) -> &'static Spec {
+        if self.modified { &SPEC_MODIFIED } else { &SPEC }
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let spec = self.spec();
+        let train = cx.rows(spec, Set::Train)?;
+        let test = cx.rows(spec, Set::Real)?;
+        let fake = cx.rows(spec, Set::Fake)?;
+        let out = if self.modified {
+            self.config.compute_mem(train, test, fake)?
+        } else {
+            self.config.compute(train, test, fake)?
+        };
+        Ok(Outcome::new().value(spec.name, out.c_t))
     }
 }
 

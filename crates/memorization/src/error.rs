@@ -163,3 +163,72 @@ pub(crate) fn finite(metric: &'static str, what: &str, v: f64) -> Result<f64, Me
         })
     }
 }
+
+impl From<MemorizationError> for gen_metrics_metric::MetricError {
+    /// The shared variants map one to one; the memorization-only ones
+    /// (an empty C_T cell) keep their message.
+    fn from(e: MemorizationError) -> Self {
+        use gen_metrics_metric::MetricError as M;
+        match e {
+            MemorizationError::Linalg(l) => M::Linalg(l),
+            MemorizationError::TooFewSamples {
+                metric,
+                set,
+                needed,
+                got,
+            } => M::TooFewSamples {
+                metric,
+                set,
+                needed,
+                got,
+            },
+            MemorizationError::LengthMismatch {
+                metric,
+                what,
+                expected,
+                got,
+            } => M::LengthMismatch {
+                metric,
+                what,
+                expected,
+                got,
+            },
+            MemorizationError::NonFinite {
+                metric,
+                set,
+                row,
+                col,
+            } => M::NonFinite {
+                metric,
+                set,
+                row,
+                col,
+            },
+            MemorizationError::InvalidParameter { metric, detail } => {
+                M::InvalidParameter { metric, detail }
+            }
+            MemorizationError::Numerical { metric, detail } => M::Numerical { metric, detail },
+            other @ (MemorizationError::DimensionMismatch { .. }
+            | MemorizationError::EmptyCell { .. }) => M::Failed {
+                metric: other.metric(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+impl MemorizationError {
+    /// The test that reported the error.
+    pub fn metric(&self) -> &'static str {
+        match self {
+            MemorizationError::Linalg(_) => "memorization",
+            MemorizationError::TooFewSamples { metric, .. }
+            | MemorizationError::DimensionMismatch { metric, .. }
+            | MemorizationError::LengthMismatch { metric, .. }
+            | MemorizationError::NonFinite { metric, .. }
+            | MemorizationError::EmptyCell { metric, .. }
+            | MemorizationError::InvalidParameter { metric, .. }
+            | MemorizationError::Numerical { metric, .. } => metric,
+        }
+    }
+}

@@ -53,6 +53,9 @@ use serde::Serialize;
 
 use crate::MemorizationError;
 use crate::error::{check_dim, finite, to_f64_checked};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, MetricError, Outcome, Set, Spec,
+};
 
 const METRIC: &str = "FLS";
 /// Rows per block of the deterministic gradient reduction.
@@ -440,6 +443,37 @@ impl Fls {
         let pos = ll_diff.iter().filter(|&&v| v > 0.0).count();
         let score = 100.0 * pos as f64 / ll_diff.len() as f64 - 50.0;
         Ok(FlsOverfitOutput { score, ll_diff })
+    }
+}
+
+// --- the metric contract ----------------------------------------------------
+
+/// Registry entry of FLS (CPU; the real set is the held-out test set).
+pub static SPEC: Spec = Spec {
+    name: "fls",
+    about: "feature likelihood score: test likelihood under a KDE on generated samples, against a training baseline",
+    reference: "Jiralerspong et al. 2023, Feature Likelihood Divergence / Score; dgm-eval compute_fls",
+    inputs: &[Input::Train, Input::Real, Input::Fake],
+    accepts_statistics: false,
+    keys: &[KeySpec::new(
+        "fls",
+        Direction::HigherIsBetter,
+        "100 · exp(−2 (NLL_gen − NLL_baseline) / D)",
+    )],
+    dynamic_keys: None,
+    make: |p| Ok(Box::new(Fls::default().seed(p.seed))),
+};
+
+impl Metric for Fls {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let train = cx.rows(&SPEC, Set::Train)?;
+        let test = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        Ok(Outcome::new().value("fls", self.compute_split(train, test, fake)?.fls))
     }
 }
 

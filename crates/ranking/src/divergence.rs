@@ -555,3 +555,114 @@ impl Gaussian {
         Ok(kl.max(0.0))
     }
 }
+
+// --- the metric contract ----------------------------------------------------
+
+mod contract {
+    use gen_metrics_metric::{
+        Context, Direction, Input, KeySpec, Metric, MetricError, Outcome, Params, Spec,
+    };
+
+    use super::{Divergence, LogLikelihoods, kl_monte_carlo, reverse_kl_monte_carlo};
+
+    /// Monte Carlo KL or reverse KL as the registry builds it.
+    #[derive(Debug, Clone, Copy)]
+    pub struct KlMetric {
+        /// `true`: reverse KL from the generated samples.
+        pub reverse: bool,
+        /// Coverage of the standard-error interval.
+        pub confidence: f64,
+    }
+
+    fn make(p: &Params, reverse: bool) -> Result<Box<dyn Metric>, MetricError> {
+        p.check(if reverse { "rkl" } else { "kl" })?;
+        Ok(Box::new(KlMetric {
+            reverse,
+            confidence: p.confidence,
+        }))
+    }
+
+    /// Registry entry of KL(p_data ‖ p_model).
+    pub static SPEC_KL: Spec = Spec {
+        name: "kl",
+        about: "Monte Carlo KL(p_data ‖ p_model) from log-likelihoods at real samples",
+        reference: "E_{x~p}[log p(x) − log q(x)], standard error s/√n",
+        inputs: &[Input::LogLikelihoodsReal],
+        accepts_statistics: false,
+        keys: &[
+            KeySpec::new(
+                "kl",
+                Direction::LowerIsBetter,
+                "mean of log p − log q over real samples",
+            ),
+            KeySpec::new("kl_std_error", Direction::NotAScore, "its standard error"),
+        ],
+        dynamic_keys: None,
+        make: |p| make(p, false),
+    };
+
+    /// Registry entry of the reverse KL(p_model ‖ p_data).
+    pub static SPEC_RKL: Spec = Spec {
+        name: "rkl",
+        about: "Monte Carlo reverse KL(p_model ‖ p_data) from log-likelihoods at generated samples",
+        reference: "Betzalel et al. 2022; E_{x~q}[log q(x) − log p(x)], standard error s/√n",
+        inputs: &[Input::LogLikelihoodsFake],
+        accepts_statistics: false,
+        keys: &[
+            KeySpec::new(
+                "rkl",
+                Direction::LowerIsBetter,
+                "mean of log q − log p over generated samples",
+            ),
+            KeySpec::new("rkl_std_error", Direction::NotAScore, "its standard error"),
+        ],
+        dynamic_keys: None,
+        make: |p| make(p, true),
+    };
+
+    impl Metric for KlMetric {
+        fn spec(&self) -> &'static Spec {
+            if self.reverse { &SPEC_RKL } else { &SPEC_KL }
+        }
+
+        fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+            let spec = self.spec();
+            let (pair, input) = if self.reverse {
+                (cx.inputs().log_likelihoods_fake, Input::LogLikelihoodsFake)
+            } else {
+                (cx.inputs().log_likelihoods_real, Input::LogLikelihoodsReal)
+            };
+            let pair = pair.ok_or(MetricError::MissingInput {
+                metric: spec.name,
+                input,
+            })?;
+            let ll = LogLikelihoods::new(pair.log_p, pair.log_q);
+            let d = if self.reverse {
+                reverse_kl_monte_carlo(&ll, self.confidence)
+            } else {
+                kl_monte_carlo(&ll, self.confidence)
+            }
+            .map_err(|e| MetricError::Failed {
+                metric: spec.name,
+                detail: e.to_string(),
+            })?;
+            match d {
+                Divergence::Finite(est) => Ok(Outcome::new()
+                    .value(spec.name, est.value)
+                    .value(format!("{}_std_error", spec.name), est.std_error)),
+                Divergence::Infinite {
+                    first_index,
+                    count,
+                    n,
+                } => Err(MetricError::Numerical {
+                    metric: spec.name,
+                    detail: format!(
+                        "infinite: the second distribution gives zero density to {count} of {n} samples (first: index {first_index})"
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+pub use contract::{KlMetric, SPEC_KL, SPEC_RKL};

@@ -32,7 +32,7 @@ pub use bootstrap::{
     Better, Bootstrap, BootstrapInterval, CiMethod, RankStability, RankStabilityReport,
     RankedMetric,
 };
-pub use divergence::{Divergence, LikelihoodDivergences, LogLikelihoods};
+pub use divergence::{Divergence, KlMetric, LikelihoodDivergences, LogLikelihoods};
 pub use error::RankingError;
 pub use normality::{NormalityReport, NormalitySummary, NormalityTest};
 pub use rank_correlation::{KendallTau, KendallTauResult, Spearman, SpearmanResult};

@@ -1,15 +1,17 @@
-//! The in-process evaluator: streaming sides, FID on demand, reset, merge.
+//! The in-process evaluator: streaming sides, metrics on demand, reset, merge
+//! (images encoded by a tiny ONNX encoder, as in the features crate's tests).
 
+#[path = "../../features/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
 
 use common::tiny_onnx;
-use gen_metrics_features::FeatureError;
+use gen_metrics_eval::EvalError;
+use gen_metrics_eval::evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
 use gen_metrics_features::encoder::{
     Crop, Encoder, EncoderOptions, EncoderSpec, NormalizationSpec,
 };
-use gen_metrics_features::evaluator::{Evaluator, EvaluatorOptions, ImageBatch};
 use gen_metrics_features::extractor::{OutputSelect, RuntimeOptions};
 use gen_metrics_features::resize::ValueRange;
 use gen_metrics_linalg::FrechetDistance;
@@ -78,6 +80,22 @@ fn images(rng: &mut SplitMix, n: usize, shift: f32) -> Array4<u8> {
     a
 }
 
+fn options(metrics: &[&str]) -> EvaluatorOptions {
+    EvaluatorOptions {
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        ..EvaluatorOptions::default()
+    }
+}
+
+fn real_stats(ev: &Evaluator) -> gen_metrics_linalg::GaussianStats {
+    ev.state()
+        .real
+        .accumulator()
+        .expect("rows")
+        .finalize(1)
+        .expect("stats")
+}
+
 #[test]
 fn fid_matches_the_distance_between_all_features() {
     let Some(lib) = common::runtime_library() else {
@@ -87,40 +105,43 @@ fn fid_matches_the_distance_between_all_features() {
     let mut rng = SplitMix::seed_from_u64(7);
     let real = images(&mut rng, 40, 0.0);
     let fake = images(&mut rng, 30, 0.1);
-    let mut ev = Evaluator::new(
-        encoder(tmp.path(), &lib, 1.0),
-        EvaluatorOptions {
-            keep_features: true,
-        },
-    );
+    let mut ev = Evaluator::with_encoder(encoder(tmp.path(), &lib, 1.0), options(&["fid", "kid"]))
+        .expect("evaluator");
+    assert!(ev.keeps_rows(), "KID needs rows");
     for chunk in real.axis_chunks_iter(Axis(0), 16) {
-        ev.add_real(ImageBatch::U8Nhwc(chunk)).expect("real");
+        ev.update_real_images(ImageBatch::U8Nhwc(chunk))
+            .expect("real");
     }
     // Generated images as floats in [-1, 1].
     let fake_f = fake
         .mapv(|v| f32::from(v) / 127.5 - 1.0)
         .permuted_axes([0, 3, 1, 2]);
     for chunk in fake_f.axis_chunks_iter(Axis(0), 7) {
-        ev.add_generated(ImageBatch::F32Nchw(chunk, ValueRange::Symmetric))
+        ev.update_fake_images(ImageBatch::F32Nchw(chunk, ValueRange::Symmetric))
             .expect("fake");
     }
-    assert_eq!((ev.real_count(), ev.generated_count()), (40, 30));
-    let fid = ev.fid().expect("fid");
+    assert_eq!((ev.real_count(), ev.fake_count()), (40, 30));
+    let fid = ev.value("fid").expect("fid");
 
-    let rf = ev.real_features().expect("kept");
-    let gf = ev.generated_features().expect("kept");
+    let rf = ev.real_rows();
+    let gf = ev.fake_rows();
     assert_eq!(rf.dim(), (40, 6));
     let want = FrechetDistance::new()
         .between_features(rf.view(), gf.view())
         .expect("reference");
     assert!(
-        (fid.fid - want.value).abs() <= 1e-9 * want.value.abs().max(1.0),
-        "{} vs {}",
-        fid.fid,
+        (fid - want.value).abs() <= 1e-9 * want.value.abs().max(1.0),
+        "{fid} vs {}",
         want.value
     );
-    assert!(fid.fid > 0.0);
-    assert_eq!((fid.n_real, fid.n_generated), (40, 30));
+    assert!(fid > 0.0);
+    // KID on the kept rows equals KID of the features.
+    use gen_metrics_distribution::TwoSampleMetric;
+    let kid = gen_metrics_distribution::Kid::new()
+        .full_set(true)
+        .compute(rf.view(), gf.view())
+        .expect("kid");
+    assert_eq!(ev.value("kid_mean").expect("kid"), kid.mean);
 
     // Same images through the encoder directly.
     let mut enc = encoder(tmp.path(), &lib, 1.0);
@@ -129,7 +150,7 @@ fn fid_matches_the_distance_between_all_features() {
 }
 
 #[test]
-fn reset_generated_keeps_the_real_side() {
+fn reset_fake_keeps_the_real_side() {
     let Some(lib) = common::runtime_library() else {
         return;
     };
@@ -138,21 +159,25 @@ fn reset_generated_keeps_the_real_side() {
     let real = images(&mut rng, 40, 0.0);
     let far = images(&mut rng, 40, 0.35);
     let near = images(&mut rng, 40, 0.0);
-    let mut ev = Evaluator::new(encoder(tmp.path(), &lib, 2.0), EvaluatorOptions::default());
-    ev.add_real(ImageBatch::U8Nhwc(real.view())).expect("real");
-    ev.add_generated(ImageBatch::U8Nhwc(far.view()))
+    let mut ev = Evaluator::with_encoder(encoder(tmp.path(), &lib, 2.0), options(&["fid"]))
+        .expect("evaluator");
+    assert!(!ev.keeps_rows(), "FID alone keeps statistics only");
+    ev.update_real_images(ImageBatch::U8Nhwc(real.view()))
+        .expect("real");
+    ev.update_fake_images(ImageBatch::U8Nhwc(far.view()))
         .expect("far");
-    let fid_far = ev.fid().expect("fid").fid;
-    ev.reset_generated();
-    assert_eq!((ev.real_count(), ev.generated_count()), (40, 0));
-    assert!(matches!(ev.fid(), Err(FeatureError::InvalidInput { .. })));
-    ev.add_generated(ImageBatch::U8Nhwc(near.view()))
+    let fid_far = ev.value("fid").expect("fid");
+    ev.reset_fake();
+    assert_eq!((ev.real_count(), ev.fake_count()), (40, 0));
+    assert!(matches!(ev.value("fid"), Err(EvalError::Usage(_))));
+    ev.update_fake_images(ImageBatch::U8Nhwc(near.view()))
         .expect("near");
-    let fid_near = ev.fid().expect("fid").fid;
+    let fid_near = ev.value("fid").expect("fid");
     assert!(fid_near < fid_far, "near {fid_near} vs far {fid_far}");
-    assert!(
-        ev.real_features().is_none(),
-        "features kept without keep_features"
+    assert_eq!(
+        ev.real_rows().nrows(),
+        0,
+        "rows kept without a metric that needs them"
     );
     ev.reset();
     assert_eq!(ev.real_count(), 0);
@@ -167,27 +192,29 @@ fn merging_ranks_equals_one_evaluator() {
     let mut rng = SplitMix::seed_from_u64(9);
     let real = images(&mut rng, 36, 0.0);
     let fake = images(&mut rng, 36, 0.05);
-    let mut whole = Evaluator::new(encoder(tmp.path(), &lib, 3.0), EvaluatorOptions::default());
+    let metrics = ["fid", "pr"];
+    let mut whole = Evaluator::with_encoder(encoder(tmp.path(), &lib, 3.0), options(&metrics))
+        .expect("evaluator");
     whole
-        .add_real(ImageBatch::U8Nhwc(real.view()))
+        .update_real_images(ImageBatch::U8Nhwc(real.view()))
         .expect("real");
     whole
-        .add_generated(ImageBatch::U8Nhwc(fake.view()))
+        .update_fake_images(ImageBatch::U8Nhwc(fake.view()))
         .expect("fake");
 
-    let opts = EvaluatorOptions {
-        keep_features: true,
-    };
     let mut ranks: Vec<Evaluator> = (0..3)
-        .map(|_| Evaluator::new(encoder(tmp.path(), &lib, 3.0), opts))
+        .map(|_| {
+            Evaluator::with_encoder(encoder(tmp.path(), &lib, 3.0), options(&metrics))
+                .expect("evaluator")
+        })
         .collect();
     for (r, ev) in ranks.iter_mut().enumerate() {
         let s = r * 12..(r + 1) * 12;
-        ev.add_real(ImageBatch::U8Nhwc(
+        ev.update_real_images(ImageBatch::U8Nhwc(
             real.slice_axis(Axis(0), s.clone().into()),
         ))
         .expect("real shard");
-        ev.add_generated(ImageBatch::U8Nhwc(fake.slice_axis(Axis(0), s.into())))
+        ev.update_fake_images(ImageBatch::U8Nhwc(fake.slice_axis(Axis(0), s.into())))
             .expect("fake shard");
     }
     let (first, rest) = ranks.split_at_mut(1);
@@ -195,12 +222,11 @@ fn merging_ranks_equals_one_evaluator() {
         first[0].merge(other.state()).expect("merge");
     }
     let merged = &first[0];
-    assert_eq!((merged.real_count(), merged.generated_count()), (36, 36));
-    let a = whole.fid().expect("whole").fid;
-    let b = merged.fid().expect("merged").fid;
+    assert_eq!((merged.real_count(), merged.fake_count()), (36, 36));
+    let a = whole.value("fid").expect("whole");
+    let b = merged.value("fid").expect("merged");
     assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{a} vs {b}");
-    let rs = whole.real_stats().expect("stats");
-    let ms = merged.real_stats().expect("stats");
+    let (rs, ms) = (real_stats(&whole), real_stats(merged));
     let dmean = (&rs.mean - &ms.mean)
         .mapv(f64::abs)
         .fold(0.0f64, |m, &v| m.max(v));
@@ -208,11 +234,46 @@ fn merging_ranks_equals_one_evaluator() {
         .mapv(f64::abs)
         .fold(0.0f64, |m, &v| m.max(v));
     assert!(dmean < 1e-12 && dcov < 1e-12, "{dmean} {dcov}");
-    // Kept features are concatenated in merge order (rank 0 is the merged one).
-    let kept = merged.real_features().expect("kept");
+    // Kept rows are concatenated in merge order (rank 0 is the merged one),
+    // so the k-NN metrics see the same rows as one evaluator.
+    let kept = merged.real_rows();
     assert_eq!(kept.nrows(), 36);
-    let rank1 = ranks[1].real_features().expect("kept");
-    assert_eq!(kept.slice(ndarray::s![12..24, ..]), rank1);
+    assert_eq!(kept.slice(ndarray::s![12..24, ..]), rest[0].real_rows());
+    assert_eq!(
+        merged.value("precision").expect("merged"),
+        whole.value("precision").expect("whole")
+    );
+}
+
+#[test]
+fn reservoir_keeps_at_most_max_rows_and_fid_uses_every_row() {
+    let mut capped = Evaluator::new(EvaluatorOptions {
+        max_rows: Some(50),
+        ..options(&["fid", "kid"])
+    })
+    .expect("evaluator");
+    let mut full = Evaluator::new(options(&["fid"])).expect("evaluator");
+    let mut rng = SplitMix::seed_from_u64(11);
+    let rows = |rng: &mut SplitMix, n: usize, shift: f32| {
+        ndarray::Array2::from_shape_fn((n, 4), |(_, j)| rng.random::<f32>() + shift * j as f32)
+    };
+    for _ in 0..4 {
+        let (r, f) = (rows(&mut rng, 40, 0.0), rows(&mut rng, 40, 0.2));
+        capped.update_real(r.view()).expect("real");
+        capped.update_fake(f.view()).expect("fake");
+        full.update_real(r.view()).expect("real");
+        full.update_fake(f.view()).expect("fake");
+    }
+    assert_eq!(capped.real_rows().nrows(), 50);
+    assert_eq!(capped.real_count(), 160);
+    assert_eq!(
+        capped.value("fid").expect("capped"),
+        full.value("fid").expect("full")
+    );
+    // Merging two capped reservoirs keeps the cap.
+    let other = capped.state().clone();
+    capped.merge(&other).expect("merge");
+    assert_eq!((capped.real_rows().nrows(), capped.real_count()), (50, 320));
 }
 
 #[test]
@@ -223,17 +284,34 @@ fn merging_states_of_different_encoders_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut rng = SplitMix::seed_from_u64(10);
     let imgs = images(&mut rng, 4, 0.0);
-    let mut a = Evaluator::new(encoder(tmp.path(), &lib, 4.0), EvaluatorOptions::default());
-    let mut b = Evaluator::new(encoder(tmp.path(), &lib, 5.0), EvaluatorOptions::default());
-    a.add_real(ImageBatch::U8Nhwc(imgs.view())).expect("a");
-    b.add_real(ImageBatch::U8Nhwc(imgs.view())).expect("b");
+    let mut a =
+        Evaluator::with_encoder(encoder(tmp.path(), &lib, 4.0), options(&["fid"])).expect("a");
+    let mut b =
+        Evaluator::with_encoder(encoder(tmp.path(), &lib, 5.0), options(&["fid"])).expect("b");
+    a.update_real_images(ImageBatch::U8Nhwc(imgs.view()))
+        .expect("a");
+    b.update_real_images(ImageBatch::U8Nhwc(imgs.view()))
+        .expect("b");
     let err = a.merge(b.state()).expect_err("other weights");
-    assert!(matches!(err, FeatureError::Merge(_)), "{err}");
+    assert!(matches!(err, EvalError::Usage(_)), "{err}");
     assert_eq!(a.real_count(), 4, "a failed merge changed the state");
-    // Precomputed features of the wrong width are refused too.
+    // Features of the wrong width, or not finite, are refused and change nothing.
     let wrong = ndarray::Array2::<f32>::zeros((3, 5));
-    assert!(a.add_generated_features(wrong.view()).is_err());
+    assert!(a.update_fake(wrong.view()).is_err());
     let nan = ndarray::Array2::<f32>::from_elem((3, 6), f32::NAN);
-    assert!(a.add_generated_features(nan.view()).is_err());
-    assert_eq!(a.generated_count(), 0);
+    assert!(a.update_fake(nan.view()).is_err());
+    assert_eq!(a.fake_count(), 0);
+}
+
+#[test]
+fn unknown_or_unsupported_metrics_are_refused_up_front() {
+    assert!(matches!(
+        Evaluator::new(options(&["nope"])),
+        Err(EvalError::UnknownMetric { .. })
+    ));
+    assert!(matches!(
+        Evaluator::new(options(&["authpct"])),
+        Err(EvalError::MissingInput { .. })
+    ));
+    assert!(Evaluator::new(options(&["all"])).is_err());
 }

@@ -1,4 +1,5 @@
-//! The one error type of the distribution-metrics crate.
+//! The one error type of the metric crates (distribution, memorization,
+//! ranking, CAS): every way a metric can refuse its input or fail.
 
 use gen_metrics_linalg::LinalgError;
 
@@ -57,6 +58,47 @@ pub enum MetricError {
         /// The metric.
         metric: &'static str,
         /// What went wrong.
+        detail: String,
+    },
+    /// A per-sample array (labels, log-likelihoods, cell labels) does not have
+    /// one entry per row of the set it belongs to.
+    #[error("{metric}: {what} has {got} entries, expected {expected}")]
+    LengthMismatch {
+        /// The metric.
+        metric: &'static str,
+        /// Which array.
+        what: &'static str,
+        /// The number of rows it must match.
+        expected: usize,
+        /// Its length.
+        got: usize,
+    },
+    /// The metric needs an input that was not given (checked before any work).
+    #[error("{metric} needs {input}")]
+    MissingInput {
+        /// The metric.
+        metric: &'static str,
+        /// What is missing.
+        input: crate::Input,
+    },
+    /// The metric needs the rows of a set, but only its Gaussian statistics
+    /// were given (a statistics `.npz`): only FID-type metrics work from those.
+    #[error(
+        "{metric} needs the {set} features as rows, but only statistics (mean, covariance) were given"
+    )]
+    NeedsRows {
+        /// The metric.
+        metric: &'static str,
+        /// Which set.
+        set: &'static str,
+    },
+    /// A failure reported by a metric crate with its own error type
+    /// (memorization, ranking, CAS), kept as its message.
+    #[error("{metric}: {detail}")]
+    Failed {
+        /// The metric.
+        metric: &'static str,
+        /// The crate's message.
         detail: String,
     },
 }

@@ -1,0 +1,258 @@
+//! Images -> features for the pipeline: one encoder built on first use and
+//! shared by every set, the feature cache (keyed by file stamps, encoder
+//! weights and preprocessing), and a progress bar on standard error
+//! (`indicatif`; hidden when standard error is not a terminal or when
+//! asked).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use gen_metrics_features::cache::{CacheKey, FeatureCache};
+use gen_metrics_features::encoder::{Encoder, EncoderOptions, SourceFeatures};
+use gen_metrics_features::provision::Provisioner;
+use gen_metrics_features::source::{ErrorPolicy, ImageSource};
+use gen_metrics_features::{Device, ResizeMode, RuntimeOptions};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::EvalError;
+use crate::source::{LoadedSet, SetData, SetKind};
+
+/// Where cached features live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CacheChoice {
+    /// `$GEN_METRICS_HOME/features`.
+    #[default]
+    Default,
+    /// A folder of the user's.
+    Dir(PathBuf),
+    /// No cache.
+    Off,
+}
+
+/// How images become features.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Encoder preset name (`inception-v3-fid`, ...) or a JSON spec file.
+    pub encoder: String,
+    /// An ONNX model file (wins over provisioning).
+    pub model: Option<PathBuf>,
+    /// Resize mode (default: the encoder's own).
+    pub resize: Option<ResizeMode>,
+    /// ONNX Runtime library, device and threads.
+    pub runtime: RuntimeOptions,
+    /// Images per inference run.
+    pub batch_size: usize,
+    /// Never run the package client; cached artifacts only.
+    pub offline: bool,
+    /// Leave out undecodable images (reported) instead of failing.
+    pub skip_bad: bool,
+    /// The feature cache.
+    pub cache: CacheChoice,
+    /// Progress and status lines on standard error.
+    pub progress: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            encoder: "inception-v3-fid".into(),
+            model: None,
+            resize: None,
+            runtime: RuntimeOptions::new().device(Device::Cpu),
+            batch_size: 32,
+            offline: false,
+            skip_bad: false,
+            cache: CacheChoice::Default,
+            progress: true,
+        }
+    }
+}
+
+/// The pipeline's extractor: builds the encoder once, on the first image set.
+#[derive(Debug)]
+pub struct Extraction {
+    options: ExtractOptions,
+    encoder: Option<Encoder>,
+}
+
+impl Extraction {
+    /// An extractor with `options` (nothing is loaded yet).
+    pub fn new(options: ExtractOptions) -> Self {
+        Extraction {
+            options,
+            encoder: None,
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ExtractOptions {
+        &self.options
+    }
+
+    /// A description of the encoder, once built (`inception-v3-fid (clean
+    /// resize, 2048 features, cpu)`).
+    pub fn encoder_description(&self) -> Option<String> {
+        self.encoder.as_ref().map(|e| {
+            format!(
+                "{} ({} resize, {} features, {})",
+                e.id(),
+                e.resize_mode().name(),
+                e.output_dim(),
+                e.device()
+            )
+        })
+    }
+
+    /// The encoder, built on first use (provisioning runtime and weights).
+    ///
+    /// # Errors
+    /// Provisioning, model and runtime errors.
+    pub fn encoder(&mut self) -> Result<&mut Encoder, EvalError> {
+        if self.encoder.is_none() {
+            let o = &self.options;
+            let provisioner = Provisioner::from_env()?.offline(o.offline);
+            let options = EncoderOptions {
+                runtime: o.runtime.clone(),
+                model: o.model.clone(),
+                resize: o.resize,
+                batch_size: o.batch_size,
+                provisioner: Some(provisioner),
+            };
+            let enc = Encoder::from_name(&o.encoder, &options)?;
+            if o.progress {
+                eprintln!(
+                    "gen-metrics: encoder {} ({} resize, {} features, {})",
+                    enc.id(),
+                    enc.resize_mode().name(),
+                    enc.output_dim(),
+                    enc.device()
+                );
+            }
+            self.encoder = Some(enc);
+        }
+        self.encoder
+            .as_mut()
+            .ok_or_else(|| EvalError::Usage("no encoder".into()))
+    }
+
+    fn cache(&self) -> Result<Option<FeatureCache>, EvalError> {
+        Ok(match &self.options.cache {
+            CacheChoice::Off => None,
+            CacheChoice::Dir(d) => Some(FeatureCache::new(d)),
+            CacheChoice::Default => Some(FeatureCache::default_location()?),
+        })
+    }
+
+    fn policy(&self) -> ErrorPolicy {
+        if self.options.skip_bad {
+            ErrorPolicy::Skip
+        } else {
+            ErrorPolicy::Fail
+        }
+    }
+
+    /// Features of every image of `source` (folder, `.zip`, uint8 `.npy` /
+    /// `.npz` array), from the cache when the same images were encoded with
+    /// the same encoder before.
+    ///
+    /// # Errors
+    /// Source, encoder, runtime and cache errors.
+    pub fn extract(&mut self, source: &Path) -> Result<SourceFeatures, EvalError> {
+        if !source.exists() {
+            return Err(EvalError::Source {
+                path: source.to_path_buf(),
+                detail: "no such file or folder".into(),
+            });
+        }
+        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
+            path: source.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let names = src.names();
+        if names.is_empty() {
+            return Err(EvalError::Source {
+                path: source.to_path_buf(),
+                detail: "no images found".into(),
+            });
+        }
+        let policy = self.policy();
+        let cache = self.cache()?;
+        let quiet = !self.options.progress;
+        let identity = self.encoder()?.identity();
+        let key = match &cache {
+            Some(_) => Some(
+                CacheKey::for_source(source, &names, &identity)?
+                    .with("error_policy", format!("{policy:?}")),
+            ),
+            None => None,
+        };
+        if let (Some(c), Some(k)) = (&cache, &key)
+            && let Some(hit) = c.load(k)?
+        {
+            if !quiet {
+                eprintln!(
+                    "gen-metrics: {} images of {}: features from the cache",
+                    hit.names.len(),
+                    source.display()
+                );
+                for s in &hit.skipped {
+                    eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
+                }
+            }
+            return Ok(SourceFeatures {
+                features: hit.features,
+                names: hit.names,
+                skipped: hit.skipped,
+            });
+        }
+        let total = names.len();
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "gen-metrics: {prefix} {bar:30} {pos}/{len} images ({per_sec}, eta {eta})",
+            ) {
+                b.set_style(style);
+            }
+            b.set_prefix(source.display().to_string());
+            b
+        };
+        let started = std::time::Instant::now();
+        let out = self
+            .encoder()?
+            .encode_source(src, policy, |done, _| bar.set_position(done as u64))?;
+        bar.finish_and_clear();
+        if !quiet {
+            eprintln!(
+                "gen-metrics: {} of {total} images of {} encoded in {:.1} s",
+                out.names.len(),
+                source.display(),
+                started.elapsed().as_secs_f64()
+            );
+            for s in &out.skipped {
+                eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
+            }
+        }
+        if let (Some(c), Some(k)) = (&cache, &key)
+            && let Err(e) = c.store(k, out.features.view(), &out.names, &out.skipped)
+        {
+            eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
+        }
+        Ok(out)
+    }
+
+    /// [`Extraction::extract`] as a loaded set.
+    ///
+    /// # Errors
+    /// As [`Extraction::extract`].
+    pub fn load(&mut self, source: &Path) -> Result<LoadedSet, EvalError> {
+        let out = self.extract(source)?;
+        Ok(LoadedSet {
+            label: source.display().to_string(),
+            kind: SetKind::Images,
+            data: SetData::Rows(out.features),
+            skipped: out.skipped.into_iter().map(|s| (s.name, s.error)).collect(),
+        })
+    }
+}

@@ -1,0 +1,626 @@
+//! # gen-metrics-eval: the evaluation pipeline
+//!
+//! **Owns:** the path from what a user has to every metric with error bars:
+//! sets given as image folders, `.zip` archives, `.npy` feature matrices or
+//! uint8 image arrays, statistics or accumulator `.npz` files, or in-memory
+//! arrays ([`source`]) -> features (encoded once per set with one shared
+//! encoder, cached, with a progress bar: [`extract`]) -> the selected metrics
+//! from the [`registry`], their shared work computed once ([`compute`]) ->
+//! intervals and pairwise comparisons by resampling ([`intervals`]) -> a
+//! [`Report`] (JSON, Markdown, SVG plots: [`report`], [`plots`]). Also the
+//! in-process evaluator that training loops call ([`evaluator`]), on the
+//! same metric contract.
+//!
+//! **Must not:** implement a metric (metrics live in their crates and are
+//! listed once in [`registry::REGISTRY`]), parse a file format (that is
+//! `gen-metrics-io`), or decode images (that is `gen-metrics-features`).
+//! The command line is a thin shell over [`Evaluation`].
+//!
+//! ```no_run
+//! use gen_metrics_eval::Evaluation;
+//! # fn main() -> Result<(), gen_metrics_eval::EvalError> {
+//! let report = Evaluation::between("real/", "generated/").metrics(["fid"]).run()?;
+//! println!("FID {}", report.value("fid").unwrap_or(f64::NAN));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod compute;
+pub mod error;
+pub mod evaluator;
+#[cfg(feature = "images")]
+pub mod extract;
+pub mod intervals;
+pub mod plots;
+pub mod registry;
+pub mod report;
+pub mod source;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+pub use error::EvalError;
+pub use evaluator::{Evaluator, EvaluatorState};
+#[cfg(feature = "images")]
+pub use extract::{CacheChoice, ExtractOptions, Extraction};
+pub use gen_metrics_metric::{Direction, Input, Metric, Params};
+pub use intervals::IntervalOptions;
+pub use registry::REGISTRY;
+pub use report::{Comparison, Interval, Ranking, Report, SetInfo, SetReport, Settings, Value};
+pub use source::{LoadedSet, SetData, SetKind, SetSource};
+
+use gen_metrics_metric::{Inputs, LogLikelihoodPair, SideData, Spec};
+use ndarray::{Array1, Array2};
+
+/// The interval method named in reports.
+pub const INTERVAL_METHOD: &str = "half-sampling without replacement, reflected (basic) interval with the finite-population scale";
+
+/// Inputs besides the sets: logits, labels and log-likelihoods.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Classifier logits of the generated samples (IS, IS-inf).
+    pub logits: Option<Array2<f32>>,
+    /// Class labels of the real samples (CAS).
+    pub labels_real: Option<Vec<usize>>,
+    /// Class labels of the generated samples (CAS).
+    pub labels_fake: Option<Vec<usize>>,
+    /// Class labels of the training samples (CAS baseline).
+    pub labels_train: Option<Vec<usize>>,
+    /// `(log p_data, log p_model)` at the real samples (KL).
+    pub log_likelihoods_real: Option<(Array1<f64>, Array1<f64>)>,
+    /// `(log p_data, log p_model)` at the generated samples (reverse KL).
+    pub log_likelihoods_fake: Option<(Array1<f64>, Array1<f64>)>,
+}
+
+/// An evaluation: sets, metrics, parameters and intervals, run by
+/// [`Evaluation::run`] into a [`Report`].
+///
+/// ```no_run
+/// use gen_metrics_eval::Evaluation;
+/// # fn main() -> Result<(), gen_metrics_eval::EvalError> {
+/// let report = Evaluation::new()
+///     .real("real/")
+///     .fake("model_a/")
+///     .fake("model_b/")
+///     .metrics(["all"])
+///     .intervals(50)
+///     .run()?;
+/// report.write_dir("report/".as_ref())?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    real: Option<SetSource>,
+    fakes: Vec<(Option<String>, SetSource)>,
+    train: Option<SetSource>,
+    extras: Extras,
+    metrics: Vec<String>,
+    params: Params,
+    intervals: IntervalOptions,
+    #[cfg(feature = "images")]
+    extract: ExtractOptions,
+    input_hints: Vec<(Input, String)>,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Evaluation::new()
+    }
+}
+
+impl Evaluation {
+    /// An empty evaluation (default metrics `fid`, no intervals).
+    pub fn new() -> Self {
+        Evaluation {
+            real: None,
+            fakes: Vec::new(),
+            train: None,
+            extras: Extras::default(),
+            metrics: vec!["fid".into()],
+            params: Params::default(),
+            intervals: IntervalOptions::default(),
+            #[cfg(feature = "images")]
+            extract: ExtractOptions::default(),
+            input_hints: Vec::new(),
+        }
+    }
+
+    /// `real` against one generated set.
+    pub fn between(real: impl Into<SetSource>, fake: impl Into<SetSource>) -> Self {
+        Evaluation::new().real(real).fake(fake)
+    }
+
+    /// Sets the real (reference) set.
+    pub fn real(mut self, source: impl Into<SetSource>) -> Self {
+        self.real = Some(source.into());
+        self
+    }
+
+    /// Adds a generated set, named after its file or folder.
+    pub fn fake(mut self, source: impl Into<SetSource>) -> Self {
+        self.fakes.push((None, source.into()));
+        self
+    }
+
+    /// Adds a generated set with a name for the report.
+    pub fn fake_named(mut self, name: impl Into<String>, source: impl Into<SetSource>) -> Self {
+        self.fakes.push((Some(name.into()), source.into()));
+        self
+    }
+
+    /// Sets the training set (memorization metrics, CAS baseline).
+    pub fn train(mut self, source: impl Into<SetSource>) -> Self {
+        self.train = Some(source.into());
+        self
+    }
+
+    /// Sets logits, labels and log-likelihoods.
+    pub fn extras(mut self, extras: Extras) -> Self {
+        self.extras = extras;
+        self
+    }
+
+    /// Selects metrics by name (`fid`, `kid`, ...; `all`: every metric whose
+    /// inputs are given).
+    pub fn metrics<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.metrics = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the metric parameters (k, seed, ...).
+    pub fn params(mut self, params: Params) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Seeds every randomized metric and the resampling.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.params.seed = seed;
+        self.intervals.seed = seed;
+        self
+    }
+
+    /// Computes intervals from `resamples` resamples (0: none).
+    pub fn intervals(mut self, resamples: usize) -> Self {
+        self.intervals.resamples = resamples;
+        self
+    }
+
+    /// Sets the interval options.
+    pub fn interval_options(mut self, options: IntervalOptions) -> Self {
+        self.intervals = options;
+        self
+    }
+
+    /// Sets how images are encoded.
+    #[cfg(feature = "images")]
+    pub fn extract_options(mut self, options: ExtractOptions) -> Self {
+        self.extract = options;
+        self
+    }
+
+    /// How a front end names each input in messages (`--train`, ...): a
+    /// missing input's error then says how to give it.
+    pub fn input_hints(mut self, hints: Vec<(Input, String)>) -> Self {
+        self.input_hints = hints;
+        self
+    }
+
+    fn has_input(&self, input: Input) -> bool {
+        let e = &self.extras;
+        match input {
+            Input::Real => self.real.is_some(),
+            Input::Fake => !self.fakes.is_empty(),
+            Input::Train => self.train.is_some(),
+            Input::Logits => e.logits.is_some(),
+            Input::LabelsReal => e.labels_real.is_some(),
+            Input::LabelsFake => e.labels_fake.is_some(),
+            Input::LogLikelihoodsReal => e.log_likelihoods_real.is_some(),
+            Input::LogLikelihoodsFake => e.log_likelihoods_fake.is_some(),
+        }
+    }
+
+    fn hint(&self, input: Input) -> String {
+        self.input_hints
+            .iter()
+            .find(|(i, _)| *i == input)
+            .map(|(_, h)| format!(" ({h})"))
+            .unwrap_or_default()
+    }
+
+    /// The metrics this evaluation will run, checked: names known, every
+    /// input present, parameters valid. Nothing is read.
+    ///
+    /// # Errors
+    /// [`EvalError::UnknownMetric`], [`EvalError::MissingInput`],
+    /// [`EvalError::Metric`] for invalid parameters, [`EvalError::Usage`].
+    pub fn plan(&self) -> Result<Vec<&'static Spec>, EvalError> {
+        let selection = registry::resolve(&self.metrics)?;
+        let specs = selection.specs_for(|i| self.has_input(i));
+        if specs.is_empty() {
+            return Err(EvalError::Usage(
+                "no metric selected (or none whose inputs are given)".into(),
+            ));
+        }
+        for s in &specs {
+            for &input in s.inputs {
+                if !self.has_input(input) {
+                    return Err(EvalError::MissingInput {
+                        metric: s.name,
+                        input,
+                        hint: self.hint(input),
+                    });
+                }
+            }
+        }
+        if !(self.intervals.confidence > 0.0 && self.intervals.confidence < 1.0) {
+            return Err(EvalError::Usage(format!(
+                "the interval confidence must be in (0, 1), got {}",
+                self.intervals.confidence
+            )));
+        }
+        if self.fakes.len() > 1 && self.extras.logits.is_some() {
+            return Err(EvalError::Usage(
+                "logits belong to one generated set; give one generated set with logits".into(),
+            ));
+        }
+        registry::build(&specs, &self.params)?;
+        Ok(specs)
+    }
+
+    /// Runs the evaluation.
+    ///
+    /// # Errors
+    /// Everything [`Evaluation::plan`] checks, then loading and encoding
+    /// errors naming the file, metric errors naming the metric, and
+    /// mismatched feature dimensions.
+    pub fn run(&self) -> Result<Report, EvalError> {
+        let specs = self.plan()?;
+        let metrics = registry::build(&specs, &self.params)?;
+        #[cfg(feature = "images")]
+        let mut extraction = Extraction::new(self.extract.clone());
+        let mut load = |s: &SetSource| -> Result<LoadedSet, EvalError> {
+            source::load(s, &mut |p: &Path| {
+                #[cfg(feature = "images")]
+                {
+                    extraction.load(p)
+                }
+                #[cfg(not(feature = "images"))]
+                {
+                    Err(EvalError::ImagesDisabled {
+                        path: p.to_path_buf(),
+                    })
+                }
+            })
+        };
+        let real = self.real.as_ref().map(&mut load).transpose()?;
+        let train = self.train.as_ref().map(&mut load).transpose()?;
+        let mut fakes = Vec::with_capacity(self.fakes.len());
+        let mut names = HashSet::new();
+        for (i, (name, src)) in self.fakes.iter().enumerate() {
+            let set = load(src)?;
+            let mut name = name.clone().unwrap_or_else(|| set_name(src, i));
+            while !names.insert(name.clone()) {
+                name = format!("{name}-{}", i + 1);
+            }
+            fakes.push((name, set));
+        }
+        #[cfg(feature = "images")]
+        let encoder = extraction.encoder_description();
+        #[cfg(not(feature = "images"))]
+        let encoder: Option<String> = None;
+        self.check_dims(real.as_ref(), train.as_ref(), &fakes)?;
+        let e = &self.extras;
+        fn pair(p: &Option<(Array1<f64>, Array1<f64>)>) -> Option<LogLikelihoodPair<'_>> {
+            p.as_ref().map(|(a, b)| LogLikelihoodPair {
+                log_p: a.view(),
+                log_q: b.view(),
+            })
+        }
+        let base = Inputs {
+            real: real.as_ref().map(LoadedSet::side),
+            fake: None,
+            train: train.as_ref().and_then(LoadedSet::rows).map(|r| r.view()),
+            logits: e.logits.as_ref().map(|l| l.view()),
+            labels_real: e.labels_real.as_deref(),
+            labels_fake: e.labels_fake.as_deref(),
+            labels_train: e.labels_train.as_deref(),
+            log_likelihoods_real: pair(&e.log_likelihoods_real),
+            log_likelihoods_fake: pair(&e.log_likelihoods_fake),
+        };
+        if let Some(t) = &train
+            && t.rows().is_none()
+        {
+            return Err(EvalError::Usage(format!(
+                "{}: the training set must be features or images, not statistics",
+                t.label
+            )));
+        }
+        let refs: Vec<&dyn Metric> = metrics.iter().map(|m| m.as_ref()).collect();
+        // `all` keeps only metrics that can run on what was loaded (a
+        // statistics file stands in only for FID-type metrics).
+        let refs: Vec<&dyn Metric> = if registry::resolve(&self.metrics)?.all {
+            let explicit = registry::resolve(&self.metrics)?.specs;
+            refs.into_iter()
+                .filter(|m| {
+                    explicit.iter().any(|s| s.name == m.spec().name)
+                        || gen_metrics_metric::Context::new(base.with_sides(
+                            base.real.map(SideData::reborrow),
+                            fakes.first().map(|(_, f)| f.side()),
+                        ))
+                        .require(m.spec())
+                        .is_ok()
+                })
+                .collect()
+        } else {
+            refs
+        };
+        let mut sets = Vec::with_capacity(fakes.len());
+        // Generated-only metrics (IS from logits) run once with no fake set.
+        let runs: Vec<Option<&(String, LoadedSet)>> = if fakes.is_empty() {
+            vec![None]
+        } else {
+            fakes.iter().map(Some).collect()
+        };
+        for run in &runs {
+            let inputs = base.with_sides(
+                base.real.map(SideData::reborrow),
+                run.map(|(_, f)| f.side()),
+            );
+            let outs = compute::compute_all(&refs, inputs, false)?;
+            let info = match run {
+                Some((name, f)) => set_info(name, f),
+                None => SetInfo {
+                    name: "logits".into(),
+                    source: "logits".into(),
+                    kind: SetKind::Features,
+                    n: e.logits.as_ref().map_or(0, |l| l.nrows()),
+                    skipped: Vec::new(),
+                },
+            };
+            sets.push(set_report(info, outs));
+        }
+        // Intervals and pairwise comparisons.
+        let mut comparisons = Vec::new();
+        if self.intervals.resamples > 0 {
+            let real_rows = real.as_ref().and_then(LoadedSet::rows);
+            let fake_rows: Option<Vec<_>> = fakes.iter().map(|(_, f)| f.rows()).collect();
+            match (real_rows, fake_rows) {
+                (Some(r), Some(fr)) if !fr.is_empty() => {
+                    let views: Vec<_> = fr.iter().map(|a| a.view()).collect();
+                    let reps =
+                        intervals::replicate(&refs, r.view(), &views, &base, &self.intervals)?;
+                    for (set, rep) in sets.iter_mut().zip(&reps) {
+                        attach_intervals(set, rep, &self.intervals, r.nrows());
+                    }
+                    comparisons = compare(&sets, &reps);
+                }
+                _ => {
+                    for set in &mut sets {
+                        for v in &mut set.values {
+                            if registry::key_spec(&v.key).is_some_and(|(_, k)| k.interval) {
+                                v.note = Some(
+                                    "no interval: a set was given as statistics, which cannot be resampled"
+                                        .into(),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let ranking = (sets.len() > 1).then(|| rank(&sets, comparisons)).flatten();
+        Ok(Report {
+            settings: Settings {
+                version: env!("CARGO_PKG_VERSION"),
+                metrics: refs.iter().map(|m| m.spec().name).collect(),
+                encoder,
+                seed: self.params.seed,
+                k: self.params.k,
+                resamples: self.intervals.resamples,
+                confidence: self.intervals.confidence,
+                interval_method: INTERVAL_METHOD,
+            },
+            real: real.as_ref().map(|r| set_info("real", r)),
+            train: train.as_ref().map(|t| set_info("train", t)),
+            sets,
+            ranking,
+        })
+    }
+
+    fn check_dims(
+        &self,
+        real: Option<&LoadedSet>,
+        train: Option<&LoadedSet>,
+        fakes: &[(String, LoadedSet)],
+    ) -> Result<(), EvalError> {
+        let mut all: Vec<(&str, &LoadedSet)> = Vec::new();
+        if let Some(r) = real {
+            all.push(("real", r));
+        }
+        if let Some(t) = train {
+            all.push(("train", t));
+        }
+        for (n, f) in fakes {
+            all.push((n, f));
+        }
+        if let Some((first_name, first)) = all.first() {
+            for (name, s) in &all[1..] {
+                if s.dim() != first.dim() {
+                    return Err(EvalError::Usage(format!(
+                        "{first_name} ({}) has {} feature dimensions but {name} ({}) has {}: they must come from the same encoder",
+                        first.label,
+                        first.dim(),
+                        s.label,
+                        s.dim()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set_name(src: &SetSource, i: usize) -> String {
+    match src {
+        SetSource::Path(p) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("generated-{}", i + 1)),
+        _ => format!("generated-{}", i + 1),
+    }
+}
+
+fn set_info(name: &str, s: &LoadedSet) -> SetInfo {
+    SetInfo {
+        name: name.to_owned(),
+        source: s.label.clone(),
+        kind: s.kind,
+        n: s.count(),
+        skipped: s.skipped.clone(),
+    }
+}
+
+fn set_report(set: SetInfo, outs: Vec<compute::MetricOutcome>) -> SetReport {
+    let mut values = Vec::new();
+    let mut per_sample = Vec::new();
+    let mut curves = Vec::new();
+    for o in outs {
+        for (key, value) in o.outcome.values {
+            let ks = o.spec.key(&key);
+            let direction = ks.map_or_else(|| dynamic_direction(o.spec), |k| k.direction);
+            let note = ks
+                .filter(|k| k.can_be_negative && value < 0.0)
+                .map(|_| {
+                    "below zero: an unbiased / extrapolated estimator of a non-negative quantity; the sets are indistinguishable within the estimator's error".to_owned()
+                });
+            values.push(Value {
+                metric: o.spec.name,
+                key,
+                value,
+                direction,
+                interval: None,
+                note,
+            });
+        }
+        per_sample.extend(o.outcome.per_sample);
+        curves.extend(o.outcome.curves);
+    }
+    SetReport {
+        set,
+        values,
+        per_sample,
+        curves,
+    }
+}
+
+/// Dynamic keys (`cas_class_<c>`) share the direction of their metric's first key.
+fn dynamic_direction(spec: &Spec) -> Direction {
+    spec.keys
+        .first()
+        .map_or(Direction::NotAScore, |k| k.direction)
+}
+
+fn attach_intervals(
+    set: &mut SetReport,
+    rep: &intervals::Replicates,
+    options: &IntervalOptions,
+    n_real: usize,
+) {
+    let n_fake = set.set.n;
+    for v in &mut set.values {
+        let Some(col) = rep.column(&v.key) else {
+            continue;
+        };
+        // The scale follows the smaller side's sampling fraction.
+        let (m, n) = if n_fake <= n_real {
+            (rep.sizes.1, n_fake)
+        } else {
+            (rep.sizes.0, n_real)
+        };
+        match intervals::interval_from_replicates(v.value, &col, options.confidence, m, n) {
+            Some((low, high)) => {
+                v.interval = Some(Interval { low, high });
+                if !(low <= v.value && v.value <= high) {
+                    let msg = format!(
+                        "the interval excludes the estimate: the estimate carries a finite-sample bias of about {} that the interval corrects",
+                        report::fmt_value(v.value - (low + high) / 2.0)
+                    );
+                    v.note = Some(match v.note.take() {
+                        Some(n) => format!("{n}; {msg}"),
+                        None => msg,
+                    });
+                }
+            }
+            None => {
+                v.note = Some("no interval: the sets are too small to subsample".into());
+            }
+        }
+    }
+}
+
+fn compare(sets: &[SetReport], reps: &[intervals::Replicates]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    let Some(first) = reps.first() else {
+        return out;
+    };
+    for (j, key) in first.keys.iter().enumerate() {
+        let Some((_, ks)) = registry::key_spec(key) else {
+            continue;
+        };
+        if ks.direction == Direction::NotAScore {
+            continue;
+        }
+        for a in 0..sets.len() {
+            for b in (a + 1)..sets.len() {
+                let (ra, rb) = (&reps[a].values, &reps[b].values);
+                let n = ra.len().min(rb.len());
+                if n == 0 {
+                    continue;
+                }
+                let wins: f64 = (0..n)
+                    .map(|i| match ks.direction.better(ra[i][j], rb[i][j]) {
+                        Some(true) => 1.0,
+                        Some(false) if ra[i][j] == rb[i][j] => 0.5,
+                        _ => 0.0,
+                    })
+                    .sum();
+                out.push(Comparison {
+                    key: key.clone(),
+                    a: sets[a].set.name.clone(),
+                    b: sets[b].set.name.clone(),
+                    a_better: wins / n as f64,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn rank(sets: &[SetReport], comparisons: Vec<Comparison>) -> Option<Ranking> {
+    let first = sets.first()?;
+    let key = first
+        .values
+        .iter()
+        .find(|v| v.direction != Direction::NotAScore && v.direction != Direction::CloserToZero)?;
+    let dir = key.direction;
+    let mut order: Vec<(&str, f64)> = sets
+        .iter()
+        .filter_map(|s| s.get(&key.key).map(|v| (s.set.name.as_str(), v.value)))
+        .collect();
+    order.sort_by(|a, b| match dir {
+        Direction::HigherIsBetter => b.1.total_cmp(&a.1),
+        _ => a.1.total_cmp(&b.1),
+    });
+    Some(Ranking {
+        key: key.key.clone(),
+        order: order.into_iter().map(|(n, _)| n.to_owned()).collect(),
+        comparisons,
+    })
+}

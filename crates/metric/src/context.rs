@@ -1,0 +1,434 @@
+//! The inputs of one evaluation and the work metrics share.
+//!
+//! Shared work is keyed by its parameters, never by value (torchmetrics'
+//! compute groups merged metrics that differed only in a setting): the
+//! squared k-th neighbour radii of a set for a `k`, and the Gaussian fit
+//! ([`FrechetSide`]) of a set. A metric asks the [`Context`] for them; the
+//! first ask computes, later asks reuse. [`Context::prepare`] computes every
+//! radius the [`Plan`] declares for a set in **one** pass over that set's
+//! distances (`kth_neighbour_squared_radii_multi`, whose cost is that of the
+//! largest k), which is what makes `pr,prdc,realism,rarity` cheaper together
+//! than apart. Values are bit-identical to each metric computing alone: the
+//! same linalg routine computes them, and radii are derived from the squared
+//! radii by one square root, exactly as `kth_neighbour_radii` does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use gen_metrics_linalg::{FrechetSide, GaussianStats, kth_neighbour_squared_radii_multi};
+use ndarray::{Array1, ArrayView1, ArrayView2};
+use serde::Serialize;
+
+use crate::validate::check_set;
+use crate::{Input, MetricError, Spec};
+
+/// A set of feature rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Set {
+    /// The real (reference) set.
+    Real,
+    /// The generated set.
+    Fake,
+    /// The training set.
+    Train,
+}
+
+impl Set {
+    /// `"real"`, `"fake"` or `"train"`, as in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Set::Real => "real",
+            Set::Fake => "fake",
+            Set::Train => "train",
+        }
+    }
+
+    fn input(self) -> Input {
+        match self {
+            Set::Real => Input::Real,
+            Set::Fake => Input::Fake,
+            Set::Train => Input::Train,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Set::Real => 0,
+            Set::Fake => 1,
+            Set::Train => 2,
+        }
+    }
+}
+
+/// A set as given: feature rows, or only its Gaussian statistics (a
+/// statistics file), which only FID-type metrics accept.
+#[derive(Debug, Clone, Copy)]
+pub enum SideData<'a> {
+    /// Feature rows `[N, D]`.
+    Rows(ArrayView2<'a, f32>),
+    /// Mean and covariance only.
+    Stats(&'a GaussianStats),
+}
+
+impl<'a> SideData<'a> {
+    /// The same data borrowed for a shorter lifetime.
+    pub fn reborrow<'s>(self) -> SideData<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            SideData::Rows(r) => SideData::Rows(r.reborrow()),
+            SideData::Stats(s) => SideData::Stats(s),
+        }
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> usize {
+        match self {
+            SideData::Rows(r) => r.nrows(),
+            SideData::Stats(s) => s.n,
+        }
+    }
+
+    /// Feature dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            SideData::Rows(r) => r.ncols(),
+            SideData::Stats(s) => s.dim(),
+        }
+    }
+}
+
+/// Per-sample log-likelihoods under the data distribution and the model.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLikelihoodPair<'a> {
+    /// `log p_data(x_i)`.
+    pub log_p: ArrayView1<'a, f64>,
+    /// `log p_model(x_i)`.
+    pub log_q: ArrayView1<'a, f64>,
+}
+
+/// Every input an evaluation can hand to metrics (all optional; each metric's
+/// [`Spec::inputs`] says which it needs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    /// Real features or statistics.
+    pub real: Option<SideData<'a>>,
+    /// Generated features or statistics.
+    pub fake: Option<SideData<'a>>,
+    /// Training features.
+    pub train: Option<ArrayView2<'a, f32>>,
+    /// Logits of the generated samples `[M, C]`.
+    pub logits: Option<ArrayView2<'a, f32>>,
+    /// Class labels of the real samples.
+    pub labels_real: Option<&'a [usize]>,
+    /// Class labels of the generated samples.
+    pub labels_fake: Option<&'a [usize]>,
+    /// Class labels of the training samples (optional baseline of CAS).
+    pub labels_train: Option<&'a [usize]>,
+    /// Log-likelihoods at the real samples (KL).
+    pub log_likelihoods_real: Option<LogLikelihoodPair<'a>>,
+    /// Log-likelihoods at the generated samples (reverse KL).
+    pub log_likelihoods_fake: Option<LogLikelihoodPair<'a>>,
+}
+
+impl<'a> Inputs<'a> {
+    /// The same inputs with the real and generated sets replaced (a
+    /// resample, or one generated set of several): the other inputs are
+    /// borrowed for the shorter lifetime.
+    pub fn with_sides<'s>(
+        &self,
+        real: Option<SideData<'s>>,
+        fake: Option<SideData<'s>>,
+    ) -> Inputs<'s>
+    where
+        'a: 's,
+    {
+        let pair = |p: Option<LogLikelihoodPair<'a>>| {
+            p.map(|p| LogLikelihoodPair {
+                log_p: p.log_p.reborrow(),
+                log_q: p.log_q.reborrow(),
+            })
+        };
+        Inputs {
+            real,
+            fake,
+            train: self.train.map(|t| t.reborrow()),
+            logits: self.logits.map(|l| l.reborrow()),
+            labels_real: self.labels_real,
+            labels_fake: self.labels_fake,
+            labels_train: self.labels_train,
+            log_likelihoods_real: pair(self.log_likelihoods_real),
+            log_likelihoods_fake: pair(self.log_likelihoods_fake),
+        }
+    }
+
+    /// Whether `input` is present.
+    pub fn has(&self, input: Input) -> bool {
+        match input {
+            Input::Real => self.real.is_some(),
+            Input::Fake => self.fake.is_some(),
+            Input::Train => self.train.is_some(),
+            Input::Logits => self.logits.is_some(),
+            Input::LabelsReal => self.labels_real.is_some(),
+            Input::LabelsFake => self.labels_fake.is_some(),
+            Input::LogLikelihoodsReal => self.log_likelihoods_real.is_some(),
+            Input::LogLikelihoodsFake => self.log_likelihoods_fake.is_some(),
+        }
+    }
+}
+
+/// A piece of shared work a metric reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Need {
+    /// Squared distance of every row of `set` to its k-th nearest other row.
+    Radii {
+        /// The set.
+        set: Set,
+        /// The neighbourhood size.
+        k: usize,
+    },
+    /// The Gaussian fit of `set` (mean, covariance or centred rows).
+    Gaussian(Set),
+}
+
+/// The shared work of a selection of metrics, deduplicated.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    needs: BTreeSet<Need>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Plan::default()
+    }
+
+    /// Declares a need (idempotent).
+    pub fn need(&mut self, need: Need) {
+        self.needs.insert(need);
+    }
+
+    /// Declares the k-th neighbour radii of `set`.
+    pub fn radii(&mut self, set: Set, k: usize) {
+        self.need(Need::Radii { set, k });
+    }
+
+    /// Declares the Gaussian fit of `set`.
+    pub fn gaussian(&mut self, set: Set) {
+        self.need(Need::Gaussian(set));
+    }
+
+    /// The declared needs, in a fixed order.
+    pub fn needs(&self) -> impl Iterator<Item = &Need> {
+        self.needs.iter()
+    }
+}
+
+/// The inputs of one evaluation and its shared work, computed once.
+#[derive(Debug)]
+pub struct Context<'a> {
+    inputs: Inputs<'a>,
+    resampling: bool,
+    frechet: [OnceLock<Arc<FrechetSide>>; 3],
+    squared_radii: Mutex<HashMap<(Set, usize), Arc<Array1<f64>>>>,
+}
+
+impl<'a> Context<'a> {
+    /// A context over `inputs` with nothing computed yet.
+    pub fn new(inputs: Inputs<'a>) -> Self {
+        Context {
+            inputs,
+            resampling: false,
+            frechet: Default::default(),
+            squared_radii: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Marks this context as one resample of an interval computation: metrics
+    /// may then skip keys that get no interval (KID's full-set MMD over all
+    /// pairs, say), since only interval keys are read from a resample.
+    pub fn resampling(mut self, on: bool) -> Self {
+        self.resampling = on;
+        self
+    }
+
+    /// Whether this context is a resample (see [`Context::resampling`]).
+    pub fn is_resample(&self) -> bool {
+        self.resampling
+    }
+
+    /// The inputs.
+    pub fn inputs(&self) -> &Inputs<'a> {
+        &self.inputs
+    }
+
+    /// Checks that every input `spec` needs is present, and that sets given
+    /// as statistics are accepted by it.
+    ///
+    /// # Errors
+    /// [`MetricError::MissingInput`] or [`MetricError::NeedsRows`].
+    pub fn require(&self, spec: &Spec) -> Result<(), MetricError> {
+        for &input in spec.inputs {
+            if !self.inputs.has(input) {
+                return Err(MetricError::MissingInput {
+                    metric: spec.name,
+                    input,
+                });
+            }
+        }
+        if !spec.accepts_statistics {
+            for (set, side) in [(Set::Real, self.inputs.real), (Set::Fake, self.inputs.fake)] {
+                if spec.inputs.contains(&set.input()) && matches!(side, Some(SideData::Stats(_))) {
+                    return Err(MetricError::NeedsRows {
+                        metric: spec.name,
+                        set: set.name(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn side(&self, spec: &Spec, set: Set) -> Result<SideData<'a>, MetricError> {
+        let side = match set {
+            Set::Real => self.inputs.real,
+            Set::Fake => self.inputs.fake,
+            Set::Train => self.inputs.train.map(SideData::Rows),
+        };
+        side.ok_or(MetricError::MissingInput {
+            metric: spec.name,
+            input: set.input(),
+        })
+    }
+
+    /// The rows of `set`.
+    ///
+    /// # Errors
+    /// [`MetricError::MissingInput`] when absent, [`MetricError::NeedsRows`]
+    /// when only statistics were given.
+    pub fn rows(&self, spec: &Spec, set: Set) -> Result<ArrayView2<'a, f32>, MetricError> {
+        match self.side(spec, set)? {
+            SideData::Rows(r) => Ok(r),
+            SideData::Stats(_) => Err(MetricError::NeedsRows {
+                metric: spec.name,
+                set: set.name(),
+            }),
+        }
+    }
+
+    /// The Gaussian fit of `set` as the Fréchet distance sees it (covariance
+    /// with ddof 1, or centred rows when N ≤ D), computed once.
+    ///
+    /// # Errors
+    /// Fewer than 2 rows, non-finite values, inconsistent statistics.
+    pub fn frechet_side(&self, spec: &Spec, set: Set) -> Result<Arc<FrechetSide>, MetricError> {
+        let cell = &self.frechet[set.index()];
+        if let Some(s) = cell.get() {
+            return Ok(Arc::clone(s));
+        }
+        let side = match self.side(spec, set)? {
+            SideData::Rows(r) => {
+                check_set(spec.name, set.name(), r, 2)?;
+                FrechetSide::from_features(r)?
+            }
+            SideData::Stats(s) => FrechetSide::from_stats(s)?,
+        };
+        Ok(Arc::clone(cell.get_or_init(|| Arc::new(side))))
+    }
+
+    /// Squared distance of every row of `set` to its k-th nearest other row
+    /// (`r_k(x_i)²`, exact float64), computed once per `(set, k)`.
+    ///
+    /// # Errors
+    /// As `gen_metrics_linalg::kth_neighbour_squared_radii`.
+    pub fn squared_radii(
+        &self,
+        spec: &Spec,
+        set: Set,
+        k: usize,
+    ) -> Result<Arc<Array1<f64>>, MetricError> {
+        if let Some(r) = self.cached_radii(set, k) {
+            return Ok(r);
+        }
+        let rows = self.rows(spec, set)?;
+        let mut out = kth_neighbour_squared_radii_multi(rows, &[k])?;
+        let r = Arc::new(out.pop().ok_or(MetricError::Numerical {
+            metric: spec.name,
+            detail: "no radii computed".into(),
+        })?);
+        self.store_radii(set, k, Arc::clone(&r));
+        Ok(r)
+    }
+
+    /// The k-th neighbour distances `r_k(x_i)` of `set`: the square roots of
+    /// [`Context::squared_radii`] (bit-identical to `kth_neighbour_radii`).
+    ///
+    /// # Errors
+    /// As [`Context::squared_radii`].
+    pub fn radii(&self, spec: &Spec, set: Set, k: usize) -> Result<Array1<f64>, MetricError> {
+        Ok(self.squared_radii(spec, set, k)?.mapv(f64::sqrt))
+    }
+
+    fn cached_radii(&self, set: Set, k: usize) -> Option<Arc<Array1<f64>>> {
+        let map = self.squared_radii.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(set, k)).cloned()
+    }
+
+    fn store_radii(&self, set: Set, k: usize, r: Arc<Array1<f64>>) {
+        let mut map = self.squared_radii.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((set, k), r);
+    }
+
+    /// Computes the shared work of `plan` ahead of the metrics: every radius
+    /// of a set in one pass over its distances, each Gaussian fit once.
+    /// Best effort: a need that cannot be computed (too few rows for its k, a
+    /// missing set) is left to the metric that asked for it, which then
+    /// reports the error with its own name and checks.
+    pub fn prepare(&self, plan: &Plan) {
+        let mut ks: BTreeMap<Set, Vec<usize>> = BTreeMap::new();
+        for need in plan.needs() {
+            match *need {
+                Need::Radii { set, k } => ks.entry(set).or_default().push(k),
+                Need::Gaussian(set) => {
+                    let side = match set {
+                        Set::Real => self.inputs.real,
+                        Set::Fake => self.inputs.fake,
+                        Set::Train => self.inputs.train.map(SideData::Rows),
+                    };
+                    let fit = match side {
+                        Some(SideData::Rows(r)) if check_set("", "", r, 2).is_ok() => {
+                            FrechetSide::from_features(r).ok()
+                        }
+                        Some(SideData::Stats(s)) => FrechetSide::from_stats(s).ok(),
+                        _ => None,
+                    };
+                    if let Some(fit) = fit {
+                        let _ = self.frechet[set.index()].set(Arc::new(fit));
+                    }
+                }
+            }
+        }
+        for (set, mut k_list) in ks {
+            k_list.retain(|&k| self.cached_radii(set, k).is_none());
+            let rows = match set {
+                Set::Real => self.inputs.real,
+                Set::Fake => self.inputs.fake,
+                Set::Train => self.inputs.train.map(SideData::Rows),
+            };
+            let Some(SideData::Rows(rows)) = rows else {
+                continue;
+            };
+            k_list.retain(|&k| k >= 1 && k < rows.nrows());
+            if k_list.is_empty() || check_set("", "", rows, 2).is_err() {
+                continue;
+            }
+            if let Ok(all) = kth_neighbour_squared_radii_multi(rows, &k_list) {
+                for (k, r) in k_list.into_iter().zip(all) {
+                    self.store_radii(set, k, Arc::new(r));
+                }
+            }
+        }
+    }
+}
