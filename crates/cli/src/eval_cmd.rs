@@ -27,7 +27,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "TRAIN")]
     pub train: Option<PathBuf>,
     /// Comma-separated metric names, or `all` (every metric whose inputs are given).
-    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = metric_name)]
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = metric_name())]
     pub metrics: Vec<String>,
     /// Resamples for the intervals and the pairwise comparisons (0: none).
     #[arg(long, default_value_t = 20)]

@@ -53,7 +53,7 @@ pub struct MetricsArgs {
     #[arg(long, value_name = "FILE")]
     pub logq_fake: Option<PathBuf>,
     /// Comma-separated metric names, or `all` (every metric whose inputs are given).
-    #[arg(long, value_delimiter = ',', default_value = "fid,kid,pr,prdc", value_parser = metric_name)]
+    #[arg(long, value_delimiter = ',', default_value = "fid,kid,pr,prdc", value_parser = metric_name())]
     pub metrics: Vec<String>,
     /// Neighbourhood size of pr (default 3), prdc (default 5), realism (3) and rarity (3).
     #[arg(long)]
@@ -75,19 +75,16 @@ pub struct MetricsArgs {
     pub encoder: EncoderArgs,
 }
 
-/// clap's check of a `--metrics` value against the registry.
-pub fn metric_name(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s == "all" || gen_metrics::eval::registry::find(s).is_some() {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "unknown metric '{s}'; known: all, {}",
-            gen_metrics::eval::registry::names()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    }
+/// The `--metrics` values: `all` and every registry name, each with its
+/// one-line description (clap shows them in `--help` and refuses others).
+pub fn metric_name() -> clap::builder::PossibleValuesParser {
+    let all = clap::builder::PossibleValue::new("all")
+        .help("every metric whose inputs are given");
+    clap::builder::PossibleValuesParser::new(std::iter::once(all).chain(
+        gen_metrics::eval::REGISTRY
+            .iter()
+            .map(|s| clap::builder::PossibleValue::new(s.name).help(s.about)),
+    ))
 }
 
 /// How each input is given on this command line (for error messages).

@@ -1,8 +1,8 @@
 //! Confidence intervals and pairwise comparisons by resampling.
 //!
-//! Every resample draws the real rows once and each generated set's rows
-//! independently (so two generated sets are compared on the same real
-//! resample: a paired comparison), builds one metric [`Context`] per
+//! Every resample draws the real rows once and the generated rows from one
+//! stream shared by all generated sets (so two generated sets are compared
+//! on the same real resample: a paired comparison), builds one metric [`Context`] per
 //! generated set and evaluates every selected metric's interval keys from it,
 //! so the shared work (Gaussian fits, k-NN radii) is shared inside a
 //! resample too. The replicate values give:
@@ -123,8 +123,12 @@ pub fn replicate(
             fakes
                 .iter()
                 .enumerate()
-                .map(|(j, f)| {
-                    let fi = draw(f.nrows(), options.seed, b, j as u64 + 1);
+                .map(|(_, f)| {
+                    // Every generated set draws from the same stream: sets of
+                    // one size get the same row choice (common random
+                    // numbers), and a set's intervals do not depend on which
+                    // other sets are evaluated beside it.
+                    let fi = draw(f.nrows(), options.seed, b, 1);
                     let fr = select(*f, &fi);
                     let inputs = base.with_sides(
                         Some(SideData::Rows(r.view())),
