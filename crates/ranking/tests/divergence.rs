@@ -15,6 +15,17 @@ use ndarray::{Array1, Array2, array};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// `d` standard-normal draws by Box–Muller.
+fn standard_normal(rng: &mut ChaCha8Rng, d: usize) -> Array1<f64> {
+    (0..d)
+        .map(|_| {
+            let u: f64 = 1.0 - rng.random::<f64>();
+            let v: f64 = rng.random::<f64>();
+            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        })
+        .collect()
+}
+
 /// `n` draws of `N(mean, L Lᵀ)` by Box–Muller on a seeded ChaCha8.
 fn sample(mean: &Array1<f64>, cov: &Array2<f64>, n: usize, seed: u64) -> Array2<f64> {
     let d = mean.len();
@@ -33,13 +44,7 @@ fn sample(mean: &Array1<f64>, cov: &Array2<f64>, n: usize, seed: u64) -> Array2<
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Array2::zeros((n, d));
     for r in 0..n {
-        let z: Vec<f64> = (0..d)
-            .map(|_| {
-                let u: f64 = 1.0 - rng.random::<f64>();
-                let v: f64 = rng.random::<f64>();
-                (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-            })
-            .collect();
+        let z = standard_normal(&mut rng, d);
         for i in 0..d {
             out[[r, i]] = mean[i] + (0..=i).map(|k| l[[i, k]] * z[k]).sum::<f64>();
         }
@@ -331,13 +336,7 @@ fn from_standard_normal_is_mean_plus_cholesky_times_z() {
     let n = 20_000;
     let mut x = Array2::<f64>::zeros((n, d));
     for mut row in x.rows_mut() {
-        let z: Array1<f64> = (0..d)
-            .map(|_| {
-                let u: f64 = 1.0 - rng.random::<f64>();
-                let v: f64 = rng.random::<f64>();
-                (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-            })
-            .collect();
+        let z = standard_normal(&mut rng, d);
         row.assign(&p.from_standard_normal(z.view()).unwrap());
     }
     let mean = x.mean_axis(ndarray::Axis(0)).unwrap();
