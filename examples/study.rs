@@ -19,8 +19,11 @@
 //! (tables and findings), `DIR/metrics.csv` and `DIR/study.png`.
 //!
 //! Features: a PCA of raw pixels (scaled to [0, 1]) fitted on the training
-//! split; the models live in that space, so their densities are exact there.
-//! See `docs/study.md` for the design and a run's results.
+//! split, as f32; the models live in that space, so their densities are exact
+//! at the points the metrics see. Every metric, density and distance comes
+//! from the library (`gen_metrics::...`); the example holds only the models,
+//! the bootstrap plumbing and the report. See `docs/study.md` for the design
+//! and a run's results.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -184,8 +187,8 @@ fn to_f32(x: ArrayView2<'_, f64>) -> Array2<f32> {
 }
 
 /// Rows `[features | label | id]` (f32; ids are exact below 2^24) so that the
-/// bootstrap's resampling keeps each row's label and precomputed per-row
-/// quantities attached to it. Every closure splits them off again.
+/// bootstrap's resampling keeps each row's label and its precomputed
+/// log-densities and C_T cell attached to it. Every closure splits them off again.
 fn augment(x: ArrayView2<'_, f32>, labels: &[u8], id0: usize) -> Array2<f32> {
     let (n, d) = x.dim();
     let mut a = Array2::<f32>::zeros((n, d + 2));
