@@ -19,8 +19,11 @@
 //! (tables and findings), `DIR/metrics.csv` and `DIR/study.png`.
 //!
 //! Features: a PCA of raw pixels (scaled to [0, 1]) fitted on the training
-//! split; the models live in that space, so their densities are exact there.
-//! See `docs/study.md` for the design and a run's results.
+//! split, as f32; the models live in that space, so their densities are exact
+//! at the points the metrics see. Every metric, density and distance comes
+//! from the library (`gen_metrics::...`); the example holds only the models,
+//! the bootstrap plumbing and the report. See `docs/study.md` for the design
+//! and a run's results.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gen_metrics::cas::logistic::LogisticRegression;
+use gen_metrics::cas::score::{ClassificationAccuracyScore, LabelledFeatures};
 use gen_metrics::distribution::fringe::{
     FringeAttack, FringeData, FringeMethod, FringeOutput, WeightOptimisation, cluster_labels,
 };
@@ -40,10 +44,11 @@ use gen_metrics::distribution::{Fid, Kid, TwoSampleMetric};
 use gen_metrics::linalg::Pca;
 use gen_metrics::memorization::authpct::AuthPct;
 use gen_metrics::memorization::copy_detection::CopyDetection;
-use gen_metrics::memorization::data_copying::DataCopying;
+use gen_metrics::memorization::data_copying::{CellLabels, DataCopying};
 use gen_metrics::memorization::fls::Fls;
 use gen_metrics::ranking::bootstrap::MetricFn;
-use gen_metrics::ranking::rank_correlation::kendall_tau_b;
+use gen_metrics::ranking::divergence::{kl_monte_carlo, reverse_kl_monte_carlo};
+use gen_metrics::ranking::rank_correlation::{kendall_tau_b, rank_average};
 use gen_metrics::ranking::{
     Better, LikelihoodDivergences, LogLikelihoods, RankStability, RankStabilityReport, RankedMetric,
 };
@@ -151,27 +156,22 @@ struct Row {
     rkl: Option<(f64, f64)>,
 }
 
-/// Per-model quantities the bootstrap closures look up by row id.
+/// Per-row quantities the bootstrap closures look up by row id: the
+/// log-densities behind KL and RKL, and C_T's cells (one seeded k-means on
+/// the training set, the same for all models).
 struct Lookups {
     /// `log p̂_data(x_i)` (leave-one-out test KDE) at test row i.
     log_p_test: Array1<f64>,
     /// `log q_m(x_i)` at test row i, per model.
     log_q_test: Vec<Array1<f64>>,
-    /// `log q_m(y_j) − log p̂_data(y_j)` at generated row j, per model.
-    rkl_terms: Vec<Array1<f64>>,
-    /// AuthPct's per-sample verdict, per model.
-    authentic: Vec<Vec<bool>>,
-    /// Copy detection's per-sample verdict, per model.
-    copied: Vec<Vec<bool>>,
-    /// C_T cells of the test rows and of every model's rows (one seeded
-    /// k-means on the training set, the same for all models).
+    /// `log p̂_data(y_j)` at generated row j, per model.
+    log_p_gen: Vec<Array1<f64>>,
+    /// `log q_m(y_j)` at generated row j, per model.
+    log_q_gen: Vec<Array1<f64>>,
+    /// C_T cells of the training, test and every model's rows.
+    cells_train: Vec<usize>,
     cells_test: Vec<usize>,
     cells_gen: Vec<Vec<usize>>,
-    /// C_T's `L(x)`: 1-NN distance to the training rows of x's cell.
-    nn_test: Vec<f64>,
-    nn_gen: Vec<Vec<f64>>,
-    /// MiFID's `max_t |cos(y, t)|` per generated row, per model.
-    max_cos: Vec<Array1<f64>>,
 }
 
 fn tick(
@@ -187,14 +187,14 @@ fn to_f32(x: ArrayView2<'_, f64>) -> Array2<f32> {
 }
 
 /// Rows `[features | label | id]` (f32; ids are exact below 2^24) so that the
-/// bootstrap's resampling keeps each row's label and precomputed per-row
-/// quantities attached to it. Every closure splits them off again.
-fn augment(x: ArrayView2<'_, f64>, labels: &[u8], id0: usize) -> Array2<f32> {
+/// bootstrap's resampling keeps each row's label and its precomputed
+/// log-densities and C_T cell attached to it. Every closure splits them off again.
+fn augment(x: ArrayView2<'_, f32>, labels: &[u8], id0: usize) -> Array2<f32> {
     let (n, d) = x.dim();
     let mut a = Array2::<f32>::zeros((n, d + 2));
     for i in 0..n {
         for k in 0..d {
-            a[[i, k]] = x[[i, k]] as f32;
+            a[[i, k]] = x[[i, k]];
         }
         a[[i, d]] = f32::from(labels[i]);
         a[[i, d + 1]] = (id0 + i) as f32;
@@ -263,135 +263,31 @@ fn hash_ids(ids: &[usize]) -> u64 {
     })
 }
 
-/// C_T's `L(x) = min_{t in T_π(x)} ‖x − t‖` for every row: exact float64
-/// distances of the f32 features, as `gen_metrics_memorization::data_copying`.
-fn nn1_in_cell(
-    x: ArrayView2<'_, f32>,
-    x_cells: &[usize],
-    train: ArrayView2<'_, f32>,
-    train_cells: &[usize],
-) -> Vec<f64> {
-    use ndarray::parallel::prelude::*;
-    (0..x.nrows())
-        .into_par_iter()
-        .map(|i| {
-            let q = x.row(i);
-            (0..train.nrows())
-                .filter(|&j| train_cells[j] == x_cells[i])
-                .map(|j| {
-                    q.iter()
-                        .zip(train.row(j))
-                        .map(|(&a, &b)| {
-                            let d = f64::from(a) - f64::from(b);
-                            d * d
-                        })
-                        .sum::<f64>()
-                })
-                .fold(f64::INFINITY, f64::min)
-                .sqrt()
-        })
-        .collect()
-}
-
-/// C_T (Meehan et al. 2020, dgm-eval's rule) from per-row 1-NN distances and
-/// cells, with the library's `mann_whitney_u` and `z_u`:
-/// `C_T = Σ_{π kept} P_n(π) Z_U(π) / Σ_{π kept} P_n(π)`, a cell kept when it
-/// holds more than `tau_count / m` of the m generated rows, `Z_U = 0` for a
-/// cell without generated rows. Checked against `DataCopying::compute` on
-/// the full data before the bootstrap uses it.
-fn c_t_from_rows(
-    l_test: &[f64],
-    c_test: &[usize],
-    l_gen: &[f64],
-    c_gen: &[usize],
-    tau_count: f64,
-) -> Result<f64, String> {
-    use gen_metrics::memorization::data_copying::{mann_whitney_u, z_u};
-    let k = c_test
-        .iter()
-        .chain(c_gen)
-        .copied()
-        .max()
-        .map_or(0, |v| v + 1);
-    let (n, m) = (l_test.len() as f64, l_gen.len() as f64);
-    let (mut num, mut den) = (0.0, 0.0);
-    for c in 0..k {
-        let lp: Vec<f64> = (0..l_test.len())
-            .filter(|&i| c_test[i] == c)
-            .map(|i| l_test[i])
-            .collect();
-        let lq: Vec<f64> = (0..l_gen.len())
-            .filter(|&i| c_gen[i] == c)
-            .map(|i| l_gen[i])
-            .collect();
-        if lq.len() as f64 / m <= tau_count / m {
-            continue;
-        }
-        if lp.is_empty() {
-            return Err(format!("C_T: cell {c} has no test row"));
-        }
-        let zu = z_u(mann_whitney_u(&lq, &lp), lq.len(), lp.len());
-        num += lp.len() as f64 / n * zu;
-        den += lp.len() as f64 / n;
-    }
-    if den > 0.0 {
-        Ok(num / den)
-    } else {
-        Err("C_T: no cell kept".into())
-    }
-}
-
-/// MiFID (Bai et al. 2021, Kaggle rule, ε = 0.1) from the FID and the
-/// per-row max |cosine| to the training set:
-/// `d = mean(1 − m_j)`, `MiFID = FID / ((d if d < ε else 1) + 1e-14)`.
-fn mifid_from_rows(fid: f64, max_cos: impl Iterator<Item = f64>, n: usize) -> f64 {
-    let d = max_cos.map(|m| 1.0 - m).sum::<f64>() / n as f64;
-    let d_thr = if d < 0.1 { d } else { 1.0 };
-    fid / (d_thr + 1e-14)
-}
-
-/// CAS (Ravuri & Vinyals 2019) on features: a multinomial logistic regression
-/// trained on the generated (features, labels), top-1 accuracy on the real
-/// test set, overall and per class. Classes the generated set lacks cannot be
-/// learned (the classifier is fitted on the classes present, so their real
-/// samples count as errors).
+/// CAS (Ravuri & Vinyals 2019) by `gen_metrics::cas::score`: the library's
+/// logistic regression (200 L-BFGS iterations) trained on the generated
+/// (features, labels), top-1 accuracy on the real test set, overall and per
+/// class (NaN for a class without test rows). Classes the generated set lacks
+/// cannot be learned: their real samples count as errors.
 fn cas(
     gen_x: ArrayView2<'_, f32>,
     gen_y: &[usize],
     test_x: ArrayView2<'_, f32>,
     test_y: &[usize],
 ) -> Result<(f64, [f64; 10]), StudyError> {
-    let present: Vec<usize> = (0..10).filter(|c| gen_y.contains(c)).collect();
-    if present.len() < 2 {
-        return Err(StudyError(format!("CAS needs 2 classes, got {present:?}")));
-    }
-    let remap: Vec<usize> = gen_y
-        .iter()
-        .map(|y| present.iter().position(|c| c == y).unwrap_or(0))
-        .collect();
-    let model = LogisticRegression::default()
-        .max_iter(200)
-        .fit(gen_x, &remap, present.len())
+    let rep = ClassificationAccuracyScore::default()
+        .classifier(LogisticRegression::default().max_iter(200))
+        .compute(
+            LabelledFeatures::new(gen_x, gen_y),
+            LabelledFeatures::new(test_x, test_y),
+            None,
+            10,
+        )
         .map_err(se)?;
-    let pred = model.predict(test_x).map_err(se)?;
-    let mut correct = [0usize; 10];
-    let mut total = [0usize; 10];
-    for (p, &y) in pred.iter().zip(test_y) {
-        total[y] += 1;
-        if present[*p] == y {
-            correct[y] += 1;
-        }
+    let mut per = [f64::NAN; 10];
+    for (p, v) in per.iter_mut().zip(&rep.cas.per_class) {
+        *p = v.unwrap_or(f64::NAN);
     }
-    let mut per = [0.0; 10];
-    for c in 0..10 {
-        per[c] = if total[c] > 0 {
-            correct[c] as f64 / total[c] as f64
-        } else {
-            f64::NAN
-        };
-    }
-    let acc = correct.iter().sum::<usize>() as f64 / test_y.len() as f64;
-    Ok((acc, per))
+    Ok((rep.cas.top1, per))
 }
 
 /// Gradient-magnitude ("edge") images of the digits decoded from PCA
@@ -473,6 +369,8 @@ fn main() -> Result<()> {
 
     // ---- features: PCA of raw pixels, fitted on the training split --------
     let pca = Pca::fit(train_pix.view(), args.dims)?;
+    // The features are f32, as every metric takes them; the models are fitted
+    // on them and their densities evaluated at exactly these points.
     let train_f = pca.transform(train_pix.view())?;
     let test_f = pca.transform(test_pix.view())?;
     let train32 = to_f32(train_f.view());
@@ -491,14 +389,14 @@ fn main() -> Result<()> {
     nn_sorted.sort_by(f64::total_cmp);
     let r_med = nn_sorted[nn_sorted.len() / 2];
     let mut ladder = vec![
-        Model::gaussian(train_f.view())?,
-        Model::class_conditional(train_f.view(), &train_lab, &[])?,
-        Model::class_conditional(train_f.view(), &train_lab, &DROPPED)?,
+        Model::gaussian(train32.view())?,
+        Model::class_conditional(train32.view(), &train_lab, &[])?,
+        Model::class_conditional(train32.view(), &train_lab, &DROPPED)?,
     ];
     for f in KDE_FACTORS {
         let h = f * r_med / (args.dims as f64).sqrt();
         ladder.push(Model::kde(
-            train_f.view(),
+            train32.view(),
             &train_lab,
             h,
             format!("kde-{f}"),
@@ -520,45 +418,39 @@ fn main() -> Result<()> {
         .iter()
         .enumerate()
         .map(|(m, model)| model.sample(args.n_gen, args.seed.wrapping_add(1000 + m as u64)))
-        .collect();
+        .collect::<Result<_>>()?;
     // The unconditional Gaussian has no labels: its samples take the label of
     // their nearest training row (for CAS only; marked in the tables).
     let mut samples = samples;
     {
-        let g32 = to_f32(samples[0].x.view());
         let nn = CopyDetection::default()
             .with_train_scale(false)
-            .compute(train32.view(), g32.view())?;
+            .compute(train32.view(), samples[0].x.view())?;
         samples[0].labels = nn.nearest_train.iter().map(|&j| train_lab[j]).collect();
     }
-    let gen32: Vec<Array2<f32>> = samples.iter().map(|s| to_f32(s.x.view())).collect();
 
     // ---- exact log-densities and the data density --------------------------
     let t = Instant::now();
     let grid: Vec<f64> = (0..12)
         .map(|i| r_med / (args.dims as f64).sqrt() * 0.25 * 1.25f64.powi(i))
         .collect();
-    let (h_data, loo_ll) = loo_bandwidth(test_f.view(), &grid);
-    let log_p_test = models::kde_log_density_sq(
-        models::sq_dists(test_f.view(), test_f.view()).view(),
-        h_data,
-        args.dims,
-        true,
-    );
+    let (h_data, loo_ll, log_p_test) = loo_bandwidth(test32.view(), &grid)?;
     let mut log_q_test = Vec::new();
-    let mut rkl_terms = Vec::new();
+    let mut log_p_gen = Vec::new();
+    let mut log_q_gen = Vec::new();
     let mut divergences = Vec::new();
     for (model, smp) in ladder.iter().zip(&samples) {
-        let lq_test = model.log_density(test_f.view());
-        let lq_gen = model.log_density(smp.x.view());
-        let lp_gen = kde_log_density(test_f.view(), h_data, smp.x.view());
+        let lq_test = model.log_density(test32.view())?;
+        let lq_gen = model.log_density(smp.x.view())?;
+        let lp_gen = kde_log_density(test32.view(), h_data, smp.x.view())?;
         let rep = LikelihoodDivergences::default().compute(
             &LogLikelihoods::new(log_p_test.view(), lq_test.view()),
             &LogLikelihoods::new(lp_gen.view(), lq_gen.view()),
         )?;
         divergences.push(rep);
-        rkl_terms.push(&lq_gen - &lp_gen);
         log_q_test.push(lq_test);
+        log_p_gen.push(lp_gen);
+        log_q_gen.push(lq_gen);
     }
     say!(
         "log-densities: data KDE bandwidth {:.4} (leave-one-out log-lik {:.2}/row), {:.1}s",
@@ -570,18 +462,13 @@ fn main() -> Result<()> {
     // ---- every metric, full data ------------------------------------------
     let t = Instant::now();
     let mut rows = Vec::new();
-    let mut authentic = Vec::new();
-    let mut copied = Vec::new();
     let mut cells_gen = Vec::new();
     let mut cells_test = Vec::new();
+    let mut cells_train = Vec::new();
     let ct = DataCopying::default().seed(args.seed);
-    // Per-row quantities for the bootstrap: C_T's 1-NN distances to the
-    // training rows of the same cell, MiFID's max |cosine| to the training set.
-    let (mut nn_test, mut nn_gen, mut max_cos) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ct_check, mut mifid_check) = (0.0f64, 0.0f64);
     let mut timing = std::collections::BTreeMap::<&str, f64>::new();
     for m in 0..n_models {
-        let g = gen32[m].view();
+        let g = samples[m].x.view();
         let glab: Vec<usize> = samples[m].labels.iter().map(|&v| usize::from(v)).collect();
         let mut row = Row {
             name: ladder[m].name.clone(),
@@ -608,49 +495,25 @@ fn main() -> Result<()> {
         row.vendi = Vendi::default().compute(g)?.score;
         tick(&mut timing, "vendi", tt);
         let tt = Instant::now();
-        let ap = AuthPct.compute(train32.view(), g)?;
-        row.authpct = ap.authpct;
-        authentic.push(ap.authentic);
+        row.authpct = AuthPct.compute(train32.view(), g)?.authpct;
         tick(&mut timing, "authpct", tt);
         let tt = Instant::now();
+        // The cells are kept for the bootstrap, which reruns the statistic
+        // on resampled rows with these cells (`compute_with_cells`).
         let c = ct.compute(train32.view(), test32.view(), g)?;
         row.c_t = c.c_t;
-        cells_gen.push(c.cells.gen_cells.clone());
-        let cells_train = &c.cells.train;
-        cells_test = c.cells.test.clone();
-        if nn_test.is_empty() {
-            nn_test = nn1_in_cell(test32.view(), &cells_test, train32.view(), cells_train);
-        }
-        let nn_g = nn1_in_cell(g, &c.cells.gen_cells, train32.view(), cells_train);
-        let mine = c_t_from_rows(
-            &nn_test,
-            &cells_test,
-            &nn_g,
-            &c.cells.gen_cells,
-            ct.tau_count,
-        )
-        .map_err(anyhow::Error::msg)?;
-        ct_check = ct_check.max((mine - c.c_t).abs());
-        nn_gen.push(nn_g);
+        cells_gen.push(c.cells.gen_cells);
+        cells_test = c.cells.test;
+        cells_train = c.cells.train;
         tick(&mut timing, "c_t", tt);
         let tt = Instant::now();
         let cd = CopyDetection::default()
             .with_train_scale(false)
             .compute(train32.view(), g)?;
         row.copy_fraction = cd.fraction_copied;
-        copied.push({
-            let mut v = vec![false; g.nrows()];
-            cd.copies.iter().for_each(|&i| v[i] = true);
-            v
-        });
         tick(&mut timing, "copies", tt);
         let tt = Instant::now();
-        let mi = Mifid::default().compute(train32.view(), g)?;
-        row.mifid = mi.mifid;
-        let mc = gen_metrics::linalg::max_abs_cosine_similarity(g, train32.view())?;
-        let mine = mifid_from_rows(mi.fid, mc.iter().copied(), mc.len());
-        mifid_check = mifid_check.max((mine / mi.mifid - 1.0).abs());
-        max_cos.push(mc);
+        row.mifid = Mifid::default().compute(train32.view(), g)?.mifid;
         tick(&mut timing, "mifid", tt);
         let tt = Instant::now();
         // FLS costs O(r²) per Adam step: run it on r = 400 rows (dgm-eval's
@@ -722,30 +585,20 @@ fn main() -> Result<()> {
         "metrics on full data: {:.1}s ({timing:.2?})",
         t.elapsed().as_secs_f64()
     );
-    say!(
-        "per-row C_T and MiFID (used by the bootstrap) reproduce the library: max |diff C_T| {ct_check:.1e}, max rel. diff MiFID {mifid_check:.1e}"
-    );
-    if ct_check > 1e-9 || mifid_check > 1e-9 {
-        bail!("the per-row C_T / MiFID disagree with the library's values");
-    }
 
     // ---- rank stability: every metric's ranking vs KL's -------------------
     let t = Instant::now();
     let lookups = Lookups {
         log_p_test,
         log_q_test,
-        rkl_terms,
-        authentic,
-        copied,
+        log_p_gen,
+        log_q_gen,
+        cells_train,
         cells_test,
         cells_gen,
-        nn_test,
-        nn_gen,
-        max_cos,
     };
-    let tau_count = ct.tau_count;
     let n_gen = args.n_gen;
-    let test_aug = augment(test_f.view(), &test_lab, 0);
+    let test_aug = augment(test32.view(), &test_lab, 0);
     let gen_aug: Vec<Array2<f32>> = samples
         .iter()
         .enumerate()
@@ -754,6 +607,11 @@ fn main() -> Result<()> {
     let model_of = |ids: &[usize]| ids.first().map_or(0, |&i| i / n_gen);
     let lk = &lookups;
     let tr = train32.view();
+    let ct = &ct;
+    // Model m's generated rows have ids m·n_gen .. (m+1)·n_gen.
+    let gen_rows = move |m: usize, ids: &[usize]| -> Vec<usize> {
+        ids.iter().map(|&j| j - m * n_gen).collect()
+    };
     type Boxed<'a> = Box<MetricFn<'a, StudyError>>;
     // Precision and recall (and density and coverage) come from one
     // computation: the first closure to ask for a (real, fake) pair computes
@@ -770,15 +628,13 @@ fn main() -> Result<()> {
         (
             "KL",
             Better::Lower,
-            Box::new(move |r, _f| {
-                let (_, _, rid) = split(r);
-                let (_, _, fid) = split(_f);
+            Box::new(move |r, f| {
+                let ((_, _, rid), (_, _, fid)) = (split(r), split(f));
                 let m = model_of(&fid);
-                let v: f64 = rid
-                    .iter()
-                    .map(|&i| lk.log_p_test[i] - lk.log_q_test[m][i])
-                    .sum();
-                Ok(v / rid.len() as f64)
+                let lp: Array1<f64> = rid.iter().map(|&i| lk.log_p_test[i]).collect();
+                let lq: Array1<f64> = rid.iter().map(|&i| lk.log_q_test[m][i]).collect();
+                let kl = kl_monte_carlo(&LogLikelihoods::new(lp.view(), lq.view()), 0.95);
+                Ok(kl.map_err(se)?.value())
             }),
         ),
         (
@@ -787,8 +643,16 @@ fn main() -> Result<()> {
             Box::new(move |_r, f| {
                 let (_, _, fid) = split(f);
                 let m = model_of(&fid);
-                let v: f64 = fid.iter().map(|&j| lk.rkl_terms[m][j - m * n_gen]).sum();
-                Ok(v / fid.len() as f64)
+                let lp: Array1<f64> = gen_rows(m, &fid)
+                    .into_iter()
+                    .map(|j| lk.log_p_gen[m][j])
+                    .collect();
+                let lq: Array1<f64> = gen_rows(m, &fid)
+                    .into_iter()
+                    .map(|j| lk.log_q_gen[m][j])
+                    .collect();
+                let rkl = reverse_kl_monte_carlo(&LogLikelihoods::new(lp.view(), lq.view()), 0.95);
+                Ok(rkl.map_err(se)?.value())
             }),
         ),
         (
@@ -839,57 +703,46 @@ fn main() -> Result<()> {
             "AuthPct",
             Better::Higher,
             Box::new(move |_r, f| {
-                let (_, _, fid) = split(f);
-                let m = model_of(&fid);
-                let a = fid
-                    .iter()
-                    .filter(|&&j| lk.authentic[m][j - m * n_gen])
-                    .count();
-                Ok(100.0 * a as f64 / fid.len() as f64)
+                let (fx, _, _) = split(f);
+                Ok(AuthPct.compute(tr, fx).map_err(se)?.authpct)
             }),
         ),
         (
             "abs C_T",
             Better::Lower,
             Box::new(move |r, f| {
-                let ((_, _, rid), (_, _, fid)) = (split(r), split(f));
+                let ((rx, _, rid), (fx, _, fid)) = (split(r), split(f));
                 let m = model_of(&fid);
-                let g = |j: usize| j - m * n_gen;
-                let c = c_t_from_rows(
-                    &rid.iter().map(|&i| lk.nn_test[i]).collect::<Vec<_>>(),
-                    &rid.iter().map(|&i| lk.cells_test[i]).collect::<Vec<_>>(),
-                    &fid.iter().map(|&j| lk.nn_gen[m][g(j)]).collect::<Vec<_>>(),
-                    &fid.iter()
-                        .map(|&j| lk.cells_gen[m][g(j)])
-                        .collect::<Vec<_>>(),
-                    tau_count,
-                )
-                .map_err(StudyError)?;
-                Ok(c.abs())
+                let cells = CellLabels {
+                    train: lk.cells_train.clone(),
+                    test: rid.iter().map(|&i| lk.cells_test[i]).collect(),
+                    gen_cells: gen_rows(m, &fid)
+                        .into_iter()
+                        .map(|j| lk.cells_gen[m][j])
+                        .collect(),
+                };
+                let c = ct.compute_with_cells(tr, rx, fx, &cells).map_err(se)?;
+                Ok(c.c_t.abs())
             }),
         ),
         (
             "copies",
             Better::Lower,
             Box::new(move |_r, f| {
-                let (_, _, fid) = split(f);
-                let m = model_of(&fid);
-                let c = fid.iter().filter(|&&j| lk.copied[m][j - m * n_gen]).count();
-                Ok(c as f64 / fid.len() as f64)
+                let (fx, _, _) = split(f);
+                let cd = CopyDetection::default()
+                    .with_train_scale(false)
+                    .compute(tr, fx)
+                    .map_err(se)?;
+                Ok(cd.fraction_copied)
             }),
         ),
         (
             "MiFID",
             Better::Lower,
             Box::new(move |_r, f| {
-                let (fx, _, fid) = split(f);
-                let m = model_of(&fid);
-                let fd = Fid::default().compute(tr, fx).map_err(se)?.value;
-                Ok(mifid_from_rows(
-                    fd,
-                    fid.iter().map(|&j| lk.max_cos[m][j - m * n_gen]),
-                    fid.len(),
-                ))
+                let (fx, _, _) = split(f);
+                Ok(Mifid::default().compute(tr, fx).map_err(se)?.mifid)
             }),
         ),
         (
@@ -1034,11 +887,11 @@ fn fringe_attack(
     );
     let mut runs = Vec::new();
     for (p, model) in pools.iter().enumerate() {
-        let cand = model.sample(n_cand, args.seed.wrapping_add(7777 + p as u64));
-        let cand32 = to_f32(cand.x.view());
+        let cand = model.sample(n_cand, args.seed.wrapping_add(7777 + p as u64))?;
+        let cand32 = cand.x;
         let cand_b = to_f32(
             edge_pca
-                .transform(edge_maps(pca, cand.x.view()).view())?
+                .transform(edge_maps(pca, cand32.mapv(f64::from).view()).view())?
                 .view(),
         );
         let cand_top1 = clf.predict(cand32.view())?;
@@ -1089,12 +942,14 @@ fn pair_tau<'a>(
         .map(|p| &p.tau)
 }
 
-fn rank_of(values: &[f64], i: usize, lower_better: bool) -> usize {
-    let v = values[i];
-    1 + values
+/// Rank (1 = best, ties averaged, by `rank_average`) of model `i` among
+/// `values`.
+fn rank_of(values: &[f64], i: usize, lower_better: bool) -> f64 {
+    let oriented: Vec<f64> = values
         .iter()
-        .filter(|&&w| if lower_better { w < v } else { w > v })
-        .count()
+        .map(|&v| if lower_better { v } else { -v })
+        .collect();
+    rank_average(&oriented).map_or(f64::NAN, |r| r[i])
 }
 
 fn findings(
@@ -1137,9 +992,9 @@ fn findings(
     let ctv: Vec<f64> = rows.iter().map(|r| r.c_t).collect();
     let cp: Vec<f64> = rows.iter().map(|r| r.copy_fraction).collect();
     let m = &rows[memorizer];
-    let auth_flag = rank_of(&auth, memorizer, true) == 1;
-    let ct_flag = rank_of(&ctv, memorizer, true) == 1 && m.c_t < -3.0;
-    let cp_flag = rank_of(&cp, memorizer, false) == 1 && m.copy_fraction > 0.5;
+    let auth_flag = rank_of(&auth, memorizer, true) == 1.0;
+    let ct_flag = rank_of(&ctv, memorizer, true) == 1.0 && m.c_t < -3.0;
+    let cp_flag = rank_of(&cp, memorizer, false) == 1.0 && m.copy_fraction > 0.5;
     let fid_rank = rank_of(&fid, memorizer, true);
     let kl_rank = rank_of(&kl, memorizer, true);
     out.push(Finding {
@@ -1157,7 +1012,7 @@ fn findings(
             m.fid,
             rows.len()
         ),
-        held: auth_flag && ct_flag && cp_flag && fid_rank <= 2,
+        held: auth_flag && ct_flag && cp_flag && fid_rank <= 2.0,
     });
 
     // CAS names the dropped classes.

@@ -14,7 +14,9 @@
 //! mixture, the label of the kernel centre for a KDE.
 
 use anyhow::{Result, bail};
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use gen_metrics::linalg::{GaussianStats, squared_distances};
+use gen_metrics::ranking::divergence::Gaussian;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -30,97 +32,20 @@ pub fn logsumexp(v: &[f64]) -> f64 {
     m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
-/// A full-covariance Gaussian with its lower Cholesky factor.
-#[derive(Debug, Clone)]
-pub struct Gaussian {
-    mean: Array1<f64>,
-    chol: Array2<f64>,
-    log_det: f64,
-}
-
-impl Gaussian {
-    /// The maximum-likelihood fit to the rows of `x` (ddof 1 covariance) with
-    /// a ridge of `1e-6 · tr Σ / D` on the diagonal so that few rows still give
-    /// a positive-definite covariance.
-    pub fn fit(x: ArrayView2<'_, f64>) -> Result<Self> {
-        let n = x.nrows();
-        if n < 2 {
-            bail!("a Gaussian needs at least 2 rows, got {n}");
-        }
-        let mean = x.mean_axis(Axis(0)).expect("n >= 2 rows");
-        let c = &x - &mean;
-        let mut cov = c.t().dot(&c) / (n as f64 - 1.0);
-        let d = cov.nrows();
-        let ridge = 1e-6 * cov.diag().sum() / d as f64;
-        for i in 0..d {
-            cov[[i, i]] += ridge;
-        }
-        Self::new(mean, cov.view())
-    }
-
-    /// `N(mean, cov)`.
-    pub fn new(mean: Array1<f64>, cov: ArrayView2<'_, f64>) -> Result<Self> {
-        let chol = cholesky(cov)?;
-        let log_det = 2.0 * chol.diag().iter().map(|v| v.ln()).sum::<f64>();
-        Ok(Gaussian {
-            mean,
-            chol,
-            log_det,
-        })
-    }
-
-    /// The dimension D.
-    pub fn dim(&self) -> usize {
-        self.mean.len()
-    }
-
-    /// `log N(x; μ, Σ)` of one point.
-    pub fn log_pdf(&self, x: ArrayView1<'_, f64>) -> f64 {
-        let d = self.dim();
-        // Forward substitution L y = x − μ; the quadratic form is ‖y‖².
-        let mut y = vec![0.0; d];
-        let mut q = 0.0;
-        for i in 0..d {
-            let mut s = x[i] - self.mean[i];
-            for (k, yk) in y.iter().enumerate().take(i) {
-                s -= self.chol[[i, k]] * yk;
-            }
-            y[i] = s / self.chol[[i, i]];
-            q += y[i] * y[i];
-        }
-        -0.5 * (d as f64 * LN_2PI + self.log_det + q)
-    }
-
-    /// One draw `μ + L z`.
-    pub fn sample(&self, rng: &mut ChaCha8Rng) -> Array1<f64> {
-        let d = self.dim();
-        let z: Vec<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
-        let mut x = self.mean.clone();
-        for i in 0..d {
-            x[i] += (0..=i).map(|k| self.chol[[i, k]] * z[k]).sum::<f64>();
-        }
-        x
-    }
-}
-
-/// Lower Cholesky factor of a symmetric positive-definite matrix.
-fn cholesky(a: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-    let d = a.nrows();
-    let mut l = Array2::<f64>::zeros((d, d));
+/// The maximum-likelihood Gaussian of the rows of `x` (mean and ddof-1
+/// covariance by `gen_metrics::linalg::GaussianStats`) with a ridge of
+/// `1e-6 · tr Σ / D` on the diagonal so that few rows still give a
+/// positive-definite covariance; density and sampling by
+/// `gen_metrics::ranking::divergence::Gaussian`.
+pub fn fit_gaussian(x: ArrayView2<'_, f32>) -> Result<Gaussian> {
+    let stats = GaussianStats::from_features(x)?;
+    let mut cov = stats.cov;
+    let d = cov.nrows();
+    let ridge = 1e-6 * cov.diag().sum() / d as f64;
     for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = a[[i, j]] - (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum::<f64>();
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    bail!("covariance is not positive definite (pivot {i}: {s})");
-                }
-                l[[i, i]] = s.sqrt();
-            } else {
-                l[[i, j]] = s / l[[j, j]];
-            }
-        }
+        cov[[i, i]] += ridge;
     }
-    Ok(l)
+    Ok(Gaussian::new(stats.mean.view(), cov.view())?)
 }
 
 /// The kinds of model in the ladder.
@@ -138,7 +63,7 @@ pub enum Density {
     /// A Gaussian KDE on `centres` with isotropic bandwidth `h`.
     Kde {
         /// The kernel centres (the training features).
-        centres: Array2<f64>,
+        centres: Array2<f32>,
         /// Their labels.
         labels: Vec<u8>,
         /// The bandwidth h (per-coordinate standard deviation).
@@ -160,20 +85,21 @@ pub struct Model {
 /// Samples drawn from a model: features and labels.
 #[derive(Debug, Clone)]
 pub struct Samples {
-    /// `[n, D]` features.
-    pub x: Array2<f64>,
+    /// `[n, D]` features, rounded to f32 (the points every metric and every
+    /// log-density sees).
+    pub x: Array2<f32>,
     /// Class label of every row.
     pub labels: Vec<u8>,
 }
 
 impl Model {
     /// A single Gaussian on all training rows.
-    pub fn gaussian(train: ArrayView2<'_, f64>) -> Result<Self> {
+    pub fn gaussian(train: ArrayView2<'_, f32>) -> Result<Self> {
         Ok(Model {
             name: "gauss".into(),
             description: "one Gaussian fitted to all training features (unconditional)".into(),
             density: Density::Mixture {
-                components: vec![Gaussian::fit(train)?],
+                components: vec![fit_gaussian(train)?],
                 classes: vec![u8::MAX],
                 weights: vec![1.0],
             },
@@ -183,7 +109,7 @@ impl Model {
     /// One Gaussian per class, weighted by the training class frequencies,
     /// leaving out the classes in `drop`.
     pub fn class_conditional(
-        train: ArrayView2<'_, f64>,
+        train: ArrayView2<'_, f32>,
         labels: &[u8],
         drop: &[u8],
     ) -> Result<Self> {
@@ -198,7 +124,7 @@ impl Model {
             if rows.len() < 2 {
                 bail!("class {c} has {} training rows", rows.len());
             }
-            components.push(Gaussian::fit(train.select(Axis(0), &rows).view())?);
+            components.push(fit_gaussian(train.select(Axis(0), &rows).view())?);
             classes.push(c);
             weights.push(rows.len() as f64);
         }
@@ -232,7 +158,7 @@ impl Model {
 
     /// A Gaussian KDE on the training rows with bandwidth `h`.
     pub fn kde(
-        train: ArrayView2<'_, f64>,
+        train: ArrayView2<'_, f32>,
         labels: &[u8],
         h: f64,
         name: String,
@@ -249,8 +175,11 @@ impl Model {
         }
     }
 
-    /// `n` seeded draws.
-    pub fn sample(&self, n: usize, seed: u64) -> Samples {
+    /// `n` seeded draws, rounded to f32.
+    ///
+    /// # Errors
+    /// None in practice (the standard-normal draws are finite).
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Samples> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         match &self.density {
             Density::Mixture {
@@ -272,10 +201,12 @@ impl Model {
                             break;
                         }
                     }
-                    row.assign(&components[c].sample(&mut rng));
+                    let z: Array1<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
+                    let y = components[c].from_standard_normal(z.view())?;
+                    row.assign(&y.mapv(|v| v as f32));
                     lab.push(classes[c]);
                 }
-                Samples { x, labels: lab }
+                Ok(Samples { x, labels: lab })
             }
             Density::Kde { centres, labels, h } => {
                 let (m, d) = centres.dim();
@@ -285,52 +216,39 @@ impl Model {
                     let j = rng.random_range(0..m);
                     for (k, v) in row.iter_mut().enumerate() {
                         let z: f64 = rng.sample(StandardNormal);
-                        *v = centres[[j, k]] + h * z;
+                        *v = (f64::from(centres[[j, k]]) + h * z) as f32;
                     }
                     lab.push(labels[j]);
                 }
-                Samples { x, labels: lab }
+                Ok(Samples { x, labels: lab })
             }
         }
     }
 
     /// Exact `log q(x)` of every row of `x` (nats).
-    pub fn log_density(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
+    ///
+    /// # Errors
+    /// Non-finite features, or a dimension other than the model's.
+    pub fn log_density(&self, x: ArrayView2<'_, f32>) -> Result<Array1<f64>> {
         match &self.density {
             Density::Mixture {
                 components,
                 weights,
                 ..
             } => {
-                let mut out = Array1::zeros(x.nrows());
-                ndarray::Zip::from(&mut out)
-                    .and(x.rows())
-                    .par_for_each(|o, row| {
-                        let terms: Vec<f64> = components
-                            .iter()
-                            .zip(weights)
-                            .map(|(g, w)| w.ln() + g.log_pdf(row))
-                            .collect();
-                        *o = logsumexp(&terms);
-                    });
-                out
+                let x64 = x.mapv(f64::from);
+                let per_component = components
+                    .iter()
+                    .zip(weights)
+                    .map(|(g, w)| Ok(g.log_pdf_rows(x64.view())? + w.ln()))
+                    .collect::<Result<Vec<Array1<f64>>>>()?;
+                Ok((0..x.nrows())
+                    .map(|i| logsumexp(&per_component.iter().map(|l| l[i]).collect::<Vec<_>>()))
+                    .collect())
             }
             Density::Kde { centres, h, .. } => kde_log_density(centres.view(), *h, x),
         }
     }
-}
-
-/// Squared Euclidean distances `‖a_i − b_j‖²` as `‖a‖² + ‖b‖² − 2 a·b`
-/// (one matrix product; clamped at 0). The cancellation error,
-/// ~1e-16·‖x‖², is far below every distance the study looks at.
-pub fn sq_dists(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
-    let na: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let nb: Array1<f64> = b.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let mut d = a.dot(&b.t());
-    ndarray::Zip::indexed(&mut d).par_for_each(|(i, j), v| {
-        *v = (na[i] + nb[j] - 2.0 * *v).max(0.0);
-    });
-    d
 }
 
 /// Log-density of a Gaussian KDE in `dim` dimensions with bandwidth `h`,
@@ -369,26 +287,35 @@ pub fn kde_log_density_sq(
     out
 }
 
-/// Log-density at the rows of `x` of the Gaussian KDE on `centres`.
+/// Log-density at the rows of `x` of the Gaussian KDE on `centres`
+/// (squared distances by `gen_metrics::linalg::squared_distances`).
+///
+/// # Errors
+/// Empty or non-finite sets, mismatched dimensions.
 pub fn kde_log_density(
-    centres: ArrayView2<'_, f64>,
+    centres: ArrayView2<'_, f32>,
     h: f64,
-    x: ArrayView2<'_, f64>,
-) -> Array1<f64> {
-    kde_log_density_sq(sq_dists(x, centres).view(), h, centres.ncols(), false)
+    x: ArrayView2<'_, f32>,
+) -> Result<Array1<f64>> {
+    let d2 = squared_distances(x, centres)?;
+    Ok(kde_log_density_sq(d2.view(), h, centres.ncols(), false))
 }
 
 /// The bandwidth from `grid` with the highest mean leave-one-out
-/// log-likelihood of the rows of `x` under the KDE on `x` itself, and that
-/// likelihood.
-pub fn loo_bandwidth(x: ArrayView2<'_, f64>, grid: &[f64]) -> (f64, f64) {
-    let d2 = sq_dists(x, x);
-    grid.iter()
-        .map(|&h| {
-            let ll = kde_log_density_sq(d2.view(), h, x.ncols(), true);
-            (h, ll.mean().unwrap_or(f64::NEG_INFINITY))
-        })
-        .fold((f64::NAN, f64::NEG_INFINITY), |best, cur| {
-            if cur.1 > best.1 { cur } else { best }
-        })
+/// log-likelihood of the rows of `x` under the KDE on `x` itself, that
+/// likelihood, and the leave-one-out log-densities of the rows at it.
+///
+/// # Errors
+/// Empty or non-finite `x`, an empty `grid`.
+pub fn loo_bandwidth(x: ArrayView2<'_, f32>, grid: &[f64]) -> Result<(f64, f64, Array1<f64>)> {
+    let d2 = squared_distances(x, x)?;
+    let mut best: Option<(f64, f64, Array1<f64>)> = None;
+    for &h in grid {
+        let ll = kde_log_density_sq(d2.view(), h, x.ncols(), true);
+        let mean = ll.mean().unwrap_or(f64::NEG_INFINITY);
+        if best.as_ref().is_none_or(|b| mean > b.1) {
+            best = Some((h, mean, ll));
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("empty bandwidth grid"))
 }

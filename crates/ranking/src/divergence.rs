@@ -484,6 +484,37 @@ impl Gaussian {
         }
     }
 
+    /// The point `μ + L z` for a vector `z` of `D` standard-normal draws
+    /// (`Σ = L Lᵀ`, `L` the lower Cholesky factor): with `z ~ N(0, I)` it is
+    /// a draw of `N(μ, Σ)`. The caller owns the random numbers, so sampling
+    /// is reproducible with any generator.
+    ///
+    /// # Errors
+    /// `z` of the wrong length, or non-finite.
+    pub fn from_standard_normal(
+        &self,
+        z: ArrayView1<'_, f64>,
+    ) -> Result<Array1<f64>, RankingError> {
+        let d = self.dim();
+        if z.len() != d {
+            return Err(RankingError::DimensionMismatch {
+                what: "Gaussian::from_standard_normal",
+                left: z.len(),
+                right: d,
+            });
+        }
+        if let Some(k) = z.iter().position(|v| !v.is_finite()) {
+            return Err(RankingError::NonFinite {
+                what: "Gaussian::from_standard_normal z",
+                index: k,
+                value: z[k],
+            });
+        }
+        Ok(Array1::from_shape_fn(d, |i| {
+            self.mean[i] + (0..=i).map(|k| self.chol[(i, k)] * z[k]).sum::<f64>()
+        }))
+    }
+
     /// Log-density of every row of `x` (`[n, D]`), nats.
     ///
     /// # Errors

@@ -15,6 +15,17 @@ use ndarray::{Array1, Array2, array};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// `d` standard-normal draws by Box–Muller.
+fn standard_normal(rng: &mut ChaCha8Rng, d: usize) -> Array1<f64> {
+    (0..d)
+        .map(|_| {
+            let u: f64 = 1.0 - rng.random::<f64>();
+            let v: f64 = rng.random::<f64>();
+            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        })
+        .collect()
+}
+
 /// `n` draws of `N(mean, L Lᵀ)` by Box–Muller on a seeded ChaCha8.
 fn sample(mean: &Array1<f64>, cov: &Array2<f64>, n: usize, seed: u64) -> Array2<f64> {
     let d = mean.len();
@@ -33,13 +44,7 @@ fn sample(mean: &Array1<f64>, cov: &Array2<f64>, n: usize, seed: u64) -> Array2<
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Array2::zeros((n, d));
     for r in 0..n {
-        let z: Vec<f64> = (0..d)
-            .map(|_| {
-                let u: f64 = 1.0 - rng.random::<f64>();
-                let v: f64 = rng.random::<f64>();
-                (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-            })
-            .collect();
+        let z = standard_normal(&mut rng, d);
         for i in 0..d {
             out[[r, i]] = mean[i] + (0..=i).map(|k| l[[i, k]] * z[k]).sum::<f64>();
         }
@@ -297,5 +302,58 @@ fn errors() {
     assert!(matches!(
         Gaussian::new(array![0.0].view(), array![[1.0, 0.0], [0.0, 1.0]].view()),
         Err(RankingError::DimensionMismatch { .. })
+    ));
+}
+
+/// `from_standard_normal` maps `z` to `μ + L z`: the unit vectors give the
+/// columns of `L` (so `L Lᵀ = Σ`), and a seeded sample has the moments of
+/// `N(μ, Σ)`.
+#[test]
+fn from_standard_normal_is_mean_plus_cholesky_times_z() {
+    let (p, _, m0, s0, _, _) = fixture();
+    let d = m0.len();
+    let mut l = Array2::<f64>::zeros((d, d));
+    for k in 0..d {
+        let mut e = Array1::<f64>::zeros(d);
+        e[k] = 1.0;
+        let x = p.from_standard_normal(e.view()).unwrap();
+        l.column_mut(k).assign(&(&x - &m0));
+    }
+    for i in 0..d {
+        for j in (i + 1)..d {
+            assert_eq!(l[[i, j]], 0.0, "L is lower triangular");
+        }
+    }
+    let llt = l.dot(&l.t());
+    for i in 0..d {
+        for j in 0..d {
+            assert_close("L Lᵀ", llt[[i, j]], s0[[i, j]], 1e-12, 1e-15);
+        }
+    }
+    assert_eq!(p.from_standard_normal(Array1::zeros(d).view()).unwrap(), m0);
+    // Moments of 20,000 seeded draws.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let n = 20_000;
+    let mut x = Array2::<f64>::zeros((n, d));
+    for mut row in x.rows_mut() {
+        let z = standard_normal(&mut rng, d);
+        row.assign(&p.from_standard_normal(z.view()).unwrap());
+    }
+    let mean = x.mean_axis(ndarray::Axis(0)).unwrap();
+    let c = &x - &mean;
+    let cov = c.t().dot(&c) / (n as f64 - 1.0);
+    for i in 0..d {
+        assert!((mean[i] - m0[i]).abs() < 0.05, "mean {i}: {}", mean[i]);
+        for j in 0..d {
+            assert!((cov[[i, j]] - s0[[i, j]]).abs() < 0.08, "cov {i},{j}");
+        }
+    }
+    assert!(matches!(
+        p.from_standard_normal(Array1::zeros(d + 1).view()),
+        Err(RankingError::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        p.from_standard_normal(array![0.0, f64::NAN, 0.0].view()),
+        Err(RankingError::NonFinite { .. })
     ));
 }
