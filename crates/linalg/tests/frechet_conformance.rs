@@ -329,3 +329,28 @@ fn large_dimension_matches_an_independent_faer_computation() {
         rel(e.value, want)
     );
 }
+
+/// The positive semi-definiteness check behind statistics files: rounding
+/// passes, an indefinite matrix does not.
+#[test]
+fn psd_check_tolerates_rounding_only() {
+    use gen_metrics_linalg::{LinalgError, check_positive_semidefinite, psd_tolerance};
+    assert_eq!(psd_tolerance(2048), 2048.0 * f64::from(f32::EPSILON));
+    let x = Array2::from_shape_fn((5, 30), |(i, j)| ((i * 7 + j * 13) % 17) as f64 - 8.0);
+    let s = GaussianStats::from_features(x.view()).unwrap();
+    check_positive_semidefinite("rank 4", s.cov.view()).unwrap();
+    check_positive_semidefinite(
+        "rank 4, float32",
+        s.cov.mapv(|v| f64::from(v as f32)).view(),
+    )
+    .unwrap();
+    let mut bad = s.cov.clone();
+    bad[[0, 0]] = -1e-3 * bad[[1, 1]].abs().max(1.0);
+    let err = check_positive_semidefinite("bad", bad.view()).unwrap_err();
+    assert!(
+        matches!(err, LinalgError::NotPositiveSemidefinite { what: "bad", min_eigenvalue, .. } if min_eigenvalue < 0.0),
+        "{err}"
+    );
+    check_positive_semidefinite("zero", Array2::<f64>::zeros((3, 3)).view()).unwrap();
+    assert!(check_positive_semidefinite("negative", (-Array2::<f64>::eye(3)).view()).is_err());
+}
