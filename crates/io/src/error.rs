@@ -67,6 +67,25 @@ pub enum IoError {
         /// The members present, comma separated.
         found: String,
     },
+    /// A file of a known kind (it has some of the kind's members) lacks one
+    /// of the others: a statistics `.npz` with `mu` but no `sigma`, an
+    /// accumulator file without `comoment`. Unlike [`IoError::MissingMember`]
+    /// (the file is not of the kind asked for at all, so a caller may try
+    /// another reader), this is a damaged file to report as it is.
+    #[error("{path}: {kind} is missing member '{member}' (found: {found}); it needs {needs}")]
+    IncompleteFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file is, by the members it has ("statistics file (mu,
+        /// sigma)", ...).
+        kind: &'static str,
+        /// The first required member that is missing.
+        member: String,
+        /// The members present, comma separated.
+        found: String,
+        /// Every required member, comma separated.
+        needs: &'static str,
+    },
     /// A NaN or infinite value.
     #[error("{path}{member}: non-finite value at flat index {index}", member = member_suffix(.member))]
     NonFinite {

@@ -11,6 +11,11 @@
 //! Shapes are checked (`mu` is `[D]`, `sigma` is `[D, D]`, same `D`), and so
 //! are finiteness and the symmetry of `sigma` (to 1e-6 relative, as float32
 //! files round it).
+//!
+//! A file with `mu` but not `sigma` (or the reverse) is a damaged statistics
+//! file, [`IoError::IncompleteFile`]; a file with neither is not a statistics
+//! file, [`IoError::MissingMember`] (a caller may then try another reader,
+//! e.g. [`crate::read_accumulator`] or an image-array reader).
 
 use std::path::Path;
 
@@ -19,7 +24,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 
 use crate::IoError;
 use crate::npy::{NpyHeader, decode, decode_dyn};
-use crate::npz::{NpzArchive, write_npz};
+use crate::npz::{NpzArchive, check_complete, write_npz};
 
 /// Which convention a statistics file follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +63,20 @@ impl StatisticsFile {
 /// Reads a pytorch-fid / clean-fid `.npz` or an ADM reference batch.
 ///
 /// # Errors
-/// [`IoError`] naming the file and member for a damaged archive, a missing
-/// `mu`/`sigma`, a dtype other than float32/float64, inconsistent shapes, NaN
-/// or infinity, or an asymmetric `sigma`.
+/// [`IoError`] naming the file and member for a damaged archive,
+/// [`IoError::MissingMember`] when neither `mu` nor `sigma` is present (not a
+/// statistics file), [`IoError::IncompleteFile`] when only one is, a dtype
+/// other than float32/float64, inconsistent shapes, NaN or infinity, or an
+/// asymmetric `sigma`.
 pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError> {
     let path = path.as_ref();
     let mut npz = NpzArchive::open(path)?;
+    check_complete(
+        &npz,
+        "statistics file (mu, sigma)",
+        &["mu", "sigma"],
+        "mu and sigma",
+    )?;
     let mu_bytes = npz.required("mu")?;
     let sigma_bytes = npz.required("sigma")?;
     let (mu, sigma) = mean_and_covariance(&mu_bytes, "mu", &sigma_bytes, "sigma", path)?;

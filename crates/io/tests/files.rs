@@ -184,7 +184,24 @@ fn malformed_statistics_are_clear_errors() {
     };
     let mu = npy_bytes(&array![1.0f64, 2.0]);
     let sigma = npy_bytes(&array![[1.0f64, 0.0], [0.0, 1.0]]);
+    // Regression (issue #12): `mu` without `sigma` is a damaged statistics
+    // file, told apart from a file that is not statistics at all (which a
+    // caller may hand to another reader): the CLI took it for an image array
+    // and said "expected a uint8 image array ... convert with (x * 255)".
     let p = write("no_sigma.npz", &[("mu", mu.clone())]);
+    let err = read_statistics(&p).unwrap_err();
+    assert!(
+        matches!(&err, IoError::IncompleteFile { member, .. } if member == "sigma"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: statistics file (mu, sigma) is missing member 'sigma' (found: mu); it needs mu and sigma",
+            p.display()
+        )
+    );
+    let p = write("other.npz", &[("arr_0", mu.clone())]);
     assert!(matches!(
         read_statistics(&p).unwrap_err(),
         IoError::MissingMember { .. }
