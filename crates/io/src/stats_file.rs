@@ -9,8 +9,12 @@
 //!
 //! Both members may be `float32` or `float64`; they are returned as `f64`.
 //! Shapes are checked (`mu` is `[D]`, `sigma` is `[D, D]`, same `D`), and so
-//! are finiteness and the symmetry of `sigma` (to 1e-6 relative, as float32
-//! files round it).
+//! are finiteness, the symmetry of `sigma` (to 1e-6 relative, as float32
+//! files round it) and that `sigma` is a covariance: positive semi-definite
+//! up to rounding, `λ_min ≥ −tol · λ_max` with `tol = D · 2⁻²³`
+//! ([`gen_metrics_linalg::psd_tolerance`], which derives it from float32
+//! storage); a matrix with a more negative eigenvalue would give negative
+//! "distances" and is refused with [`IoError::InvalidContent`].
 //!
 //! A file with `mu` but not `sigma` (or the reverse) is a damaged statistics
 //! file, [`IoError::IncompleteFile`]; a file with neither is not a statistics
@@ -66,8 +70,9 @@ impl StatisticsFile {
 /// [`IoError`] naming the file and member for a damaged archive,
 /// [`IoError::MissingMember`] when neither `mu` nor `sigma` is present (not a
 /// statistics file), [`IoError::IncompleteFile`] when only one is, a dtype
-/// other than float32/float64, inconsistent shapes, NaN or infinity, or an
-/// asymmetric `sigma`.
+/// other than float32/float64, inconsistent shapes, NaN or infinity, an
+/// asymmetric `sigma`, or [`IoError::InvalidContent`] for a `sigma` that is
+/// not positive semi-definite (module docs).
 pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError> {
     let path = path.as_ref();
     let mut npz = NpzArchive::open(path)?;
@@ -102,7 +107,7 @@ fn mean_and_covariance(
     mu: &[u8],
     mu_name: &str,
     sigma: &[u8],
-    sigma_name: &str,
+    sigma_name: &'static str,
     path: &Path,
 ) -> Result<(Array1<f64>, Array2<f64>), IoError> {
     let mu = float_array(mu, path, mu_name, 1)?;
@@ -157,6 +162,12 @@ fn mean_and_covariance(
             }
         }
     }
+    gen_metrics_linalg::check_positive_semidefinite(sigma_name, sigma.view()).map_err(|error| {
+        IoError::InvalidContent {
+            path: path.to_owned(),
+            error,
+        }
+    })?;
     Ok((mu, sigma))
 }
 

@@ -311,3 +311,40 @@ fn labels_and_log_likelihoods() {
         IoError::WrongShape { .. }
     ));
 }
+
+/// Regression (issue #12): a statistics file whose `sigma` is symmetric but
+/// not positive semi-definite was accepted and gave negative "distances".
+/// Rounding-level negative eigenvalues (a rank-deficient covariance stored in
+/// float32) are still accepted.
+#[test]
+fn statistics_with_an_invalid_covariance_are_refused() {
+    let d = tmp();
+    let p = d.path().join("indefinite.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&p).unwrap());
+    npz.add_array("mu", &array![0.0f64, 0.0]).unwrap();
+    npz.add_array("sigma", &array![[1.0f64, 2.0], [2.0, 1.0]])
+        .unwrap();
+    npz.finish().unwrap();
+    let err = read_statistics(&p).unwrap_err();
+    assert!(matches!(err, IoError::InvalidContent { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}: sigma: not a valid covariance", p.display())),
+        "{text}"
+    );
+    assert!(text.contains("-1e0"), "{text}");
+
+    // Rank 3 in 40 dimensions, rounded to float32: eigenvalues of round-off
+    // size on both sides of 0, accepted.
+    let n = 4;
+    let x = Array2::from_shape_fn((n, 40), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 3.0 - 1.2);
+    let xc = &x - &x.mean_axis(ndarray::Axis(0)).unwrap();
+    let cov = xc.t().dot(&xc) / (n - 1) as f64;
+    let p = d.path().join("rank_deficient.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&p).unwrap());
+    npz.add_array("mu", &Array1::<f32>::zeros(40)).unwrap();
+    npz.add_array("sigma", &cov.mapv(|v| v as f32)).unwrap();
+    npz.finish().unwrap();
+    let s = read_statistics(&p).unwrap();
+    assert_eq!(s.sigma.dim(), (40, 40));
+}
