@@ -86,6 +86,23 @@ pub enum IoError {
         /// Every required member, comma separated.
         needs: &'static str,
     },
+    /// A finite float64 value too large for float32, the precision features
+    /// are read in (converting it would give infinity).
+    #[error(
+        "{path}{member}: value {value:e} at flat index {index} overflows float32 (largest finite magnitude {max:e}); features are read as float32, rescale them",
+        member = member_suffix(.member),
+        max = f32::MAX
+    )]
+    OverflowsFloat32 {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// Flat (C-order) index of the first offending value.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
     /// A NaN or infinite value.
     #[error("{path}{member}: non-finite value at flat index {index}", member = member_suffix(.member))]
     NonFinite {

@@ -20,7 +20,8 @@ use crate::IoError;
 /// # Errors
 /// [`IoError::Os`] if the file cannot be read, [`IoError::MalformedNpy`] for a
 /// damaged file, [`IoError::WrongDtype`] / [`IoError::WrongShape`] for another
-/// dtype or rank, [`IoError::NonFinite`] for NaN or infinity.
+/// dtype or rank, [`IoError::NonFinite`] for NaN or infinity,
+/// [`IoError::OverflowsFloat32`] for a float64 value beyond float32's range.
 pub fn read_features(path: impl AsRef<Path>) -> Result<Array2<f32>, IoError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
@@ -41,7 +42,24 @@ pub fn features_from_npy_bytes(
     let descr = NpyHeader::parse(bytes, path, member)?.descr;
     let matrix: Array2<f32> = match descr.as_str() {
         "<f4" => decode::<f32>(bytes, path, member)?,
-        "<f8" => decode::<f64>(bytes, path, member)?.mapv(|v| v as f32),
+        "<f8" => {
+            let wide = decode::<f64>(bytes, path, member)?;
+            // A finite value beyond float32's range would become infinity and
+            // be reported as non-finite, which it is not: say what it is.
+            let too_big = wide
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_finite() && v.abs() > f64::from(f32::MAX));
+            if let Some((index, &value)) = too_big {
+                return Err(IoError::OverflowsFloat32 {
+                    path: path.to_owned(),
+                    member: member.map(str::to_owned),
+                    index,
+                    value,
+                });
+            }
+            wide.mapv(|v| v as f32)
+        }
         other => {
             return Err(IoError::WrongDtype {
                 path: path.to_owned(),

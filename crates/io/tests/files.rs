@@ -348,3 +348,29 @@ fn statistics_with_an_invalid_covariance_are_refused() {
     let s = read_statistics(&p).unwrap();
     assert_eq!(s.sigma.dim(), (40, 40));
 }
+
+/// Regression (issue #12): a float64 feature file with finite values near
+/// 1e200 was reported as "non-finite value at flat index 0".
+#[test]
+fn float64_values_beyond_float32_are_reported_as_overflow() {
+    let d = tmp();
+    let p = d.path().join("big.npy");
+    std::fs::write(&p, npy_bytes(&array![[1.0f64, 2.0], [3.0, 1e200]])).unwrap();
+    let err = read_features(&p).unwrap_err();
+    assert!(
+        matches!(err, IoError::OverflowsFloat32 { index: 3, value, .. } if value == 1e200),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("1e200") && text.contains("overflows float32"),
+        "{text}"
+    );
+    assert!(!text.contains("non-finite"), "{text}");
+    // Infinity itself is still non-finite.
+    std::fs::write(&p, npy_bytes(&array![[1.0f64, f64::INFINITY]])).unwrap();
+    assert!(matches!(
+        read_features(&p).unwrap_err(),
+        IoError::NonFinite { index: 1, .. }
+    ));
+}
