@@ -27,10 +27,10 @@ use crate::npz::{NpzArchive, check_complete, write_npz};
 
 /// Writes the state of `acc` to `path` (format in the [module docs](self)),
 /// atomically. With `overwrite == false` an existing file is an error and is
-/// left untouched.
+/// left untouched; an existing read-only file is never replaced.
 ///
 /// # Errors
-/// [`IoError::WouldOverwrite`], or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`], or [`IoError::Os`].
 pub fn write_accumulator(
     path: impl AsRef<Path>,
     acc: &GaussianAccumulator,

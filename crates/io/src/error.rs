@@ -129,6 +129,17 @@ pub enum IoError {
         /// The file.
         path: PathBuf,
     },
+    /// Refusing to write: the destination exists and is read-only (or not
+    /// writable by this process), so replacing it, which an atomic rename
+    /// could do silently, would destroy a file its owner protected; as the
+    /// shell's `>` refuses.
+    #[error(
+        "{path}: exists and is not writable (read-only); refusing to replace it: make it writable or choose another output"
+    )]
+    NotWritable {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl IoError {

@@ -259,10 +259,11 @@ fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
 /// Writes a `[N, D]` `f32` feature matrix as `.npy` (`<f4`, C order),
 /// atomically: the data goes to a temporary file in the same folder, which is
 /// renamed over `path` only when complete. With `overwrite == false` an
-/// existing file is an error and is left untouched.
+/// existing file is an error and is left untouched; a read-only (not
+/// writable) existing file is never replaced.
 ///
 /// # Errors
-/// [`IoError::WouldOverwrite`] or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`] or [`IoError::Os`].
 pub fn write_features(
     path: impl AsRef<Path>,
     features: ArrayView2<'_, f32>,
@@ -284,8 +285,37 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
     })
 }
 
+/// Refuses a destination that exists and is not writable: read-only
+/// permissions (no write bit for anyone: what `chmod a-w` leaves, refused even
+/// for a superuser, whom the shell's `>` would let through), or a regular
+/// file this process cannot open for writing. The rename of an atomic write
+/// needs only the folder to be writable, so without this check a protected
+/// file would be replaced silently. Nothing is modified: the file is opened
+/// without truncation and closed.
+///
+/// # Errors
+/// [`IoError::NotWritable`].
+pub(crate) fn refuse_unwritable(path: &Path) -> Result<(), IoError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // absent (or unreadable metadata: the write reports it)
+    };
+    let denied = meta.permissions().readonly()
+        || (meta.is_file()
+            && matches!(
+                std::fs::OpenOptions::new().write(true).open(path),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
+            ));
+    if denied {
+        return Err(IoError::NotWritable {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes through `fill` into a temporary file beside `path`, syncs it and
-/// renames it into place.
+/// renames it into place. An existing destination that is not writable is
+/// refused ([`IoError::NotWritable`]), whatever `overwrite` says.
 pub(crate) fn write_atomic(
     path: &Path,
     overwrite: bool,
@@ -300,6 +330,7 @@ pub(crate) fn write_atomic(
             path: path.to_owned(),
         });
     }
+    refuse_unwritable(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -210,7 +210,8 @@ fn float_matrix(bytes: &[u8], path: &Path, name: &str) -> Result<Array2<f64>, Io
 ///
 /// # Errors
 /// [`IoError::WrongShape`] if `sigma` is not `[D, D]` for `mu` of length `D`,
-/// [`IoError::WouldOverwrite`], or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`] (an existing
+/// read-only file is never replaced), or [`IoError::Os`].
 pub fn write_statistics(
     path: impl AsRef<Path>,
     mu: ArrayView1<'_, f64>,

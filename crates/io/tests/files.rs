@@ -374,3 +374,33 @@ fn float64_values_beyond_float32_are_reported_as_overflow() {
         IoError::NonFinite { index: 1, .. }
     ));
 }
+
+/// Regression (issue #12): the atomic writers replaced a read-only file the
+/// user owned (the rename needs only the folder to be writable), even with
+/// `overwrite`; the shell's `>` refuses. Now refused, the file untouched.
+#[test]
+fn read_only_destinations_are_never_replaced() {
+    let d = tmp();
+    let p = d.path().join("out.npy");
+    std::fs::write(&p, b"precious").unwrap();
+    let mut perms = std::fs::metadata(&p).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&p, perms.clone()).unwrap();
+    let x = Array2::<f32>::ones((2, 2));
+    let err = write_features(&p, x.view(), true).unwrap_err();
+    assert!(matches!(err, IoError::NotWritable { .. }), "{err:?}");
+    assert!(err.to_string().contains("not writable"), "{err}");
+    let mu = array![0.0, 0.0];
+    let sigma = Array2::<f64>::eye(2);
+    assert!(matches!(
+        write_statistics(&p, mu.view(), sigma.view(), true).unwrap_err(),
+        IoError::NotWritable { .. }
+    ));
+    assert_eq!(std::fs::read(&p).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&p, perms).unwrap();
+    write_features(&p, x.view(), true).unwrap();
+    assert_eq!(read_features(&p).unwrap(), x);
+}
