@@ -281,3 +281,124 @@ fn batch_sizes_and_early_drop() {
         Err(SourceError::BatchSize)
     ));
 }
+
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A well-formed PNG header claiming 100000 x 100000 RGB pixels, a few
+/// dozen bytes long.
+fn huge_png() -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,
+        ],
+    );
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// Regression (issue #12): inside a .zip, a PNG header claiming 100000 x
+/// 100000 pixels aborted the process (also with the skip policy); errors
+/// about members did not name the archive; a member named `../x.png` was
+/// dropped without a word.
+#[test]
+fn zip_members_are_checked_named_and_never_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.png");
+    save_png(&good, &pattern(0, 6, 6));
+    let zpath = dir.path().join("set.zip");
+    let mut zw = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in [
+        ("a.png", std::fs::read(&good).unwrap()),
+        ("b_huge.png", huge_png()),
+        ("../c.png", std::fs::read(&good).unwrap()),
+        ("d.png", std::fs::read(&good).unwrap()),
+    ] {
+        zw.start_file(name, opts).unwrap();
+        zw.write_all(&bytes).unwrap();
+    }
+    zw.finish().unwrap();
+
+    let src = ImageSource::open(&zpath).unwrap();
+    assert_eq!(src.names(), ["../c.png", "a.png", "b_huge.png", "d.png"]);
+    let archive = zpath.display().to_string();
+    // Fail policy: the first bad row (the unsafe name) stops with an error
+    // naming the archive and the member.
+    let err = src
+        .into_batches(spec(), BatchOptions::default())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, SourceError::UnsafeMember { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{archive}: member ../c.png: name leads outside")),
+        "{err}"
+    );
+    // Skip policy: both bad members are reported with their reason, the
+    // good ones are decoded.
+    let mut it = ImageSource::open(&zpath)
+        .unwrap()
+        .into_batches(spec(), BatchOptions::default().policy(ErrorPolicy::Skip))
+        .unwrap();
+    let mut names = Vec::new();
+    for b in &mut it {
+        names.extend(b.unwrap().names);
+    }
+    assert_eq!(names, ["a.png", "d.png"]);
+    let skipped = it.skipped();
+    assert_eq!(
+        skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["../c.png", "b_huge.png"]
+    );
+    assert!(
+        skipped[0].error.contains("leads outside"),
+        "{}",
+        skipped[0].error
+    );
+    assert!(
+        skipped[1].error.starts_with(&format!(
+            "{archive}: member b_huge.png: png image of 100000 x 100000"
+        )),
+        "{}",
+        skipped[1].error
+    );
+    // load_u8 names the archive too.
+    let src = ImageSource::open(&zpath).unwrap();
+    let e = src.load_u8(2).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{archive}: member b_huge.png:")),
+        "{e}"
+    );
+}
