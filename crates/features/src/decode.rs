@@ -82,13 +82,13 @@ const DEFLATE_MAX_RATIO: u64 = 1032;
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The file could not be read.
-    #[error("{}: cannot read file: {source}", path.display())]
+    #[error("{}: cannot read file: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: std::io::Error,
     },
     /// The file has no bytes.
     #[error("{}: empty file", path.display())]
@@ -185,9 +185,9 @@ impl DecodeError {
 /// [`DecodeError`] naming `path` for an unreadable, empty, unrecognised,
 /// corrupt or truncated file.
 pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DecodeError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     decode_bytes(&bytes, path)
 }

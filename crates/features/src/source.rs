@@ -56,13 +56,13 @@ pub enum SourceError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// A file or folder could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: std::io::Error,
     },
     /// A zip member whose name leads outside the archive (`../x.png`,
     /// `/x.png`): refused, and reported like any bad item.
@@ -257,7 +257,7 @@ impl ImageSource {
                 if !path.exists() {
                     return Err(SourceError::Io {
                         path: path.to_path_buf(),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                        error: std::io::Error::from(std::io::ErrorKind::NotFound),
                     });
                 }
                 Err(SourceError::UnknownKind {
@@ -1182,10 +1182,10 @@ fn skip_bytes(r: &mut (impl Read + ?Sized), n: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> SourceError {
+fn io_err(path: &Path, error: std::io::Error) -> SourceError {
     SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

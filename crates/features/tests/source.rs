@@ -282,7 +282,6 @@ fn batch_sizes_and_early_drop() {
     ));
 }
 
-
 /// CRC-32 (IEEE) as PNG chunks use it.
 fn crc32(data: &[u8]) -> u32 {
     let mut c = 0xFFFF_FFFFu32;
@@ -401,4 +400,55 @@ fn zip_members_are_checked_named_and_never_dropped() {
             .starts_with(&format!("{archive}: member b_huge.png:")),
         "{e}"
     );
+}
+
+/// Regression (issue #12): an operating-system error was both shown in the
+/// message and exposed as the `source`, so a chain printer (anyhow's `{:#}`)
+/// said "x: Permission denied (os error 13): Permission denied (os error 13)".
+#[test]
+fn os_errors_are_reported_once_in_the_error_chain() {
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cur = c.source();
+        }
+        s
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let os = std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string();
+    let errors: Vec<Box<dyn std::error::Error>> = vec![
+        Box::new(gen_metrics_features::FeatureError::io(
+            dir.path().join("x.npy"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )),
+        Box::new(gen_metrics_features::FeatureError::from(
+            gen_metrics_features::torchscript::TorchScriptError::Io {
+                path: dir.path().join("m.pt"),
+                error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+        )),
+        Box::new(SourceError::Io {
+            path: dir.path().join("d"),
+            error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        }),
+        Box::new(gen_metrics_features::FeatureError::from(
+            SourceError::Decode(gen_metrics_features::DecodeError::Io {
+                path: dir.path().join("a.png"),
+                error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            }),
+        )),
+    ];
+    for e in errors {
+        let text = chain(e.as_ref());
+        assert_eq!(text.matches(&os).count(), 1, "{text}");
+    }
+    // A real one: a folder read as an image file.
+    let e = gen_metrics_features::decode::decode_file(dir.path()).unwrap_err();
+    let text = chain(&e);
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    let reason = text.rsplit(": ").next().unwrap().to_owned();
+    assert_eq!(text.matches(&reason).count(), 1, "{text}");
 }
