@@ -45,7 +45,11 @@ pub struct Fid {
 /// The FID with the terms it is made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FidOutput {
-    /// The distance (not clamped: `0 ± round-off` for identical sets).
+    /// The distance, never negative: a computed value between 0 and minus
+    /// the rounding bound of [`gen_metrics_linalg::frechet`] ("Rounding and
+    /// the sign of the result", e.g. −1.5e-11 for identical 2048-d sets) is
+    /// 0; a more negative one is an error ([`MetricError::Linalg`]), never
+    /// clamped.
     pub value: f64,
     /// The branch that evaluated `tr√` (`"Cholesky"`, `"SymmetricEigen"`,
     /// `"GramSvd"`, `"FactorSvd"`).

@@ -23,6 +23,10 @@
 //! The FID is `gen_metrics_linalg::FrechetDistance` on the two feature sets
 //! (float64 statistics, ddof 1, the well-conditioned branch for the shapes);
 //! the cosines are float64 (`gen_metrics_linalg::max_abs_cosine_similarity`).
+//! That FID is never negative (a negative round-off within its documented
+//! bound is 0, see `gen_metrics_linalg::frechet`), so neither is MiFID: on
+//! identical sets the division by `d + 1e-14` once turned −4e-14 of
+//! round-off into −4.23.
 
 use gen_metrics_linalg::{FrechetDistance, max_abs_cosine_similarity};
 use ndarray::{ArrayView2, Axis};

@@ -158,3 +158,21 @@ fn errors_not_panics() {
         Err(MetricError::NonFinite { .. })
     ));
 }
+
+/// Regression (issue #12): on identical feature sets the FID is −round-off
+/// and MiFID, dividing it by a memorization distance of ~1e-14, was −4.23.
+/// FID and MiFID are never negative.
+#[test]
+fn identical_sets_give_zero_not_negative() {
+    use gen_metrics_distribution::fid::Fid;
+    for (n, d, seed) in [(300, 128, 11u64), (90, 128, 12), (600, 256, 13)] {
+        let x = random(n, d, seed);
+        let fid = Fid::default().compute(x.view(), x.view()).unwrap();
+        assert!(fid.value >= 0.0, "{n}x{d}: FID {}", fid.value);
+        let out = Mifid::default().compute(x.view(), x.view()).unwrap();
+        assert!(out.fid >= 0.0 && out.mifid >= 0.0, "{n}x{d}: {out:?}");
+        if out.fid == 0.0 {
+            assert_eq!(out.mifid, 0.0);
+        }
+    }
+}

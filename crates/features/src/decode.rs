@@ -34,25 +34,61 @@
 //! **Errors, not panics:** an empty, truncated or corrupt file is a
 //! [`DecodeError`] naming the file; a panic inside a third-party decoder is
 //! caught and reported the same way.
+//!
+//! **Size limits, checked before any pixel buffer is allocated.** The header's
+//! declared size is checked first, so that a damaged or hostile header (a
+//! few hundred bytes claiming 100000 x 100000 pixels) is refused rather than
+//! making the process request tens of gigabytes and abort:
+//!
+//! * at most [`MAX_PIXELS`] pixels (width x height), every format:
+//!   [`DecodeError::TooLarge`];
+//! * where the format bounds how far its data can be compressed, the file
+//!   must be large enough to hold the declared pixels:
+//!   [`DecodeError::TooSmallForSize`]. PNG: the zlib stream of the
+//!   filtered rows (`height * (1 + ceil(width * bits per pixel / 8))` bytes,
+//!   the non-interlaced size, which interlacing only increases) cannot be
+//!   smaller than 1/1032 of it (deflate's maximum compression factor, as the
+//!   zlib documentation states); uncompressed BMP (`BI_RGB`, `BI_BITFIELDS`):
+//!   the rows (`height * 4 * ceil(width * bits / 32)` bytes) must be present
+//!   after the pixel-data offset; sequential (baseline) JPEG: every coded
+//!   8x8 block takes at least 2 bits (a DC and an end-of-block code), and a
+//!   frame codes at least `ceil(width / 8) * ceil(height / 8)` blocks.
+//!   Progressive JPEG (end-of-band runs code thousands of blocks in a few
+//!   bits), WebP and TIFF (compressions without such a bound) rely on the
+//!   pixel limit;
+//! * the decoded buffer (up to 8 bytes per pixel for 16-bit RGBA) must fit
+//!   the `image` crate's default allocation limit of 512 MiB
+//!   ([`DecodeError::Unsupported`] otherwise).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 mod jpeg;
 
-use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// The largest image accepted, in pixels (width x height): 2^27, about 134
+/// megapixels (e.g. 16384 x 8192; 402 MB as 8-bit RGB). Checked against the
+/// header before any pixel buffer is allocated (module docs); larger images
+/// are refused with [`DecodeError::TooLarge`].
+pub const MAX_PIXELS: u64 = 1 << 27;
+
+/// Deflate's maximum compression factor (zlib's documentation: "the deflate
+/// format's maximum compression factor is 1032:1"): a PNG's zlib stream is at
+/// least its decompressed size divided by this.
+const DEFLATE_MAX_RATIO: u64 = 1032;
 
 /// Why a file could not be decoded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The file could not be read.
-    #[error("{}: cannot read file: {source}", path.display())]
+    #[error("{}: cannot read file: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: std::io::Error,
     },
     /// The file has no bytes.
     #[error("{}: empty file", path.display())]
@@ -76,6 +112,44 @@ pub enum DecodeError {
         /// What the decoder reported.
         message: String,
     },
+    /// The header declares more pixels than [`MAX_PIXELS`]; refused before
+    /// anything is allocated for them.
+    #[error(
+        "{}: {format} image of {width} x {height} pixels exceeds the limit of {max} pixels (gen_metrics_features::decode::MAX_PIXELS); a damaged header, or an image to downscale before evaluation",
+        path.display(),
+        max = MAX_PIXELS
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The detected format.
+        format: &'static str,
+        /// Declared width.
+        width: u64,
+        /// Declared height.
+        height: u64,
+    },
+    /// The header declares more pixels than the file's size can hold, even at
+    /// the format's maximum compression (module docs): a truncated file or a
+    /// damaged header; refused before anything is allocated for the pixels.
+    #[error(
+        "{}: {format} header declares {width} x {height} pixels, which need at least {needed} bytes, but the file has {len}: truncated file or damaged header",
+        path.display()
+    )]
+    TooSmallForSize {
+        /// The file.
+        path: PathBuf,
+        /// The detected format.
+        format: &'static str,
+        /// Declared width.
+        width: u64,
+        /// Declared height.
+        height: u64,
+        /// The fewest bytes that can hold the declared pixels.
+        needed: u64,
+        /// The file's size in bytes.
+        len: u64,
+    },
     /// A valid file of a kind this crate does not decode the way Pillow
     /// does (and so refuses rather than giving different pixels).
     #[error("{}: unsupported {format} image: {message}", path.display())]
@@ -97,6 +171,8 @@ impl DecodeError {
             | DecodeError::Empty { path }
             | DecodeError::UnknownFormat { path }
             | DecodeError::Malformed { path, .. }
+            | DecodeError::TooLarge { path, .. }
+            | DecodeError::TooSmallForSize { path, .. }
             | DecodeError::Unsupported { path, .. } => path,
         }
     }
@@ -109,9 +185,9 @@ impl DecodeError {
 /// [`DecodeError`] naming `path` for an unreadable, empty, unrecognised,
 /// corrupt or truncated file.
 pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DecodeError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     decode_bytes(&bytes, path)
 }
@@ -159,6 +235,24 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<RgbImage, DecodeError> 
             format: fname,
             message,
         }),
+        Ok(Err(Failure::TooLarge { width, height })) => Err(DecodeError::TooLarge {
+            path: name.to_path_buf(),
+            format: fname,
+            width,
+            height,
+        }),
+        Ok(Err(Failure::TooSmall {
+            width,
+            height,
+            needed,
+        })) => Err(DecodeError::TooSmallForSize {
+            path: name.to_path_buf(),
+            format: fname,
+            width,
+            height,
+            needed,
+            len: bytes.len() as u64,
+        }),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -189,6 +283,80 @@ fn format_name(f: ImageFormat) -> &'static str {
 pub(crate) enum Failure {
     Malformed(String),
     Unsupported(String),
+    /// More than [`MAX_PIXELS`] declared.
+    TooLarge {
+        width: u64,
+        height: u64,
+    },
+    /// The file cannot hold the declared pixels (`needed` bytes at least).
+    TooSmall {
+        width: u64,
+        height: u64,
+        needed: u64,
+    },
+}
+
+/// Checks a declared size against [`MAX_PIXELS`] and, when the format bounds
+/// its compression, the fewest bytes (`needed`) that can hold it against the
+/// file's length (module docs).
+pub(crate) fn check_declared_size(
+    width: u64,
+    height: u64,
+    needed: Option<u64>,
+    file_len: usize,
+) -> Result<(), Failure> {
+    if width.saturating_mul(height) > MAX_PIXELS {
+        return Err(Failure::TooLarge { width, height });
+    }
+    match needed {
+        Some(needed) if needed > file_len as u64 => Err(Failure::TooSmall {
+            width,
+            height,
+            needed,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The fewest bytes a PNG of `width x height` can occupy: its zlib stream
+/// holds `height * (1 + ceil(width * bits / 8))` bytes of filtered rows (the
+/// non-interlaced size; Adam7 only adds filter bytes) compressed at most
+/// 1032:1. `None` when the header is not the expected `IHDR`.
+fn png_min_len(bytes: &[u8], width: u64, height: u64) -> Option<u64> {
+    let (depth, color) = png_ihdr(bytes)?;
+    let channels = match color {
+        0 | 3 => 1,
+        2 => 3,
+        4 => 2,
+        6 => 4,
+        _ => return None,
+    };
+    let bits = u64::from(depth) * channels;
+    let row = 1 + (width * bits).div_ceil(8);
+    Some(row.saturating_mul(height) / DEFLATE_MAX_RATIO)
+}
+
+/// The bytes an uncompressed BMP (`BI_RGB` or `BI_BITFIELDS`) must hold: the
+/// pixel-data offset plus `height` rows of `4 * ceil(width * bits / 32)`
+/// bytes. `None` for a compressed BMP (RLE, JPEG, PNG) or a short header.
+fn bmp_min_len(bytes: &[u8], width: u64, height: u64) -> Option<u64> {
+    let u32_at = |o: usize| {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let offset = u64::from(u32_at(10)?);
+    let header_size = u32_at(14)?;
+    if header_size < 40 {
+        return None; // OS/2 core header: no compression field to read
+    }
+    let bits = u64::from(u16::from_le_bytes([*bytes.get(28)?, *bytes.get(29)?]));
+    let compression = u32_at(30)?;
+    if !matches!(compression, 0 | 3 | 6) || bits == 0 {
+        return None;
+    }
+    let row = 4 * (width * bits).div_ceil(32);
+    Some(offset.saturating_add(row.saturating_mul(height)))
 }
 
 fn from_image_error(e: image::ImageError) -> Failure {
@@ -204,10 +372,24 @@ fn decode_with_format(bytes: &[u8], format: ImageFormat) -> Result<RgbImage, Fai
         return jpeg_to_rgb(jpeg::decode(bytes)?);
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // No limit on decoded size beyond what the image crate allows by default
-    // (512 MiB per allocation): larger images are refused, not truncated.
-    reader.limits(image::Limits::default());
+    let mut limits = image::Limits::default();
+    reader.limits(limits.clone());
     let decoder = reader.into_decoder().map_err(from_image_error)?;
+    // The header is parsed, nothing is allocated for the pixels yet: check
+    // the declared size (module docs). `DynamicImage::from_decoder` sizes its
+    // buffer from the header without consulting the limits, so the decoded
+    // size is also reserved against the 512 MiB allocation limit here.
+    let (width, height) = decoder.dimensions();
+    let (width, height) = (u64::from(width), u64::from(height));
+    let needed = match format {
+        ImageFormat::Png => png_min_len(bytes, width, height),
+        ImageFormat::Bmp => bmp_min_len(bytes, width, height),
+        _ => None,
+    };
+    check_declared_size(width, height, needed, bytes.len())?;
+    limits
+        .reserve(decoder.total_bytes())
+        .map_err(from_image_error)?;
     let original = image::ImageDecoder::original_color_type(&decoder);
     if format == ImageFormat::Tiff
         && matches!(

@@ -14,12 +14,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum FeatureError {
     /// An operating-system error on a named file or folder.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer such as anyhow's `{:#}` would repeat it,
+        /// "x: Permission denied (os error 13): Permission denied (os error 13)").
+        error: std::io::Error,
     },
     /// A file's SHA-256 differs from the pinned value: it is refused, never used.
     #[error(
@@ -131,9 +133,10 @@ pub enum FeatureError {
     /// A statistics kernel failed (too few samples, dimension mismatch, ...).
     #[error(transparent)]
     Linalg(#[from] gen_metrics_linalg::LinalgError),
-    /// The TorchScript archive could not be read or converted to ONNX.
+    /// The TorchScript archive could not be read or converted to ONNX (the
+    /// cause is shown in the message, so it is not also a `source`).
     #[error("FID Inception conversion: {0}")]
-    TorchScript(#[from] crate::torchscript::TorchScriptError),
+    TorchScript(crate::torchscript::TorchScriptError),
     /// An image file could not be decoded (the error names the file).
     #[error(transparent)]
     Decode(#[from] crate::decode::DecodeError),
@@ -147,10 +150,10 @@ pub enum FeatureError {
 
 impl FeatureError {
     /// An [`FeatureError::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         FeatureError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 
@@ -168,6 +171,12 @@ impl FeatureError {
             what,
             detail: detail.into(),
         }
+    }
+}
+
+impl From<crate::torchscript::TorchScriptError> for FeatureError {
+    fn from(e: crate::torchscript::TorchScriptError) -> Self {
+        FeatureError::TorchScript(e)
     }
 }
 

@@ -86,7 +86,11 @@ pub struct RuntimeOptions {
     pub library: Option<PathBuf>,
     /// The device asked for.
     pub device: Device,
-    /// Threads used inside one operator (0: ONNX Runtime's default, one per core).
+    /// Threads used inside one operator (0: ONNX Runtime's default, one per
+    /// core). Capped at [`std::thread::available_parallelism`] when the
+    /// session is built ([`RuntimeOptions::effective_intra_threads`]): more
+    /// spinning threads than cores only compete for them (256 threads on 2
+    /// cores took minutes for 8 images).
     pub intra_threads: usize,
     /// Fail instead of falling back to the CPU when the device cannot be used.
     pub require_device: bool,
@@ -112,11 +116,23 @@ impl RuntimeOptions {
         self
     }
 
-    /// Sets the number of intra-operator threads (0: default).
+    /// Sets the number of intra-operator threads (0: default; capped at the
+    /// available parallelism, see [`RuntimeOptions::effective_intra_threads`]).
     #[must_use]
     pub fn intra_threads(mut self, n: usize) -> Self {
         self.intra_threads = n;
         self
+    }
+
+    /// The intra-operator thread count the session is built with:
+    /// `min(intra_threads, std::thread::available_parallelism())`, or 0
+    /// (ONNX Runtime's default, one per core) when `intra_threads` is 0. When
+    /// the available parallelism cannot be determined the request is kept.
+    pub fn effective_intra_threads(&self) -> usize {
+        match std::thread::available_parallelism() {
+            Ok(cores) => self.intra_threads.min(cores.get()),
+            Err(_) => self.intra_threads,
+        }
     }
 
     /// Error instead of a CPU fallback when the device cannot be used.
@@ -506,9 +522,10 @@ fn configure(
 ) -> Result<(SessionBuilder, Device, Option<String>)> {
     let mut builder = Session::builder(env)
         .map_err(|e| FeatureError::runtime("creating a session builder", e))?;
-    if options.intra_threads > 0 {
+    let threads = options.effective_intra_threads();
+    if threads > 0 {
         builder = builder
-            .with_intra_threads(options.intra_threads)
+            .with_intra_threads(threads)
             .map_err(|e| FeatureError::runtime("setting intra-op threads", e))?;
     }
     match options.device {

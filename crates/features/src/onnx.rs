@@ -129,9 +129,9 @@ pub fn convert_fid_inception(bytes: &[u8]) -> Result<Vec<u8>, TorchScriptError> 
 
 /// [`convert_fid_inception`] on a file: the wheel or the `default_1.pt` archive.
 pub fn convert_fid_inception_file(path: &Path) -> Result<Vec<u8>, TorchScriptError> {
-    let bytes = std::fs::read(path).map_err(|source| TorchScriptError::Io {
+    let bytes = std::fs::read(path).map_err(|error| TorchScriptError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     convert_fid_inception(&bytes)
 }

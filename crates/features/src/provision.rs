@@ -314,10 +314,15 @@ impl Drop for TempFile {
 
 /// Writes `path` atomically: the bytes go to a temporary file in the same
 /// folder, which is flushed to disk and then renamed over `path`. Readers see
-/// the old file or the new one, never a part. Creates the parent folder.
+/// the old file or the new one, never a part. Creates the parent folder. An
+/// existing `path` that is not writable (read-only permissions, or a file
+/// this process cannot open for writing) is refused, never replaced: the
+/// rename needs only the folder to be writable, and would otherwise destroy
+/// a file its owner protected (the shell's `>` refuses too).
 ///
 /// # Errors
-/// [`FeatureError::Io`] naming the file.
+/// [`FeatureError::Io`] naming the file (`PermissionDenied` for a destination
+/// that is not writable).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
@@ -331,6 +336,7 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
+    refuse_unwritable(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| FeatureError::io(parent, e))?;
     }
@@ -344,6 +350,33 @@ pub fn write_atomic_with(
         .map_err(|e| FeatureError::io(&tmp.path, e))?;
     drop(file);
     rename_into_place(tmp, path)
+}
+
+/// Refuses an existing destination that is not writable: read-only
+/// permissions (no write bit for anyone, refused even for a superuser), or a
+/// regular file this process cannot open for writing (opened without
+/// truncation, so nothing is modified). The same check as
+/// `gen_metrics_io`'s atomic writer.
+fn refuse_unwritable(path: &Path) -> Result<()> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(()); // absent: nothing to protect
+    };
+    let denied = meta.permissions().readonly()
+        || (meta.is_file()
+            && matches!(
+                fs::OpenOptions::new().write(true).open(path),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
+            ));
+    if denied {
+        return Err(FeatureError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "exists and is not writable (read-only); refusing to replace it: make it writable or choose another output",
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn rename_into_place(mut tmp: TempFile, path: &Path) -> Result<()> {

@@ -12,7 +12,11 @@
 //! followed, each directory once). Names starting with `.` are skipped (files
 //! and directories, as Python's `glob`, which clean-fid uses), and so is a
 //! zip's `__MACOSX/` metadata folder. The content decides the format
-//! ([`crate::decode`]), the extension only selects the file.
+//! ([`crate::decode`]), the extension only selects the file. A zip member
+//! whose name leads outside the archive (a `..` component or an absolute
+//! path) is a row that fails with [`SourceError::UnsafeMember`] (reported
+//! under either error policy, never dropped silently). Errors about a zip
+//! member name the archive and the member (`archive.zip: member x.png: ...`).
 //!
 //! **Arrays.** `.npy` and `.npz` hold `uint8` images `[N, H, W, C]` (NHWC),
 //! `C` = 3 (RGB), 1 (gray, replicated) or 4 (RGBA, alpha dropped), or
@@ -52,13 +56,25 @@ pub enum SourceError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// A file or folder could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: std::io::Error,
+    },
+    /// A zip member whose name leads outside the archive (`../x.png`,
+    /// `/x.png`): refused, and reported like any bad item.
+    #[error(
+        "{}: member {member}: name leads outside the archive (a '..' component or an absolute path); refused",
+        archive.display()
+    )]
+    UnsafeMember {
+        /// The archive.
+        archive: PathBuf,
+        /// The member's name as stored.
+        member: String,
     },
     /// A zip archive (or `.npz`) is unreadable.
     #[error("{}: bad zip archive: {message}", path.display())]
@@ -241,7 +257,7 @@ impl ImageSource {
                 if !path.exists() {
                     return Err(SourceError::Io {
                         path: path.to_path_buf(),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                        error: std::io::Error::from(std::io::ErrorKind::NotFound),
                     });
                 }
                 Err(SourceError::UnknownKind {
@@ -280,10 +296,12 @@ impl ImageSource {
                 continue;
             };
             let name = name.map_err(|e| zip_err(path, e))?.into_owned();
+            // `.` and `..` are not hidden names: `..` makes the member unsafe,
+            // which is reported when the row is read, never dropped silently.
             if is_image_name(&name)
                 && !name
                     .split('/')
-                    .any(|c| c == "__MACOSX" || c.starts_with('.'))
+                    .any(|c| c == "__MACOSX" || (c.starts_with('.') && c != "." && c != ".."))
             {
                 entries.push((i, name));
             }
@@ -465,8 +483,8 @@ impl ImageSource {
                 archive,
                 entries,
             } => {
-                let bytes = read_zip_entry(path, &mut archive.clone(), entries[i].0)?;
-                rgb_to_array(decode_bytes(&bytes, Path::new(&entries[i].1))?)
+                let bytes = read_zip_entry(path, &mut archive.clone(), &entries[i])?;
+                rgb_to_array(decode_bytes(&bytes, &member_label(path, &entries[i].1))?)
             }
             Kind::Array(a) => {
                 let item = a.layout.item_bytes();
@@ -774,9 +792,12 @@ fn load_preprocessed(
                     &mut own
                 }
             };
-            let bytes = read_zip_entry(path, ar, entries[i].0)?;
-            let img = decode_bytes(&bytes, Path::new(&entries[i].1))?;
-            preprocess(rgb_view(&img), spec).map_err(resize_err)
+            let bytes = read_zip_entry(path, ar, &entries[i])?;
+            let img = decode_bytes(&bytes, &member_label(path, &entries[i].1))?;
+            preprocess(rgb_view(&img), spec).map_err(|e| SourceError::Resize {
+                name: member_label(path, &entries[i].1).display().to_string(),
+                source: e,
+            })
         }
         Kind::MemoryU8(a) => preprocess(a.index_axis(Axis(0), i), spec).map_err(resize_err),
         Kind::MemoryF32(a, range) => {
@@ -913,16 +934,37 @@ fn open_zip(path: &Path) -> Result<zip::ZipArchive<SharedFile>, SourceError> {
     zip::ZipArchive::new(f).map_err(|e| zip_err(path, e))
 }
 
+/// How errors name a zip member: `archive.zip: member x.png` (passed to
+/// the decoder as the name it reports).
+fn member_label(archive: &Path, member: &str) -> PathBuf {
+    PathBuf::from(format!("{}: member {member}", archive.display()))
+}
+
+/// A member name that leads outside the archive: a `..` component or an
+/// absolute path (`/x.png`, `C:/x.png`, `\\x.png`).
+fn unsafe_member_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let drive =
+        b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'/' | b'\\');
+    name.starts_with(['/', '\\']) || drive || name.split(['/', '\\']).any(|c| c == "..")
+}
+
+/// The bytes of the zip member `(index, name)`; an unsafe name is refused.
 fn read_zip_entry(
     path: &Path,
     archive: &mut zip::ZipArchive<SharedFile>,
-    index: usize,
+    (index, name): &(usize, String),
 ) -> Result<Vec<u8>, SourceError> {
-    let mut entry = archive.by_index(index).map_err(|e| zip_err(path, e))?;
+    if unsafe_member_name(name) {
+        return Err(SourceError::UnsafeMember {
+            archive: path.to_path_buf(),
+            member: name.clone(),
+        });
+    }
+    let member = |e: &dyn std::fmt::Display| zip_err(path, format!("member {name}: {e}"));
+    let mut entry = archive.by_index(*index).map_err(|e| member(&e))?;
     let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 28));
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|e| zip_err(path, format!("{}: {e}", entry.name().unwrap_or_default())))?;
+    entry.read_to_end(&mut bytes).map_err(|e| member(&e))?;
     Ok(bytes)
 }
 
@@ -1140,10 +1182,10 @@ fn skip_bytes(r: &mut (impl Read + ?Sized), n: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> SourceError {
+fn io_err(path: &Path, error: std::io::Error) -> SourceError {
     SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -67,13 +67,13 @@ pub const MAX_WHEEL_MEMBER_BYTES: u64 = 512 << 20;
 #[non_exhaustive]
 pub enum TorchScriptError {
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (shown in the message, so not also a `source`: a chain
+        /// printer would repeat it).
+        error: std::io::Error,
     },
     /// The zip container is unreadable.
     #[error("zip archive: {0}")]

@@ -115,3 +115,144 @@ fn bad_files_are_errors_naming_the_file() {
     let e = decode_bytes(&bytes[..bytes.len() - 20], Path::new("short.png")).unwrap_err();
     assert!(matches!(e, DecodeError::Malformed { .. }), "{e}");
 }
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A well-formed PNG (valid chunk CRCs) whose `IHDR` declares `w x h` 8-bit
+/// RGB pixels over a tiny `IDAT`.
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    // A zlib stream of one empty stored block.
+    chunk(
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,
+        ],
+    );
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// A baseline (or progressive) JPEG header declaring `w x h`, one component,
+/// ending right after the frame header.
+fn jpeg_declaring(w: u16, h: u16, progressive: bool) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    // DQT, table 0, all ones.
+    out.extend([0xFF, 0xDB, 0x00, 0x43, 0x00]);
+    out.extend([1u8; 64]);
+    out.extend([0xFF, if progressive { 0xC2 } else { 0xC0 }, 0x00, 0x0B, 8]);
+    out.extend(h.to_be_bytes());
+    out.extend(w.to_be_bytes());
+    out.extend([1, 1, 0x11, 0]);
+    out.extend([0xFF, 0xD9]);
+    out
+}
+
+/// A 24-bit uncompressed BMP header declaring `w x h` with no pixel data.
+fn bmp_declaring(w: i32, h: i32) -> Vec<u8> {
+    let mut out = b"BM".to_vec();
+    out.extend(54u32.to_le_bytes()); // file size (a lie is fine)
+    out.extend([0u8; 4]);
+    out.extend(54u32.to_le_bytes()); // pixel data offset
+    out.extend(40u32.to_le_bytes()); // BITMAPINFOHEADER
+    out.extend(w.to_le_bytes());
+    out.extend(h.to_le_bytes());
+    out.extend(1u16.to_le_bytes());
+    out.extend(24u16.to_le_bytes());
+    out.extend(0u32.to_le_bytes()); // BI_RGB
+    out.extend([0u8; 20]);
+    out.extend([0u8; 16]); // a few bytes of "pixels"
+    out
+}
+
+/// Regression (issue #12): a PNG of a few hundred bytes whose header claims
+/// 100000 x 100000 pixels ended the process ("memory allocation of
+/// 30000000000 bytes failed"). Every decoder checks the declared size
+/// against the pixel limit and, where the compression is bounded, against
+/// the file's size before allocating.
+#[test]
+fn declared_sizes_are_checked_before_allocating() {
+    use gen_metrics_features::decode::MAX_PIXELS;
+
+    let huge = png_declaring(100_000, 100_000);
+    assert!(huge.len() < 200);
+    let e = decode_bytes(&huge, Path::new("huge.png")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DecodeError::TooLarge {
+                width: 100_000,
+                height: 100_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("huge.png: png image of 100000 x 100000"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&MAX_PIXELS.to_string()), "{e}");
+
+    // Under the pixel limit but far more than 1032:1 deflate can hold.
+    let dense = png_declaring(10_000, 10_000);
+    let e = decode_bytes(&dense, Path::new("dense.png")).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::TooSmallForSize { needed, len, .. } if needed == 10_000 * 30_001 / 1032 && len == dense.len() as u64),
+        "{e}"
+    );
+    assert!(e.to_string().contains("dense.png"), "{e}");
+
+    // Baseline JPEG: 2 bits per coded block at least.
+    let e = decode_bytes(&jpeg_declaring(8000, 8000, false), Path::new("a.jpg")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DecodeError::TooSmallForSize {
+                needed: 250_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = decode_bytes(&jpeg_declaring(65_535, 65_535, true), Path::new("b.jpg")).unwrap_err();
+    assert!(matches!(e, DecodeError::TooLarge { .. }), "{e}");
+
+    // Uncompressed BMP: the rows must be there.
+    let e = decode_bytes(&bmp_declaring(10_000, 10_000), Path::new("c.bmp")).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::TooSmallForSize { needed, .. } if needed == 54 + 30_000 * 10_000),
+        "{e}"
+    );
+    assert_eq!(e.path(), Path::new("c.bmp"));
+    // Over the pixel limit (and within the bmp decoder's own 65535 cap).
+    let e = decode_bytes(&bmp_declaring(20_000, -20_000), Path::new("d.bmp")).unwrap_err();
+    assert!(matches!(e, DecodeError::TooLarge { .. }), "{e}");
+}

@@ -413,6 +413,42 @@ fn extractor_checks_batches_and_batches_agree() {
     assert!(ex.with_output("nope").is_err());
 }
 
+/// Regression (issue #12): `--threads 256` on 2 cores spun 256 intra-op
+/// threads and did not finish 8 images in 120 s. The request is capped at
+/// the available parallelism; a session built with it runs.
+#[test]
+fn intra_threads_are_capped_at_the_available_parallelism() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(RuntimeOptions::new().effective_intra_threads(), 0);
+    assert_eq!(
+        RuntimeOptions::new()
+            .intra_threads(1)
+            .effective_intra_threads(),
+        1
+    );
+    assert_eq!(
+        RuntimeOptions::new()
+            .intra_threads(256)
+            .effective_intra_threads(),
+        cores.min(256)
+    );
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(
+        tmp.path(),
+        "m.onnx",
+        &tiny_onnx::channel_mean_identity(4, 4),
+    );
+    let opts = RuntimeOptions::new().intra_threads(256);
+    let mut ex = Extractor::from_file(&model, &lib, &opts).expect("extractor");
+    let out = ex
+        .run(Array4::<f32>::ones((8, 3, 4, 4)).view())
+        .expect("run");
+    assert_eq!(out.nrows(), 8);
+}
+
 #[test]
 fn cuda_request_falls_back_to_cpu_with_a_reason() {
     let Some(lib) = common::runtime_library() else {

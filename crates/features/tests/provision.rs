@@ -336,6 +336,36 @@ fn atomic_write_replaces_whole_files_only() {
     assert!(temp_files(path.parent().expect("parent")).is_empty());
 }
 
+/// Regression (issue #12): the atomic rename replaced a read-only file the
+/// user owned without a word (the shell's `>` refuses). It is refused now,
+/// and left as it was.
+#[test]
+fn atomic_write_refuses_a_read_only_destination() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("keep.npy");
+    std::fs::write(&path, b"precious").expect("write");
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms.clone()).expect("chmod");
+    let err = write_atomic(&path, b"replacement").expect_err("must refuse");
+    let text = err.to_string();
+    assert!(
+        text.contains("keep.npy") && text.contains("not writable"),
+        "{text}"
+    );
+    assert!(
+        matches!(&err, gen_metrics_features::FeatureError::Io { error, .. } if error.kind() == std::io::ErrorKind::PermissionDenied),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), b"precious");
+    assert!(temp_files(tmp.path()).is_empty());
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    write_atomic(&path, b"replacement").expect("writable again");
+    assert_eq!(std::fs::read(&path).expect("read"), b"replacement");
+}
+
 #[test]
 fn home_dir_prefers_gen_metrics_home() {
     // Only reads the environment; the variable is set by the caller when at all.

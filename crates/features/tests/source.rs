@@ -281,3 +281,174 @@ fn batch_sizes_and_early_drop() {
         Err(SourceError::BatchSize)
     ));
 }
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A well-formed PNG header claiming 100000 x 100000 RGB pixels, a few
+/// dozen bytes long.
+fn huge_png() -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,
+        ],
+    );
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// Regression (issue #12): inside a .zip, a PNG header claiming 100000 x
+/// 100000 pixels aborted the process (also with the skip policy); errors
+/// about members did not name the archive; a member named `../x.png` was
+/// dropped without a word.
+#[test]
+fn zip_members_are_checked_named_and_never_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.png");
+    save_png(&good, &pattern(0, 6, 6));
+    let zpath = dir.path().join("set.zip");
+    let mut zw = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in [
+        ("a.png", std::fs::read(&good).unwrap()),
+        ("b_huge.png", huge_png()),
+        ("../c.png", std::fs::read(&good).unwrap()),
+        ("d.png", std::fs::read(&good).unwrap()),
+    ] {
+        zw.start_file(name, opts).unwrap();
+        zw.write_all(&bytes).unwrap();
+    }
+    zw.finish().unwrap();
+
+    let src = ImageSource::open(&zpath).unwrap();
+    assert_eq!(src.names(), ["../c.png", "a.png", "b_huge.png", "d.png"]);
+    let archive = zpath.display().to_string();
+    // Fail policy: the first bad row (the unsafe name) stops with an error
+    // naming the archive and the member.
+    let err = src
+        .into_batches(spec(), BatchOptions::default())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, SourceError::UnsafeMember { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{archive}: member ../c.png: name leads outside")),
+        "{err}"
+    );
+    // Skip policy: both bad members are reported with their reason, the
+    // good ones are decoded.
+    let mut it = ImageSource::open(&zpath)
+        .unwrap()
+        .into_batches(spec(), BatchOptions::default().policy(ErrorPolicy::Skip))
+        .unwrap();
+    let mut names = Vec::new();
+    for b in &mut it {
+        names.extend(b.unwrap().names);
+    }
+    assert_eq!(names, ["a.png", "d.png"]);
+    let skipped = it.skipped();
+    assert_eq!(
+        skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["../c.png", "b_huge.png"]
+    );
+    assert!(
+        skipped[0].error.contains("leads outside"),
+        "{}",
+        skipped[0].error
+    );
+    assert!(
+        skipped[1].error.starts_with(&format!(
+            "{archive}: member b_huge.png: png image of 100000 x 100000"
+        )),
+        "{}",
+        skipped[1].error
+    );
+    // load_u8 names the archive too.
+    let src = ImageSource::open(&zpath).unwrap();
+    let e = src.load_u8(2).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{archive}: member b_huge.png:")),
+        "{e}"
+    );
+}
+
+/// Regression (issue #12): an operating-system error was both shown in the
+/// message and exposed as the `source`, so a chain printer (anyhow's `{:#}`)
+/// said "x: Permission denied (os error 13): Permission denied (os error 13)".
+#[test]
+fn os_errors_are_reported_once_in_the_error_chain() {
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cur = c.source();
+        }
+        s
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let os = std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string();
+    let errors: Vec<Box<dyn std::error::Error>> = vec![
+        Box::new(gen_metrics_features::FeatureError::io(
+            dir.path().join("x.npy"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )),
+        Box::new(gen_metrics_features::FeatureError::from(
+            gen_metrics_features::torchscript::TorchScriptError::Io {
+                path: dir.path().join("m.pt"),
+                error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+        )),
+        Box::new(SourceError::Io {
+            path: dir.path().join("d"),
+            error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        }),
+        Box::new(gen_metrics_features::FeatureError::from(
+            SourceError::Decode(gen_metrics_features::DecodeError::Io {
+                path: dir.path().join("a.png"),
+                error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            }),
+        )),
+    ];
+    for e in errors {
+        let text = chain(e.as_ref());
+        assert_eq!(text.matches(&os).count(), 1, "{text}");
+    }
+    // A real one: a folder read as an image file.
+    let e = gen_metrics_features::decode::decode_file(dir.path()).unwrap_err();
+    let text = chain(&e);
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    let reason = text.rsplit(": ").next().unwrap().to_owned();
+    assert_eq!(text.matches(&reason).count(), 1, "{text}");
+}

@@ -23,14 +23,14 @@ use ndarray::{Array0, Array1, Array2, Ix1};
 
 use crate::IoError;
 use crate::npy::{NpyHeader, decode, decode_dyn};
-use crate::npz::{NpzArchive, write_npz};
+use crate::npz::{NpzArchive, check_complete, write_npz};
 
 /// Writes the state of `acc` to `path` (format in the [module docs](self)),
 /// atomically. With `overwrite == false` an existing file is an error and is
-/// left untouched.
+/// left untouched; an existing read-only file is never replaced.
 ///
 /// # Errors
-/// [`IoError::WouldOverwrite`], or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`], or [`IoError::Os`].
 pub fn write_accumulator(
     path: impl AsRef<Path>,
     acc: &GaussianAccumulator,
@@ -56,14 +56,22 @@ pub fn write_accumulator(
 /// accumulator, validated by [`GaussianAccumulator::from_parts`].
 ///
 /// # Errors
-/// [`IoError`] naming the file and member: a damaged archive, a missing
-/// member, `n` not a non-negative integer scalar, `mean`/`comoment` not
-/// float64 or of inconsistent shapes, and [`IoError::InvalidContent`] for
-/// arrays that are no accumulator state (NaN/Inf, an asymmetric or
-/// negative-diagonal co-moment, data with `n = 0`).
+/// [`IoError`] naming the file and member: a damaged archive,
+/// [`IoError::MissingMember`] when none of `n`, `mean`, `comoment` is present
+/// (not an accumulator file), [`IoError::IncompleteFile`] when only some are,
+/// `n` not a non-negative integer scalar, `mean`/`comoment` not float64 or of
+/// inconsistent shapes, and [`IoError::InvalidContent`] for arrays that are
+/// no accumulator state (NaN/Inf, an asymmetric or negative-diagonal
+/// co-moment, data with `n = 0`).
 pub fn read_accumulator(path: impl AsRef<Path>) -> Result<GaussianAccumulator, IoError> {
     let path = path.as_ref();
     let mut npz = NpzArchive::open(path)?;
+    check_complete(
+        &npz,
+        "accumulator file (n, mean, comoment)",
+        &["n", "mean", "comoment"],
+        "n, mean and comoment",
+    )?;
     let n = row_count(&npz.required("n")?, path)?;
     let mean = float64(&npz.required("mean")?, path, "mean")?;
     let shape = mean.shape().to_vec();

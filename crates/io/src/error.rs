@@ -67,6 +67,42 @@ pub enum IoError {
         /// The members present, comma separated.
         found: String,
     },
+    /// A file of a known kind (it has some of the kind's members) lacks one
+    /// of the others: a statistics `.npz` with `mu` but no `sigma`, an
+    /// accumulator file without `comoment`. Unlike [`IoError::MissingMember`]
+    /// (the file is not of the kind asked for at all, so a caller may try
+    /// another reader), this is a damaged file to report as it is.
+    #[error("{path}: {kind} is missing member '{member}' (found: {found}); it needs {needs}")]
+    IncompleteFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file is, by the members it has ("statistics file (mu,
+        /// sigma)", ...).
+        kind: &'static str,
+        /// The first required member that is missing.
+        member: String,
+        /// The members present, comma separated.
+        found: String,
+        /// Every required member, comma separated.
+        needs: &'static str,
+    },
+    /// A finite float64 value too large for float32, the precision features
+    /// are read in (converting it would give infinity).
+    #[error(
+        "{path}{member}: value {value:e} at flat index {index} overflows float32 (largest finite magnitude {max:e}); features are read as float32, rescale them",
+        member = member_suffix(.member),
+        max = f32::MAX
+    )]
+    OverflowsFloat32 {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// Flat (C-order) index of the first offending value.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
     /// A NaN or infinite value.
     #[error("{path}{member}: non-finite value at flat index {index}", member = member_suffix(.member))]
     NonFinite {
@@ -90,6 +126,17 @@ pub enum IoError {
     /// Refusing to write: the destination exists and overwriting was not asked for.
     #[error("{path}: already exists (refusing to overwrite)")]
     WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Refusing to write: the destination exists and is read-only (or not
+    /// writable by this process), so replacing it, which an atomic rename
+    /// could do silently, would destroy a file its owner protected; as the
+    /// shell's `>` refuses.
+    #[error(
+        "{path}: exists and is not writable (read-only); refusing to replace it: make it writable or choose another output"
+    )]
+    NotWritable {
         /// The file.
         path: PathBuf,
     },

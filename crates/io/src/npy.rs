@@ -20,7 +20,8 @@ use crate::IoError;
 /// # Errors
 /// [`IoError::Os`] if the file cannot be read, [`IoError::MalformedNpy`] for a
 /// damaged file, [`IoError::WrongDtype`] / [`IoError::WrongShape`] for another
-/// dtype or rank, [`IoError::NonFinite`] for NaN or infinity.
+/// dtype or rank, [`IoError::NonFinite`] for NaN or infinity,
+/// [`IoError::OverflowsFloat32`] for a float64 value beyond float32's range.
 pub fn read_features(path: impl AsRef<Path>) -> Result<Array2<f32>, IoError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
@@ -41,7 +42,24 @@ pub fn features_from_npy_bytes(
     let descr = NpyHeader::parse(bytes, path, member)?.descr;
     let matrix: Array2<f32> = match descr.as_str() {
         "<f4" => decode::<f32>(bytes, path, member)?,
-        "<f8" => decode::<f64>(bytes, path, member)?.mapv(|v| v as f32),
+        "<f8" => {
+            let wide = decode::<f64>(bytes, path, member)?;
+            // A finite value beyond float32's range would become infinity and
+            // be reported as non-finite, which it is not: say what it is.
+            let too_big = wide
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_finite() && v.abs() > f64::from(f32::MAX));
+            if let Some((index, &value)) = too_big {
+                return Err(IoError::OverflowsFloat32 {
+                    path: path.to_owned(),
+                    member: member.map(str::to_owned),
+                    index,
+                    value,
+                });
+            }
+            wide.mapv(|v| v as f32)
+        }
         other => {
             return Err(IoError::WrongDtype {
                 path: path.to_owned(),
@@ -241,10 +259,11 @@ fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
 /// Writes a `[N, D]` `f32` feature matrix as `.npy` (`<f4`, C order),
 /// atomically: the data goes to a temporary file in the same folder, which is
 /// renamed over `path` only when complete. With `overwrite == false` an
-/// existing file is an error and is left untouched.
+/// existing file is an error and is left untouched; a read-only (not
+/// writable) existing file is never replaced.
 ///
 /// # Errors
-/// [`IoError::WouldOverwrite`] or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`] or [`IoError::Os`].
 pub fn write_features(
     path: impl AsRef<Path>,
     features: ArrayView2<'_, f32>,
@@ -266,8 +285,37 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
     })
 }
 
+/// Refuses a destination that exists and is not writable: read-only
+/// permissions (no write bit for anyone: what `chmod a-w` leaves, refused even
+/// for a superuser, whom the shell's `>` would let through), or a regular
+/// file this process cannot open for writing. The rename of an atomic write
+/// needs only the folder to be writable, so without this check a protected
+/// file would be replaced silently. Nothing is modified: the file is opened
+/// without truncation and closed.
+///
+/// # Errors
+/// [`IoError::NotWritable`].
+pub(crate) fn refuse_unwritable(path: &Path) -> Result<(), IoError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // absent (or unreadable metadata: the write reports it)
+    };
+    let denied = meta.permissions().readonly()
+        || (meta.is_file()
+            && matches!(
+                std::fs::OpenOptions::new().write(true).open(path),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
+            ));
+    if denied {
+        return Err(IoError::NotWritable {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes through `fill` into a temporary file beside `path`, syncs it and
-/// renames it into place.
+/// renames it into place. An existing destination that is not writable is
+/// refused ([`IoError::NotWritable`]), whatever `overwrite` says.
 pub(crate) fn write_atomic(
     path: &Path,
     overwrite: bool,
@@ -282,6 +330,7 @@ pub(crate) fn write_atomic(
             path: path.to_owned(),
         });
     }
+    refuse_unwritable(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -68,13 +68,42 @@ impl NpzArchive {
         self.member(name)?.ok_or_else(|| IoError::MissingMember {
             path: self.path.clone(),
             member: name.to_owned(),
-            found: self
-                .names
-                .iter()
-                .map(|n| n.trim_end_matches(".npy"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            found: self.found(),
         })
+    }
+
+    /// The member names present (without `.npy`), comma separated.
+    pub(crate) fn found(&self) -> String {
+        self.names
+            .iter()
+            .map(|n| n.trim_end_matches(".npy"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Checks that a file of `kind` which has at least one of the `required`
+/// members has all of them: [`IoError::IncompleteFile`] for the first
+/// missing one. A file with none of them is left to the readers, whose
+/// [`IoError::MissingMember`] tells a caller that it is another kind.
+pub(crate) fn check_complete(
+    npz: &NpzArchive,
+    kind: &'static str,
+    required: &[&str],
+    needs: &'static str,
+) -> Result<(), IoError> {
+    if !required.iter().any(|m| npz.has(m)) {
+        return Ok(());
+    }
+    match required.iter().find(|m| !npz.has(m)) {
+        Some(missing) => Err(IoError::IncompleteFile {
+            path: npz.path.clone(),
+            kind,
+            member: (*missing).to_owned(),
+            found: npz.found(),
+            needs,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -9,8 +9,17 @@
 //!
 //! Both members may be `float32` or `float64`; they are returned as `f64`.
 //! Shapes are checked (`mu` is `[D]`, `sigma` is `[D, D]`, same `D`), and so
-//! are finiteness and the symmetry of `sigma` (to 1e-6 relative, as float32
-//! files round it).
+//! are finiteness, the symmetry of `sigma` (to 1e-6 relative, as float32
+//! files round it) and that `sigma` is a covariance: positive semi-definite
+//! up to rounding, `λ_min ≥ −tol · λ_max` with `tol = D · 2⁻²³`
+//! ([`gen_metrics_linalg::psd_tolerance`], which derives it from float32
+//! storage); a matrix with a more negative eigenvalue would give negative
+//! "distances" and is refused with [`IoError::InvalidContent`].
+//!
+//! A file with `mu` but not `sigma` (or the reverse) is a damaged statistics
+//! file, [`IoError::IncompleteFile`]; a file with neither is not a statistics
+//! file, [`IoError::MissingMember`] (a caller may then try another reader,
+//! e.g. [`crate::read_accumulator`] or an image-array reader).
 
 use std::path::Path;
 
@@ -19,7 +28,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1};
 
 use crate::IoError;
 use crate::npy::{NpyHeader, decode, decode_dyn};
-use crate::npz::{NpzArchive, write_npz};
+use crate::npz::{NpzArchive, check_complete, write_npz};
 
 /// Which convention a statistics file follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +67,21 @@ impl StatisticsFile {
 /// Reads a pytorch-fid / clean-fid `.npz` or an ADM reference batch.
 ///
 /// # Errors
-/// [`IoError`] naming the file and member for a damaged archive, a missing
-/// `mu`/`sigma`, a dtype other than float32/float64, inconsistent shapes, NaN
-/// or infinity, or an asymmetric `sigma`.
+/// [`IoError`] naming the file and member for a damaged archive,
+/// [`IoError::MissingMember`] when neither `mu` nor `sigma` is present (not a
+/// statistics file), [`IoError::IncompleteFile`] when only one is, a dtype
+/// other than float32/float64, inconsistent shapes, NaN or infinity, an
+/// asymmetric `sigma`, or [`IoError::InvalidContent`] for a `sigma` that is
+/// not positive semi-definite (module docs).
 pub fn read_statistics(path: impl AsRef<Path>) -> Result<StatisticsFile, IoError> {
     let path = path.as_ref();
     let mut npz = NpzArchive::open(path)?;
+    check_complete(
+        &npz,
+        "statistics file (mu, sigma)",
+        &["mu", "sigma"],
+        "mu and sigma",
+    )?;
     let mu_bytes = npz.required("mu")?;
     let sigma_bytes = npz.required("sigma")?;
     let (mu, sigma) = mean_and_covariance(&mu_bytes, "mu", &sigma_bytes, "sigma", path)?;
@@ -89,7 +107,7 @@ fn mean_and_covariance(
     mu: &[u8],
     mu_name: &str,
     sigma: &[u8],
-    sigma_name: &str,
+    sigma_name: &'static str,
     path: &Path,
 ) -> Result<(Array1<f64>, Array2<f64>), IoError> {
     let mu = float_array(mu, path, mu_name, 1)?;
@@ -144,6 +162,12 @@ fn mean_and_covariance(
             }
         }
     }
+    gen_metrics_linalg::check_positive_semidefinite(sigma_name, sigma.view()).map_err(|error| {
+        IoError::InvalidContent {
+            path: path.to_owned(),
+            error,
+        }
+    })?;
     Ok((mu, sigma))
 }
 
@@ -186,7 +210,8 @@ fn float_matrix(bytes: &[u8], path: &Path, name: &str) -> Result<Array2<f64>, Io
 ///
 /// # Errors
 /// [`IoError::WrongShape`] if `sigma` is not `[D, D]` for `mu` of length `D`,
-/// [`IoError::WouldOverwrite`], or [`IoError::Os`].
+/// [`IoError::WouldOverwrite`], [`IoError::NotWritable`] (an existing
+/// read-only file is never replaced), or [`IoError::Os`].
 pub fn write_statistics(
     path: impl AsRef<Path>,
     mu: ArrayView1<'_, f64>,

@@ -184,7 +184,24 @@ fn malformed_statistics_are_clear_errors() {
     };
     let mu = npy_bytes(&array![1.0f64, 2.0]);
     let sigma = npy_bytes(&array![[1.0f64, 0.0], [0.0, 1.0]]);
+    // Regression (issue #12): `mu` without `sigma` is a damaged statistics
+    // file, told apart from a file that is not statistics at all (which a
+    // caller may hand to another reader): the CLI took it for an image array
+    // and said "expected a uint8 image array ... convert with (x * 255)".
     let p = write("no_sigma.npz", &[("mu", mu.clone())]);
+    let err = read_statistics(&p).unwrap_err();
+    assert!(
+        matches!(&err, IoError::IncompleteFile { member, .. } if member == "sigma"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: statistics file (mu, sigma) is missing member 'sigma' (found: mu); it needs mu and sigma",
+            p.display()
+        )
+    );
+    let p = write("other.npz", &[("arr_0", mu.clone())]);
     assert!(matches!(
         read_statistics(&p).unwrap_err(),
         IoError::MissingMember { .. }
@@ -293,4 +310,97 @@ fn labels_and_log_likelihoods() {
         read_log_likelihoods(&p).unwrap_err(),
         IoError::WrongShape { .. }
     ));
+}
+
+/// Regression (issue #12): a statistics file whose `sigma` is symmetric but
+/// not positive semi-definite was accepted and gave negative "distances".
+/// Rounding-level negative eigenvalues (a rank-deficient covariance stored in
+/// float32) are still accepted.
+#[test]
+fn statistics_with_an_invalid_covariance_are_refused() {
+    let d = tmp();
+    let p = d.path().join("indefinite.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&p).unwrap());
+    npz.add_array("mu", &array![0.0f64, 0.0]).unwrap();
+    npz.add_array("sigma", &array![[1.0f64, 2.0], [2.0, 1.0]])
+        .unwrap();
+    npz.finish().unwrap();
+    let err = read_statistics(&p).unwrap_err();
+    assert!(matches!(err, IoError::InvalidContent { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}: sigma: not a valid covariance", p.display())),
+        "{text}"
+    );
+    assert!(text.contains("-1e0"), "{text}");
+
+    // Rank 3 in 40 dimensions, rounded to float32: eigenvalues of round-off
+    // size on both sides of 0, accepted.
+    let n = 4;
+    let x = Array2::from_shape_fn((n, 40), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 3.0 - 1.2);
+    let xc = &x - &x.mean_axis(ndarray::Axis(0)).unwrap();
+    let cov = xc.t().dot(&xc) / (n - 1) as f64;
+    let p = d.path().join("rank_deficient.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&p).unwrap());
+    npz.add_array("mu", &Array1::<f32>::zeros(40)).unwrap();
+    npz.add_array("sigma", &cov.mapv(|v| v as f32)).unwrap();
+    npz.finish().unwrap();
+    let s = read_statistics(&p).unwrap();
+    assert_eq!(s.sigma.dim(), (40, 40));
+}
+
+/// Regression (issue #12): a float64 feature file with finite values near
+/// 1e200 was reported as "non-finite value at flat index 0".
+#[test]
+fn float64_values_beyond_float32_are_reported_as_overflow() {
+    let d = tmp();
+    let p = d.path().join("big.npy");
+    std::fs::write(&p, npy_bytes(&array![[1.0f64, 2.0], [3.0, 1e200]])).unwrap();
+    let err = read_features(&p).unwrap_err();
+    assert!(
+        matches!(err, IoError::OverflowsFloat32 { index: 3, value, .. } if value == 1e200),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("1e200") && text.contains("overflows float32"),
+        "{text}"
+    );
+    assert!(!text.contains("non-finite"), "{text}");
+    // Infinity itself is still non-finite.
+    std::fs::write(&p, npy_bytes(&array![[1.0f64, f64::INFINITY]])).unwrap();
+    assert!(matches!(
+        read_features(&p).unwrap_err(),
+        IoError::NonFinite { index: 1, .. }
+    ));
+}
+
+/// Regression (issue #12): the atomic writers replaced a read-only file the
+/// user owned (the rename needs only the folder to be writable), even with
+/// `overwrite`; the shell's `>` refuses. Now refused, the file untouched.
+#[test]
+fn read_only_destinations_are_never_replaced() {
+    let d = tmp();
+    let p = d.path().join("out.npy");
+    std::fs::write(&p, b"precious").unwrap();
+    let mut perms = std::fs::metadata(&p).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&p, perms.clone()).unwrap();
+    let x = Array2::<f32>::ones((2, 2));
+    let err = write_features(&p, x.view(), true).unwrap_err();
+    assert!(matches!(err, IoError::NotWritable { .. }), "{err:?}");
+    assert!(err.to_string().contains("not writable"), "{err}");
+    let mu = array![0.0, 0.0];
+    let sigma = Array2::<f64>::eye(2);
+    assert!(matches!(
+        write_statistics(&p, mu.view(), sigma.view(), true).unwrap_err(),
+        IoError::NotWritable { .. }
+    ));
+    assert_eq!(std::fs::read(&p).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&p, perms).unwrap();
+    write_features(&p, x.view(), true).unwrap();
+    assert_eq!(read_features(&p).unwrap(), x);
 }

@@ -38,6 +38,22 @@ pub enum LinalgError {
     /// A parameter outside its valid range (k >= N, zero block size, ...).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// A matrix that must be a covariance has an eigenvalue more negative
+    /// than rounding can explain (see
+    /// [`crate::stats::check_positive_semidefinite`]).
+    #[error(
+        "{what}: not a valid covariance (not positive semi-definite): smallest eigenvalue {min_eigenvalue:e} is below -{tolerance:e} x the largest ({max_eigenvalue:e}), more negative than rounding can make it"
+    )]
+    NotPositiveSemidefinite {
+        /// What was checked.
+        what: &'static str,
+        /// The smallest eigenvalue.
+        min_eigenvalue: f64,
+        /// The largest eigenvalue.
+        max_eigenvalue: f64,
+        /// The relative tolerance applied ([`crate::stats::psd_tolerance`]).
+        tolerance: f64,
+    },
     /// A decomposition did not converge or the result is not finite.
     #[error("numerical failure in {what}: {detail}")]
     Numerical {

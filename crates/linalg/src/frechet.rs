@@ -51,8 +51,53 @@
 //! 0 (counted in [`FrechetResult::clamped_negative_eigs`]). The SVD branches
 //! never square the small singular values, so they are accurate to about
 //! `1e-15` relative; [`FrechetDistance::between_features`] takes them
-//! automatically when `N ≤ D`. The value is never clamped: for identical
-//! inputs it is `0 ± round-off` and may be slightly negative, as pytorch-fid's.
+//! automatically when `N ≤ D`.
+//!
+//! # Rounding and the sign of the result
+//!
+//! `d²` is a squared distance, never negative for covariances; the computed
+//! value of identical inputs is `0 ± round-off` (−1.5e-11 for 2048-d), and a
+//! metric that divides by something small (MiFID) would turn that into a
+//! visible negative number. The computed value is therefore compared with a
+//! bound `B` on what rounding can do, and:
+//!
+//! * `d̂² ≥ 0`: returned as is;
+//! * `−B ≤ d̂² < 0`: returned as 0 (the raw value is kept in
+//!   [`FrechetResult::raw_value`]);
+//! * `d̂² < −B`: [`LinalgError::Numerical`]: not rounding, but invalid input
+//!   (a covariance that is not positive semi-definite) or a failed
+//!   decomposition.
+//!
+//! With `u = 2⁻⁵³`, `γ_k = k u / (1 − k u)`, `m = ‖μ₁ − μ₂‖²`, `t₁ = tr Σ₁`,
+//! `t₂ = tr Σ₂` and `D` the dimension, `B` ([`FrechetResult::rounding_bound`])
+//! is the sum of three terms:
+//!
+//! 1. **The sums.** `m`, `t₁`, `t₂` are sums of at most `D` non-negative terms
+//!    (relative error `γ_D`), and the final `m + t₁ + t₂ − 2 tr√` adds three
+//!    more roundings of terms at most `m + t₁ + t₂` (as `tr√ ≤ √(t₁t₂) ≤ (t₁ +
+//!    t₂)/2`): at most `2 γ_{D+3} (m + t₁ + t₂)`.
+//! 2. **The trace of the square root.** Every branch computes `tr√ = Σ_k √λ_k`
+//!    from values `λ̂_k` (eigenvalues of `F₁ᵀΣ₂F₁`, or squared singular values)
+//!    whose error is at most `η = 16 (D + n) u t₁ t₂` (`n` the rows held by a
+//!    side, 0 for covariances): the factorisation's backward error (`γ_{D+1}
+//!    ‖Σ‖`), the products' (`γ_{2D} ‖|F|ᵀ|Σ||F|‖₂ ≤ γ_{2D} ‖F‖_F² ‖Σ‖_F ≤
+//!    γ_{2D} t₁t₂`) and a backward-stable eigen or singular value solver's (a
+//!    small multiple of `(D + n) u ‖M‖₂`, `‖M‖₂ ≤ t₁t₂`), to first order
+//!    (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3, 10;
+//!    Weyl's inequality for the eigenvalues). Since `|√a − √b| ≤ min(√|a −
+//!    b|, |a − b| / √a)`, `|tr√̂ − tr√| ≤ Σ_k min(√η, η / √λ̂_k⁺)`, counted twice
+//!    in `d²`.
+//! 3. **Covariances rounded to float32.** Statistics files often store `Σ` in
+//!    float32 (relative error `2⁻²⁴` per entry), which may leave eigenvalues
+//!    slightly below 0. Negative parts `N₁`, `N₂` (the sums of the negative
+//!    eigenvalues' magnitudes) lower `d²` by at most `N₁ + N₂` (the traces lose
+//!    them; the square-root term cannot grow), and for a rounded PSD matrix
+//!    `N ≤ ‖E‖_* ≤ √D ‖E‖_F ≤ √D 2⁻²⁴ tr Σ`: at most `√D 2⁻²⁴ (t₁ + t₂)`. (The
+//!    float64 rounding of a covariance computed from features is far
+//!    smaller.)
+//!
+//! For 2048-d Inception statistics `B` is a few parts per million of `t₁ +
+//! t₂`; a value more negative than that is an error, never clamped.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef, Side};
@@ -103,9 +148,15 @@ pub enum FrechetBranch {
 /// The Fréchet distance with the terms it is made of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrechetResult {
-    /// `d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr√` (not clamped: may be
-    /// `−round-off` for identical inputs).
+    /// `d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr√`, never negative: a computed
+    /// value in `[−rounding_bound, 0)` is returned as 0 (see the [module
+    /// documentation](self#rounding-and-the-sign-of-the-result)).
     pub value: f64,
+    /// The computed value before a negative round-off was set to 0.
+    pub raw_value: f64,
+    /// The bound `B` on the rounding error of a negative result (module
+    /// documentation).
+    pub rounding_bound: f64,
     /// The branch taken.
     pub branch: FrechetBranch,
     /// How many negative eigenvalues (round-off of zeros) were clamped to 0.
@@ -506,15 +557,39 @@ fn distance(
             gram_svd(a, b)?
         }
     };
-    let value = mean_term + a.trace + b.trace - 2.0 * ts.trace_sqrt;
-    if !value.is_finite() {
+    let raw_value = mean_term + a.trace + b.trace - 2.0 * ts.trace_sqrt;
+    if !raw_value.is_finite() {
         return Err(LinalgError::Numerical {
             what: WHAT,
-            detail: format!("non-finite result {value}"),
+            detail: format!("non-finite result {raw_value}"),
         });
     }
+    let rows = match (a.repr, b.repr) {
+        (ReprRef::Data { centered: x, .. }, ReprRef::Data { centered: y, .. }) => {
+            x.nrows().max(y.nrows())
+        }
+        (ReprRef::Data { centered: x, .. }, _) | (_, ReprRef::Data { centered: x, .. }) => {
+            x.nrows()
+        }
+        _ => 0,
+    };
+    let rounding_bound = rounding_bound(d, rows, mean_term, a.trace, b.trace, &ts.lambdas);
+    let value = if raw_value >= 0.0 {
+        raw_value
+    } else if raw_value >= -rounding_bound {
+        0.0
+    } else {
+        return Err(LinalgError::Numerical {
+            what: WHAT,
+            detail: format!(
+                "the distance came out as {raw_value:e}, more negative than rounding can make it (bound {rounding_bound:e}): a covariance is not positive semi-definite, or a decomposition failed"
+            ),
+        });
+    };
     Ok(FrechetResult {
         value,
+        raw_value,
+        rounding_bound,
         branch: ts.branch,
         clamped_negative_eigs: ts.clamped,
         most_negative_eig: ts.most_negative,
@@ -531,6 +606,36 @@ struct TraceSqrt {
     branch: FrechetBranch,
     clamped: usize,
     most_negative: f64,
+    /// The values `λ̂_k` whose square roots were summed (eigenvalues, or
+    /// squared singular values), for the rounding bound.
+    lambdas: Vec<f64>,
+}
+
+/// The bound `B` of the module documentation ("Rounding and the sign of
+/// the result") for dimension `d`, `rows` rows held by a side (0 for
+/// covariances), the terms `m`, `t₁`, `t₂` and the values `λ̂_k` behind `tr√`.
+fn rounding_bound(d: usize, rows: usize, m: f64, t1: f64, t2: f64, lambdas: &[f64]) -> f64 {
+    let u = f64::EPSILON / 2.0;
+    let gamma = |k: usize| {
+        let ku = k as f64 * u;
+        ku / (1.0 - ku)
+    };
+    let (t1, t2) = (t1.max(0.0), t2.max(0.0));
+    let sums = 2.0 * gamma(d + 3) * (m + t1 + t2);
+    let eta = 16.0 * (d + rows) as f64 * u * t1 * t2;
+    let sqrt_eta = eta.sqrt();
+    let trace_sqrt: f64 = lambdas
+        .iter()
+        .map(|&l| {
+            if l > 0.0 {
+                sqrt_eta.min(eta / l.sqrt())
+            } else {
+                sqrt_eta
+            }
+        })
+        .sum();
+    let float32_inputs = (d as f64).sqrt() * f64::from(f32::EPSILON) / 2.0 * (t1 + t2);
+    sums + 2.0 * trace_sqrt + float32_inputs
 }
 
 /// Sums `√max(λ, 0)`, counting the clamped negative values.
@@ -612,14 +717,14 @@ fn form_m(f: MatRef<'_, f64>, lower: bool, s: MatRef<'_, f64>, par: faer::Par) -
     m
 }
 
-/// `Σ_k √λ_k(Fᵀ S F)`; `lower` says `F` is lower triangular.
+/// `Σ_k √λ_k(Fᵀ S F)` and the `λ_k`; `lower` says `F` is lower triangular.
 fn factor_eig_trace(
     f: MatRef<'_, f64>,
     lower: bool,
     s: MatRef<'_, f64>,
     clamped: &mut usize,
     most_negative: &mut f64,
-) -> Result<f64, LinalgError> {
+) -> Result<(f64, Vec<f64>), LinalgError> {
     let par = faer::get_global_parallelism();
     // Eigenvalues only, by the two-stage tridiagonalisation of `symeig`
     // (consumes M); on the rare failure, faer's one-stage solver on a fresh M.
@@ -627,7 +732,7 @@ fn factor_eig_trace(
         Some(e) => e,
         None => symeig::faer_eigenvalues(form_m(f, lower, s, par).as_ref())?,
     };
-    Ok(sum_sqrt_clamped(&eigs, clamped, most_negative))
+    Ok((sum_sqrt_clamped(&eigs, clamped, most_negative), eigs))
 }
 
 /// `Some` when `chol(sa)` exists: `Σ √λ(Lᵀ sb L)`.
@@ -639,12 +744,14 @@ fn cholesky_route(
         return Ok(None);
     };
     let (mut clamped, mut most_negative) = (0, 0.0);
-    let trace_sqrt = factor_eig_trace(llt.L(), true, sb, &mut clamped, &mut most_negative)?;
+    let (trace_sqrt, lambdas) =
+        factor_eig_trace(llt.L(), true, sb, &mut clamped, &mut most_negative)?;
     Ok(Some(TraceSqrt {
         trace_sqrt,
         branch: FrechetBranch::Cholesky,
         clamped,
         most_negative,
+        lambdas,
     }))
 }
 
@@ -677,20 +784,23 @@ fn eigen_factor(
 fn eigen_route(sa: MatRef<'_, f64>, sb: MatRef<'_, f64>) -> Result<TraceSqrt, LinalgError> {
     let (mut clamped, mut most_negative) = (0, 0.0);
     let f = eigen_factor(sa, &mut clamped, &mut most_negative)?;
-    let trace_sqrt = factor_eig_trace(f.as_ref(), false, sb, &mut clamped, &mut most_negative)?;
+    let (trace_sqrt, lambdas) =
+        factor_eig_trace(f.as_ref(), false, sb, &mut clamped, &mut most_negative)?;
     Ok(TraceSqrt {
         trace_sqrt,
         branch: FrechetBranch::SymmetricEigen,
         clamped,
         most_negative,
+        lambdas,
     })
 }
 
-fn svd_sum(m: MatRef<'_, f64>) -> Result<f64, LinalgError> {
+/// `Σ σ_k(m)` and the `σ_k²`.
+fn svd_sum(m: MatRef<'_, f64>) -> Result<(f64, Vec<f64>), LinalgError> {
     let sv = m
         .singular_values()
         .map_err(|e| numerical(format!("singular values: {e:?}")))?;
-    Ok(sv.iter().sum())
+    Ok((sv.iter().sum(), sv.iter().map(|v| v * v).collect()))
 }
 
 /// Both sides hold centred rows: `Σ σ(X_c Y_cᵀ) / √(den_a den_b)`.
@@ -717,11 +827,13 @@ fn gram_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> {
         1.0 / (da * db).sqrt(),
         faer::get_global_parallelism(),
     );
+    let (trace_sqrt, lambdas) = svd_sum(g.as_ref())?;
     Ok(TraceSqrt {
-        trace_sqrt: svd_sum(g.as_ref())?,
+        trace_sqrt,
         branch: FrechetBranch::GramSvd,
         clamped: 0,
         most_negative: 0.0,
+        lambdas,
     })
 }
 
@@ -760,11 +872,13 @@ fn factor_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> 
         1.0 / da.sqrt(),
         faer::get_global_parallelism(),
     );
+    let (trace_sqrt, lambdas) = svd_sum(g.as_ref())?;
     Ok(TraceSqrt {
-        trace_sqrt: svd_sum(g.as_ref())?,
+        trace_sqrt,
         branch: FrechetBranch::FactorSvd,
         clamped,
         most_negative,
+        lambdas,
     })
 }
 

@@ -38,4 +38,7 @@ pub use pairwise::{
     smallest_containing_radius, squared_distance, squared_distances,
 };
 pub use pca::Pca;
-pub use stats::{AccumulatorParts, GaussianAccumulator, GaussianStats};
+pub use stats::{
+    AccumulatorParts, GaussianAccumulator, GaussianStats, check_positive_semidefinite,
+    psd_tolerance,
+};

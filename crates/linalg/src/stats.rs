@@ -36,6 +36,84 @@ use rayon::prelude::*;
 
 use crate::LinalgError;
 
+/// The relative tolerance of [`check_positive_semidefinite`] for a `D × D`
+/// covariance: `D · 2⁻²³` (`D · f32::EPSILON`; 2.4e-4 for `D = 2048`).
+///
+/// Why this much: covariance files are often stored in float32, which rounds
+/// each entry by at most `u = 2⁻²⁴` relative, a perturbation `E` with
+/// `‖E‖₂ ≤ ‖E‖_F ≤ u ‖Σ‖_F ≤ u √D λ_max`; by Weyl's inequality no eigenvalue
+/// moves by more than that, so a PSD matrix rounded to float32 has
+/// `λ_min ≥ −u √D λ_max`, a factor `2√D` inside the tolerance. The float64
+/// rounding of the covariance itself and of the eigensolver (`O(D ε₆₄
+/// λ_max)`) is smaller still. A matrix that fails is not a covariance that
+/// rounding touched: it is damaged, or not a covariance.
+pub fn psd_tolerance(d: usize) -> f64 {
+    d.max(1) as f64 * f64::from(f32::EPSILON)
+}
+
+/// Checks that the symmetric `cov` is positive semi-definite up to rounding:
+/// `λ_min(Σ) ≥ −psd_tolerance(D) · λ_max(Σ)` (see [`psd_tolerance`]). Only the
+/// lower triangle is read.
+///
+/// Fast path: a Cholesky factorisation of `Σ + δI` with
+/// `δ = psd_tolerance(D) · max_i Σ_ii` (`max_i Σ_ii ≤ λ_max`) succeeds only
+/// when `λ_min > −δ`, which passes the check; otherwise the eigenvalues decide
+/// (and are reported).
+///
+/// # Errors
+/// [`LinalgError::NotPositiveSemidefinite`] naming `what`;
+/// [`LinalgError::DimensionMismatch`] if `cov` is not square;
+/// [`LinalgError::NonFinite`]; [`LinalgError::Numerical`] if the eigensolver
+/// fails.
+pub fn check_positive_semidefinite(
+    what: &'static str,
+    cov: ArrayView2<'_, f64>,
+) -> Result<(), LinalgError> {
+    let d = cov.nrows();
+    if cov.ncols() != d {
+        return Err(LinalgError::DimensionMismatch {
+            what,
+            left: d,
+            right: cov.ncols(),
+        });
+    }
+    if d == 0 {
+        return Ok(());
+    }
+    if let Some(((row, col), _)) = cov.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(LinalgError::NonFinite { what, row, col });
+    }
+    let tolerance = psd_tolerance(d);
+    let max_diag = cov.diag().iter().fold(0.0_f64, |m, &v| m.max(v));
+    let shift = tolerance * max_diag;
+    let mut shifted = Mat::<f64>::from_fn(d, d, |i, j| if i >= j { cov[[i, j]] } else { 0.0 });
+    for i in 0..d {
+        shifted[(i, i)] += shift;
+    }
+    if max_diag > 0.0 && shifted.as_ref().llt(faer::Side::Lower).is_ok() {
+        return Ok(());
+    }
+    let lower = Mat::<f64>::from_fn(d, d, |i, j| cov[[i.max(j), i.min(j)]]);
+    let eigs = lower
+        .as_ref()
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .map_err(|e| LinalgError::Numerical {
+            what,
+            detail: format!("eigenvalues: {e:?}"),
+        })?;
+    let min = eigs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = eigs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if min >= -tolerance * max.max(0.0) {
+        return Ok(());
+    }
+    Err(LinalgError::NotPositiveSemidefinite {
+        what,
+        min_eigenvalue: min,
+        max_eigenvalue: max,
+        tolerance,
+    })
+}
+
 /// The default delta degrees of freedom: `Σ = M / (n − 1)`, as `np.cov`.
 pub const DEFAULT_DDOF: usize = 1;
 

@@ -329,3 +329,95 @@ fn large_dimension_matches_an_independent_faer_computation() {
         rel(e.value, want)
     );
 }
+
+/// The positive semi-definiteness check behind statistics files: rounding
+/// passes, an indefinite matrix does not.
+#[test]
+fn psd_check_tolerates_rounding_only() {
+    use gen_metrics_linalg::{LinalgError, check_positive_semidefinite, psd_tolerance};
+    assert_eq!(psd_tolerance(2048), 2048.0 * f64::from(f32::EPSILON));
+    let x = Array2::from_shape_fn((5, 30), |(i, j)| ((i * 7 + j * 13) % 17) as f64 - 8.0);
+    let s = GaussianStats::from_features(x.view()).unwrap();
+    check_positive_semidefinite("rank 4", s.cov.view()).unwrap();
+    check_positive_semidefinite(
+        "rank 4, float32",
+        s.cov.mapv(|v| f64::from(v as f32)).view(),
+    )
+    .unwrap();
+    let mut bad = s.cov.clone();
+    bad[[0, 0]] = -1e-3 * bad[[1, 1]].abs().max(1.0);
+    let err = check_positive_semidefinite("bad", bad.view()).unwrap_err();
+    assert!(
+        matches!(err, LinalgError::NotPositiveSemidefinite { what: "bad", min_eigenvalue, .. } if min_eigenvalue < 0.0),
+        "{err}"
+    );
+    check_positive_semidefinite("zero", Array2::<f64>::zeros((3, 3)).view()).unwrap();
+    assert!(check_positive_semidefinite("negative", (-Array2::<f64>::eye(3)).view()).is_err());
+}
+
+/// Regression (issue #12): the Fréchet distance of identical inputs came out
+/// as −round-off (−1.5e-11 for 2048-d), which MiFID's division turned into
+/// −4.23. A negative value within the documented rounding bound is 0 (the
+/// raw value is kept); beyond it, the input is not a covariance and the
+/// result is an error, not a clamped number.
+#[test]
+fn negative_round_off_is_zero_and_beyond_the_bound_is_an_error() {
+    use gen_metrics_linalg::LinalgError;
+    let mut saw_negative = false;
+    for (n, d, seed) in [(300, 128, 1u64), (600, 256, 2), (90, 128, 3), (400, 64, 4)] {
+        let x = Array2::from_shape_fn((n, d), |(i, j)| {
+            let h = (i as u64 * 2654435761 + j as u64 * 40503 + seed * 97) % 10007;
+            (h as f32 / 10007.0 - 0.5) * (1.0 + (j % 7) as f32)
+        });
+        let s = GaussianStats::from_features(x.view()).unwrap();
+        for m in [
+            FrechetMethod::Auto,
+            FrechetMethod::Cholesky,
+            FrechetMethod::SymmetricEigen,
+        ] {
+            if m == FrechetMethod::Cholesky && n <= d {
+                continue;
+            }
+            let r = FrechetDistance::new()
+                .method(m)
+                .between_stats(&s, &s)
+                .unwrap();
+            assert!(r.value >= 0.0, "{n}x{d} {m:?}: {}", r.value);
+            assert!(
+                r.raw_value.abs() <= r.rounding_bound,
+                "{n}x{d} {m:?}: {r:?}"
+            );
+            // The bound is far below any distance of interest.
+            assert!(r.rounding_bound < 1e-4 * (r.trace_a + r.trace_b), "{r:?}");
+            if r.raw_value < 0.0 {
+                assert_eq!(r.value, 0.0);
+                saw_negative = true;
+            } else {
+                assert_eq!(r.value, r.raw_value);
+            }
+        }
+        let r = FrechetDistance::new()
+            .between_features(x.view(), x.view())
+            .unwrap();
+        assert!(
+            r.value >= 0.0 && r.raw_value.abs() <= r.rounding_bound,
+            "{r:?}"
+        );
+        saw_negative |= r.raw_value < 0.0;
+    }
+    assert!(saw_negative, "no case reproduced a negative round-off");
+
+    // An indefinite "covariance" (against itself: tr = 0.5 each, tr√ = 1)
+    // gives -1, far below -bound: an error, not a clamped 0.
+    let a = GaussianStats::new(
+        ndarray::array![0.0, 0.0],
+        ndarray::array![[1.0, 0.0], [0.0, -0.5]],
+        0,
+    )
+    .unwrap();
+    let err = FrechetDistance::new().between_stats(&a, &a).unwrap_err();
+    assert!(
+        matches!(&err, LinalgError::Numerical { detail, .. } if detail.contains("more negative than rounding")),
+        "{err}"
+    );
+}

@@ -70,7 +70,9 @@ pub struct DataCopying {
     /// disables the projection.
     pub pca_components: Option<usize>,
     /// `τ · N_gen`: a cell is kept when it holds more than
-    /// `tau_count / N_gen` of the generated samples (dgm-eval: 20).
+    /// `tau_count / N_gen` of the generated samples (dgm-eval: 20), so at
+    /// least `tau_count + 1` generated samples are needed
+    /// ([`MemorizationError::TooFewSamples`] otherwise).
     pub tau_count: f64,
     /// Seed of the k-means `ChaCha8Rng`.
     pub seed: u64,
@@ -371,14 +373,24 @@ impl DataCopying {
         let q = to_f64_checked(METRIC, "gen", gen_feats, 1)?;
         check_dim(METRIC, "test", t.ncols(), p.ncols())?;
         check_dim(METRIC, "gen", t.ncols(), q.ncols())?;
-        if !(self.tau_count >= 0.0 && self.tau_count < q.nrows() as f64) {
+        if self.tau_count.is_nan() || self.tau_count < 0.0 {
             return Err(MemorizationError::InvalidParameter {
                 metric: METRIC,
                 detail: format!(
-                    "tau_count must be in [0, N_gen = {}), got {}",
-                    q.nrows(),
+                    "the cell threshold tau_count must be >= 0, got {}",
                     self.tau_count
                 ),
+            });
+        }
+        if self.tau_count >= q.nrows() as f64 {
+            // `tau_count` is not something a command-line user can set: say
+            // what they can do (evaluate more generated samples). A cell
+            // counts only when it holds more than `tau_count` of them.
+            return Err(MemorizationError::TooFewSamples {
+                metric: METRIC,
+                set: "generated",
+                needed: self.tau_count.floor() as usize + 1,
+                got: q.nrows(),
             });
         }
         match self.pca_components {

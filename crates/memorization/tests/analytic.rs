@@ -226,6 +226,31 @@ fn ct_variants_and_errors() {
     ));
 }
 
+/// Regression (issue #12): with fewer than 21 generated samples C_T's error
+/// named `tau_count`, a parameter a command-line user cannot set; it now
+/// says how many samples are needed.
+#[test]
+fn c_t_with_too_few_generated_samples_says_what_to_do() {
+    let train = Array2::<f32>::from_shape_fn((30, 2), |(i, j)| (i * 3 + j * 7) as f32 % 5.0);
+    let gen_feats = train.slice_axis(ndarray::Axis(0), (0..8).into());
+    let err = DataCopying::default()
+        .compute(train.view(), train.view(), gen_feats)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        MemorizationError::TooFewSamples {
+            metric: "C_T",
+            set: "generated",
+            needed: 21,
+            got: 8
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "C_T: the generated set needs at least 21 samples, got 8"
+    );
+}
+
 #[test]
 fn authpct_and_copy_detection_edge_cases() {
     // A bitwise copy is never authentic (d1 = 0 is not > d2 >= 0).

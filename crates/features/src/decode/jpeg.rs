@@ -361,7 +361,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<JpegImage, Failure> {
                 if frame.is_some() {
                     return Err(bad("more than one frame"));
                 }
-                frame = Some(parse_sof(seg, marker == 0xC2)?);
+                frame = Some(parse_sof(seg, marker == 0xC2, data.len())?);
             }
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(unsupported(format!(
@@ -418,7 +418,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<JpegImage, Failure> {
     render(f, saw_jfif, adobe)
 }
 
-fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame, Failure> {
+fn parse_sof(seg: &[u8], progressive: bool, file_len: usize) -> Result<Frame, Failure> {
     if seg.len() < 6 {
         return Err(bad("bad SOF"));
     }
@@ -434,6 +434,13 @@ fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame, Failure> {
     if !matches!(n, 1 | 3 | 4) || seg.len() < 6 + 3 * n {
         return Err(unsupported(format!("JPEG with {n} components")));
     }
+    // The declared size against the pixel limit and, for a sequential frame,
+    // against the file: every coded block takes at least 2 bits (a DC and an
+    // end-of-block code) and at least ceil(w / 8) * ceil(h / 8) blocks are
+    // coded (decode module docs).
+    let (w64, h64) = (width as u64, height as u64);
+    let needed = (!progressive).then(|| (w64.div_ceil(8) * h64.div_ceil(8)).div_ceil(4));
+    crate::decode::check_declared_size(w64, h64, needed, file_len)?;
     let mut comps = Vec::with_capacity(n);
     for i in 0..n {
         let c = &seg[6 + 3 * i..9 + 3 * i];
