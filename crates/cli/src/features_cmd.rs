@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gen_metrics_features::cache::{CacheKey, FeatureCache, write_npy_f32};
+use gen_metrics_artifacts::Provisioner;
+use gen_metrics_features::cache::{CacheKey, FeatureCache};
 use gen_metrics_features::encoder::{Encoder, EncoderOptions, SourceFeatures};
 use gen_metrics_features::extractor::{Device, RuntimeOptions};
-use gen_metrics_features::provision::Provisioner;
 use gen_metrics_features::resize::ResizeMode;
 use gen_metrics_features::source::{ErrorPolicy, ImageSource};
 
@@ -232,13 +232,15 @@ pub fn extract(source: &Path, args: &EncoderArgs, encoder: &mut Encoder) -> Resu
 pub fn run(args: &FeaturesArgs) -> Result<()> {
     let mut encoder = args.encoder.encoder()?;
     let out = extract(&args.source, &args.encoder, &mut encoder)?;
-    write_npy_f32(&args.output, out.features.view())
+    gen_metrics_io::write_features(&args.output, out.features.view(), true)
         .with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(names) = &args.names {
         let mut text = out.names.join("\n");
         text.push('\n');
-        gen_metrics_features::provision::write_atomic(names, text.as_bytes())
-            .with_context(|| format!("writing {}", names.display()))?;
+        gen_metrics_io::write_atomic(names, true, |w| {
+            std::io::Write::write_all(w, text.as_bytes())
+        })
+        .with_context(|| format!("writing {}", names.display()))?;
     }
     if !args.encoder.quiet {
         eprintln!(

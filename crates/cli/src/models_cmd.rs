@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use gen_metrics_features::provision::{self, ARTIFACTS, Artifact, Provisioner};
+use gen_metrics_artifacts::{self as provision, ARTIFACTS, Artifact, Provisioner};
 
 /// Arguments of `gen-metrics models`.
 #[derive(Debug, Args)]
