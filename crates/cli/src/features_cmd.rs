@@ -139,8 +139,10 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     if let Some(names) = &args.names {
         let mut text = out.names.join("\n");
         text.push('\n');
-        gen_metrics::features::provision::write_atomic(names, text.as_bytes())
-            .with_context(|| format!("writing {}", names.display()))?;
+        gen_metrics::io::write_atomic(names, true, |w| {
+            std::io::Write::write_all(w, text.as_bytes())
+        })
+        .with_context(|| format!("writing {}", names.display()))?;
     }
     if !args.encoder.quiet {
         eprintln!(

@@ -78,13 +78,14 @@ pub struct MetricsArgs {
 /// The `--metrics` values: `all` and every registry name, each with its
 /// one-line description (clap shows them in `--help` and refuses others).
 pub fn metric_name() -> clap::builder::PossibleValuesParser {
-    let all = clap::builder::PossibleValue::new("all")
-        .help("every metric whose inputs are given");
-    clap::builder::PossibleValuesParser::new(std::iter::once(all).chain(
-        gen_metrics::eval::REGISTRY
-            .iter()
-            .map(|s| clap::builder::PossibleValue::new(s.name).help(s.about)),
-    ))
+    let all = clap::builder::PossibleValue::new("all").help("every metric whose inputs are given");
+    clap::builder::PossibleValuesParser::new(
+        std::iter::once(all).chain(
+            gen_metrics::eval::REGISTRY
+                .iter()
+                .map(|s| clap::builder::PossibleValue::new(s.name).help(s.about)),
+        ),
+    )
 }
 
 /// How each input is given on this command line (for error messages).

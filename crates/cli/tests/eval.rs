@@ -45,7 +45,8 @@ fn folder(dir: &Path, seed: u64, centre: [f32; 3], spread: f32) {
             .map(|m| m + spread * (next() + next() + next() - 1.5))
             .collect();
         let img = image::RgbImage::from_fn(8, 8, |_, _| {
-            let px = |k: usize| (255.0 * (c[k] + 0.02 * (next() - 0.5))).clamp(0.0, 255.0) as u8;
+            let mut px =
+                |k: usize| (255.0 * (c[k] + 0.02 * (next() - 0.5))).clamp(0.0, 255.0) as u8;
             image::Rgb([px(0), px(1), px(2)])
         });
         img.save(dir.join(format!("{i:04}.png"))).expect("png");
@@ -171,13 +172,21 @@ fn eval_writes_the_report_and_agrees_with_metrics() {
             }
         }
     }
-    assert_eq!(report["ranking"]["order"], serde_json::json!(["good", "bad"]));
-    let comps = report["ranking"]["comparisons"].as_array().expect("comparisons");
+    assert_eq!(
+        report["ranking"]["order"],
+        serde_json::json!(["good", "bad"])
+    );
+    let comps = report["ranking"]["comparisons"]
+        .as_array()
+        .expect("comparisons");
     let fid_cmp = comps
         .iter()
         .find(|c| c["key"] == "fid")
         .expect("fid comparison");
-    assert!(fid_cmp["a_better"].as_f64().expect("share") > 0.9, "{fid_cmp}");
+    assert!(
+        fid_cmp["a_better"].as_f64().expect("share") > 0.9,
+        "{fid_cmp}"
+    );
 
     // Markdown and SVG plots, each well-formed with one series per set.
     assert!(
@@ -212,12 +221,7 @@ fn eval_writes_the_report_and_agrees_with_metrics() {
 
     // The same numbers from `features` + `metrics` on the bad set alone.
     for set in ["real", "bad"] {
-        let o = s.run(&[
-            "features",
-            &s.p(set),
-            "-o",
-            &s.p(&format!("{set}.npy")),
-        ]);
+        let o = s.run(&["features", &s.p(set), "-o", &s.p(&format!("{set}.npy"))]);
         assert!(o.status.success(), "{}", text(&o));
     }
     let o = s.run(&[
@@ -264,7 +268,15 @@ fn exit_codes_and_closed_output() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = run(&["metrics", "--real", pa, "--fake", "/nonexistent.npy"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = run(&["metrics", "--real", pa, "--fake", pa, "--metrics", "authpct"]);
+    let o = run(&[
+        "metrics",
+        "--real",
+        pa,
+        "--fake",
+        pa,
+        "--metrics",
+        "authpct",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--train"), "{}", text(&o));
     let o = run(&["metrics", "--metrics", "is"]);
@@ -292,7 +304,16 @@ fn exit_codes_and_closed_output() {
     // A full output device: 1 with a message; a closed pipe: 0, quietly.
     if let Ok(full) = std::fs::File::create("/dev/full") {
         let o = bin()
-            .args(["metrics", "--real", pa, "--fake", pa, "--metrics", "fid", "--json"])
+            .args([
+                "metrics",
+                "--real",
+                pa,
+                "--fake",
+                pa,
+                "--metrics",
+                "fid",
+                "--json",
+            ])
             .stdout(Stdio::from(full))
             .output()
             .expect("run");
@@ -300,7 +321,16 @@ fn exit_codes_and_closed_output() {
         assert!(text(&o).contains("standard output"), "{}", text(&o));
     }
     let mut child = bin()
-        .args(["metrics", "--real", pa, "--fake", pa, "--metrics", "fid,kid,pr", "--json"])
+        .args([
+            "metrics",
+            "--real",
+            pa,
+            "--fake",
+            pa,
+            "--metrics",
+            "fid,kid,pr",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -361,7 +391,14 @@ fn metrics_reads_statistics_and_logits_alone() {
     let pl = tmp.path().join("logits.npy");
     write_npy(&pl, &logits).expect("write");
     let o = bin()
-        .args(["metrics", "--metrics", "is", "--logits", pl.to_str().expect("utf-8"), "--json"])
+        .args([
+            "metrics",
+            "--metrics",
+            "is",
+            "--logits",
+            pl.to_str().expect("utf-8"),
+            "--json",
+        ])
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", text(&o));

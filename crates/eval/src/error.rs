@@ -128,7 +128,7 @@ pub fn feature_error_is_input(e: &gen_metrics_features::FeatureError) -> bool {
         F::InvalidInput { .. }
             | F::NonFinite { .. }
             | F::EncoderSpec(_)
-            | F::Npy { .. }
+            | F::File(_)
             | F::Json { .. }
             | F::Merge(_)
             | F::Decode(_)

@@ -110,7 +110,9 @@ impl Extraction {
     pub fn encoder(&mut self) -> Result<&mut Encoder, EvalError> {
         if self.encoder.is_none() {
             let o = &self.options;
-            let provisioner = Provisioner::from_env()?.offline(o.offline);
+            let provisioner = Provisioner::from_env()
+                .map_err(gen_metrics_features::FeatureError::from)?
+                .offline(o.offline);
             let options = EncoderOptions {
                 runtime: o.runtime.clone(),
                 model: o.model.clone(),

@@ -355,11 +355,6 @@ impl Report {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), EvalError> {
-    let tmp = path.with_extension("tmp-gen-metrics");
-    let err = |source| EvalError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    gen_metrics_io::write_atomic(path, true, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
 }

@@ -8,7 +8,16 @@ use gen_metrics_testkit::Case;
 use ndarray::Array2;
 
 const SELECTION: [&str; 11] = [
-    "fid", "fd_inf", "kid", "pr", "prdc", "realism", "rarity", "vendi", "mifid", "authpct",
+    "fid",
+    "fd_inf",
+    "kid",
+    "pr",
+    "prdc",
+    "realism",
+    "rarity",
+    "vendi",
+    "mifid",
+    "authpct",
     "copy_ratio",
 ];
 
@@ -79,10 +88,13 @@ fn pipeline_values_are_the_metric_types_values() {
 #[test]
 fn missing_inputs_and_unknown_metrics_fail_before_any_work() {
     let a = Array2::<f32>::zeros((10, 3));
-    let err = Evaluation::between(SetSource::Features(a.clone()), SetSource::Features(a.clone()))
-        .metrics(["authpct"])
-        .run()
-        .expect_err("needs train");
+    let err = Evaluation::between(
+        SetSource::Features(a.clone()),
+        SetSource::Features(a.clone()),
+    )
+    .metrics(["authpct"])
+    .run()
+    .expect_err("needs train");
     assert!(err.is_input_error());
     assert!(err.to_string().contains("training features"), "{err}");
     let err = Evaluation::between(SetSource::Features(a.clone()), SetSource::Features(a))

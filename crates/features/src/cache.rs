@@ -23,16 +23,16 @@
 //! `.npy`'s SHA-256 and shape match: anything else is a miss, so a stale or
 //! damaged entry is never reused.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use gen_metrics_io::write_atomic;
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 
 use crate::encoder::EncoderIdentity;
 use crate::error::{FeatureError, Result};
-use crate::provision::{home_dir, sha256_bytes, sha256_file, write_atomic, write_atomic_with};
 use crate::source::SkippedItem;
+use gen_metrics_artifacts::{home_dir, sha256_bytes, sha256_file};
 
 /// Version of the cache format; part of every key.
 pub const CACHE_FORMAT: u32 = 1;
@@ -229,7 +229,7 @@ impl FeatureCache {
         if sha256_file(&npy)? != meta.npy_sha256 {
             return Ok(None);
         }
-        let Ok(features) = read_npy_f32(&npy) else {
+        let Ok(features) = gen_metrics_io::read_features(&npy) else {
             return Ok(None);
         };
         if features.dim() != (meta.rows, meta.cols) || meta.names.len() != meta.rows {
@@ -268,8 +268,9 @@ impl FeatureCache {
             ));
         }
         let (npy, meta_path) = self.entry_paths(key);
-        let bytes = npy_bytes_f32(features);
-        write_atomic(&npy, &bytes)?;
+        let bytes = gen_metrics_io::npy::npy_bytes_f32(features);
+        std::fs::create_dir_all(&self.dir).map_err(|e| FeatureError::io(&self.dir, e))?;
+        write_atomic(&npy, true, |w| w.write_all(&bytes))?;
         let meta = EntryMeta {
             key: key.material(),
             npy_sha256: sha256_bytes(&bytes),
@@ -285,94 +286,7 @@ impl FeatureCache {
             path: meta_path.clone(),
             source: e,
         })?;
-        write_atomic(&meta_path, &json)?;
+        write_atomic(&meta_path, true, |w| w.write_all(&json))?;
         Ok(npy)
     }
-}
-
-/// The bytes of a `.npy` file (format 1.0) holding `a` as little-endian
-/// float32, C order.
-pub fn npy_bytes_f32(a: ArrayView2<'_, f32>) -> Vec<u8> {
-    let (n, d) = a.dim();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {d}), }}");
-    // magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + n * d * 4);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    // The header is < 100 bytes, well under u16::MAX.
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in a.iter() {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-/// Writes `a` as a float32 `.npy` file, atomically (temporary file, then rename).
-///
-/// # Errors
-/// [`FeatureError::Io`] naming the file.
-pub fn write_npy_f32(path: &Path, a: ArrayView2<'_, f32>) -> Result<()> {
-    let bytes = npy_bytes_f32(a);
-    write_atomic_with(path, |f| f.write_all(&bytes))
-}
-
-/// Reads a float32 `[N, D]` C-order `.npy` file as written by [`write_npy_f32`].
-///
-/// # Errors
-/// [`FeatureError::Io`]; [`FeatureError::Npy`] for another dtype, order,
-/// rank or a truncated file.
-pub fn read_npy_f32(path: &Path) -> Result<Array2<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
-    let bad = |detail: &str| FeatureError::Npy {
-        path: path.to_owned(),
-        detail: detail.to_owned(),
-    };
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("missing the .npy magic"));
-    }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(bad("unsupported .npy version")),
-    };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated header"))?;
-    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
-    if !compact.contains("'descr':'<f4'") {
-        return Err(bad("dtype is not <f4 (float32)"));
-    }
-    if !compact.contains("'fortran_order':False") {
-        return Err(bad("Fortran order is not supported here"));
-    }
-    let shape_txt = compact
-        .split("'shape':(")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
-    let dims: Vec<usize> = shape_txt
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad("bad shape")))
-        .collect::<Result<_>>()?;
-    let [n, d] = dims[..] else {
-        return Err(bad("not a 2-D array"));
-    };
-    let data = &bytes[start + hlen..];
-    let count = n.checked_mul(d).ok_or_else(|| bad("shape overflows"))?;
-    if data.len() != count.checked_mul(4).ok_or_else(|| bad("shape overflows"))? {
-        return Err(bad("data length does not match the shape"));
-    }
-    let values: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Array2::from_shape_vec((n, d), values).map_err(|e| bad(&e.to_string()))
 }

@@ -19,7 +19,7 @@
 //! *Exposing flaws of generative model evaluation metrics*, NeurIPS 2023).
 //!
 //! The FID Inception weights are provisioned automatically
-//! ([`crate::provision`]); the other presets load an ONNX file the user
+//! (`gen-metrics-artifacts`); the other presets load an ONNX file the user
 //! exports once with `tools/export_encoders.py` (PyTorch on a machine that has
 //! the weights) and passes as [`EncoderOptions::model`]. An explicit model
 //! file always wins, also for the Inception.
@@ -47,9 +47,9 @@ use rayon::prelude::*;
 
 use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
-use crate::provision::{Provisioner, sha256_file};
 use crate::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange};
 use crate::source::{BatchOptions, ErrorPolicy, ImageSource, SkippedItem};
+use gen_metrics_artifacts::{Provisioner, sha256_file};
 
 /// Features of an [`ImageSource`], with the name of each row.
 #[derive(Debug, Clone)]

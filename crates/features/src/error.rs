@@ -1,8 +1,8 @@
 //! The one error type of the features crate.
 //!
 //! Every failure between a file on disk and a feature vector is a
-//! [`FeatureError`]: a missing or corrupt artifact, a refused checksum, a
-//! package client that is not installed, an ONNX Runtime failure, a batch of
+//! [`FeatureError`]: an artifact that cannot be provisioned (wrapping the
+//! error of `gen-metrics-artifacts`), an ONNX Runtime failure, a batch of
 //! the wrong shape. Each variant names the file or the artifact involved and,
 //! where the user can do something about it, says what.
 
@@ -23,49 +23,15 @@ pub enum FeatureError {
         /// "x: Permission denied (os error 13): Permission denied (os error 13)").
         error: std::io::Error,
     },
-    /// A file's SHA-256 differs from the pinned value: it is refused, never used.
-    #[error(
-        "checksum mismatch for {what} ({}): expected sha256 {expected}, got {actual}; the file was refused (delete it if it is a stale download and try again)",
-        path.display()
-    )]
-    ChecksumMismatch {
-        /// The artifact (package and member).
-        what: String,
-        /// The file that was checked.
-        path: PathBuf,
-        /// The pinned SHA-256 (hex).
-        expected: String,
-        /// The SHA-256 found (hex).
-        actual: String,
-    },
-    /// An artifact is not cached and cannot be fetched (offline mode, no
-    /// package client, unsupported platform). The message says what to install
-    /// or which file to pass.
-    #[error("{artifact} is not available: {help}")]
-    ArtifactUnavailable {
-        /// The artifact (`name==version`).
-        artifact: String,
-        /// What the user can do.
-        help: String,
-    },
-    /// The package client ran but failed.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    PackageClient {
-        /// The command line that was run.
-        command: String,
-        /// Its exit status.
-        status: String,
-        /// The end of its standard error.
-        stderr: String,
-    },
-    /// A wheel (zip archive) could not be read, or lacks a member.
-    #[error("{}: {detail}", path.display())]
-    Archive {
-        /// The archive.
-        path: PathBuf,
-        /// What went wrong.
-        detail: String,
-    },
+    /// An artifact (ONNX Runtime, the FID Inception weights) could not be
+    /// provisioned: not cached and not fetchable, a refused checksum, a failed
+    /// conversion. The message says what to install or which file to pass.
+    #[error(transparent)]
+    Artifact(#[from] gen_metrics_artifacts::ArtifactError),
+    /// A feature file could not be read or written (the codec of
+    /// `gen-metrics-io` names the file).
+    #[error(transparent)]
+    File(#[from] gen_metrics_io::IoError),
     /// The ONNX Runtime shared library could not be loaded.
     #[error("cannot load the ONNX Runtime library {}: {detail}", path.display())]
     RuntimeLoad {
@@ -111,14 +77,6 @@ pub enum FeatureError {
     /// An encoder name or an encoder specification file that cannot be used.
     #[error("encoder specification: {0}")]
     EncoderSpec(String),
-    /// A malformed `.npy` file (feature cache or output).
-    #[error("{}: malformed .npy: {detail}", path.display())]
-    Npy {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
     /// JSON (encoder specification, cache metadata) that cannot be parsed.
     #[error("{}: {source}", path.display())]
     Json {
@@ -133,10 +91,6 @@ pub enum FeatureError {
     /// A statistics kernel failed (too few samples, dimension mismatch, ...).
     #[error(transparent)]
     Linalg(#[from] gen_metrics_linalg::LinalgError),
-    /// The TorchScript archive could not be read or converted to ONNX (the
-    /// cause is shown in the message, so it is not also a `source`).
-    #[error("FID Inception conversion: {0}")]
-    TorchScript(crate::torchscript::TorchScriptError),
     /// An image file could not be decoded (the error names the file).
     #[error(transparent)]
     Decode(#[from] crate::decode::DecodeError),
@@ -171,12 +125,6 @@ impl FeatureError {
             what,
             detail: detail.into(),
         }
-    }
-}
-
-impl From<crate::torchscript::TorchScriptError> for FeatureError {
-    fn from(e: crate::torchscript::TorchScriptError) -> Self {
-        FeatureError::TorchScript(e)
     }
 }
 

@@ -4,7 +4,7 @@
 //! The runtime is loaded **dynamically** from an explicit library path
 //! (`ort::init_from`), never from the library search path: the path comes from
 //! [`RuntimeOptions::library`], `ORT_DYLIB_PATH`, or the provisioned library
-//! ([`crate::provision`]). One library and one ONNX Runtime environment live
+//! (`gen-metrics-artifacts`). One library and one ONNX Runtime environment live
 //! per process (ONNX Runtime allows no more); every [`Extractor`] shares them.
 //!
 //! **Devices.** With the `cuda` cargo feature and [`Device::Cuda`], the CUDA
@@ -32,7 +32,7 @@ use ort::session::builder::SessionBuilder;
 use ort::value::TensorRef;
 
 use crate::error::{FeatureError, Result};
-use crate::provision::{Provisioner, resolve_onnxruntime};
+use gen_metrics_artifacts::Provisioner;
 
 /// Where a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -152,6 +152,34 @@ impl RuntimeOptions {
         let gpu = matches!(self.device, Device::Cuda { .. }) && cfg!(feature = "cuda");
         resolve_onnxruntime(self.library.as_deref(), provisioner, gpu)
     }
+}
+
+/// The ONNX Runtime library to load: `explicit` (an API argument) first, then
+/// `ORT_DYLIB_PATH`, then the provisioned library (`gpu`: the CUDA build).
+///
+/// # Errors
+/// [`FeatureError::RuntimeLoad`] when an explicit path does not exist; as
+/// [`Provisioner::ensure`] when provisioning.
+pub fn resolve_onnxruntime(
+    explicit: Option<&Path>,
+    provisioner: &Provisioner,
+    gpu: bool,
+) -> Result<PathBuf> {
+    let given = explicit.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("ORT_DYLIB_PATH")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(p) = given {
+        if !p.is_file() {
+            return Err(FeatureError::RuntimeLoad {
+                path: p,
+                detail: "no such file (given explicitly or by ORT_DYLIB_PATH)".into(),
+            });
+        }
+        return Ok(p);
+    }
+    Ok(provisioner.onnxruntime_library(gpu)?)
 }
 
 struct Runtime {

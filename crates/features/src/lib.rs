@@ -10,35 +10,34 @@
 //! in-process evaluator for training loops, which computes metrics, lives in
 //! `gen-metrics-eval`.
 //!
-//! Provisioning of the artifacts that cannot be committed — the ONNX Runtime
-//! shared library and the FID Inception-V3 weights — is automatic and
-//! checksummed ([`provision`]); the TorchScript archive of the weights is read
-//! by a whitelisting pickle reader that never executes anything
-//! ([`torchscript`]) and rebuilt as an ONNX graph ([`onnx`]).
+//! The ONNX Runtime shared library and the FID Inception-V3 weights are
+//! provisioned by `gen-metrics-artifacts` (re-exported as [`provision`]),
+//! which has `gen-metrics-convert` rebuild the TorchScript weights as an ONNX
+//! graph; feature files and image arrays are read and written by the codec of
+//! `gen-metrics-io`.
 //!
 //! **Must not:** compute metrics (features go to `gen-metrics-distribution`),
-//! or reach any address other than through the package client by package name.
+//! fetch or verify artifacts itself (that is `gen-metrics-artifacts`), parse
+//! checkpoints (`gen-metrics-convert`) or file formats (`gen-metrics-io`), or
+//! reach any address.
 
 pub mod cache;
 pub mod decode;
 pub mod encoder;
 pub mod error;
 pub mod extractor;
-pub mod onnx;
-pub mod provision;
 pub mod resize;
 pub mod source;
-pub mod torchscript;
 
 pub use cache::{CacheKey, FeatureCache};
 pub use decode::{DecodeError, decode_bytes, decode_file};
 pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
 pub use error::FeatureError;
 pub use extractor::{Device, Extractor, RuntimeOptions};
-pub use onnx::{
-    convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
-};
-pub use provision::Provisioner;
+/// Provisioning, re-exported from `gen-metrics-artifacts` so that
+/// `gen_metrics_features::provision::Provisioner` keeps working.
+pub use gen_metrics_artifacts as provision;
+pub use gen_metrics_artifacts::Provisioner;
 pub use resize::{
     Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
     preprocess_batch_f32, preprocess_f32, resize_plane,
@@ -46,4 +45,3 @@ pub use resize::{
 pub use source::{
     Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError,
 };
-pub use torchscript::{TorchScriptArchive, TorchScriptError};

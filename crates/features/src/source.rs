@@ -23,6 +23,8 @@
 //! `[N, H, W]` (gray); C order only. In an `.npz` the array `arr_0` is used
 //! (ADM's reference batches), or the only array, or the one named. Other
 //! dtypes, layouts or shapes are refused with an error saying what was found.
+//! The headers are read and checked by the `.npy` codec of `gen-metrics-io`
+//! ([`gen_metrics_io::ImageArray`]); the pixels are streamed from there.
 //!
 //! **Batches.** [`ImageSource::into_batches`] starts a producer thread that
 //! decodes and resizes each batch with rayon (in parallel over images) and
@@ -40,6 +42,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use gen_metrics_io::ImageArray;
 use ndarray::{Array3, Array4, ArrayView3, Axis};
 use rayon::prelude::*;
 
@@ -84,7 +87,11 @@ pub enum SourceError {
         /// What went wrong.
         message: String,
     },
-    /// A `.npy`/`.npz` array is not a `uint8` image array.
+    /// A `.npy`/`.npz` array is not a `uint8` image array, or is damaged
+    /// (the codec of `gen-metrics-io` says why, naming the file and member).
+    #[error(transparent)]
+    File(#[from] gen_metrics_io::IoError),
+    /// An `.npz` archive has no usable array under the name asked for.
     #[error("{}: {message}", path.display())]
     Array {
         /// The file.
@@ -323,18 +330,13 @@ impl ImageSource {
     /// that is not `[N, H, W, C]` / `[N, H, W]`.
     pub fn npy(path: &Path) -> Result<Self, SourceError> {
         let mut f = File::open(path).map_err(|e| io_err(path, e))?;
-        let header = read_npy_header(&mut f).map_err(|m| arr_err(path, m))?;
-        let layout = ArrayLayout::from_header(&header).map_err(|m| arr_err(path, m))?;
         let file_len = f.metadata().map_err(|e| io_err(path, e))?.len();
-        layout
-            .check_data(file_len.saturating_sub(header.data_offset), &header.shape)
-            .map_err(|m| arr_err(path, m))?;
+        let layout = ImageArray::read_header(&mut f, file_len, path, None)?;
         Ok(ImageSource {
             kind: Kind::Array(NpyArray {
                 path: path.to_path_buf(),
                 member: None,
                 layout,
-                data_offset: header.data_offset,
             }),
         })
     }
@@ -372,23 +374,14 @@ impl ImageSource {
             )
         })?;
         let mut entry = archive.by_index(index).map_err(|e| zip_err(path, e))?;
-        let header =
-            read_npy_header(&mut entry).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
-        let layout =
-            ArrayLayout::from_header(&header).map_err(|m| arr_err(path, format!("{want}: {m}")))?;
-        layout
-            .check_data(
-                entry.size().saturating_sub(header.data_offset),
-                &header.shape,
-            )
-            .map_err(|m| arr_err(path, format!("{want}: {m}")))?;
+        let size = entry.size();
+        let layout = ImageArray::read_header(&mut entry, size, path, Some(&want))?;
         drop(entry);
         Ok(ImageSource {
             kind: Kind::Array(NpyArray {
                 path: path.to_path_buf(),
                 member: Some((archive, index)),
                 layout,
-                data_offset: header.data_offset,
             }),
         })
     }
@@ -435,7 +428,7 @@ impl ImageSource {
         match &self.kind {
             Kind::Folder { files, .. } => files.len(),
             Kind::Zip { entries, .. } => entries.len(),
-            Kind::Array(a) => a.layout.n,
+            Kind::Array(a) => a.layout.len,
             Kind::MemoryU8(a) => a.len_of(Axis(0)),
             Kind::MemoryF32(a, _) => a.len_of(Axis(0)),
         }
@@ -492,7 +485,7 @@ impl ImageSource {
                     skip_bytes(stream, (i * item) as u64)?;
                     let mut buf = vec![0u8; item];
                     stream.read_exact(&mut buf)?;
-                    Ok(a.layout.rgb_item(&buf))
+                    Ok(rgb_item(&a.layout, &buf))
                 })?
                 .map_err(|e| io_err(&a.path, e))
             }
@@ -702,7 +695,7 @@ fn produce_loop(
                 buf.par_chunks(item)
                     .enumerate()
                     .map(|(j, bytes)| {
-                        let rgb = a.layout.rgb_item(bytes);
+                        let rgb = rgb_item(&a.layout, bytes);
                         preprocess(rgb.view(), spec).map_err(|e| SourceError::Resize {
                             name: source.name(start + j),
                             source: e,
@@ -972,169 +965,14 @@ fn read_zip_entry(
 // .npy / .npz
 // ---------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct NpyHeader {
-    descr: String,
-    fortran_order: bool,
-    shape: Vec<usize>,
-    /// Bytes from the start of the stream to the data.
-    data_offset: u64,
-}
-
-/// Parses the `.npy` header (format versions 1.0, 2.0, 3.0) from `r`, leaving
-/// `r` at the first data byte.
-fn read_npy_header(r: &mut impl Read) -> Result<NpyHeader, String> {
-    let mut magic = [0u8; 8];
-    r.read_exact(&mut magic)
-        .map_err(|e| format!("not a .npy file ({e})"))?;
-    if &magic[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic)".to_owned());
-    }
-    let (len, prefix) = match magic[6] {
-        1 => {
-            let mut b = [0u8; 2];
-            r.read_exact(&mut b).map_err(|e| e.to_string())?;
-            (u16::from_le_bytes(b) as usize, 10)
-        }
-        2 | 3 => {
-            let mut b = [0u8; 4];
-            r.read_exact(&mut b).map_err(|e| e.to_string())?;
-            (u32::from_le_bytes(b) as usize, 12)
-        }
-        v => return Err(format!("unsupported .npy format version {v}")),
-    };
-    if len > 1 << 20 {
-        return Err(format!("implausible .npy header length {len}"));
-    }
-    let mut text = vec![0u8; len];
-    r.read_exact(&mut text)
-        .map_err(|e| format!("truncated .npy header ({e})"))?;
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let descr = dict_value(&text, "descr")
-        .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned())
-        .ok_or_else(|| format!("no 'descr' in .npy header {text:?}"))?;
-    let fortran_order = dict_value(&text, "fortran_order")
-        .map(|v| v == "True")
-        .ok_or_else(|| format!("no 'fortran_order' in .npy header {text:?}"))?;
-    let shape_txt =
-        dict_value(&text, "shape").ok_or_else(|| format!("no 'shape' in .npy header {text:?}"))?;
-    let shape = shape_txt
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| format!("bad shape {shape_txt:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-        data_offset: (prefix + len) as u64,
+/// One item's bytes to RGB `[H, W, 3]`: gray replicated, alpha dropped
+/// (Pillow's `convert('RGB')` of `L` / `RGBA`).
+fn rgb_item(layout: &ImageArray, bytes: &[u8]) -> Array3<u8> {
+    let c = layout.channels;
+    Array3::from_shape_fn((layout.height, layout.width, 3), |(y, x, ch)| {
+        let p = (y * layout.width + x) * c;
+        if c == 1 { bytes[p] } else { bytes[p + ch] }
     })
-}
-
-/// The raw text of `'key': value` in a Python dict literal (values here are
-/// a quoted string, `True`/`False` or a tuple).
-fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let at = text
-        .find(&format!("'{key}'"))
-        .or_else(|| text.find(&format!("\"{key}\"")))?;
-    let rest = text[at + key.len() + 2..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')')? + 1
-    } else if let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
-        rest[1..].find(q)? + 2
-    } else {
-        rest.find([',', '}']).unwrap_or(rest.len())
-    };
-    Some(rest[..end].trim())
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ArrayLayout {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-}
-
-impl ArrayLayout {
-    fn from_header(h: &NpyHeader) -> Result<Self, String> {
-        if !matches!(h.descr.as_str(), "|u1" | "<u1" | ">u1" | "u1" | "=u1" | "B") {
-            return Err(format!(
-                "expected a uint8 image array (dtype '|u1'), got dtype {:?} with shape {:?}; \
-                 convert with (x * 255).round().clip(0, 255).astype(np.uint8) if it holds floats in [0, 1]",
-                h.descr, h.shape
-            ));
-        }
-        if h.fortran_order {
-            return Err(format!(
-                "Fortran-ordered array (shape {:?}): save it in C order",
-                h.shape
-            ));
-        }
-        let (n, hh, ww, c) = match h.shape[..] {
-            [n, hh, ww, c] => (n, hh, ww, c),
-            [n, hh, ww] => (n, hh, ww, 1),
-            _ => {
-                return Err(format!(
-                    "expected images [N, H, W, C] or [N, H, W], got shape {:?}",
-                    h.shape
-                ));
-            }
-        };
-        if !matches!(c, 1 | 3 | 4) {
-            let hint = if h.shape.len() == 4 && matches!(h.shape[1], 1 | 3 | 4) {
-                " (this looks like NCHW: transpose to NHWC with x.transpose(0, 2, 3, 1))"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "expected NHWC with C in 1, 3, 4, got shape {:?}{hint}",
-                h.shape
-            ));
-        }
-        if hh == 0 || ww == 0 {
-            return Err(format!("empty images in shape {:?}", h.shape));
-        }
-        Ok(ArrayLayout { n, h: hh, w: ww, c })
-    }
-
-    /// Refuses a header that declares more pixels than the file holds, before
-    /// any image buffer is sized from it (a damaged or hostile header could
-    /// otherwise ask for terabytes and abort the process).
-    fn check_data(&self, available: u64, shape: &[usize]) -> Result<(), String> {
-        let declared = [self.n, self.h, self.w, self.c]
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?));
-        match declared {
-            Some(bytes) if bytes <= available => Ok(()),
-            _ => Err(format!(
-                "the array is truncated: its header declares shape {shape:?} ({} bytes of pixels) but it holds {available}",
-                declared.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string())
-            )),
-        }
-    }
-
-    fn item_bytes(&self) -> usize {
-        self.h * self.w * self.c
-    }
-
-    /// One item's bytes to RGB `[H, W, 3]`: gray replicated, alpha dropped
-    /// (Pillow's `convert('RGB')` of `L` / `RGBA`).
-    fn rgb_item(&self, bytes: &[u8]) -> Array3<u8> {
-        let c = self.c;
-        Array3::from_shape_fn((self.h, self.w, 3), |(y, x, ch)| {
-            let p = (y * self.w + x) * c;
-            if c == 1 { bytes[p] } else { bytes[p + ch] }
-        })
-    }
 }
 
 #[derive(Debug)]
@@ -1142,8 +980,7 @@ struct NpyArray {
     path: PathBuf,
     /// For `.npz`: the archive and the member's index.
     member: Option<(zip::ZipArchive<SharedFile>, usize)>,
-    layout: ArrayLayout,
-    data_offset: u64,
+    layout: ImageArray,
 }
 
 impl NpyArray {
@@ -1153,7 +990,7 @@ impl NpyArray {
         match &self.member {
             None => {
                 let mut file = SharedFile::open(&self.path).map_err(|e| io_err(&self.path, e))?;
-                file.seek(SeekFrom::Start(self.data_offset))
+                file.seek(SeekFrom::Start(self.layout.data_offset))
                     .map_err(|e| io_err(&self.path, e))?;
                 let mut r = std::io::BufReader::with_capacity(1 << 20, file);
                 Ok(f(&mut r))
@@ -1164,7 +1001,7 @@ impl NpyArray {
                     .by_index(*index)
                     .map_err(|e| zip_err(&self.path, e))?;
                 let mut r = std::io::BufReader::with_capacity(1 << 20, entry);
-                skip_bytes(&mut r, self.data_offset).map_err(|e| io_err(&self.path, e))?;
+                skip_bytes(&mut r, self.layout.data_offset).map_err(|e| io_err(&self.path, e))?;
                 Ok(f(&mut r))
             }
         }

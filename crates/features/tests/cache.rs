@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use gen_metrics_features::cache::{
-    CacheKey, FeatureCache, npy_bytes_f32, read_npy_f32, write_npy_f32,
-};
+use gen_metrics_features::cache::{CacheKey, FeatureCache};
 use gen_metrics_features::encoder::{Crop, EncoderIdentity};
 use gen_metrics_features::extractor::OutputSelect;
 use gen_metrics_features::source::SkippedItem;
@@ -213,27 +211,4 @@ fn single_file_sources_are_keyed_by_the_file_and_entries() {
     let k3 = CacheKey::for_source(&zip, &entries, &identity()).expect("key");
     assert_ne!(k1.digest(), k3.digest());
     assert!(CacheKey::for_source(&tmp.path().join("missing"), &entries, &identity()).is_err());
-}
-
-#[test]
-fn npy_files_are_standard_and_round_trip() {
-    use ndarray_npy::ReadNpyExt;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let path = tmp.path().join("f.npy");
-    let a = Array2::from_shape_fn((5, 7), |(i, j)| (i * 7 + j) as f32 * 0.5 - 3.0);
-    write_npy_f32(&path, a.view()).expect("write");
-    let back =
-        Array2::<f32>::read_npy(std::fs::File::open(&path).expect("open")).expect("numpy format");
-    assert_eq!(back, a);
-    assert_eq!(read_npy_f32(&path).expect("read"), a);
-    let bytes = npy_bytes_f32(a.view());
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    assert_eq!((10 + header_len) % 64, 0, "header aligned to 64 bytes");
-    // Truncated and foreign files are errors.
-    std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("truncate");
-    assert!(read_npy_f32(&path).is_err());
-    let f64_file = tmp.path().join("d.npy");
-    ndarray_npy::write_npy(&f64_file, &array![[1.0f64, 2.0]]).expect("write f64");
-    let err = read_npy_f32(&f64_file).expect_err("f64");
-    assert!(err.to_string().contains("<f4"), "{err}");
 }

@@ -424,12 +424,10 @@ fn os_errors_are_reported_once_in_the_error_chain() {
             dir.path().join("x.npy"),
             std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         )),
-        Box::new(gen_metrics_features::FeatureError::from(
-            gen_metrics_features::torchscript::TorchScriptError::Io {
-                path: dir.path().join("m.pt"),
-                error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-            },
-        )),
+        Box::new(gen_metrics_convert::TorchScriptError::Io {
+            path: dir.path().join("m.pt"),
+            error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        }),
         Box::new(SourceError::Io {
             path: dir.path().join("d"),
             error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),

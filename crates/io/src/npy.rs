@@ -7,13 +7,13 @@
 //! standard (C) layout. Anything else — a truncated file, extra bytes, another
 //! dtype, another rank, NaN or infinity — is an [`IoError`] naming the file.
 
-use std::io::Write;
 use std::path::Path;
 
 use ndarray::{Array2, ArrayD, ArrayView2, Ix2};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 
 use crate::IoError;
+use crate::atomic::write_atomic;
 
 /// Reads a `[N, D]` feature matrix (`<f4` or `<f8`, C or Fortran order).
 ///
@@ -277,75 +277,23 @@ pub fn write_features(
     })
 }
 
+/// The bytes of an `.npy` file holding `features` as little-endian `float32`
+/// (`<f4`), C order: what [`write_features`] writes, for a caller that also
+/// needs the bytes (to hash them, say).
+pub fn npy_bytes_f32(features: ArrayView2<'_, f32>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + features.len() * 4);
+    // Writing to a Vec cannot fail, and a 2-D f32 view always has a valid
+    // header; the standard-layout copy makes the data contiguous.
+    if features.as_standard_layout().write_npy(&mut out).is_err() {
+        unreachable!("writing an f32 matrix to memory cannot fail");
+    }
+    out
+}
+
 /// Reads a whole file, labelling errors with its path.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
     std::fs::read(path).map_err(|source| IoError::Os {
         path: path.to_owned(),
         error: source,
     })
-}
-
-/// Refuses a destination that exists and is not writable: read-only
-/// permissions (no write bit for anyone: what `chmod a-w` leaves, refused even
-/// for a superuser, whom the shell's `>` would let through), or a regular
-/// file this process cannot open for writing. The rename of an atomic write
-/// needs only the folder to be writable, so without this check a protected
-/// file would be replaced silently. Nothing is modified: the file is opened
-/// without truncation and closed.
-///
-/// # Errors
-/// [`IoError::NotWritable`].
-pub(crate) fn refuse_unwritable(path: &Path) -> Result<(), IoError> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(()); // absent (or unreadable metadata: the write reports it)
-    };
-    let denied = meta.permissions().readonly()
-        || (meta.is_file()
-            && matches!(
-                std::fs::OpenOptions::new().write(true).open(path),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
-            ));
-    if denied {
-        return Err(IoError::NotWritable {
-            path: path.to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// Writes through `fill` into a temporary file beside `path`, syncs it and
-/// renames it into place. An existing destination that is not writable is
-/// refused ([`IoError::NotWritable`]), whatever `overwrite` says.
-pub(crate) fn write_atomic(
-    path: &Path,
-    overwrite: bool,
-    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), IoError> {
-    let os = |source| IoError::Os {
-        path: path.to_owned(),
-        error: source,
-    };
-    if !overwrite && path.exists() {
-        return Err(IoError::WouldOverwrite {
-            path: path.to_owned(),
-        });
-    }
-    refuse_unwritable(path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(os)?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut w).map_err(os)?;
-        w.flush().map_err(os)?;
-    }
-    tmp.as_file().sync_all().map_err(os)?;
-    if overwrite {
-        tmp.persist(path).map_err(|e| os(e.error))?;
-    } else {
-        tmp.persist_noclobber(path).map_err(|e| os(e.error))?;
-    }
-    Ok(())
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use ndarray_npy::NpzWriter;
 
 use crate::IoError;
-use crate::npy::{read_file, write_atomic};
+use crate::atomic::write_atomic;
+use crate::npy::read_file;
 
 /// An `.npz` archive read into memory, with the names of its members.
 pub(crate) struct NpzArchive {

@@ -404,3 +404,55 @@ fn read_only_destinations_are_never_replaced() {
     write_features(&p, x.view(), true).unwrap();
     assert_eq!(read_features(&p).unwrap(), x);
 }
+#[test]
+fn atomic_write_replaces_whole_files_only() {
+    let d = tmp();
+    let path = d.path().join("file.bin");
+    gen_metrics_io::write_atomic(&path, false, |w| w.write_all(b"first")).expect("write");
+    assert_eq!(std::fs::read(&path).expect("read"), b"first");
+    let refused = gen_metrics_io::write_atomic(&path, false, |w| w.write_all(b"other"));
+    assert!(matches!(refused, Err(IoError::WouldOverwrite { .. })));
+    gen_metrics_io::write_atomic(&path, true, |w| w.write_all(b"second version"))
+        .expect("overwrite");
+    assert_eq!(std::fs::read(&path).expect("read"), b"second version");
+    // A writer that fails half way leaves the old file and no temporary.
+    let err = gen_metrics_io::write_atomic(&path, true, |w| {
+        w.write_all(b"partial")?;
+        Err(std::io::Error::other("disk full"))
+    })
+    .expect_err("must fail");
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), b"second version");
+    let names: Vec<String> = std::fs::read_dir(d.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["file.bin"]);
+}
+
+#[test]
+fn written_features_are_standard_npy_and_round_trip() {
+    use ndarray_npy::ReadNpyExt;
+    let d = tmp();
+    let path = d.path().join("f.npy");
+    let a = Array2::from_shape_fn((5, 7), |(i, j)| (i * 7 + j) as f32 * 0.5 - 3.0);
+    write_features(&path, a.view(), false).expect("write");
+    let back =
+        Array2::<f32>::read_npy(std::fs::File::open(&path).expect("open")).expect("numpy format");
+    assert_eq!(back, a);
+    assert_eq!(read_features(&path).expect("read"), a);
+    let bytes = gen_metrics_io::npy::npy_bytes_f32(a.view());
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + header_len) % 64, 0, "header aligned to 64 bytes");
+    // A transposed (non-standard) view is written in C order.
+    let t = gen_metrics_io::npy::npy_bytes_f32(a.t());
+    std::fs::write(&path, &t).expect("write");
+    assert_eq!(read_features(&path).expect("read"), a.t());
+    // A truncated file is an error.
+    std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("truncate");
+    assert!(matches!(
+        read_features(&path),
+        Err(IoError::MalformedNpy { .. })
+    ));
+}

@@ -5,8 +5,10 @@
 //! two Gaussians without a matrix square root ([`FrechetDistance`]), blocked
 //! pairwise distances and k-nearest-neighbour radii with bounded memory
 //! ([`pairwise`]), blocked kernel sums for MMD ([`kernels`]), PCA ([`pca`]) and
-//! k-means ([`kmeans`]). `faer` does the heavy lifting; `ndarray` is the public
-//! array type. The few hand-written hot loops (the eigensolver's reduction
+//! k-means ([`kmeans`]), the dense products and decompositions the metric
+//! crates need ([`dense`]) and the Adam optimiser ([`optim`]). `faer` does the
+//! heavy lifting and this is the only crate that calls it; `ndarray` is the
+//! public array type. The few hand-written hot loops (the eigensolver's reduction
 //! stages in [`frechet`]) are plain safe Rust compiled for the CPU's widest
 //! vector instructions through `pulp`'s runtime dispatch; there is no
 //! `unsafe` in this crate.
@@ -18,18 +20,25 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod dense;
 pub mod error;
 pub mod frechet;
 pub mod kernels;
 pub mod kmeans;
+pub mod optim;
 pub mod pairwise;
 pub mod pca;
 pub mod stats;
 
+pub use dense::{
+    SymmetricEigen, cholesky_lower, matmul, matmul_nt, matmul_tn, solve_lower_triangular,
+    symmetric_eigen, symmetric_eigenvalues,
+};
 pub use error::LinalgError;
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
 pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
 pub use kmeans::{KMeans, KMeansModel};
+pub use optim::Adam;
 pub use pairwise::{
     Boundary, CrossBallStats, DistanceBlock, DistancePower, count_within_radii,
     cross_ball_statistics, for_each_distance_block, kth_neighbour_radii, kth_neighbour_radii_multi,

@@ -45,6 +45,7 @@
 //! thread count) and not bit-compatible with it. The conformance corpus has no
 //! FLS reference for that reason.
 
+use gen_metrics_linalg::Adam;
 use ndarray::{Array1, Array2, ArrayView2, Axis, Slice};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -233,9 +234,7 @@ impl Fls {
         let dists = sq_dists(data, kernel);
         let m = kernel.nrows();
         let mut s = vec![self.init_log_sigma; m];
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-        let mut m1 = vec![0.0; m];
-        let mut m2 = vec![0.0; m];
+        let mut adam = Adam::new(m);
         for step in 0..self.steps {
             let (_, g) = nll_and_grad(&dists, &s, dim, true);
             let lr = if step >= self.lr_milestone {
@@ -243,15 +242,9 @@ impl Fls {
             } else {
                 self.lr
             };
-            let t = (step + 1) as i32;
-            let bc1 = 1.0 - b1.powi(t);
-            let bc2 = 1.0 - b2.powi(t);
-            for j in 0..m {
-                m1[j] = b1 * m1[j] + (1.0 - b1) * g[j];
-                m2[j] = b2 * m2[j] + (1.0 - b2) * g[j] * g[j];
-                let denom = m2[j].sqrt() / bc2.sqrt() + eps;
-                s[j] -= (lr / bc1) * m1[j] / denom;
-                s[j] = s[j].clamp(-100.0, 20.0);
+            adam.step(&mut s, &g, lr);
+            for sj in &mut s {
+                *sj = sj.clamp(-100.0, 20.0);
             }
         }
         let (loss, _) = nll_and_grad(&dists, &s, dim, false);

@@ -18,8 +18,7 @@
 //! to a point that `p` can produce has `KL(p ‖ q) = +∞`; that is reported as
 //! [`Divergence::Infinite`], never as a NaN or an error.
 
-use faer::{Mat, Side};
-use ndarray::{Array1, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::error::RankingError;
@@ -405,7 +404,7 @@ impl LikelihoodDivergences {
 pub struct Gaussian {
     mean: Vec<f64>,
     /// Lower Cholesky factor `L`, `Σ = L Lᵀ`.
-    chol: Mat<f64>,
+    chol: Array2<f64>,
     log_det: f64,
 }
 
@@ -446,15 +445,13 @@ impl Gaussian {
                 }
             }
         }
-        let m = Mat::<f64>::from_fn(d, d, |i, j| cov[[i, j]]);
-        let llt = m
-            .llt(Side::Lower)
-            .map_err(|e| RankingError::SingularCovariance {
+        let chol = gen_metrics_linalg::cholesky_lower(cov).map_err(|e| {
+            RankingError::SingularCovariance {
                 what: "Gaussian",
-                reason: format!("{e:?}"),
-            })?;
-        let chol = llt.L().to_owned();
-        let log_det = 2.0 * (0..d).map(|i| chol[(i, i)].ln()).sum::<f64>();
+                reason: e.to_string(),
+            }
+        })?;
+        let log_det = 2.0 * (0..d).map(|i| chol[[i, i]].ln()).sum::<f64>();
         Ok(Self {
             mean,
             chol,
@@ -478,9 +475,9 @@ impl Gaussian {
         for i in 0..d {
             let mut s = v[i];
             for (j, vj) in v.iter().enumerate().take(i) {
-                s -= self.chol[(i, j)] * vj;
+                s -= self.chol[[i, j]] * vj;
             }
-            v[i] = s / self.chol[(i, i)];
+            v[i] = s / self.chol[[i, i]];
         }
     }
 
@@ -568,7 +565,7 @@ impl Gaussian {
         let mut col = vec![0.0; d];
         for j in 0..d {
             for (i, c) in col.iter_mut().enumerate() {
-                *c = self.chol[(i, j)];
+                *c = self.chol[[i, j]];
             }
             other.forward(&mut col);
             tr += col.iter().map(|t| t * t).sum::<f64>();

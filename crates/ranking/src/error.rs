@@ -11,6 +11,10 @@ use thiserror::Error;
 /// normality computation.
 #[derive(Debug, Error)]
 pub enum RankingError {
+    /// A dense kernel of `gen-metrics-linalg` refused its input.
+    #[error(transparent)]
+    Linalg(#[from] gen_metrics_linalg::LinalgError),
+
     /// Two inputs that must be paired element by element have different lengths.
     #[error("{what}: length mismatch ({left} vs {right})")]
     LengthMismatch {

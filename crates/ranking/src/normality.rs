@@ -12,10 +12,8 @@
 
 use std::fmt;
 
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-use faer::{Accum, Mat, Par, Side};
-use ndarray::ArrayView2;
+use gen_metrics_linalg::{cholesky_lower, matmul_nt, matmul_tn, solve_lower_triangular};
+use ndarray::{Array2, ArrayView2, Axis, Slice};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -174,7 +172,7 @@ fn chi2_sf(x: f64, k: f64) -> Result<f64, RankingError> {
 ///           N κ b₁,D / 6,  κ = (D+1)(N+1)(N+3) / (N((N+1)(D+1) − 6))   (N < 20, Mardia 1974)
 /// kurtosis: z = (b₂,D − D(D+2)) / √(8D(D+2)/N) ~ N(0, 1), two-sided p
 /// ```
-/// `g_ij = z_iᵀ z_j` with `z_i = L⁻¹(x_i − x̄)`, `S = L Lᵀ` (Cholesky, faer).
+/// `g_ij = z_iᵀ z_j` with `z_i = L⁻¹(x_i − x̄)`, `S = L Lᵀ` (Cholesky, `gen-metrics-linalg`).
 /// `b₁` is summed block by block over rows of `Z Zᵀ` (never storing the
 /// `N × N` matrix; upper block triangle only, `N² D / 2` multiply-adds), or, when `D ≤ 256` and `N > 2D²`, from the
 /// symmetric third-moment tensor `b₁ = Σ_{abc} (1/N Σ_i z_ia z_ib z_ic)²`
@@ -243,27 +241,18 @@ pub fn mardia(x: ArrayView2<'_, f64>, route: MardiaRoute) -> Result<MardiaTest, 
     let nf = n as f64;
     let mean: Vec<f64> = (0..d).map(|j| x.column(j).sum() / nf).collect();
     // Xcᵀ as a D × N matrix.
-    let mut zt = Mat::<f64>::from_fn(d, n, |j, i| x[[i, j]] - mean[j]);
-    let mut s = Mat::<f64>::zeros(d, d);
-    matmul(
-        s.as_mut(),
-        Accum::Replace,
-        zt.as_ref(),
-        zt.as_ref().transpose(),
-        1.0 / nf,
-        Par::rayon(0),
-    );
-    let llt = s
-        .llt(Side::Lower)
-        .map_err(|e| RankingError::SingularCovariance {
-            what: "Mardia",
-            reason: format!("{e:?}"),
-        })?;
-    solve_lower_triangular_in_place(llt.L(), zt.as_mut(), Par::rayon(0));
+    let zt = Array2::<f64>::from_shape_fn((d, n), |(j, i)| x[[i, j]] - mean[j]);
+    let s = matmul_nt(zt.view(), zt.view(), 1.0 / nf, true)?;
+    let l = cholesky_lower(s.view()).map_err(|e| RankingError::SingularCovariance {
+        what: "Mardia",
+        reason: e.to_string(),
+    })?;
+    // Zᵀ = L⁻¹ Xcᵀ.
+    let zt = solve_lower_triangular(l.view(), zt.view(), true)?;
     // Row-major Z (N × D) for cache-friendly row access.
     let z: Vec<f64> = (0..n)
         .flat_map(|i| (0..d).map(move |j| (i, j)))
-        .map(|(i, j)| zt[(j, i)])
+        .map(|(i, j)| zt[[j, i]])
         .collect();
     let b2 = (0..n)
         .map(|i| z[i * d..(i + 1) * d].iter().map(|t| t * t).sum::<f64>())
@@ -278,7 +267,7 @@ pub fn mardia(x: ArrayView2<'_, f64>, route: MardiaRoute) -> Result<MardiaTest, 
     let b1 = if use_tensor {
         b1_tensor(&z, n, d)
     } else {
-        b1_gram(&zt, n, d)
+        b1_gram(&zt, n, d)?
     };
     let df = (d as f64) * (d as f64 + 1.0) * (d as f64 + 2.0) / 6.0;
     let skew_stat = if n < 20 {
@@ -318,7 +307,7 @@ pub fn mardia(x: ArrayView2<'_, f64>, route: MardiaRoute) -> Result<MardiaTest, 
 /// `(1/N²) Σ_ij (z_iᵀ z_j)³` by row blocks of `Z Zᵀ` (`zt` is `Zᵀ`, D × N).
 /// Only the upper block triangle is formed: block `[i0, i1)` is multiplied by
 /// columns `[i0, N)`; its own square counts once, the rest twice (symmetry).
-fn b1_gram(zt: &Mat<f64>, n: usize, _d: usize) -> f64 {
+fn b1_gram(zt: &Array2<f64>, n: usize, _d: usize) -> Result<f64, RankingError> {
     // About 2^21 Gram entries (16 MiB) per block.
     let block = ((1usize << 21) / n).clamp(1, n);
     let starts: Vec<usize> = (0..n).step_by(block).collect();
@@ -327,20 +316,18 @@ fn b1_gram(zt: &Mat<f64>, n: usize, _d: usize) -> f64 {
         .map(|&i0| {
             let i1 = (i0 + block).min(n);
             let rows = i1 - i0;
-            let mut g = Mat::<f64>::zeros(rows, n - i0);
-            matmul(
-                g.as_mut(),
-                Accum::Replace,
-                zt.as_ref().subcols(i0, rows).transpose(),
-                zt.as_ref().subcols(i0, n - i0),
+            // Sequential product: the blocks already run in parallel.
+            let g = matmul_tn(
+                zt.slice_axis(Axis(1), Slice::from(i0..i1)),
+                zt.slice_axis(Axis(1), Slice::from(i0..n)),
                 1.0,
-                Par::Seq,
-            );
+                false,
+            )?;
             let (mut own, mut rest) = (0.0, 0.0);
             for j in 0..n - i0 {
                 let mut s = 0.0;
                 for i in 0..rows {
-                    let v = g[(i, j)];
+                    let v = g[[i, j]];
                     s += v * v * v;
                 }
                 if j < rows {
@@ -349,10 +336,10 @@ fn b1_gram(zt: &Mat<f64>, n: usize, _d: usize) -> f64 {
                     rest += s;
                 }
             }
-            own + 2.0 * rest
+            Ok(own + 2.0 * rest)
         })
-        .collect();
-    partial.iter().sum::<f64>() / (n as f64 * n as f64)
+        .collect::<Result<_, RankingError>>()?;
+    Ok(partial.iter().sum::<f64>() / (n as f64 * n as f64))
 }
 
 /// `Σ_{abc} M_abc²`, `M_abc = (1/N) Σ_i z_ia z_ib z_ic`, over `a ≤ b ≤ c` with

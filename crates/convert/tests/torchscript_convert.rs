@@ -19,9 +19,9 @@ use std::sync::OnceLock;
 
 mod common;
 
-use gen_metrics_features::onnx::{self, OnnxDim};
-use gen_metrics_features::provision;
-use gen_metrics_features::torchscript::{
+use gen_metrics_artifacts as provision;
+use gen_metrics_convert::onnx::{self, OnnxDim};
+use gen_metrics_convert::torchscript::{
     self, Attr, Dim, FID_INCEPTION_PARAMETERS, FID_INCEPTION_SHA256, FID_INCEPTION_TENSORS, Module,
     Op, TorchScriptArchive, TorchScriptError,
 };

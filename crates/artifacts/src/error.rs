@@ -1,0 +1,89 @@
+//! The one error type of the provisioning crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while fetching, verifying and caching an
+/// artifact. Each variant names the file or the artifact involved and, where
+/// the user can do something about it, says what.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// An operating-system error on a named file or folder.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An atomic write of a cached file failed.
+    #[error(transparent)]
+    File(#[from] gen_metrics_io::IoError),
+    /// A file's SHA-256 differs from the pinned value: it is refused, never used.
+    #[error(
+        "checksum mismatch for {what} ({}): expected sha256 {expected}, got {actual}; the file was refused (delete it if it is a stale download and try again)",
+        path.display()
+    )]
+    ChecksumMismatch {
+        /// The artifact (package and member).
+        what: String,
+        /// The file that was checked.
+        path: PathBuf,
+        /// The pinned SHA-256 (hex).
+        expected: String,
+        /// The SHA-256 found (hex).
+        actual: String,
+    },
+    /// An artifact is not cached and cannot be fetched (offline mode, no
+    /// package client, unsupported platform). The message says what to install
+    /// or which file to pass.
+    #[error("{artifact} is not available: {help}")]
+    ArtifactUnavailable {
+        /// The artifact (`name==version`).
+        artifact: String,
+        /// What the user can do.
+        help: String,
+    },
+    /// The package client ran but failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    PackageClient {
+        /// The command line that was run.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// A wheel (zip archive) could not be read, or lacks a member.
+    #[error("{}: {detail}", path.display())]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// JSON (the sidecar of a converted model) that cannot be written.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The serialiser's error.
+        source: serde_json::Error,
+    },
+    /// The TorchScript archive could not be read or converted to ONNX.
+    #[error("FID Inception conversion: {0}")]
+    Convert(#[from] gen_metrics_convert::TorchScriptError),
+}
+
+impl ArtifactError {
+    /// An [`ArtifactError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ArtifactError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with an [`ArtifactError`].
+pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
