@@ -37,6 +37,6 @@ pub use bootstrap::{
 };
 pub use divergence::{Divergence, LikelihoodDivergences, LogLikelihoods};
 pub use error::RankingError;
-pub use interval::{Estimand, Interval, Subsampling};
+pub use interval::{Design, Estimand, Interval, Subsampling};
 pub use normality::{NormalityReport, NormalitySummary, NormalityTest};
 pub use rank_correlation::{KendallTau, KendallTauResult, Spearman, SpearmanResult};

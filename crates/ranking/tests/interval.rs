@@ -1,10 +1,11 @@
-//! Subsampling intervals: the variance formula on a linear statistic, coverage
+//! Subsampling intervals (half-splits and delete-d subsamples): the variance
+//! formula on a linear statistic, coverage
 //! on a mean difference, the jackknife bias of a 1/N-biased statistic,
 //! determinism (seed, thread count), several keys at once, and errors.
 //! (Coverage for FID, KID and the k-NN metrics: `examples/coverage.rs`.)
 
 use gen_metrics_ranking::RankingError;
-use gen_metrics_ranking::interval::{Estimand, Subsampling};
+use gen_metrics_ranking::interval::{Design, Estimand, Subsampling};
 use ndarray::{Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,7 +56,8 @@ fn sample_var(x: ArrayView2<'_, f32>) -> f64 {
 
 #[test]
 fn half_sample_variance_is_the_full_size_variance_of_a_mean_difference() {
-    // SE² = Var*(θ̂_{N/2}) with c = 1 ≈ s_r²/N + s_g²/M for θ̂ = x̄ − ȳ.
+    // θ̂ = x̄ − ȳ: half-splits, E*[(θ̂_A − θ̂_B)²]/4 = s_r²/N + s_g²/M exactly
+    // for even N and M; the delete-d design at f gives the same after c = f/(1 − f).
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let real = gaussian(400, 1, 0.0, 1.0, &mut rng);
     let fake = gaussian(300, 1, 0.3, 2.0, &mut rng);
@@ -190,30 +192,61 @@ fn several_keys_equal_single_key_calls_and_are_deterministic() {
 }
 
 #[test]
-fn subsamples_have_no_duplicate_rows() {
-    // Row i holds the value i; a subsample's values must be distinct.
+fn subsamples_have_no_duplicate_rows_and_half_splits_are_complementary() {
+    // Row i holds the value i.
     let real = Array2::from_shape_fn((41, 1), |(i, _)| i as f32);
     let fake = Array2::from_shape_fn((30, 1), |(i, _)| i as f32);
-    let distinct = |r: ArrayView2<'_, f32>, f: ArrayView2<'_, f32>| -> Result<Vec<f64>, Boom> {
+    let describe = |r: ArrayView2<'_, f32>, f: ArrayView2<'_, f32>| -> Result<Vec<f64>, Boom> {
         let count = |x: ArrayView2<'_, f32>| {
             let mut v: Vec<u32> = x.column(0).iter().map(|&t| t as u32).collect();
             v.sort_unstable();
             v.dedup();
             v.len() as f64
         };
-        Ok(vec![count(r), count(f), r.nrows() as f64, f.nrows() as f64])
+        let sum = |x: ArrayView2<'_, f32>| x.column(0).iter().map(|&t| f64::from(t)).sum::<f64>();
+        Ok(vec![
+            count(r),
+            count(f),
+            r.nrows() as f64,
+            f.nrows() as f64,
+            sum(r),
+            sum(f),
+        ])
     };
+    // Delete-d subsamples: 21 of 41 and 15 of 30 distinct rows.
     let v = Subsampling::default()
         .n_subsamples(50)
-        .intervals(real.view(), fake.view(), distinct)
+        .fraction(0.5)
+        .intervals(real.view(), fake.view(), describe)
         .unwrap();
+    assert_eq!(v[0].design, Design::Subsample);
     assert_eq!(v[0].subsample_sizes, (21, 15));
+    assert_eq!(v[0].replicates.len(), 50);
     for s in 0..50 {
-        assert_eq!(v[0].replicates[s], v[2].replicates[s]);
-        assert_eq!(v[1].replicates[s], v[3].replicates[s]);
+        assert_eq!(v[0].replicates[s], 21.0);
+        assert_eq!(v[1].replicates[s], 15.0);
+        assert_eq!(v[2].replicates[s], 21.0);
+        assert_eq!(v[3].replicates[s], 15.0);
     }
-    assert_eq!(v[2].replicates[0], 21.0);
-    assert_eq!(v[3].replicates[0], 15.0);
+    // Half-splits: halves of 20 + 21 and 15 + 15 distinct rows that together
+    // are the whole set (their value sums add up to the totals).
+    let v = Subsampling::default()
+        .n_subsamples(50)
+        .intervals(real.view(), fake.view(), describe)
+        .unwrap();
+    assert_eq!(v[0].design, Design::HalfSplits);
+    assert_eq!(v[0].subsample_sizes, (20, 15));
+    assert_eq!(v[0].replicates.len(), 100);
+    for s in 0..50 {
+        let (a, b) = (2 * s, 2 * s + 1);
+        assert_eq!((v[0].replicates[a], v[0].replicates[b]), (20.0, 21.0));
+        assert_eq!((v[1].replicates[a], v[1].replicates[b]), (15.0, 15.0));
+        assert_eq!((v[2].replicates[a], v[2].replicates[b]), (20.0, 21.0));
+        assert_eq!(v[4].replicates[a] + v[4].replicates[b], 820.0);
+        assert_eq!(v[5].replicates[a] + v[5].replicates[b], 435.0);
+    }
+    // Different splits differ.
+    assert_ne!(v[4].replicates[0], v[4].replicates[2]);
 }
 
 #[test]
@@ -259,6 +292,11 @@ fn errors_are_reported_not_panicked() {
     assert!(matches!(
         ok.interval(nan.view(), fake.view(), mean_diff),
         Err(RankingError::NonFinite { .. })
+    ));
+    let three_rows = gaussian(3, 2, 0.0, 1.0, &mut rng);
+    assert!(matches!(
+        ok.interval(three_rows.view(), fake.view(), mean_diff),
+        Err(RankingError::TooFewSamples { min: 4, .. })
     ));
     let one_row = gaussian(1, 2, 0.0, 1.0, &mut rng);
     assert!(matches!(
