@@ -120,6 +120,11 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use crate::bootstrap::{check_common, check_set};
 use crate::error::RankingError;
 
+/// A metric with several keys from one evaluation of a (real, fake) pair of
+/// feature matrices (rows are samples), e.g. `[precision, recall]`.
+pub type MultiMetricFn<'a, E> =
+    dyn Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<Vec<f64>, E> + Sync + 'a;
+
 /// What the interval is an interval for (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub enum Estimand {
@@ -275,7 +280,7 @@ fn subsample_size(what: &'static str, n: usize, fraction: f64) -> Result<usize, 
 }
 
 fn eval_keys<E>(
-    metric: &(dyn Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<Vec<f64>, E> + Sync),
+    metric: &MultiMetricFn<'_, E>,
     real: ArrayView2<'_, f32>,
     fake: ArrayView2<'_, f32>,
     resample: Option<usize>,
