@@ -117,7 +117,7 @@ pub struct BootstrapInterval {
     pub replicates: Vec<f64>,
 }
 
-fn check_common(n_resamples: usize, confidence: f64) -> Result<(), RankingError> {
+pub(crate) fn check_common(n_resamples: usize, confidence: f64) -> Result<(), RankingError> {
     if n_resamples < 2 {
         return Err(RankingError::InvalidParameter {
             name: "n_resamples",
@@ -133,7 +133,7 @@ fn check_common(n_resamples: usize, confidence: f64) -> Result<(), RankingError>
     Ok(())
 }
 
-fn check_set(what: &'static str, x: &ArrayView2<'_, f32>) -> Result<(), RankingError> {
+pub(crate) fn check_set(what: &'static str, x: &ArrayView2<'_, f32>) -> Result<(), RankingError> {
     if x.nrows() < 2 {
         return Err(RankingError::TooFewSamples {
             what,

@@ -3,7 +3,9 @@
 //! **Owns:** KL(p_data ‖ p_model) and reverse KL from log-likelihoods
 //! ([`divergence`]), Kendall's tau-b/tau-c and Spearman with p-values
 //! ([`rank_correlation`]), bootstrap confidence intervals and the stability of
-//! a ranking of models under resampling ([`bootstrap`]), and tests of how close
+//! a ranking of models under resampling ([`bootstrap`]), subsampling
+//! intervals with verified coverage for k-NN and biased metrics
+//! ([`interval`]), and tests of how close
 //! features are to Gaussian ([`normality`]).
 //!
 //! **Must not:** compute distribution metrics itself (it takes them as
@@ -24,6 +26,7 @@
 pub mod bootstrap;
 pub mod divergence;
 pub mod error;
+pub mod interval;
 pub mod normality;
 pub mod rank_correlation;
 mod stats;
@@ -34,5 +37,6 @@ pub use bootstrap::{
 };
 pub use divergence::{Divergence, KlMetric, LikelihoodDivergences, LogLikelihoods};
 pub use error::RankingError;
+pub use interval::{Design, Estimand, Interval, Subsampling};
 pub use normality::{NormalityReport, NormalitySummary, NormalityTest};
 pub use rank_correlation::{KendallTau, KendallTauResult, Spearman, SpearmanResult};
