@@ -17,6 +17,7 @@
 //!
 //! The crate's one error type is [`TorchScriptError`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod onnx;
 pub mod torchscript;

@@ -456,3 +456,45 @@ fn written_features_are_standard_npy_and_round_trip() {
         Err(IoError::MalformedNpy { .. })
     ));
 }
+
+#[test]
+fn uint8_image_array_headers_are_checked_before_any_pixel_is_read() {
+    use gen_metrics_io::ImageArray;
+    use ndarray::{Array3, Array4};
+    let here = std::path::Path::new("images.npy");
+    let read =
+        |bytes: &[u8]| ImageArray::read_header(&mut &bytes[..], bytes.len() as u64, here, None);
+    let nhwc = npy_bytes(&Array4::<u8>::zeros((2, 4, 5, 3)));
+    let a = read(&nhwc).expect("NHWC");
+    assert_eq!((a.len, a.height, a.width, a.channels), (2, 4, 5, 3));
+    assert_eq!(a.item_bytes(), 60);
+    assert_eq!(a.data_offset as usize, nhwc.len() - 2 * 60);
+    // The reader is left at the first pixel byte.
+    let mut stream = &nhwc[..];
+    ImageArray::read_header(&mut stream, nhwc.len() as u64, here, None).expect("NHWC");
+    assert_eq!(stream.len(), 2 * 60);
+    let gray = read(&npy_bytes(&Array3::<u8>::zeros((3, 2, 2)))).expect("NHW");
+    assert_eq!((gray.len, gray.channels), (3, 1));
+
+    let e = read(&npy_bytes(&Array4::<f32>::zeros((1, 2, 2, 3)))).expect_err("f32");
+    assert!(matches!(e, IoError::WrongDtype { .. }), "{e}");
+    let e = read(&npy_bytes(&Array4::<u8>::zeros((2, 3, 8, 8)))).expect_err("NCHW");
+    assert!(e.to_string().contains("NCHW"), "{e}");
+    let e = read(&npy_bytes(&Array2::<u8>::zeros((2, 3)))).expect_err("rank 2");
+    assert!(matches!(e, IoError::WrongShape { .. }), "{e}");
+    // A header declaring more pixels than the stream holds, labelled with
+    // the member it came from.
+    let e = ImageArray::read_header(
+        &mut &nhwc[..],
+        nhwc.len() as u64 - 1,
+        here,
+        Some("arr_0.npy"),
+    )
+    .expect_err("truncated");
+    assert!(
+        e.to_string().contains("truncated") && e.to_string().contains("arr_0.npy"),
+        "{e}"
+    );
+    assert!(read(b"\x93NUMPY").is_err());
+    assert!(read(b"not an npy file at all").is_err());
+}
