@@ -172,7 +172,6 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
     if let Some(t) = &args.train {
         ev = ev.train(t);
     }
-    ev.plan()?;
     let report = ev.extras(extras(args)?).run()?;
     if args.json {
         print(&format!(

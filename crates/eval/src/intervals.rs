@@ -1,44 +1,43 @@
-//! Confidence intervals and pairwise comparisons by resampling.
+//! Confidence intervals and pairwise comparisons by random half-splits.
 //!
-//! Every resample draws the real rows once and the generated rows from one
-//! stream shared by all generated sets (so two generated sets are compared
-//! on the same real resample: a paired comparison), builds one metric [`Context`] per
-//! generated set and evaluates every selected metric's interval keys from it,
-//! so the shared work (Gaussian fits, k-NN radii) is shared inside a
-//! resample too. The replicate values give:
+//! Split `s` divides the real rows at random into two disjoint halves and
+//! the generated rows likewise (`gen_metrics_ranking::interval::
+//! half_split_rows`: the same halves for every generated set of one size, so
+//! two sets are compared on the same real halves: a paired comparison, and a
+//! set's intervals do not depend on which other sets are evaluated beside
+//! it). Every selected metric's interval keys are evaluated on both halves
+//! from one metric [`Context`] per half (the shared work is shared there
+//! too). The half values give:
 //!
-//! * an interval per key, by the method of `gen_metrics_ranking::interval`
-//!   (see `docs/intervals.md` for why this method and its measured coverage);
+//! * an interval per key: `SE² = (1/S) Σ_s (θ̂_A − θ̂_B)²/4`,
+//!   `[θ̂ ∓ t_{S−1} SE]` for the metric's value at the given sample sizes
+//!   (`Subsampling::interval_from_halves`; the method, the estimand and the
+//!   measured coverage are in `docs/intervals.md`);
 //! * for every pair of generated sets and every key with a direction, the
-//!   share of resamples in which the first beats the second.
+//!   share of the `2S` halves in which the first beats the second.
 //!
-//! Sets given only as statistics cannot be resampled: their keys get no
+//! Sets given only as statistics cannot be split: their keys get no
 //! interval, and the report says so.
 //!
 //! [`Context`]: gen_metrics_metric::Context
 
 use gen_metrics_metric::{Inputs, Metric, SideData};
+use gen_metrics_ranking::interval::{Subsampling, half_split_rows};
 use ndarray::{Array2, ArrayView2, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::EvalError;
 use crate::compute::compute_all;
 
-/// Rows drawn per resample from a set of `n`: `⌊n/2⌋` (at least 2, at most n).
-pub fn subsample_size(n: usize) -> usize {
-    (n / 2).max(2).min(n)
-}
-
 /// How intervals are computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntervalOptions {
-    /// Number of resamples (0: no intervals).
+    /// Number of random half-splits `S` (0: no intervals; at least 2
+    /// otherwise). Each split evaluates the metrics twice at half size.
     pub resamples: usize,
     /// Coverage, in (0, 1).
     pub confidence: f64,
-    /// Seed of the resampling (the same seed, the same intervals).
+    /// Seed of the splits (the same seed, the same intervals).
     pub seed: u64,
 }
 
@@ -52,47 +51,37 @@ impl Default for IntervalOptions {
     }
 }
 
-/// The replicate values of one generated set: `values[b][j]` is interval key
-/// `keys[j]` on resample `b`.
+/// The half values of one generated set: `halves[s][j]` is interval key
+/// `keys[j]` on halves `(A_s, B_s)` of split `s`.
 #[derive(Debug, Clone)]
 pub struct Replicates {
     /// The keys, in report order.
     pub keys: Vec<String>,
-    /// One row per resample.
-    pub values: Vec<Vec<f64>>,
-    /// Rows of each side in a resample: `(real, fake)`.
+    /// One entry per split: the values on half A and on half B.
+    pub halves: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Rows of half A: `(real, fake)`.
     pub sizes: (usize, usize),
 }
 
 impl Replicates {
-    /// The replicate values of `key`.
-    pub fn column(&self, key: &str) -> Option<Vec<f64>> {
+    /// The `(A, B)` half values of `key`, one pair per split.
+    pub fn pairs(&self, key: &str) -> Option<Vec<(f64, f64)>> {
         let j = self.keys.iter().position(|k| k == key)?;
-        Some(self.values.iter().map(|r| r[j]).collect())
+        Some(self.halves.iter().map(|(a, b)| (a[j], b[j])).collect())
     }
-}
-
-/// One resample's row choice for a set of `n` rows: `m = subsample_size(n)`
-/// distinct rows (no duplicates: duplicated rows have zero distance to a
-/// neighbour and collapse k-NN radii).
-fn draw(n: usize, seed: u64, resample: usize, stream: u64) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream.wrapping_mul(1 << 32).wrapping_add(resample as u64));
-    let mut idx = rand::seq::index::sample(&mut rng, n, subsample_size(n)).into_vec();
-    idx.sort_unstable();
-    idx
 }
 
 fn select(x: ArrayView2<'_, f32>, idx: &[usize]) -> Array2<f32> {
     x.select(Axis(0), idx)
 }
 
-/// Replicates for every generated set. `base` holds the inputs other than
+/// Half values for every generated set. `base` holds the inputs other than
 /// the real and generated rows (training set, labels, ...), which are not
-/// resampled.
+/// split.
 ///
 /// # Errors
-/// A metric failing on a resample (named, with the resample index).
+/// Fewer than 2 splits or 4 rows in a set; a metric failing on a half
+/// (named, with the split index).
 pub fn replicate(
     metrics: &[&dyn Metric],
     real: ArrayView2<'_, f32>,
@@ -100,6 +89,21 @@ pub fn replicate(
     base: &Inputs<'_>,
     options: &IntervalOptions,
 ) -> Result<Vec<Replicates>, EvalError> {
+    if options.resamples < 2 {
+        return Err(EvalError::Usage(format!(
+            "intervals need at least 2 half-splits, got {}",
+            options.resamples
+        )));
+    }
+    for (what, n) in std::iter::once(("real", real.nrows()))
+        .chain(fakes.iter().map(|f| ("generated", f.nrows())))
+    {
+        if n < 4 {
+            return Err(EvalError::Usage(format!(
+                "intervals split each set in halves: the {what} set needs at least 4 rows, got {n}"
+            )));
+        }
+    }
     let picked: Vec<&dyn Metric> = metrics
         .iter()
         .copied()
@@ -115,34 +119,32 @@ pub fn replicate(
                 .map(|k| k.key.to_owned())
         })
         .collect();
-    let per_resample: Vec<Result<Vec<Vec<f64>>, EvalError>> = (0..options.resamples)
+    let eval_half = |r: &Array2<f32>, f: &Array2<f32>, s: usize| -> Result<Vec<f64>, EvalError> {
+        let inputs = base.with_sides(
+            Some(SideData::Rows(r.view())),
+            Some(SideData::Rows(f.view())),
+        );
+        let outs = compute_all(&picked, inputs, true)
+            .map_err(|e| EvalError::Interval(format!("half-split {s}: {e}")))?;
+        keys.iter()
+            .map(|k| {
+                outs.iter()
+                    .find_map(|o| o.outcome.get(k))
+                    .ok_or_else(|| EvalError::Interval(format!("half-split {s}: no value for {k}")))
+            })
+            .collect()
+    };
+    let per_split: Vec<Result<Vec<(Vec<f64>, Vec<f64>)>, EvalError>> = (0..options.resamples)
         .into_par_iter()
-        .map(|b| {
-            let ri = draw(real.nrows(), options.seed, b, 0);
-            let r = select(real, &ri);
+        .map(|s| {
             fakes
                 .iter()
-                .enumerate()
-                .map(|(_, f)| {
-                    // Every generated set draws from the same stream: sets of
-                    // one size get the same row choice (common random
-                    // numbers), and a set's intervals do not depend on which
-                    // other sets are evaluated beside it.
-                    let fi = draw(f.nrows(), options.seed, b, 1);
-                    let fr = select(*f, &fi);
-                    let inputs = base.with_sides(
-                        Some(SideData::Rows(r.view())),
-                        Some(SideData::Rows(fr.view())),
-                    );
-                    let outs = compute_all(&picked, inputs, true)
-                        .map_err(|e| EvalError::Interval(format!("resample {b}: {e}")))?;
-                    keys.iter()
-                        .map(|k| {
-                            outs.iter().find_map(|o| o.outcome.get(k)).ok_or_else(|| {
-                                EvalError::Interval(format!("resample {b}: no value for {k}"))
-                            })
-                        })
-                        .collect()
+                .map(|f| {
+                    let ((ra, rb), (fa, fb)) =
+                        half_split_rows(options.seed, s, real.nrows(), f.nrows());
+                    let a = eval_half(&select(real, &ra), &select(*f, &fa), s)?;
+                    let b = eval_half(&select(real, &rb), &select(*f, &fb), s)?;
+                    Ok((a, b))
                 })
                 .collect()
         })
@@ -151,59 +153,34 @@ pub fn replicate(
         .iter()
         .map(|f| Replicates {
             keys: keys.clone(),
-            values: Vec::with_capacity(options.resamples),
-            sizes: (subsample_size(real.nrows()), subsample_size(f.nrows())),
+            halves: Vec::with_capacity(options.resamples),
+            sizes: (real.nrows() / 2, f.nrows() / 2),
         })
         .collect();
-    for r in per_resample {
-        for (j, row) in r?.into_iter().enumerate() {
-            out[j].values.push(row);
+    for r in per_split {
+        for (j, pair) in r?.into_iter().enumerate() {
+            out[j].halves.push(pair);
         }
     }
     Ok(out)
 }
 
-/// An interval from half-sample replicates: the basic (reflected) interval
-/// with the finite-population scale `√(m/(n − m))`,
+/// The interval of `key` from its half values.
 ///
-/// ```text
-/// low  = θ̂ − s · (q_{1−α/2}(t) − θ̂),   high = θ̂ − s · (q_{α/2}(t) − θ̂),
-/// ```
-///
-/// where `t_b` are the statistic on `m`-of-`n` subsamples drawn without
-/// replacement. For a statistic with a `c/N` bias and variance `σ²/N`,
-/// `E t − θ̂ ≈ c(1/m − 1/n)` and `Var(t − θ̂) ≈ σ²(1/m − 1/n)`; at `m = n/2`
-/// both equal the estimate's own bias and variance, so the reflected
-/// interval is centred on the bias-corrected value `θ̂ − bias` with the
-/// estimate's spread (half-sampling; Politis, Romano & Wolf 1999,
-/// *Subsampling*, ch. 2, with the finite-population correction). The
-/// interval may therefore exclude a strongly biased point estimate: the
-/// report says so when it happens.
-///
-/// Quantiles are numpy's default linear interpolation.
-pub fn interval_from_replicates(
+/// # Errors
+/// Non-finite half values (reported by the ranking crate).
+pub fn interval(
     estimate: f64,
-    replicates: &[f64],
-    confidence: f64,
-    m: usize,
-    n: usize,
-) -> Option<(f64, f64)> {
-    if replicates.is_empty() || m >= n || replicates.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let mut t = replicates.to_vec();
-    t.sort_by(f64::total_cmp);
-    let alpha = 1.0 - confidence;
-    let q = |p: f64| {
-        let v = p * (t.len() - 1) as f64;
-        let lo = v.floor() as usize;
-        let hi = (lo + 1).min(t.len() - 1);
-        t[lo] + (t[hi] - t[lo]) * (v - lo as f64)
-    };
-    let s = (m as f64 / (n - m) as f64).sqrt();
-    let (q_lo, q_hi) = (q(alpha / 2.0), q(1.0 - alpha / 2.0));
-    Some((
-        estimate - s * (q_hi - estimate),
-        estimate - s * (q_lo - estimate),
-    ))
+    rep: &Replicates,
+    key: &str,
+    options: &IntervalOptions,
+) -> Option<Result<gen_metrics_ranking::Interval, EvalError>> {
+    let pairs = rep.pairs(key)?;
+    Some(
+        Subsampling::default()
+            .confidence(options.confidence)
+            .seed(options.seed)
+            .interval_from_halves(estimate, &pairs, rep.sizes)
+            .map_err(|e| EvalError::Interval(format!("{key}: {e}"))),
+    )
 }

@@ -396,7 +396,7 @@ impl Evaluation {
                     let reps =
                         intervals::replicate(&refs, r.view(), &views, &base, &self.intervals)?;
                     for (set, rep) in sets.iter_mut().zip(&reps) {
-                        attach_intervals(set, rep, &self.intervals, r.nrows());
+                        attach_intervals(set, rep, &self.intervals)?;
                     }
                     comparisons = compare(&sets, &reps);
                 }
@@ -531,38 +531,17 @@ fn attach_intervals(
     set: &mut SetReport,
     rep: &intervals::Replicates,
     options: &IntervalOptions,
-    n_real: usize,
-) {
-    let n_fake = set.set.n;
+) -> Result<(), EvalError> {
     for v in &mut set.values {
-        let Some(col) = rep.column(&v.key) else {
-            continue;
-        };
-        // The scale follows the smaller side's sampling fraction.
-        let (m, n) = if n_fake <= n_real {
-            (rep.sizes.1, n_fake)
-        } else {
-            (rep.sizes.0, n_real)
-        };
-        match intervals::interval_from_replicates(v.value, &col, options.confidence, m, n) {
-            Some((low, high)) => {
-                v.interval = Some(Interval { low, high });
-                if !(low <= v.value && v.value <= high) {
-                    let msg = format!(
-                        "the interval excludes the estimate: the estimate carries a finite-sample bias of about {} that the interval corrects",
-                        report::fmt_value(v.value - (low + high) / 2.0)
-                    );
-                    v.note = Some(match v.note.take() {
-                        Some(n) => format!("{n}; {msg}"),
-                        None => msg,
-                    });
-                }
-            }
-            None => {
-                v.note = Some("no interval: the sets are too small to subsample".into());
-            }
+        if let Some(ci) = intervals::interval(v.value, rep, &v.key, options) {
+            let ci = ci?;
+            v.interval = Some(Interval {
+                low: ci.low,
+                high: ci.high,
+            });
         }
     }
+    Ok(())
 }
 
 fn compare(sets: &[SetReport], reps: &[intervals::Replicates]) -> Vec<Comparison> {
@@ -570,7 +549,7 @@ fn compare(sets: &[SetReport], reps: &[intervals::Replicates]) -> Vec<Comparison
     let Some(first) = reps.first() else {
         return out;
     };
-    for (j, key) in first.keys.iter().enumerate() {
+    for key in &first.keys {
         let Some((_, ks)) = registry::key_spec(key) else {
             continue;
         };
@@ -579,15 +558,23 @@ fn compare(sets: &[SetReport], reps: &[intervals::Replicates]) -> Vec<Comparison
         }
         for a in 0..sets.len() {
             for b in (a + 1)..sets.len() {
-                let (ra, rb) = (&reps[a].values, &reps[b].values);
-                let n = ra.len().min(rb.len());
-                if n == 0 {
+                let (Some(pa), Some(pb)) = (reps[a].pairs(key), reps[b].pairs(key)) else {
+                    continue;
+                };
+                // Both halves of every split: the two sets on the same real half.
+                let duels: Vec<(f64, f64)> = pa
+                    .iter()
+                    .zip(&pb)
+                    .flat_map(|(x, y)| [(x.0, y.0), (x.1, y.1)])
+                    .collect();
+                if duels.is_empty() {
                     continue;
                 }
-                let wins: f64 = (0..n)
-                    .map(|i| match ks.direction.better(ra[i][j], rb[i][j]) {
+                let wins: f64 = duels
+                    .iter()
+                    .map(|&(x, y)| match ks.direction.better(x, y) {
                         Some(true) => 1.0,
-                        Some(false) if ra[i][j] == rb[i][j] => 0.5,
+                        Some(false) if x == y => 0.5,
                         _ => 0.0,
                     })
                     .sum();
@@ -595,7 +582,7 @@ fn compare(sets: &[SetReport], reps: &[intervals::Replicates]) -> Vec<Comparison
                     key: key.clone(),
                     a: sets[a].set.name.clone(),
                     b: sets[b].set.name.clone(),
-                    a_better: wins / n as f64,
+                    a_better: wins / duels.len() as f64,
                 });
             }
         }

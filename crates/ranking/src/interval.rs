@@ -250,6 +250,26 @@ pub struct Interval {
     pub replicates: Vec<f64>,
 }
 
+/// The row choice of half-split `s` (see the [module docs](self)): the real
+/// rows `0..n` into halves `(A, B)` of `⌊n/2⌋` and `⌈n/2⌉` rows, then the
+/// generated rows `0..m` likewise, from `ChaCha8Rng::seed_from_u64(seed)` on
+/// stream `s`, real rows first. [`Subsampling::intervals`] uses exactly
+/// these; a pipeline that evaluates several metrics (or several generated
+/// sets against one real set) on the same halves calls this and then
+/// [`Subsampling::interval_from_halves`].
+pub fn half_split_rows(
+    seed: u64,
+    s: usize,
+    n: usize,
+    m: usize,
+) -> ((Vec<usize>, Vec<usize>), (Vec<usize>, Vec<usize>)) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(s as u64);
+    let real = split_rows(&mut rng, n, n / 2);
+    let fake = split_rows(&mut rng, m, m / 2);
+    (real, fake)
+}
+
 /// Rows `0..n` split at random: the first `b` of a partial Fisher–Yates
 /// shuffle (with `random_range`) and the other `n − b`, each sorted (a
 /// subsample keeps the original row order).
@@ -445,10 +465,13 @@ impl Subsampling {
         let reps: Vec<Vec<Vec<f64>>> = (0..self.n_subsamples)
             .into_par_iter()
             .map(|s| {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-                rng.set_stream(s as u64);
-                let (ir, jr) = split_rows(&mut rng, n, br);
-                let (ig, jg) = split_rows(&mut rng, m, bg);
+                let ((ir, jr), (ig, jg)) = if split {
+                    half_split_rows(self.seed, s, n, m)
+                } else {
+                    let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                    rng.set_stream(s as u64);
+                    (split_rows(&mut rng, n, br), split_rows(&mut rng, m, bg))
+                };
                 let mut out = Vec::with_capacity(2);
                 let r: Array2<f32> = real.select(Axis(0), &ir);
                 let g: Array2<f32> = fake.select(Axis(0), &ig);
@@ -474,61 +497,117 @@ impl Subsampling {
             })
             .collect::<Result<_, RankingError>>()?;
 
-        let s_count = self.n_subsamples as f64;
         (0..n_keys)
             .map(|k| {
-                let replicates: Vec<f64> =
-                    reps.iter().flat_map(|v| v.iter().map(|x| x[k])).collect();
-                let mean = replicates.iter().sum::<f64>() / replicates.len() as f64;
-                let var = if split {
-                    reps.iter()
-                        .map(|v| (v[0][k] - v[1][k]).powi(2) / 4.0)
-                        .sum::<f64>()
-                        / s_count
-                } else {
-                    c * replicates
-                        .iter()
-                        .map(|x| (x - mean) * (x - mean))
-                        .sum::<f64>()
-                        / (s_count - 1.0)
-                };
-                let theta = estimate[k];
-                let bias = c * (mean - theta);
-                // Monte Carlo noise of θ̄ (S values, or 2S half values) in the bias.
-                let mc = if split {
-                    1.0 / (2.0 * s_count)
-                } else {
-                    c / s_count
-                };
-                let (center, std_error) = match self.estimand {
-                    Estimand::AtSampleSize => (theta, var.sqrt()),
-                    Estimand::LargeSample => (theta - bias, (var * (1.0 + mc)).sqrt()),
-                };
-                let (low, high) = (center - t * std_error, center + t * std_error);
-                if !(low.is_finite() && high.is_finite()) {
-                    return Err(RankingError::Numerical {
-                        what: "subsampling interval",
-                        reason: format!("key {k}: [{low}, {high}]"),
-                    });
-                }
-                Ok(Interval {
-                    estimate: theta,
-                    center,
-                    low,
-                    high,
-                    std_error,
-                    bias,
-                    subsample_mean: mean,
-                    contains_estimate: low <= theta && theta <= high,
-                    confidence: self.confidence,
-                    estimand: self.estimand,
-                    design: self.design,
-                    t_quantile: t,
-                    subsample_sizes: (br, bg),
-                    replicates,
-                })
+                let per: Vec<Vec<f64>> = reps
+                    .iter()
+                    .map(|v| v.iter().map(|x| x[k]).collect())
+                    .collect();
+                self.interval_from_replicates(estimate[k], &per, (br, bg), c, t)
+                    .map_err(|e| match e {
+                        RankingError::Numerical { what, reason } => RankingError::Numerical {
+                            what,
+                            reason: format!("key {k}: {reason}"),
+                        },
+                        other => other,
+                    })
             })
             .collect()
+    }
+
+    /// One key's interval from half-split values `(θ̂_{A_s}, θ̂_{B_s})`, one
+    /// pair per split, computed on the rows of [`half_split_rows`] (the
+    /// formulas of the [module docs](self); `estimate` is the key on all
+    /// rows, `sizes` the half sizes `(⌊N/2⌋, ⌊M/2⌋)`).
+    ///
+    /// # Errors
+    /// Fewer than 2 splits, a confidence outside (0, 1), non-finite values.
+    pub fn interval_from_halves(
+        &self,
+        estimate: f64,
+        halves: &[(f64, f64)],
+        sizes: (usize, usize),
+    ) -> Result<Interval, RankingError> {
+        let this = Subsampling {
+            n_subsamples: halves.len(),
+            design: Design::HalfSplits,
+            ..*self
+        };
+        check_common(this.n_subsamples, this.confidence)?;
+        if let Some(v) = std::iter::once(estimate)
+            .chain(halves.iter().flat_map(|&(a, b)| [a, b]))
+            .find(|v| !v.is_finite())
+        {
+            return Err(RankingError::MetricNonFinite {
+                metric: "half-split value".into(),
+                value: v,
+            });
+        }
+        let t = student_t_quantile(this.n_subsamples - 1, 0.5 + 0.5 * this.confidence)?;
+        let per: Vec<Vec<f64>> = halves.iter().map(|&(a, b)| vec![a, b]).collect();
+        this.interval_from_replicates(estimate, &per, sizes, 1.0, t)
+    }
+
+    /// The interval of one key from its replicates: one value per subsample
+    /// (`Design::Subsample`) or the two half values per split.
+    fn interval_from_replicates(
+        &self,
+        theta: f64,
+        reps: &[Vec<f64>],
+        sizes: (usize, usize),
+        c: f64,
+        t: f64,
+    ) -> Result<Interval, RankingError> {
+        let split = self.design == Design::HalfSplits;
+        let s_count = reps.len() as f64;
+        let replicates: Vec<f64> = reps.iter().flatten().copied().collect();
+        let mean = replicates.iter().sum::<f64>() / replicates.len() as f64;
+        let var = if split {
+            reps.iter()
+                .map(|v| (v[0] - v[1]).powi(2) / 4.0)
+                .sum::<f64>()
+                / s_count
+        } else {
+            c * replicates
+                .iter()
+                .map(|x| (x - mean) * (x - mean))
+                .sum::<f64>()
+                / (s_count - 1.0)
+        };
+        let bias = c * (mean - theta);
+        // Monte Carlo noise of θ̄ (S values, or 2S half values) in the bias.
+        let mc = if split {
+            1.0 / (2.0 * s_count)
+        } else {
+            c / s_count
+        };
+        let (center, std_error) = match self.estimand {
+            Estimand::AtSampleSize => (theta, var.sqrt()),
+            Estimand::LargeSample => (theta - bias, (var * (1.0 + mc)).sqrt()),
+        };
+        let (low, high) = (center - t * std_error, center + t * std_error);
+        if !(low.is_finite() && high.is_finite()) {
+            return Err(RankingError::Numerical {
+                what: "subsampling interval",
+                reason: format!("[{low}, {high}]"),
+            });
+        }
+        Ok(Interval {
+            estimate: theta,
+            center,
+            low,
+            high,
+            std_error,
+            bias,
+            subsample_mean: mean,
+            contains_estimate: low <= theta && theta <= high,
+            confidence: self.confidence,
+            estimand: self.estimand,
+            design: self.design,
+            t_quantile: t,
+            subsample_sizes: sizes,
+            replicates,
+        })
     }
 
     /// [`Subsampling::intervals`] for a metric with a single key.
