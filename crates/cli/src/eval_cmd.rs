@@ -29,7 +29,8 @@ pub struct EvalArgs {
     /// Comma-separated metric names, or `all` (every metric whose inputs are given).
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = metric_name())]
     pub metrics: Vec<String>,
-    /// Resamples for the intervals and the pairwise comparisons (0: none).
+    /// Random half-splits for the intervals and the pairwise comparisons (0: none; at least 2;
+    /// see docs/intervals.md).
     #[arg(long, default_value_t = 20)]
     pub bootstrap: usize,
     /// Coverage of the intervals.

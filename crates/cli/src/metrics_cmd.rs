@@ -61,7 +61,8 @@ pub struct MetricsArgs {
     /// Seed of every randomized metric and of the resampling (same seed, same numbers).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Resamples for confidence intervals of the (real, generated) metrics (0: none).
+    /// Random half-splits for confidence intervals of the (real, generated) metrics (0: none;
+    /// at least 2; see docs/intervals.md).
     #[arg(long, default_value_t = 0)]
     pub bootstrap: usize,
     /// Coverage of the intervals (and of KL's standard-error interval).

