@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use gen_metrics::features::provision::{self, ARTIFACTS, Artifact, Provisioner};
 
@@ -126,7 +126,7 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
         ModelsCommand::List { json } => {
             let status = p.status()?;
             if *json {
-                crate::output::println(&format!("{}", serde_json::to_string_pretty(&status)?))?;
+                crate::output::println(&serde_json::to_string_pretty(&status)?)?;
             } else {
                 crate::output::println(&format!("home: {}", p.home().display()))?;
                 for s in status {

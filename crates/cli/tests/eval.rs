@@ -4,7 +4,6 @@
 //! `metrics` on the same features, and the exit codes.
 
 #[path = "../../features/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

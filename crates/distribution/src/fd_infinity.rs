@@ -166,47 +166,6 @@ impl TwoSampleMetric for FdInfinity {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn linspace_matches_numpy() {
-        // np.linspace(500, 2000, 15).astype(np.int32)
-        assert_eq!(
-            batch_sizes(500, 2000, 15),
-            vec![
-                500, 607, 714, 821, 928, 1035, 1142, 1250, 1357, 1464, 1571, 1678, 1785, 1892, 2000
-            ]
-        );
-        assert_eq!(batch_sizes(7, 7, 3), vec![7, 7, 7]);
-    }
-
-    #[test]
-    fn ols_recovers_a_line() {
-        let pts: Vec<(usize, f64)> = [10usize, 20, 40, 80]
-            .iter()
-            .map(|&n| (n, 3.0 + 5.0 / n as f64))
-            .collect();
-        let (a, b) = extrapolate_to_infinity("t", &pts).unwrap();
-        assert!((a - 3.0).abs() < 1e-13 && (b - 5.0).abs() < 1e-11);
-        assert!(extrapolate_to_infinity("t", &[(5, 1.0), (5, 2.0)]).is_err());
-    }
-
-    #[test]
-    fn shuffles_are_deterministic_permutations() {
-        let a = cumulative_shuffles(50, 3, 7);
-        assert_eq!(a, cumulative_shuffles(50, 3, 7));
-        assert_ne!(a, cumulative_shuffles(50, 3, 8));
-        for row in a.outer_iter() {
-            let mut v = row.to_vec();
-            v.sort_unstable();
-            assert_eq!(v, (0..50).collect::<Vec<_>>());
-        }
-        assert_ne!(a.row(0), a.row(1));
-    }
-}
-
 // --- the metric contract ----------------------------------------------------
 
 /// The first batch size of the extrapolation for `n` generated samples:
@@ -264,5 +223,46 @@ impl Metric for FdInfinityMetric {
             line: Some((out.value, out.slope)),
         };
         Ok(Outcome::new().value("fd_inf", out.value).curve(curve))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linspace_matches_numpy() {
+        // np.linspace(500, 2000, 15).astype(np.int32)
+        assert_eq!(
+            batch_sizes(500, 2000, 15),
+            vec![
+                500, 607, 714, 821, 928, 1035, 1142, 1250, 1357, 1464, 1571, 1678, 1785, 1892, 2000
+            ]
+        );
+        assert_eq!(batch_sizes(7, 7, 3), vec![7, 7, 7]);
+    }
+
+    #[test]
+    fn ols_recovers_a_line() {
+        let pts: Vec<(usize, f64)> = [10usize, 20, 40, 80]
+            .iter()
+            .map(|&n| (n, 3.0 + 5.0 / n as f64))
+            .collect();
+        let (a, b) = extrapolate_to_infinity("t", &pts).unwrap();
+        assert!((a - 3.0).abs() < 1e-13 && (b - 5.0).abs() < 1e-11);
+        assert!(extrapolate_to_infinity("t", &[(5, 1.0), (5, 2.0)]).is_err());
+    }
+
+    #[test]
+    fn shuffles_are_deterministic_permutations() {
+        let a = cumulative_shuffles(50, 3, 7);
+        assert_eq!(a, cumulative_shuffles(50, 3, 7));
+        assert_ne!(a, cumulative_shuffles(50, 3, 8));
+        for row in a.outer_iter() {
+            let mut v = row.to_vec();
+            v.sort_unstable();
+            assert_eq!(v, (0..50).collect::<Vec<_>>());
+        }
+        assert_ne!(a.row(0), a.row(1));
     }
 }

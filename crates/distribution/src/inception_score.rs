@@ -423,50 +423,6 @@ impl IsInfinity {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::array;
-
-    #[test]
-    fn uniform_predictions_score_one() {
-        let l = Array2::<f32>::zeros((20, 5));
-        let o = InceptionScore::new().compute(l.view()).unwrap();
-        assert!((o.mean - 1.0).abs() < 1e-12 && o.std.abs() < 1e-12);
-    }
-
-    #[test]
-    fn confident_distinct_classes_score_c() {
-        // one-hot-ish logits over 4 classes, each class equally often: IS -> 4
-        let l = Array2::from_shape_fn((40, 4), |(i, j)| if i % 4 == j { 60.0f64 } else { 0.0 });
-        let o = InceptionScore::new().splits(1).compute(l.view()).unwrap();
-        assert!((o.mean - 4.0).abs() < 1e-9, "{}", o.mean);
-    }
-
-    #[test]
-    fn conventions_and_errors() {
-        let l = array![[1.0f32, 2.0], [0.5, 0.1], [3.0, -1.0]];
-        assert!(InceptionScore::new().compute(l.view()).is_err()); // 3 rows < 10 splits
-        assert!(InceptionScore::new().splits(0).compute(l.view()).is_err());
-        let tm = InceptionScore::new()
-            .splits(2)
-            .convention(IsConvention::TorchMetrics)
-            .compute(l.view())
-            .unwrap();
-        assert_eq!(tm.split_scores.len(), 2); // chunks of 2 and 1 rows
-        let bad = InceptionScore::new()
-            .splits(1)
-            .order(IsOrder::Permutation(vec![0, 0, 1]));
-        assert!(bad.compute(l.view()).is_err());
-        let mut nan = l.clone();
-        nan[[1, 1]] = f32::NAN;
-        assert!(matches!(
-            InceptionScore::new().splits(1).compute(nan.view()),
-            Err(MetricError::NonFinite { row: 1, col: 1, .. })
-        ));
-    }
-}
-
 // --- the metric contract ----------------------------------------------------
 
 /// Registry entry of the Inception Score (torch-fidelity's convention, 10
@@ -549,5 +505,49 @@ impl Metric for IsInfinityMetric {
             .seed(self.seed)
             .compute(logits)?;
         Ok(Outcome::new().value("is_inf", out.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn uniform_predictions_score_one() {
+        let l = Array2::<f32>::zeros((20, 5));
+        let o = InceptionScore::new().compute(l.view()).unwrap();
+        assert!((o.mean - 1.0).abs() < 1e-12 && o.std.abs() < 1e-12);
+    }
+
+    #[test]
+    fn confident_distinct_classes_score_c() {
+        // one-hot-ish logits over 4 classes, each class equally often: IS -> 4
+        let l = Array2::from_shape_fn((40, 4), |(i, j)| if i % 4 == j { 60.0f64 } else { 0.0 });
+        let o = InceptionScore::new().splits(1).compute(l.view()).unwrap();
+        assert!((o.mean - 4.0).abs() < 1e-9, "{}", o.mean);
+    }
+
+    #[test]
+    fn conventions_and_errors() {
+        let l = array![[1.0f32, 2.0], [0.5, 0.1], [3.0, -1.0]];
+        assert!(InceptionScore::new().compute(l.view()).is_err()); // 3 rows < 10 splits
+        assert!(InceptionScore::new().splits(0).compute(l.view()).is_err());
+        let tm = InceptionScore::new()
+            .splits(2)
+            .convention(IsConvention::TorchMetrics)
+            .compute(l.view())
+            .unwrap();
+        assert_eq!(tm.split_scores.len(), 2); // chunks of 2 and 1 rows
+        let bad = InceptionScore::new()
+            .splits(1)
+            .order(IsOrder::Permutation(vec![0, 0, 1]));
+        assert!(bad.compute(l.view()).is_err());
+        let mut nan = l.clone();
+        nan[[1, 1]] = f32::NAN;
+        assert!(matches!(
+            InceptionScore::new().splits(1).compute(nan.view()),
+            Err(MetricError::NonFinite { row: 1, col: 1, .. })
+        ));
     }
 }

@@ -395,22 +395,6 @@ pub fn realism_dgm_eval_k5_mean(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentile_matches_numpy_linear() {
-        // np.percentile([1, 2, 3, 4], 50) = 2.5; ([1, 2, 3], 50) = 2; ([1, 2, 3, 4], 25) = 1.75
-        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
-        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0], 50.0), 2.0);
-        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 25.0), 1.75);
-        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 100.0), 4.0);
-        assert_eq!(percentile_linear(&[5.0], 50.0), 5.0);
-        assert_eq!(median_sorted(&[1.0, 2.0, 3.0, 10.0]), 2.5);
-    }
-}
-
 // --- the metric contract ----------------------------------------------------
 
 /// Registry entry of the realism score (k = 3, kynkaat's
@@ -461,5 +445,21 @@ impl Metric for Realism {
             .value("realism_mean", out.mean)
             .value("realism_median", out.median)
             .per_sample("realism", Set::Fake, out.scores))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_matches_numpy_linear() {
+        // np.percentile([1, 2, 3, 4], 50) = 2.5; ([1, 2, 3], 50) = 2; ([1, 2, 3, 4], 25) = 1.75
+        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
+        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0], 50.0), 2.0);
+        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 25.0), 1.75);
+        assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 100.0), 4.0);
+        assert_eq!(percentile_linear(&[5.0], 50.0), 5.0);
+        assert_eq!(median_sorted(&[1.0, 2.0, 3.0, 10.0]), 2.5);
     }
 }

@@ -58,7 +58,7 @@ pub struct Replicates {
     /// The keys, in report order.
     pub keys: Vec<String>,
     /// One entry per split: the values on half A and on half B.
-    pub halves: Vec<(Vec<f64>, Vec<f64>)>,
+    pub halves: Vec<HalfValues>,
     /// Rows of half A: `(real, fake)`.
     pub sizes: (usize, usize),
 }
@@ -70,6 +70,9 @@ impl Replicates {
         Some(self.halves.iter().map(|(a, b)| (a[j], b[j])).collect())
     }
 }
+
+/// The interval keys on half A and on half B of one split.
+pub type HalfValues = (Vec<f64>, Vec<f64>);
 
 fn select(x: ArrayView2<'_, f32>, idx: &[usize]) -> Array2<f32> {
     x.select(Axis(0), idx)
@@ -134,7 +137,7 @@ pub fn replicate(
             })
             .collect()
     };
-    let per_split: Vec<Result<Vec<(Vec<f64>, Vec<f64>)>, EvalError>> = (0..options.resamples)
+    let per_split: Vec<Result<Vec<HalfValues>, EvalError>> = (0..options.resamples)
         .into_par_iter()
         .map(|s| {
             fakes

@@ -106,12 +106,15 @@ fn scored_keys(report: &Report) -> Vec<String> {
     keys
 }
 
+/// One set's value on a metric chart: index, name, value, interval.
+type Point<'a> = (usize, &'a str, f64, Option<(f64, f64)>);
+
 fn metric_chart(report: &Report, key: &str) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let pts: Vec<(usize, &str, f64, Option<(f64, f64)>)> = report
+        let pts: Vec<Point<'_>> = report
             .sets
             .iter()
             .enumerate()

@@ -226,13 +226,16 @@ impl Plan {
     }
 }
 
+/// Squared k-th neighbour radii by `(set, k)`.
+type RadiiCache = HashMap<(Set, usize), Arc<Array1<f64>>>;
+
 /// The inputs of one evaluation and its shared work, computed once.
 #[derive(Debug)]
 pub struct Context<'a> {
     inputs: Inputs<'a>,
     resampling: bool,
     frechet: [OnceLock<Arc<FrechetSide>>; 3],
-    squared_radii: Mutex<HashMap<(Set, usize), Arc<Array1<f64>>>>,
+    squared_radii: Mutex<RadiiCache>,
 }
 
 impl<'a> Context<'a> {

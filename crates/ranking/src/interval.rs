@@ -250,6 +250,9 @@ pub struct Interval {
     pub replicates: Vec<f64>,
 }
 
+/// The rows of two complementary halves `(A, B)` of one set, each sorted.
+pub type HalfSplit = (Vec<usize>, Vec<usize>);
+
 /// The row choice of half-split `s` (see the [module docs](self)): the real
 /// rows `0..n` into halves `(A, B)` of `⌊n/2⌋` and `⌈n/2⌉` rows, then the
 /// generated rows `0..m` likewise, from `ChaCha8Rng::seed_from_u64(seed)` on
@@ -257,12 +260,7 @@ pub struct Interval {
 /// these; a pipeline that evaluates several metrics (or several generated
 /// sets against one real set) on the same halves calls this and then
 /// [`Subsampling::interval_from_halves`].
-pub fn half_split_rows(
-    seed: u64,
-    s: usize,
-    n: usize,
-    m: usize,
-) -> ((Vec<usize>, Vec<usize>), (Vec<usize>, Vec<usize>)) {
+pub fn half_split_rows(seed: u64, s: usize, n: usize, m: usize) -> (HalfSplit, HalfSplit) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(s as u64);
     let real = split_rows(&mut rng, n, n / 2);
