@@ -35,13 +35,13 @@ echo "== provision (cached after the first run)"
 
 echo "== data: real MNIST digits and two generated sets"
 rm -rf "$work"
-target/release/examples/mnist_generate --out "$work" --n-train 2000 --n-real 1000 --n-fake 1000 \
+target/release/examples/mnist_generate --out "$work" --n-train 1000 --n-real 500 --n-fake 500 \
     --weak-components 1 --seed 0
 
-echo "== eval: generated and generated_weak against real (1000 digits each)"
+echo "== eval: generated and generated_weak against real (500 digits each; 1000 training digits)"
 "$bin" eval --real "$work/real" --fake "$work/generated" --fake "$work/generated_weak" \
     --train "$work/train" --encoder inception-v3-fid --resize clean \
-    --metrics fid,fd_inf,kid,pr,prdc,realism,vendi,authpct,ct --kid-subset-size 200 \
+    --metrics fid,fd_inf,kid,pr,prdc,realism,vendi,authpct,ct --kid-subset-size 100 \
     --bootstrap 20 --seed 0 --out "$work/report"
 
 echo "== the same FID straight from the two folders, as pytorch-fid would be called"

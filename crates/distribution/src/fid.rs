@@ -184,7 +184,8 @@ pub static SPEC: Spec = Spec {
         Direction::LowerIsBetter,
         "‖μ_r − μ_g‖² + tr(Σ_r + Σ_g − 2(Σ_r^½ Σ_g Σ_r^½)^½)",
     )
-    .with_interval()],
+    .with_interval()
+    .non_negative()],
     dynamic_keys: None,
     make: |_| Ok(Box::new(Fid::new())),
 };

@@ -170,7 +170,8 @@ pub static SPEC: Spec = Spec {
         Direction::LowerIsBetter,
         "FID / d_thr, d = mean over generated of 1 − max |cos| to the real set",
     )
-    .with_interval()],
+    .with_interval()
+    .non_negative()],
     dynamic_keys: None,
     make: |_| Ok(Box::new(Mifid::default())),
 };

@@ -156,25 +156,29 @@ pub static SPEC: Spec = Spec {
             Direction::HigherIsBetter,
             "share of generated samples inside some real k-NN ball",
         )
-        .with_interval(),
+        .with_interval()
+        .share(),
         KeySpec::new(
             "prdc_recall",
             Direction::HigherIsBetter,
             "share of real samples inside some generated k-NN ball",
         )
-        .with_interval(),
+        .with_interval()
+        .share(),
         KeySpec::new(
             "density",
             Direction::HigherIsBetter,
             "mean number of real balls holding a generated sample, over k",
         )
-        .with_interval(),
+        .with_interval()
+        .non_negative(),
         KeySpec::new(
             "coverage",
             Direction::HigherIsBetter,
             "share of real balls holding at least one generated sample",
         )
-        .with_interval(),
+        .with_interval()
+        .share(),
     ],
     dynamic_keys: None,
     make: |p| {

@@ -175,13 +175,15 @@ pub static SPEC: Spec = Spec {
             Direction::HigherIsBetter,
             "share of generated samples inside some real k-NN ball",
         )
-        .with_interval(),
+        .with_interval()
+        .share(),
         KeySpec::new(
             "recall",
             Direction::HigherIsBetter,
             "share of real samples inside some generated k-NN ball",
         )
-        .with_interval(),
+        .with_interval()
+        .share(),
     ],
     dynamic_keys: None,
     make: |p| {

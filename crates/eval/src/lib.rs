@@ -54,7 +54,7 @@ use gen_metrics_metric::{Inputs, LogLikelihoodPair, SideData, Spec};
 use ndarray::{Array1, Array2};
 
 /// The interval method named in reports.
-pub const INTERVAL_METHOD: &str = "half-sampling without replacement, reflected (basic) interval with the finite-population scale";
+pub const INTERVAL_METHOD: &str = "random half-splits without replacement: θ̂ ± t·SE, SE² = mean (θ̂_A − θ̂_B)²/4, for the value at the given sample sizes, clipped to the key's range (docs/intervals.md)";
 
 /// Inputs besides the sets: logits, labels and log-likelihoods.
 #[derive(Debug, Clone, Default)]
@@ -535,9 +535,13 @@ fn attach_intervals(
     for v in &mut set.values {
         if let Some(ci) = intervals::interval(v.value, rep, &v.key, options) {
             let ci = ci?;
+            // The population value lies in the key's range, so clipping the
+            // symmetric interval to it never loses coverage.
+            let (lo, hi) = registry::key_spec(&v.key)
+                .map_or((f64::NEG_INFINITY, f64::INFINITY), |(_, k)| k.range);
             v.interval = Some(Interval {
-                low: ci.low,
-                high: ci.high,
+                low: ci.low.clamp(lo, hi),
+                high: ci.high.clamp(lo, hi),
             });
         }
     }

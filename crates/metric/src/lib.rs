@@ -140,6 +140,10 @@ pub struct KeySpec {
     pub can_be_negative: bool,
     /// One line: what the value is.
     pub about: &'static str,
+    /// The values the key can take, `(low, high)`; intervals are clipped to
+    /// it (a share is in `[0, 1]`, a distance `≥ 0`).
+    #[serde(skip)]
+    pub range: (f64, f64),
 }
 
 impl KeySpec {
@@ -151,7 +155,24 @@ impl KeySpec {
             interval: false,
             can_be_negative: false,
             about,
+            range: (f64::NEG_INFINITY, f64::INFINITY),
         }
+    }
+
+    /// The same key with values in `[low, high]`.
+    pub const fn within(mut self, low: f64, high: f64) -> Self {
+        self.range = (low, high);
+        self
+    }
+
+    /// The same key with values in `[0, 1]` (a share).
+    pub const fn share(self) -> Self {
+        self.within(0.0, 1.0)
+    }
+
+    /// The same key with values `≥ 0` (a distance, a count).
+    pub const fn non_negative(self) -> Self {
+        self.within(0.0, f64::INFINITY)
     }
 
     /// The same key with a confidence interval.
