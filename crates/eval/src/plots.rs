@@ -11,6 +11,7 @@
 //! Every series carries its set's name in the legend, so a reader (and the
 //! tests) can tell which is which.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::EvalError;
@@ -40,6 +41,19 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     };
     let span = (hi - lo).abs().max(1e-12 * hi.abs().max(1.0));
     (lo - 0.1 * span, hi + 0.1 * span)
+}
+
+/// A chart on the SVG backend with float axes.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend (one entry per labelled series: the set names).
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Renders every plot of `report`: `(file name, SVG text)`.
@@ -181,12 +195,7 @@ fn metric_chart(report: &Report, key: &str) -> Result<String, String> {
                 .label(name.to_owned())
                 .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -249,12 +258,7 @@ fn plane(report: &Report, x: &str, y: &str) -> Result<String, String> {
                 .label(s.set.name.clone())
                 .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -337,12 +341,7 @@ fn realism_hist(report: &Report) -> Result<String, String> {
                 .label((*name).to_owned())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -409,12 +408,7 @@ fn fd_inf(report: &Report) -> Result<String, String> {
                     .map_err(|e| e.to_string())?;
             }
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
