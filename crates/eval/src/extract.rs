@@ -1,18 +1,20 @@
 //! Images -> features for the pipeline: one encoder built on first use and
 //! shared by every set, the feature cache (keyed by file stamps, encoder
-//! weights and preprocessing), and a progress bar on standard error
+//! weights and preprocessing; a folder whose files partly changed re-encodes
+//! only the changed files), and a progress bar on standard error
 //! (`indicatif`; hidden when standard error is not a terminal or when
 //! asked).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use gen_metrics_features::cache::{CacheKey, FeatureCache};
+use gen_metrics_features::cache::{CacheKey, FeatureCache, Reusable};
 use gen_metrics_features::encoder::{Encoder, EncoderOptions, SourceFeatures};
 use gen_metrics_features::provision::Provisioner;
-use gen_metrics_features::source::{ErrorPolicy, ImageSource};
+use gen_metrics_features::source::{ErrorPolicy, ImageSource, SkippedItem};
 use gen_metrics_features::{Device, ResizeMode, RuntimeOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::Array2;
 
 use crate::EvalError;
 use crate::source::{LoadedSet, SetData, SetKind};
@@ -207,7 +209,46 @@ impl Extraction {
                 skipped: hit.skipped,
             });
         }
-        let total = names.len();
+        // A folder whose files partly changed: encode only the changed ones.
+        let reuse = match (&cache, &key) {
+            (Some(c), Some(k)) => c.reusable(k)?.filter(|r| !r.is_empty()),
+            _ => None,
+        };
+        let out = match reuse {
+            Some(reuse) => {
+                match self.extract_changed(source, src, &names, reuse, policy, quiet) {
+                    Ok(out) => out,
+                    // Under `--skip-bad` every changed image may fail alone
+                    // ("all N images were skipped"): encode the whole set.
+                    Err(_) if policy == ErrorPolicy::Skip => {
+                        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
+                            path: source.to_path_buf(),
+                            detail: e.to_string(),
+                        })?;
+                        self.encode_all(source, src, names.len(), policy, quiet)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => self.encode_all(source, src, names.len(), policy, quiet)?,
+        };
+        if let (Some(c), Some(k)) = (&cache, &key)
+            && let Err(e) = c.store(k, out.features.view(), &out.names, &out.skipped)
+        {
+            eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
+        }
+        Ok(out)
+    }
+
+    /// Encodes every image of `src`, with a progress bar.
+    fn encode_all(
+        &mut self,
+        source: &Path,
+        src: ImageSource,
+        total: usize,
+        policy: ErrorPolicy,
+        quiet: bool,
+    ) -> Result<SourceFeatures, EvalError> {
         let bar = if quiet || !std::io::stderr().is_terminal() {
             ProgressBar::hidden()
         } else {
@@ -236,12 +277,113 @@ impl Extraction {
                 eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
             }
         }
-        if let (Some(c), Some(k)) = (&cache, &key)
-            && let Err(e) = c.store(k, out.features.view(), &out.names, &out.skipped)
-        {
-            eprintln!("gen-metrics: warning: could not write the feature cache: {e}");
-        }
         Ok(out)
+    }
+
+    /// The rows of `names` (the source's rows, in order): unchanged files'
+    /// rows from `reuse`, the others encoded now.
+    fn extract_changed(
+        &mut self,
+        source: &Path,
+        src: ImageSource,
+        names: &[String],
+        reuse: Reusable,
+        policy: ErrorPolicy,
+        quiet: bool,
+    ) -> Result<SourceFeatures, EvalError> {
+        let todo: Vec<usize> = (0..names.len())
+            .filter(|&i| {
+                !reuse.rows.contains_key(&names[i]) && !reuse.skipped.contains_key(&names[i])
+            })
+            .collect();
+        let fresh = if todo.is_empty() {
+            None
+        } else {
+            let subset = src.only(&todo).map_err(|e| EvalError::Source {
+                path: source.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+            Some(self.encode_all(source, subset, todo.len(), policy, true)?)
+        };
+        let mut new_rows: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut new_skips: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        if let Some(f) = &fresh {
+            for (r, n) in f.names.iter().enumerate() {
+                new_rows.insert(n.as_str(), r);
+            }
+            for s in &f.skipped {
+                new_skips.insert(s.name.as_str(), s.error.as_str());
+            }
+        }
+        let dim = match (&fresh, reuse.rows.values().next()) {
+            (Some(f), _) => f.features.ncols(),
+            (None, Some(row)) => row.len(),
+            (None, None) => 0,
+        };
+        let mut data: Vec<f32> = Vec::with_capacity(names.len() * dim);
+        let mut kept = Vec::with_capacity(names.len());
+        let mut skipped = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let row: Option<Vec<f32>> = match (new_rows.get(name.as_str()), &fresh) {
+                (Some(&r), Some(f)) => Some(f.features.row(r).to_vec()),
+                _ => reuse.rows.get(name).cloned(),
+            };
+            match row {
+                Some(row) if row.len() == dim => {
+                    data.extend_from_slice(&row);
+                    kept.push(name.clone());
+                }
+                Some(row) => {
+                    return Err(EvalError::Source {
+                        path: source.to_path_buf(),
+                        detail: format!(
+                            "cached features have {} columns, new ones {dim}: clear the cache",
+                            row.len()
+                        ),
+                    });
+                }
+                None => {
+                    let error = new_skips
+                        .get(name.as_str())
+                        .map(|e| (*e).to_owned())
+                        .or_else(|| reuse.skipped.get(name).cloned())
+                        .unwrap_or_else(|| "not encoded".to_owned());
+                    skipped.push(SkippedItem {
+                        index: i,
+                        name: name.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        if kept.is_empty() {
+            return Err(EvalError::Source {
+                path: source.to_path_buf(),
+                detail: "no image could be decoded".into(),
+            });
+        }
+        let features =
+            Array2::from_shape_vec((kept.len(), dim), data).map_err(|e| EvalError::Source {
+                path: source.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        if !quiet {
+            eprintln!(
+                "gen-metrics: {} images of {}: {} from the cache, {} encoded",
+                names.len(),
+                source.display(),
+                names.len() - todo.len(),
+                todo.len()
+            );
+            for s in &skipped {
+                eprintln!("gen-metrics: skipped {}: {}", s.name, s.error);
+            }
+        }
+        Ok(SourceFeatures {
+            features,
+            names: kept,
+            skipped,
+        })
     }
 
     /// [`Extraction::extract`] as a loaded set.

@@ -22,6 +22,14 @@
 //! the current files, then checks the stored material is identical, the
 //! `.npy`'s SHA-256 and shape match: anything else is a miss, so a stale or
 //! damaged entry is never reused.
+//!
+//! **Folders change a file at a time.** Each store of a folder source also
+//! names its entry as the newest for that folder, encoder and settings
+//! (`<dir>/set-<digest>.latest`, the digest of the key material without the
+//! per-file stamps). After a miss, [`FeatureCache::reusable`] hands back the
+//! rows of that entry whose files still carry the same stamp, so adding or
+//! editing a few images re-encodes only those. Single-file sources (zip,
+//! arrays) change as a whole and are all-or-nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -148,6 +156,65 @@ impl CacheKey {
     pub fn digest(&self) -> String {
         sha256_bytes(self.material().to_string().as_bytes())
     }
+
+    /// The material without the per-file stamps of a folder source: what two
+    /// runs over the same folder with the same encoder and settings share
+    /// while files are added, removed or edited. `None` for single-file
+    /// sources (a zip or array file changes as a whole).
+    fn set_material(&self) -> Option<Value> {
+        let mut m = self.material.clone();
+        let source = m.get_mut("source")?.as_object_mut()?;
+        if source.get("kind")?.as_str()? != "folder" {
+            return None;
+        }
+        source.remove("files");
+        Some(Value::Object(m))
+    }
+
+    /// Digest of [`set_material`](Self::set_material).
+    fn set_digest(&self) -> Option<String> {
+        self.set_material()
+            .map(|m| sha256_bytes(format!("set:{m}").as_bytes()))
+    }
+
+    /// The stamp of every file of a folder source, by name.
+    fn stamps(&self) -> std::collections::HashMap<String, FileStamp> {
+        stamps_of(&Value::Object(self.material.clone()))
+    }
+}
+
+/// The folder stamps recorded in a key's material, by name (empty for other
+/// sources or foreign material).
+fn stamps_of(material: &Value) -> std::collections::HashMap<String, FileStamp> {
+    material
+        .pointer("/source/files")
+        .and_then(|f| serde_json::from_value::<Vec<FileStamp>>(f.clone()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect()
+}
+
+/// What an earlier entry for the same folder can still supply after some of
+/// its files changed ([`FeatureCache::reusable`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reusable {
+    /// Feature row of every unchanged file that was encoded, by name.
+    pub rows: std::collections::HashMap<String, Vec<f32>>,
+    /// The error of every unchanged file that was left out, by name.
+    pub skipped: std::collections::HashMap<String, String>,
+}
+
+impl Reusable {
+    /// Number of files the entry supplies (rows and skips).
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.skipped.len()
+    }
+
+    /// True when nothing can be reused.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A cache hit.
@@ -215,24 +282,10 @@ impl FeatureCache {
     /// [`FeatureError::Io`] only for an entry that exists but cannot be read.
     pub fn load(&self, key: &CacheKey) -> Result<Option<CachedFeatures>> {
         let (npy, meta_path) = self.entry_paths(key);
-        let meta_bytes = match std::fs::read(&meta_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(FeatureError::io(&meta_path, e)),
-        };
-        let Ok(meta) = serde_json::from_slice::<EntryMeta>(&meta_bytes) else {
+        let Some((meta, features)) = Self::read_entry(&npy, &meta_path)? else {
             return Ok(None);
         };
-        if meta.key != key.material() || !npy.is_file() {
-            return Ok(None);
-        }
-        if sha256_file(&npy)? != meta.npy_sha256 {
-            return Ok(None);
-        }
-        let Ok(features) = gen_metrics_io::read_features(&npy) else {
-            return Ok(None);
-        };
-        if features.dim() != (meta.rows, meta.cols) || meta.names.len() != meta.rows {
+        if meta.key != key.material() {
             return Ok(None);
         }
         Ok(Some(CachedFeatures {
@@ -245,6 +298,86 @@ impl FeatureCache {
                 .collect(),
             path: npy,
         }))
+    }
+
+    /// An intact entry's metadata and features; `None` when missing or
+    /// damaged (checksum, shape, names).
+    fn read_entry(npy: &Path, meta_path: &Path) -> Result<Option<(EntryMeta, Array2<f32>)>> {
+        let meta_bytes = match std::fs::read(meta_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FeatureError::io(meta_path, e)),
+        };
+        let Ok(meta) = serde_json::from_slice::<EntryMeta>(&meta_bytes) else {
+            return Ok(None);
+        };
+        if !npy.is_file() || sha256_file(npy)? != meta.npy_sha256 {
+            return Ok(None);
+        }
+        let Ok(features) = gen_metrics_io::read_features(npy) else {
+            return Ok(None);
+        };
+        if features.dim() != (meta.rows, meta.cols) || meta.names.len() != meta.rows {
+            return Ok(None);
+        }
+        Ok(Some((meta, features)))
+    }
+
+    /// Path of the file naming the newest entry of a folder set.
+    fn latest_path(&self, set_digest: &str) -> PathBuf {
+        self.dir.join(format!("set-{set_digest}.latest"))
+    }
+
+    /// After a miss on `key` (a folder source): the rows of the newest entry
+    /// for the same folder, encoder and settings whose files are unchanged —
+    /// same name, size, modification and status-change times and inode — so
+    /// that only added or edited files need encoding. `None` for other
+    /// sources or when there is no intact earlier entry.
+    ///
+    /// # Errors
+    /// [`FeatureError::Io`] only for an entry that exists but cannot be read.
+    pub fn reusable(&self, key: &CacheKey) -> Result<Option<Reusable>> {
+        let (Some(set_digest), Some(set_material)) = (key.set_digest(), key.set_material()) else {
+            return Ok(None);
+        };
+        let latest = match std::fs::read_to_string(self.latest_path(&set_digest)) {
+            Ok(s) => s.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FeatureError::io(self.latest_path(&set_digest), e)),
+        };
+        if latest.len() != 64 || !latest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let npy = self.dir.join(format!("{latest}.npy"));
+        let meta_path = self.dir.join(format!("{latest}.json"));
+        let Some((meta, features)) = Self::read_entry(&npy, &meta_path)? else {
+            return Ok(None);
+        };
+        let old_key = CacheKey {
+            material: match meta.key {
+                Value::Object(ref m) => m.clone(),
+                _ => return Ok(None),
+            },
+        };
+        if old_key.set_material().as_ref() != Some(&set_material) {
+            return Ok(None);
+        }
+        let now = key.stamps();
+        let then = old_key.stamps();
+        let unchanged =
+            |name: &str| matches!((now.get(name), then.get(name)), (Some(a), Some(b)) if a == b);
+        let mut out = Reusable::default();
+        for (name, row) in meta.names.iter().zip(features.outer_iter()) {
+            if unchanged(name) {
+                out.rows.insert(name.clone(), row.to_vec());
+            }
+        }
+        for (_, name, error) in meta.skipped {
+            if unchanged(&name) {
+                out.skipped.insert(name, error);
+            }
+        }
+        Ok(Some(out))
     }
 
     /// Stores `features` (row `i` named `names[i]`; `skipped` the items left
@@ -287,6 +420,12 @@ impl FeatureCache {
             source: e,
         })?;
         write_atomic(&meta_path, true, |w| w.write_all(&json))?;
+        if let Some(set_digest) = key.set_digest() {
+            let digest = key.digest();
+            write_atomic(&self.latest_path(&set_digest), true, |w| {
+                w.write_all(digest.as_bytes())
+            })?;
+        }
         Ok(npy)
     }
 }

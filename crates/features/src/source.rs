@@ -423,6 +423,46 @@ impl ImageSource {
         })
     }
 
+    /// The same source restricted to `rows` (row indices of `self`, in the
+    /// order given): row `j` of the result is row `rows[j]` of `self`, with
+    /// the same name. Used to encode only the images a feature cache cannot
+    /// supply.
+    ///
+    /// Folder and zip sources only: an array's row names carry the row index,
+    /// so a subset of one would rename its rows.
+    ///
+    /// # Errors
+    /// [`SourceError::Shape`] for an index out of range or an array source.
+    pub fn only(self, rows: &[usize]) -> Result<Self, SourceError> {
+        let len = self.len();
+        if let Some(&bad) = rows.iter().find(|&&r| r >= len) {
+            return Err(SourceError::Shape(format!(
+                "row {bad} out of range (len {len})"
+            )));
+        }
+        let kind = match self.kind {
+            Kind::Folder { root, files } => Kind::Folder {
+                root,
+                files: rows.iter().map(|&r| files[r].clone()).collect(),
+            },
+            Kind::Zip {
+                path,
+                archive,
+                entries,
+            } => Kind::Zip {
+                path,
+                archive,
+                entries: rows.iter().map(|&r| entries[r].clone()).collect(),
+            },
+            Kind::Array(_) | Kind::MemoryU8(_) | Kind::MemoryF32(..) => {
+                return Err(SourceError::Shape(
+                    "a subset of an image array would rename its rows".into(),
+                ));
+            }
+        };
+        Ok(ImageSource { kind })
+    }
+
     /// Number of images (rows).
     pub fn len(&self) -> usize {
         match &self.kind {
