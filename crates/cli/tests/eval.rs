@@ -404,3 +404,72 @@ fn metrics_reads_statistics_and_logits_alone() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(v["is_mean"].as_f64().expect("is") > 1.0, "{v}");
 }
+
+/// `gen-metrics fid` gives the same number from every route to the same
+/// images: a folder, a `.zip` of it, a uint8 image array `[N, H, W, 3]` and
+/// the features `.npy` that `gen-metrics features` writes (same pixels, same
+/// encoder: the same features, so the same FID bit for bit).
+#[test]
+fn fid_is_the_same_from_every_route() {
+    use std::io::Write;
+    let Some(s) = Setup::new() else {
+        return;
+    };
+    let fid = |a: &str, b: &str| -> f64 {
+        let o = s.run(&["fid", a, b, "--json"]);
+        assert!(o.status.success(), "fid {a} {b}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["fid"].as_f64().expect("fid")
+    };
+    let want = fid(&s.p("real"), &s.p("bad"));
+    assert!(want > 0.0 && want.is_finite(), "{want}");
+
+    // The bad set as a .zip (deflated, in reverse order: order comes from names).
+    let mut names: Vec<_> = std::fs::read_dir(s.root.join("bad"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut zw = zip::ZipWriter::new(std::fs::File::create(s.root.join("bad.zip")).expect("zip"));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for n in names.iter().rev() {
+        zw.start_file(n.as_str(), opts).expect("member");
+        zw.write_all(&std::fs::read(s.root.join("bad").join(n)).expect("png"))
+            .expect("write");
+    }
+    zw.finish().expect("finish");
+
+    // The bad set as a uint8 image array, in sorted file order.
+    let mut arr = ndarray::Array4::<u8>::zeros((names.len(), 8, 8, 3));
+    for (i, n) in names.iter().enumerate() {
+        let img = image::open(s.root.join("bad").join(n))
+            .expect("png")
+            .to_rgb8();
+        for (x, y, px) in img.enumerate_pixels() {
+            for c in 0..3 {
+                arr[[i, y as usize, x as usize, c]] = px[c];
+            }
+        }
+    }
+    write_npy(s.root.join("bad_images.npy"), &arr).expect("npy");
+
+    // The bad set's features, as `features` writes them.
+    let o = s.run(&["features", &s.p("bad"), "-o", &s.p("bad_features.npy")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = s.run(&["features", &s.p("real"), "-o", &s.p("real_features.npy")]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    for (what, a, b) in [
+        ("zip", s.p("real"), s.p("bad.zip")),
+        ("uint8 array", s.p("real"), s.p("bad_images.npy")),
+        ("features", s.p("real"), s.p("bad_features.npy")),
+        (
+            "features both",
+            s.p("real_features.npy"),
+            s.p("bad_features.npy"),
+        ),
+    ] {
+        assert_eq!(fid(&a, &b), want, "{what}");
+    }
+}

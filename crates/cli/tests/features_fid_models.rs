@@ -175,3 +175,43 @@ fn features_of_the_synthetic_images_match_the_reference() {
         std::fs::read(&out2).expect("read")
     );
 }
+
+/// Reference statistics as numpy writes them (`np.savez` and
+/// `np.savez_compressed`, whose members carry zip64 extra fields), made by
+/// `tools/make_cli_fixtures.py` from the same a / b as above: FID 3.
+#[test]
+fn fid_of_numpy_written_statistics() {
+    let tmp = TempDir::new("npz");
+    let a = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+    let pa = tmp.path().join("a.npy");
+    write_npy(&pa, &a).expect("write");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let sa = fixtures.join("stats_a_savez.npz");
+    let sb = fixtures.join("stats_b_savez_compressed.npz");
+    for (x, y) in [(&pa, &sb), (&sa, &sb), (&sb, &sa)] {
+        let o = run(&[
+            "fid",
+            x.to_str().expect("utf-8"),
+            y.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let fid = v["fid"].as_f64().expect("fid");
+        assert!((fid - 3.0).abs() < 1e-9, "{x:?} vs {y:?}: {fid}");
+    }
+    // `metrics --real stats.npz` (statistics on the real side) for fid.
+    let o = run(&[
+        "metrics",
+        "--real",
+        sb.to_str().expect("utf-8"),
+        "--fake",
+        pa.to_str().expect("utf-8"),
+        "--metrics",
+        "fid",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!((v["fid"].as_f64().expect("fid") - 3.0).abs() < 1e-9, "{v}");
+}
