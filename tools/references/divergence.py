@@ -7,6 +7,7 @@ Canonical calls (numpy 2.4.6, scipy 1.17.1):
   dm = m1 − m0, with numpy (`np.linalg.inv`, `np.log(np.linalg.det(S))`; `slogdet`
   gives both values 1 ulp off);
 * `scipy.stats.multivariate_normal(mean, cov).logpdf(x)`;
+* `scipy.stats.norm.ppf(0.975)`, the factor of the 95% half-width;
 * JS(N(0,1), N(1,1)) = ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q)/2, in nats, by
   `scipy.integrate.quad` over the real line.
 
@@ -65,6 +66,8 @@ def main():
     # The test compares a Monte Carlo estimate with it (|z| < 4): the value itself
     # must be the integral to far better than the Monte Carlo error (~1e-3).
     add("JS(N(0,1), N(1,1)) by quad", js_1d(), "0.11142148218473619", 1e-12)
+    # The 95% half-width factor of the Monte Carlo intervals, Φ⁻¹(0.975).
+    add("z_0.975 = norm.ppf(0.975)", stats.norm.ppf(0.975), "1.959963984540054", 1e-12)
     return r.run()
 
 

@@ -12,6 +12,9 @@ the canonical Python call, and registers them with `Refs.add(...)`:
 * `rel`, `abs`: the tolerance of the test's own `assert_close` (0, 0 for an
   `assert_eq!`), the same rule: |computed − literal| <= max(rel·|literal|, abs).
 
+`Refs.add_text(test, name, computed_text, literal_text)` compares a value as
+text (an integer list, say); it must equal the literal, which must occur in the test.
+
 Without arguments a generator prints every value (name, recomputed value with
 17 significant digits, the hard-coded literal, and whether they are identical)
 so that a test can be updated by hand. With `--check` it prints only
@@ -29,10 +32,16 @@ class Refs:
     def __init__(self, script):
         self.script = script
         self.items = []
+        self.texts = []
         self._texts = {}
 
     def add(self, test, name, computed, literal, rel=0.0, abs=0.0):
         self.items.append((test, name, computed, literal, rel, abs))
+
+    def add_text(self, test, name, computed_text, literal_text):
+        """A value compared as text (e.g. an integer list): must equal `literal_text`,
+        which must occur in the test file."""
+        self.texts.append((test, name, computed_text, literal_text))
 
     def _text(self, test):
         if test not in self._texts:
@@ -52,9 +61,10 @@ class Refs:
             ok_value = abs(got - want) <= tol
             present = literal in self._text(test)
             same = got == want
-            identical += same
             if not (ok_value and present):
                 bad += 1
+            elif same:
+                identical += 1
             if check and ok_value and present:
                 continue
             flag = "same" if same else ("ok" if ok_value else "MISMATCH")
@@ -62,6 +72,18 @@ class Refs:
                 flag += " LITERAL-NOT-IN-TEST"
             print(f"{flag:8} {test} :: {name}: computed {got!r} vs test {literal} "
                   f"(|diff| {abs(got - want):.3e}, tol {tol:.1e})")
-        print(f"{self.script}: {len(self.items)} values, {identical} identical to the test's, "
-              f"{len(self.items) - identical - bad} within its tolerance, {bad} mismatched")
+        for test, name, computed, literal in self.texts:
+            present = literal in self._text(test)
+            same = computed == literal
+            if not (same and present):
+                bad += 1
+            else:
+                identical += 1
+            if check and same and present:
+                continue
+            flag = ("same" if same else "MISMATCH") + ("" if present else " LITERAL-NOT-IN-TEST")
+            print(f"{flag:8} {test} :: {name}: computed [{computed}] vs test [{literal}]")
+        total = len(self.items) + len(self.texts)
+        print(f"{self.script}: {total} values, {identical} identical to the test's, "
+              f"{total - identical - bad} within its tolerance, {bad} mismatched")
         return 1 if bad else 0
