@@ -27,7 +27,7 @@ seeded with 12345, so that every pixel is unrelated to its neighbours.
 Stored per case: the input's SHA-256 (uint8, HWC), and either all output values
 (targets of at most 512 pixels: HWC float32, as JSON numbers that round-trip exactly) or, for
 larger ones (299x299, 48x64), the SHA-256 of the float32 little-endian HWC output, its float64 sum,
-and 64 sampled [y, x, c, value] entries; the same for the Centered128 input.
+and 64 sampled [y, x, c, value] entries, the same for the Centered128 network input.
 """
 import hashlib
 import json
@@ -107,7 +107,6 @@ def build():
             o = {"height": th, "width": tw}
             if th * tw <= 512:
                 o["values"] = [float(v) for v in raw.reshape(-1)]
-                o["centered128"] = [float(v) for v in centered.reshape(-1)]
             else:
                 o["summary"] = summary(raw)
                 o["centered128_summary"] = summary(centered)
