@@ -26,7 +26,8 @@ fn sklearn_fixture() -> (Array2<f32>, Vec<usize>) {
 #[test]
 fn matches_scikit_learn_multinomial() {
     // scikit-learn 1.9.1: LogisticRegression(C=1/(λN), tol=1e-12, max_iter=1e5)
-    // on StandardScaler(float64(X)), λ = 1e-2, N = 150.
+    // on StandardScaler(float64(X)), λ = 1e-2, N = 150. Generator:
+    // `tools/references/cas.py` (`--check` compares with these literals).
     let (x, y) = sklearn_fixture();
     let m = LogisticRegression::default()
         .l2(1e-2)

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn linspace_matches_numpy() {
-        // np.linspace(500, 2000, 15).astype(np.int32)
+        // np.linspace(500, 2000, 15).astype(np.int32) (tools/references/small.py)
         assert_eq!(
             batch_sizes(500, 2000, 15),
             vec![

@@ -455,6 +455,7 @@ mod tests {
     #[test]
     fn percentile_matches_numpy_linear() {
         // np.percentile([1, 2, 3, 4], 50) = 2.5; ([1, 2, 3], 50) = 2; ([1, 2, 3, 4], 25) = 1.75
+        // (tools/references/small.py)
         assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
         assert_eq!(percentile_linear(&[1.0, 2.0, 3.0], 50.0), 2.0);
         assert_eq!(percentile_linear(&[1.0, 2.0, 3.0, 4.0], 25.0), 1.75);

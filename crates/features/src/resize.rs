@@ -30,7 +30,10 @@
 //!
 //! Output is `f32` CHW for one image ([`preprocess`]) or NCHW for a batch
 //! ([`preprocess_batch`]). The numbers were verified against Pillow 13 and a
-//! line-by-line numpy port of the ATen kernel by `tools/check_resize.py`.
+//! line-by-line numpy port of the ATen kernel by `tools/check_resize.py`, and
+//! the `legacy-tensorflow` mode bit for bit against TensorFlow 2.21.0's own
+//! `tf.compat.v1.image.resize_bilinear` (`tools/make_tf_resize_fixture.py`,
+//! `tests/tf_resize_reference.rs`).
 //!
 //! **Must not:** decode files (see [`crate::decode`]) or know about encoders:
 //! an encoder preset picks a [`ResizeSpec`].

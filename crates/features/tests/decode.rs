@@ -49,6 +49,7 @@ fn fixtures_match_pillow_exactly() {
 fn shared_png_images_match_pillow_checksums() {
     // Sum and a position-weighted sum of Pillow's RGB bytes for the shared
     // images (computed with Pillow 13; see tools/check_resize.py for the full comparison).
+    // Generator: `tools/references/decode.py` (`--check` compares with these literals).
     let dir = gen_metrics_testkit::shared_dir().join("models/images");
     if !dir.exists() {
         gen_metrics_testkit::missing_artifact("shared/models/images");

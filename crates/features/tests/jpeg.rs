@@ -77,7 +77,8 @@ fn shared_jpeg_matches_pillow() {
         .enumerate()
         .map(|(i, &v)| (i as u64 % 65_521) * u64::from(v))
         .sum();
-    // Pillow 13 (libjpeg-turbo 3.2): sum and position-weighted sum of the RGB bytes.
+    // Pillow 13 (libjpeg-turbo 3.2): sum and position-weighted sum of the RGB bytes
+    // (generator: `tools/references/decode.py`, `--check` compares with these literals).
     assert_eq!((s, ws), (53_516_744, 1_727_030_028_985));
 }
 

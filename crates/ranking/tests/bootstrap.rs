@@ -39,7 +39,9 @@ fn gaussian(n: usize, d: usize, shift: f32, seed: u64) -> Array2<f32> {
 #[test]
 fn bca_matches_scipy_formula() {
     // scipy 1.17.1 `scipy.stats._resampling._bca_interval((x, y), mean(x) − mean(y),
-    // alpha=0.025, theta_hat_b=reps)` then `scipy.stats.quantile(reps, [a1, a2])`.
+    // alpha=0.025, theta_hat_b=reps)` then `scipy.stats.quantile(reps, [a1, a2])`
+    // (`low` as numpy's `np.quantile`, 1 ulp from scipy's). Generator:
+    // `tools/references/bootstrap.py` (`--check` compares with these literals).
     let x: Vec<f64> = (0..30).map(|i| (f64::from(i) * 1.3).sin().exp()).collect();
     let y: Vec<f64> = (0..25)
         .map(|j| (f64::from(j) * 0.7).cos().powi(2))

@@ -4,6 +4,8 @@
 //! Closed-form reference values: numpy 2.4.6 (`0.5*(trace(inv(S1)@S0) +
 //! dm@inv(S1)@dm − d + log det S1 − log det S0)`), scipy 1.17.1
 //! `multivariate_normal.logpdf`, and `scipy.integrate.quad` for the 1-D JS.
+//! Generator: `tools/references/divergence.py` (`--check` compares with the
+//! literals below).
 
 use gen_metrics_ranking::RankingError;
 use gen_metrics_ranking::divergence::{

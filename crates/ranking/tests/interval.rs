@@ -71,7 +71,7 @@ fn half_sample_variance_is_the_full_size_variance_of_a_mean_difference() {
     assert_eq!(ci.subsample_sizes, (200, 150));
     assert!(ci.contains_estimate && ci.low < ci.estimate && ci.estimate < ci.high);
     assert_eq!(ci.center, ci.estimate);
-    // t_{3999, 0.975}
+    // t_{3999, 0.975} = scipy.stats.t.ppf(0.975, 3999) (tools/references/small.py)
     assert!((ci.t_quantile - 1.9605).abs() < 1e-3, "{}", ci.t_quantile);
     // Other fractions rescale by c = f/(1 − f).
     for f in [0.3, 0.8] {

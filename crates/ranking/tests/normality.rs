@@ -6,6 +6,9 @@
 //!   (`S = Xcᵀ Xc / n`, `D = Xc S⁻¹ Xcᵀ`, `g1 = ΣD³/n²`, `g2 = Σdiag(D)²/n`,
 //!   small-sample κ for n < 20, `chi2.sf`, `2·norm.sf`) on `det_matrix`.
 //! * Conformance data (`real.npy` as float64) with the same scipy/numpy code.
+//!
+//! Generator: `tools/references/normality.py` (recomputes every value; `--check`
+//! compares them with the literals below).
 
 use gen_metrics_ranking::RankingError;
 use gen_metrics_ranking::normality::{

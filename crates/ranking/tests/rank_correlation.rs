@@ -4,7 +4,9 @@
 //! Reference values: scipy 1.17.1 / numpy 2.4.6 (Python 3.11.7), computed with
 //! `scipy.stats.kendalltau(x, y, ...)` and `scipy.stats.spearmanr(x, y, ...)`
 //! on the vectors built below (`det_col` reproduces the Python expressions
-//! `exp(sin(i)*1.5)` and `sin(0.3 i) + 0.01 i`).
+//! `exp(sin(i)*1.5)` and `sin(0.3 i) + 0.01 i`). Generator:
+//! `tools/references/ranking.py` (recomputes every value; `--check` compares
+//! them with the literals below).
 
 use gen_metrics_ranking::RankingError;
 use gen_metrics_ranking::rank_correlation::{
