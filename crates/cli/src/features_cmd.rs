@@ -31,6 +31,11 @@ pub struct EncoderArgs {
     /// presets other than inception-v3-fid: see tools/export_encoders.py).
     #[arg(long, value_name = "MODEL.onnx")]
     pub model: Option<PathBuf>,
+    /// Model output to use as features instead of the encoder's own:
+    /// `spatial` on inception-v3-fid gives the sFID features (mixed_6/conv,
+    /// 7 channels x 17 x 17 = 2023 per image; FID on them is sFID).
+    #[arg(long, value_name = "OUTPUT")]
+    pub layer: Option<String>,
     /// Device: cpu, cuda or cuda:N (CUDA needs a build with the `cuda` feature).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: Device,
@@ -84,6 +89,7 @@ impl EncoderArgs {
         ExtractOptions {
             encoder: self.encoder.clone(),
             model: self.model.clone(),
+            layer: self.layer.clone(),
             resize: self.resize,
             runtime,
             batch_size: self.batch_size,

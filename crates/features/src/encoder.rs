@@ -356,7 +356,17 @@ pub struct EncoderOptions {
     pub batch_size: usize,
     /// Where artifacts are provisioned (default: [`Provisioner::from_env`]).
     pub provisioner: Option<Provisioner>,
+    /// The model output to read instead of the specification's (`None`: the
+    /// spec's). [`SPATIAL_LAYER`] on `inception-v3-fid` gives the sFID
+    /// features (2023 per image) from the same model as the pool3 features.
+    pub layer: Option<String>,
 }
+
+/// The FID Inception's second output: block `mixed_6`'s `conv` branch, first
+/// 7 channels, 17 x 17 positions in TensorFlow's NHWC order (2023 values per
+/// image), the features of sFID (Nash et al. 2021) as ADM's evaluator takes
+/// them (`gen_metrics_convert::add_fid_spatial_output` builds it).
+pub const SPATIAL_LAYER: &str = "spatial";
 
 impl Default for EncoderOptions {
     fn default() -> Self {
@@ -366,6 +376,7 @@ impl Default for EncoderOptions {
             resize: None,
             batch_size: 32,
             provisioner: None,
+            layer: None,
         }
     }
 }
@@ -440,8 +451,21 @@ impl Encoder {
     /// # Errors
     /// [`FeatureError::EncoderSpec`], provisioning errors, [`FeatureError::RuntimeLoad`],
     /// [`FeatureError::Runtime`], [`FeatureError::Model`].
-    pub fn new(spec: EncoderSpec, options: &EncoderOptions) -> Result<Self> {
+    pub fn new(mut spec: EncoderSpec, options: &EncoderOptions) -> Result<Self> {
         spec.validate()?;
+        if let Some(layer) = &options.layer
+            && spec.output_name.as_deref() != Some(layer.as_str())
+        {
+            // Another output of the same model: its width is checked when it
+            // is known (the Inception's spatial output), taken as it comes
+            // otherwise; the cache keys on the output name.
+            spec.output_dim = if spec.id == Preset::InceptionV3Fid.id() && layer == SPATIAL_LAYER {
+                17 * 17 * 7
+            } else {
+                0
+            };
+            spec.output_name = Some(layer.clone());
+        }
         if options.batch_size == 0 {
             return Err(FeatureError::invalid("encoder", "batch size must be > 0"));
         }

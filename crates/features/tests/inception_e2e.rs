@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use gen_metrics_features::encoder::{Encoder, EncoderOptions, Preset};
+use gen_metrics_features::encoder::{Encoder, EncoderOptions, Preset, SPATIAL_LAYER};
 use gen_metrics_features::extractor::RuntimeOptions;
 use gen_metrics_features::resize::ResizeMode;
 
@@ -14,8 +14,13 @@ fn models_dir() -> PathBuf {
 }
 
 fn encoder(resize: ResizeMode) -> Option<Encoder> {
+    encoder_layer(resize, None)
+}
+
+fn encoder_layer(resize: ResizeMode, layer: Option<&str>) -> Option<Encoder> {
     let (prov, lib, _model) = common::provision_inception()?;
     let options = EncoderOptions {
+        layer: layer.map(str::to_owned),
         runtime: RuntimeOptions::new().library(lib).intra_threads(2),
         resize: Some(resize),
         batch_size: 8,
@@ -40,6 +45,32 @@ fn synthetic_features_match_torchscript() {
     let (d, at) = common::max_abs_diff(&got, &want);
     eprintln!("synthetic: max abs diff {d:.3e} at {at:?}");
     assert!(d <= 1e-4, "synthetic features differ by {d} at {at:?}");
+}
+
+/// The sFID output (`spatial`, mixed_6/conv's first 7 channels in NHWC
+/// order) of the first 4 synthetic images against PyTorch running the same
+/// TorchScript archive block by block (`tools/make_spatial_fixture.py`).
+#[test]
+fn synthetic_spatial_features_match_torchscript() {
+    let Some(mut enc) = encoder_layer(ResizeMode::Clean, Some(SPATIAL_LAYER)) else {
+        return;
+    };
+    assert_eq!(enc.output_dim(), 2023);
+    let dir = models_dir().join("synthetic");
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| dir.join(format!("img_{i:02}.png")))
+        .collect();
+    let got = enc.encode_files(&paths, |_| {}).expect("features");
+    let want = common::read_npy(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/inception_spatial_reference.npy"),
+    );
+    assert_eq!(got.dim(), (4, 2023));
+    let (d, at) = common::max_abs_diff(&got, &want);
+    eprintln!("spatial: max abs diff {d:.3e} at {at:?}");
+    assert!(d <= 1e-4, "spatial features differ by {d} at {at:?}");
+    // Not the pool3 features, and not all zero (the ReLU keeps some).
+    assert!(want.iter().any(|&v| v > 0.5));
 }
 
 fn photos() -> Vec<PathBuf> {

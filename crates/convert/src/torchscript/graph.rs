@@ -97,10 +97,27 @@ pub enum Op {
         /// The target shape as written in the code.
         shape: Vec<i64>,
     },
+    /// `x.narrow(axis, start, end - start)`: indices `start..end` of one axis.
+    /// Never traced from code; added by the converter for extra outputs.
+    Slice {
+        /// The axis (non-negative).
+        axis: usize,
+        /// First index kept.
+        start: usize,
+        /// One past the last index kept.
+        end: usize,
+    },
+    /// `x.permute(perm)`: output axis `i` is input axis `perm[i]`.
+    /// Never traced from code; added by the converter for extra outputs.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
 }
 
 impl Op {
-    /// A short name (`conv2d`, `batch_norm`, `relu`, `max_pool2d`, `avg_pool2d`, `cat`, `reshape`).
+    /// A short name (`conv2d`, `batch_norm`, `relu`, `max_pool2d`, `avg_pool2d`, `cat`, `reshape`,
+    /// `slice`, `transpose`).
     pub fn name(&self) -> &'static str {
         match self {
             Op::Conv2d { .. } => "conv2d",
@@ -110,6 +127,8 @@ impl Op {
             Op::AvgPool2d { .. } => "avg_pool2d",
             Op::Concat { .. } => "cat",
             Op::Reshape { .. } => "reshape",
+            Op::Slice { .. } => "slice",
+            Op::Transpose { .. } => "transpose",
         }
     }
 }
@@ -154,5 +173,20 @@ impl Graph {
     /// Shape of the output.
     pub fn output_shape(&self) -> &[Dim] {
         &self.shapes[self.output]
+    }
+
+    /// Appends a node computing a new value of shape `shape` from `inputs`;
+    /// returns the new value. The caller states the shape (the converter
+    /// adds only slices, transposes and reshapes whose shapes it knows).
+    pub fn push(&mut self, op: Op, inputs: Vec<ValueId>, shape: Vec<Dim>, scope: &str) -> ValueId {
+        let output = self.shapes.len();
+        self.shapes.push(shape);
+        self.nodes.push(Node {
+            op,
+            inputs,
+            output,
+            scope: scope.to_owned(),
+        });
+        output
     }
 }
