@@ -20,11 +20,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod onnx;
 pub mod torchscript;
 
 use sha2::{Digest, Sha256};
 
+pub use checkpoint::StateDict;
 pub use onnx::{
     FID_SPATIAL_DIM, FID_SPATIAL_NAME, add_fid_spatial_output, convert_fid_inception,
     convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
@@ -35,6 +37,7 @@ pub use torchscript::{TorchScriptArchive, TorchScriptError};
 /// identifies the converter, so a model cached by another version of the
 /// code is converted again.
 const CONVERTER_SOURCES: &[&[u8]] = &[
+    include_bytes!("checkpoint.rs"),
     include_bytes!("onnx.rs"),
     include_bytes!("onnx/proto.rs"),
     include_bytes!("torchscript.rs"),
