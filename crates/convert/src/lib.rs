@@ -23,6 +23,7 @@
 pub mod checkpoint;
 pub mod onnx;
 pub mod torchscript;
+pub mod vit;
 
 use sha2::{Digest, Sha256};
 
@@ -46,6 +47,7 @@ const CONVERTER_SOURCES: &[&[u8]] = &[
     include_bytes!("torchscript/graph.rs"),
     include_bytes!("torchscript/interp.rs"),
     include_bytes!("torchscript/pickle.rs"),
+    include_bytes!("vit.rs"),
 ];
 
 /// Identifies the TorchScript-to-ONNX converter: the crate version and the
