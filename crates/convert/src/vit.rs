@@ -468,6 +468,13 @@ pub fn convert_dinov2(
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>, TorchScriptError> {
     cfg.check()?;
+    let bytes = cfg.parameter_count() * 4;
+    if bytes > MAX_ONNX_BYTES {
+        return Err(bad(format!(
+            "{bytes} bytes of weights do not fit in a single ONNX protobuf (2 GiB); \
+             ViT-g/14 would need ONNX external data, which this converter does not write"
+        )));
+    }
     let expected = cfg.expected_tensors();
     let names: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     let unused: Vec<&str> = sd
@@ -496,13 +503,6 @@ pub fn convert_dinov2(
         if let Some(x) = t.data.iter().find(|x| !x.is_finite()) {
             return Err(bad(format!("{name} holds a non-finite value {x}")));
         }
-    }
-    let bytes = cfg.parameter_count() * 4;
-    if bytes > MAX_ONNX_BYTES {
-        return Err(bad(format!(
-            "{bytes} bytes of weights do not fit in a single ONNX protobuf (2 GiB); \
-             ViT-g/14 would need ONNX external data, which this converter does not write"
-        )));
     }
     let t = |name: &str| -> &Tensor {
         // Every expected name was checked present above.
@@ -837,5 +837,175 @@ impl Builder {
             }
             None => y,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::{OnnxDim, inspect};
+
+    #[test]
+    fn parameter_counts_are_the_published_ones() {
+        // timm's vit_{small,base,large,giant}_patch14_dinov2: 22.06M, 86.58M,
+        // 304.37M, 1136.48M (the state dicts, mask_token included).
+        let n = |v: Dinov2Variant| v.config(224).parameter_count();
+        assert_eq!(n(Dinov2Variant::VitS14), 22_056_576);
+        assert_eq!(n(Dinov2Variant::VitB14), 86_580_480);
+        assert_eq!(n(Dinov2Variant::VitL14), 304_368_640);
+        assert_eq!(n(Dinov2Variant::VitG14), 1_136_480_768);
+        assert_eq!(swiglu_fused_hidden(6144), 4096);
+        assert_eq!(swiglu_fused_hidden(64), 48);
+    }
+
+    #[test]
+    fn bicubic_weights_and_positions() {
+        for t in [0.0f32, 0.25, 0.5, 0.9, 1.0] {
+            let w = cubic_weights(t);
+            assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{w:?}");
+        }
+        assert_eq!(cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+        // 37 -> 16 with scale factor 16.1 / 37: x = (37 / 16.1)(o + 0.5) - 0.5.
+        let axis = bicubic_axis(37, 16, Some(16.1 / 37.0));
+        let r = (37.0f64 / 16.1) as f32;
+        for (o, (idx, w)) in axis.iter().enumerate() {
+            let x = r * (o as f32 + 0.5) - 0.5;
+            let i = x.floor() as usize;
+            assert_eq!(idx[1], i.min(36), "{o}");
+            assert_eq!(*w, cubic_weights(x - i as f32));
+        }
+        // Border samples are clamped.
+        assert_eq!(axis[0].0[0], 0);
+        assert_eq!(axis[15].0[3], 36);
+        // Unchanged for g = M; against PyTorch 2.15 `F.interpolate(x,
+        // scale_factor=(16.1/12, 16.1/12), mode="bicubic", antialias=False)`
+        // of x[h, w] = 0.1 h² + 0.3 w − 0.05 h w on a 12x12 grid.
+        let m = 12;
+        let pos: Vec<f32> = (0..m * m)
+            .map(|k| {
+                let (h, w) = ((k / m) as f32, (k % m) as f32);
+                h * h * 0.1 + w * 0.3 - (h * w) * 0.05
+            })
+            .collect();
+        assert_eq!(interpolate_pos_embed(&pos, m, 1, m, 0.1), pos);
+        let out = interpolate_pos_embed(&pos, m, 1, 16, 0.1);
+        for ((y, x), want) in [
+            ((0, 0), -0.029_354_86_f32),
+            ((5, 9), 2.062_205),
+            ((15, 15), 9.396_119),
+            ((7, 2), 2.684_854),
+        ] {
+            // PyTorch sums the 16 products in f32, this code in f64: the
+            // difference is bounded by 16 f32 epsilons times the largest
+            // |value| of the grid (12.1), about 2.3e-5 (seen: 1.1e-5).
+            let got = out[y * 16 + x];
+            let tol = 16.0 * f32::EPSILON * 12.1;
+            assert!((got - want).abs() <= tol, "({y}, {x}): {got} vs {want}");
+        }
+    }
+
+    /// A deterministic stand-in for random weights (no RNG dependency).
+    fn noise(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04
+            })
+            .collect()
+    }
+
+    fn random_state_dict(cfg: &VitConfig) -> StateDict {
+        let tensors = cfg
+            .expected_tensors()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, shape))| {
+                let n = shape.iter().product();
+                Tensor {
+                    name,
+                    shape,
+                    data: noise(i as u64, n),
+                }
+            })
+            .collect();
+        StateDict::from_tensors(tensors).unwrap()
+    }
+
+    /// The real ViT-L/14 architecture with random weights: every tensor of
+    /// the official state dict (304,368,640 values), converted for 224x224.
+    #[test]
+    fn vit_l14_converts_with_its_shapes() {
+        let cfg = Dinov2Variant::VitL14.config(224);
+        let sd = random_state_dict(&cfg);
+        assert_eq!(sd.parameter_count(), 304_368_640);
+        assert_eq!(VitConfig::from_state_dict(&sd, None, 224).unwrap(), cfg);
+        let bytes = convert_dinov2(&sd, &cfg, &[]).unwrap();
+        let s = inspect(&bytes).unwrap();
+        assert_eq!((s.ir_version, s.opset), (IR_VERSION, 17));
+        let n = OnnxDim::Param("N".into());
+        assert_eq!(s.inputs[0].name, VIT_INPUT_NAME);
+        assert_eq!(
+            s.inputs[0].shape,
+            vec![
+                n.clone(),
+                OnnxDim::Value(3),
+                OnnxDim::Value(224),
+                OnnxDim::Value(224)
+            ]
+        );
+        assert_eq!(s.outputs[0].name, VIT_OUTPUT_NAME);
+        assert_eq!(s.outputs[0].shape, vec![n, OnnxDim::Value(1024)]);
+        let ops = s.op_counts();
+        assert_eq!(ops["LayerNormalization"], 2 * 24 + 1);
+        assert_eq!(ops["Softmax"], 24);
+        assert_eq!(ops["Erf"], 24);
+        assert_eq!(ops["Conv"], 1);
+        assert_eq!(ops["MatMul"], 24 * (3 + 2 + 1 + 2));
+        // Weights written: the state dict less mask_token and the folded
+        // layer scales, the 37x37 position grid resized to 16x16 (cls and
+        // pos_0 summed), plus the three GELU constants.
+        let d = 1024u64;
+        let want = 304_368_640 - d - 2 * 24 * d - 1370 * d + 256 * d + 3;
+        assert_eq!(s.float_parameters(), want);
+        let conv = s.nodes.iter().find(|n| n.op_type == "Conv").unwrap();
+        assert_eq!(conv.int_attrs["strides"], vec![14, 14]);
+        assert_eq!(conv.int_attrs["kernel_shape"], vec![14, 14]);
+    }
+
+    #[test]
+    fn wrong_checkpoints_are_refused() {
+        let mut cfg = Dinov2Variant::VitS14.config(224);
+        cfg.depth = 1;
+        let sd = random_state_dict(&cfg);
+        // Another input size must be a multiple of 14.
+        assert!(VitConfig::from_state_dict(&sd, None, 225).is_err());
+        // A wrong head count.
+        assert!(VitConfig::from_state_dict(&sd, Some(5), 224).is_err());
+        // An extra or a missing tensor, a wrong shape, a NaN.
+        let mut t = sd.tensors().to_vec();
+        t.push(Tensor {
+            name: "head.weight".into(),
+            shape: vec![1],
+            data: vec![0.0],
+        });
+        let err = convert_dinov2(&StateDict::from_tensors(t).unwrap(), &cfg, &[]).unwrap_err();
+        assert!(err.to_string().contains("head.weight"), "{err}");
+        let t: Vec<Tensor> = sd.tensors()[1..].to_vec();
+        assert!(convert_dinov2(&StateDict::from_tensors(t).unwrap(), &cfg, &[]).is_err());
+        let mut t = sd.tensors().to_vec();
+        t[5].data[0] = f32::NAN;
+        assert!(convert_dinov2(&StateDict::from_tensors(t).unwrap(), &cfg, &[]).is_err());
+        let mut big = cfg.clone();
+        big.embed_dim = 768;
+        assert!(convert_dinov2(&sd, &big, &[]).is_err());
+        // ViT-g/14 does not fit in one protobuf: refused before any tensor is read.
+        let g = Dinov2Variant::VitG14.config(224);
+        let err = convert_dinov2(&sd, &g, &[]).unwrap_err();
+        assert!(err.to_string().contains("external data"), "{err}");
     }
 }

@@ -87,7 +87,8 @@ fn small_random_dinov2_models_match_pytorch() {
         match (c["ffn_layer"].as_str(), cfg.ffn) {
             (Some("mlp"), Ffn::Mlp { hidden }) => assert_eq!(hidden, 4 * cfg.embed_dim),
             (Some("swiglufused"), Ffn::SwiGlu { hidden }) => {
-                assert_eq!(hidden, (4 * cfg.embed_dim * 2 / 3 + 7) / 8 * 8)
+                // SwiGLUFFNFused: (int(4 D * 2/3) + 7) // 8 * 8
+                assert_eq!(hidden, (4 * cfg.embed_dim * 2 / 3).div_ceil(8) * 8)
             }
             other => panic!("{name}: {other:?}"),
         }
