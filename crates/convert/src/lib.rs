@@ -20,11 +20,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod onnx;
 pub mod torchscript;
+pub mod vit;
 
 use sha2::{Digest, Sha256};
 
+pub use checkpoint::StateDict;
 pub use onnx::{
     FID_SPATIAL_DIM, FID_SPATIAL_NAME, add_fid_spatial_output, convert_fid_inception,
     convert_fid_inception_file, graph_to_onnx, inspect as inspect_onnx,
@@ -35,6 +38,7 @@ pub use torchscript::{TorchScriptArchive, TorchScriptError};
 /// identifies the converter, so a model cached by another version of the
 /// code is converted again.
 const CONVERTER_SOURCES: &[&[u8]] = &[
+    include_bytes!("checkpoint.rs"),
     include_bytes!("onnx.rs"),
     include_bytes!("onnx/proto.rs"),
     include_bytes!("torchscript.rs"),
@@ -43,6 +47,7 @@ const CONVERTER_SOURCES: &[&[u8]] = &[
     include_bytes!("torchscript/graph.rs"),
     include_bytes!("torchscript/interp.rs"),
     include_bytes!("torchscript/pickle.rs"),
+    include_bytes!("vit.rs"),
 ];
 
 /// Identifies the TorchScript-to-ONNX converter: the crate version and the

@@ -47,8 +47,8 @@ pub const FID_SPATIAL_NAME: &str = "spatial";
 pub const FID_SPATIAL_DIM: usize = 17 * 17 * 7;
 
 // ONNX TensorProto.DataType values.
-const FLOAT: i64 = 1;
-const INT64: i64 = 7;
+pub(crate) const FLOAT: i64 = 1;
+pub(crate) const INT64: i64 = 7;
 // AttributeProto.AttributeType values.
 const ATTR_FLOAT: i64 = 1;
 const ATTR_INT: i64 = 2;
@@ -671,7 +671,7 @@ fn pads(p: &[usize; 2]) -> [i64; 4] {
     [p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64]
 }
 
-fn attr_int(buf: &mut Vec<u8>, name: &str, v: i64) {
+pub(crate) fn attr_int(buf: &mut Vec<u8>, name: &str, v: i64) {
     proto::message(buf, 5, |a| {
         proto::string(a, 1, name);
         proto::int(a, 3, v);
@@ -679,7 +679,7 @@ fn attr_int(buf: &mut Vec<u8>, name: &str, v: i64) {
     });
 }
 
-fn attr_float(buf: &mut Vec<u8>, name: &str, v: f32) {
+pub(crate) fn attr_float(buf: &mut Vec<u8>, name: &str, v: f32) {
     proto::message(buf, 5, |a| {
         proto::string(a, 1, name);
         proto::float(a, 2, v);
@@ -687,7 +687,7 @@ fn attr_float(buf: &mut Vec<u8>, name: &str, v: f32) {
     });
 }
 
-fn attr_ints(buf: &mut Vec<u8>, name: &str, v: &[i64]) {
+pub(crate) fn attr_ints(buf: &mut Vec<u8>, name: &str, v: &[i64]) {
     proto::message(buf, 5, |a| {
         proto::string(a, 1, name);
         for &x in v {
@@ -698,7 +698,7 @@ fn attr_ints(buf: &mut Vec<u8>, name: &str, v: &[i64]) {
 }
 
 /// Appends a 1-D int64 initializer (shapes, slice bounds).
-fn push_int64_initializer(buf: &mut Vec<u8>, name: &str, values: &[i64]) {
+pub(crate) fn push_int64_initializer(buf: &mut Vec<u8>, name: &str, values: &[i64]) {
     proto::message(buf, 5, |t| {
         proto::int(t, 1, values.len() as i64);
         proto::int(t, 2, INT64);
@@ -736,7 +736,7 @@ fn push_float_initializer(
     Ok(())
 }
 
-fn value_info(buf: &mut Vec<u8>, field: u32, name: &str, shape: &[Dim], batch: &str) {
+pub(crate) fn value_info(buf: &mut Vec<u8>, field: u32, name: &str, shape: &[Dim], batch: &str) {
     proto::message(buf, field, |vi| {
         proto::string(vi, 1, name);
         proto::message(vi, 2, |ty| {

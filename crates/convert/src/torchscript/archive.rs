@@ -419,10 +419,26 @@ impl TreeBuilder {
         zip: &mut ZipArchive<R>,
         prefix: &str,
     ) -> Result<Vec<Tensor>, TorchScriptError> {
+        load_tensors(zip, prefix, self.tensors, MAX_TENSOR_BYTES)
+    }
+}
+
+/// Reads the storages `<prefix>/data/<key>` of `tensors` (float32
+/// little-endian) and cuts each tensor out of its storage, refusing storages
+/// of more than `max_bytes` in total. Every storage member must hold exactly
+/// the `numel * 4` bytes its persistent id declares; the pickle reader has
+/// already checked that each view lies inside its storage.
+pub(crate) fn load_tensors<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    prefix: &str,
+    tensors: Vec<(String, Rc<TensorRef>)>,
+    max_bytes: u64,
+) -> Result<Vec<Tensor>, TorchScriptError> {
+    {
         // Distinct storages with their declared sizes and how many tensors use them.
         let mut storages: HashMap<Rc<str>, (u64, usize)> = HashMap::new();
         let mut total: u64 = 0;
-        for (name, t) in &self.tensors {
+        for (name, t) in &tensors {
             let s = &t.storage;
             match storages.get_mut(&s.key) {
                 Some((numel, uses)) => {
@@ -439,10 +455,10 @@ impl TreeBuilder {
                         .numel
                         .checked_mul(4)
                         .and_then(|b| b.checked_add(total))
-                        .filter(|&b| b <= MAX_TENSOR_BYTES)
+                        .filter(|&b| b <= max_bytes)
                         .ok_or_else(|| {
                             TorchScriptError::Archive(format!(
-                                "tensor storages exceed {MAX_TENSOR_BYTES} bytes"
+                                "tensor storages exceed {max_bytes} bytes"
                             ))
                         })?;
                     storages.insert(s.key.clone(), (s.numel, 1));
@@ -450,8 +466,8 @@ impl TreeBuilder {
             }
         }
         let mut loaded: HashMap<Rc<str>, (Vec<f32>, usize)> = HashMap::new();
-        let mut out = Vec::with_capacity(self.tensors.len());
-        for (name, t) in self.tensors {
+        let mut out = Vec::with_capacity(tensors.len());
+        for (name, t) in tensors {
             let key = t.storage.key.clone();
             if !loaded.contains_key(&key) {
                 let (numel, uses) = storages[&key];

@@ -29,6 +29,24 @@ pub const MAX_DEPTH: u32 = 128;
 /// Most dimensions a tensor may have.
 pub const MAX_TENSOR_DIMS: usize = 16;
 
+/// Which writer made the pickle: it decides the whitelist and how the memo
+/// may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `torch.jit.save` (TorchScript's own pickler): `__torch__` classes are
+    /// plain objects; containers are never memoized before they are filled.
+    TorchScript,
+    /// `torch.save` (Python's pickler, protocol 2) of a `state_dict`: no
+    /// `__torch__` classes; `torch._utils._rebuild_parameter` is allowed;
+    /// Python memoizes every container *before* filling it, so a memoized
+    /// dict or list may be filled (copy on write, the memo entries that name
+    /// it follow; a container also held anywhere else is still refused, so
+    /// no value ever changes under a holder and no cycle can be built);
+    /// `BUILD` on a dict (an `OrderedDict`'s `_metadata` attribute) is
+    /// checked to be a dict and dropped.
+    TorchSave,
+}
+
 /// A whitelisted global, the only callables a pickle may name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Global {
@@ -40,20 +58,31 @@ pub enum Global {
     OrderedDict,
     /// `torch.jit._pickle.build_intlist`: `REDUCE` with `(list_of_ints,)`.
     BuildIntList,
+    /// `torch._utils._rebuild_parameter` ([`Flavor::TorchSave`] only):
+    /// `REDUCE` with `(tensor, requires_grad, backward_hooks)` gives the tensor.
+    RebuildParameter,
     /// A TorchScript class `__torch__.*`: only `NEWOBJ` with `()`, then `BUILD` with its attribute dict.
     TorchClass(Rc<str>),
 }
 
 impl Global {
     /// Resolves `module name` against the whitelist; anything else is refused.
-    fn resolve(module: &str, name: &str, offset: usize) -> Result<Global, TorchScriptError> {
+    fn resolve(
+        module: &str,
+        name: &str,
+        offset: usize,
+        flavor: Flavor,
+    ) -> Result<Global, TorchScriptError> {
+        let script = flavor == Flavor::TorchScript;
         match (module, name) {
             ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensorV2),
             ("torch", "FloatStorage") => Ok(Global::FloatStorage),
             ("collections", "OrderedDict") => Ok(Global::OrderedDict),
-            ("torch.jit._pickle", "build_intlist") => Ok(Global::BuildIntList),
+            ("torch.jit._pickle", "build_intlist") if script => Ok(Global::BuildIntList),
+            ("torch._utils", "_rebuild_parameter") if !script => Ok(Global::RebuildParameter),
             (m, n)
-                if (m == "__torch__" || m.starts_with("__torch__."))
+                if script
+                    && (m == "__torch__" || m.starts_with("__torch__."))
                     && is_dotted_identifier(m)
                     && is_identifier(n) =>
             {
@@ -73,6 +102,7 @@ impl Global {
             Global::FloatStorage => "torch.FloatStorage".into(),
             Global::OrderedDict => "collections.OrderedDict".into(),
             Global::BuildIntList => "torch.jit._pickle.build_intlist".into(),
+            Global::RebuildParameter => "torch._utils._rebuild_parameter".into(),
             Global::TorchClass(c) => c.to_string(),
         }
     }
@@ -298,7 +328,14 @@ fn opcode_name(op: u8) -> &'static str {
 /// [`Global`]), `REDUCE`, `NEWOBJ`, `BUILD`, `BINPERSID` (storages only).
 /// Anything else is [`TorchScriptError::UnsupportedOpcode`].
 pub fn read(bytes: &[u8]) -> Result<Value, TorchScriptError> {
-    Machine::new(bytes).run()
+    Machine::new(bytes, Flavor::TorchScript).run()
+}
+
+/// [`read`] for a pickle of the given [`Flavor`]: [`Flavor::TorchSave`]
+/// reads the `data.pkl` of a `torch.save` checkpoint (same opcodes; the
+/// whitelist and memo rules of [`Flavor::TorchSave`]).
+pub fn read_flavor(bytes: &[u8], flavor: Flavor) -> Result<Value, TorchScriptError> {
+    Machine::new(bytes, flavor).run()
 }
 
 struct Machine<'a> {
@@ -309,11 +346,13 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    flavor: Flavor,
 }
 
 impl<'a> Machine<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    fn new(bytes: &'a [u8], flavor: Flavor) -> Self {
         Machine {
+            flavor,
             bytes,
             pos: 0,
             at: 0,
@@ -553,7 +592,7 @@ impl<'a> Machine<'a> {
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    let g = Global::resolve(module, name, self.at)?;
+                    let g = Global::resolve(module, name, self.at, self.flavor)?;
                     self.push(Value::Global(g))?
                 }
                 b'R' => {
@@ -600,7 +639,61 @@ impl<'a> Machine<'a> {
         })
     }
 
+    /// [`Flavor::TorchSave`]: when the top of the stack is a list or dict
+    /// held only by the stack and by memo entries, removes those entries
+    /// (so it can be filled in place) and returns their keys for
+    /// [`Machine::remember_top`]. A container held anywhere else is left
+    /// shared, and filling it fails.
+    fn forget_top(&mut self) -> Vec<u32> {
+        if self.flavor != Flavor::TorchSave {
+            return Vec::new();
+        }
+        let Some(top) = self.stack.last() else {
+            return Vec::new();
+        };
+        let same = |v: &Value| match (top, v) {
+            (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b),
+            (Value::Dict(a), Value::Dict(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
+        let count = match top {
+            Value::List(a) => Rc::strong_count(a),
+            Value::Dict(a) => Rc::strong_count(a),
+            _ => return Vec::new(),
+        };
+        let keys: Vec<u32> = self
+            .memo
+            .iter()
+            .filter(|(_, v)| same(v))
+            .map(|(k, _)| *k)
+            .collect();
+        if keys.is_empty() || count != keys.len() + 1 {
+            return Vec::new();
+        }
+        for k in &keys {
+            self.memo.remove(k);
+        }
+        keys
+    }
+
+    /// Puts the (filled) top of the stack back under the memo keys
+    /// [`Machine::forget_top`] removed.
+    fn remember_top(&mut self, keys: Vec<u32>) {
+        if let Some(top) = self.stack.last() {
+            for k in keys {
+                self.memo.insert(k, top.clone());
+            }
+        }
+    }
+
     fn extend_list(&mut self, items: Vec<Value>) -> Result<(), TorchScriptError> {
+        let keys = self.forget_top();
+        self.extend_list_in_place(items)?;
+        self.remember_top(keys);
+        Ok(())
+    }
+
+    fn extend_list_in_place(&mut self, items: Vec<Value>) -> Result<(), TorchScriptError> {
         let at = self.at;
         let top = self.top_mut()?;
         let Value::List(rc) = top else {
@@ -627,6 +720,13 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_dict(&mut self, items: Vec<Value>) -> Result<(), TorchScriptError> {
+        let keys = self.forget_top();
+        self.extend_dict_in_place(items)?;
+        self.remember_top(keys);
+        Ok(())
+    }
+
+    fn extend_dict_in_place(&mut self, items: Vec<Value>) -> Result<(), TorchScriptError> {
         let at = self.at;
         if !items.len().is_multiple_of(2) {
             return Err(self.err("SETITEMS with an odd number of values"));
@@ -710,6 +810,16 @@ impl<'a> Machine<'a> {
                 Ok(Value::List(list.clone()))
             }
             Global::RebuildTensorV2 => self.rebuild_tensor(args),
+            Global::RebuildParameter => match args.as_slice() {
+                [Value::Tensor(t), Value::Bool(_), Value::Dict(hooks)]
+                    if hooks.entries.is_empty() =>
+                {
+                    Ok(Value::Tensor(t.clone()))
+                }
+                _ => Err(self.err(
+                    "_rebuild_parameter expects (tensor, requires_grad, empty backward hooks)",
+                )),
+            },
             other => Err(self.err(format!("REDUCE on {} is not allowed", other.describe()))),
         }
     }
@@ -811,7 +921,13 @@ impl<'a> Machine<'a> {
             return Err(self.err(format!("BUILD with a {} state", state.kind())));
         }
         let depth = state.depth() + 1;
+        let flavor = self.flavor;
         let top = self.top_mut()?;
+        if flavor == Flavor::TorchSave && matches!(top, Value::Dict(_)) {
+            // An OrderedDict's instance attributes (`_metadata` of a
+            // state_dict): checked to be a dict above, not needed.
+            return Ok(());
+        }
         let Value::Object(rc) = top else {
             let kind = top.kind();
             return Err(TorchScriptError::Pickle {
