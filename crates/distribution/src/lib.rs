@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub use gen_metrics_metric::error;
+pub mod cmmd;
 pub mod extrapolation;
 pub mod fd_infinity;
 pub mod fid;
@@ -31,6 +32,7 @@ pub mod realism;
 pub use gen_metrics_metric::validate;
 pub mod vendi;
 
+pub use cmmd::{Cmmd, CmmdOutput};
 pub use extrapolation::InfinityExtrapolation;
 pub use fd_infinity::{FdInfinity, FdInfinityOutput};
 pub use fid::{Fid, FidOutput};
