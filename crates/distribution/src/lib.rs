@@ -19,6 +19,7 @@
 pub use gen_metrics_metric::error;
 pub mod cmmd;
 pub mod extrapolation;
+pub mod fd_eff;
 pub mod fd_infinity;
 pub mod fid;
 pub mod fringe;
@@ -34,6 +35,7 @@ pub mod vendi;
 
 pub use cmmd::{Cmmd, CmmdOutput};
 pub use extrapolation::InfinityExtrapolation;
+pub use fd_eff::FdEff;
 pub use fd_infinity::{FdInfinity, FdInfinityOutput};
 pub use fid::{Fid, FidOutput};
 pub use gen_metrics_metric::{Metric, MetricError};

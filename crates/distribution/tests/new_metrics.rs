@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
+use gen_metrics_distribution::fd_eff::FdEff;
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 use serde_json::Value;
@@ -51,4 +52,13 @@ fn cmmd_matches_google_research() {
     close("cmmd swapped", swapped.value, got.value, 1e-12);
     let same = Cmmd::default().compute(real.view(), real.view()).unwrap();
     assert!(same.value.abs() < 1e-12, "{}", same.value);
+}
+
+#[test]
+fn fd_eff_matches_dgm_eval() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let got = FdEff.compute(real.view(), fake.view()).unwrap();
+    close("fd_eff", got, want("fd_eff"), REL);
+    // identical sets: 0 up to round-off (dgm-eval gives a few 1e-12 too)
+    assert!(FdEff.compute(real.view(), real.view()).unwrap().abs() < 1e-9);
 }

@@ -24,6 +24,7 @@ pub static REGISTRY: &[&Spec] = &[
     &gen_metrics_distribution::vendi::SPEC,
     &gen_metrics_distribution::mifid::SPEC,
     &gen_metrics_distribution::cmmd::SPEC,
+    &gen_metrics_distribution::fd_eff::SPEC,
     &gen_metrics_ranking::divergence::SPEC_KL,
     &gen_metrics_ranking::divergence::SPEC_RKL,
     &gen_metrics_memorization::authpct::SPEC,
