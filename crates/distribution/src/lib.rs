@@ -30,6 +30,7 @@ pub mod prdc;
 pub mod precision_recall;
 pub mod rarity;
 pub mod realism;
+pub mod sw_approx;
 pub use gen_metrics_metric::validate;
 pub mod vendi;
 
@@ -50,6 +51,7 @@ pub use rarity::{Rarity, RarityOutput};
 pub use realism::{
     Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean,
 };
+pub use sw_approx::SwApprox;
 pub use vendi::{Vendi, VendiKernel, VendiOutput};
 
 use ndarray::ArrayView2;

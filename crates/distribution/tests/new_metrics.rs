@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
+use gen_metrics_distribution::sw_approx::SwApprox;
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 use serde_json::Value;
@@ -61,4 +62,12 @@ fn fd_eff_matches_dgm_eval() {
     close("fd_eff", got, want("fd_eff"), REL);
     // identical sets: 0 up to round-off (dgm-eval gives a few 1e-12 too)
     assert!(FdEff.compute(real.view(), real.view()).unwrap().abs() < 1e-9);
+}
+
+#[test]
+fn sw_approx_matches_dgm_eval() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let got = SwApprox.compute(real.view(), fake.view()).unwrap();
+    close("sw_approx", got, want("sw_approx"), REL);
+    assert!(SwApprox.compute(real.view(), real.view()).unwrap() < 1e-12);
 }
