@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
+use gen_metrics_distribution::p_pr::ProbabilisticPr;
 use gen_metrics_distribution::sw_approx::SwApprox;
 use ndarray::Array2;
 use ndarray_npy::read_npy;
@@ -70,4 +71,16 @@ fn sw_approx_matches_dgm_eval() {
     let got = SwApprox.compute(real.view(), fake.view()).unwrap();
     close("sw_approx", got, want("sw_approx"), REL);
     assert!(SwApprox.compute(real.view(), real.view()).unwrap() < 1e-12);
+}
+
+#[test]
+fn p_pr_matches_kdst_team() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let got = ProbabilisticPr::default()
+        .compute(real.view(), fake.view())
+        .unwrap();
+    close("R_X", got.radius_real, want("p_pr_radius_real"), REL);
+    close("R_Y", got.radius_fake, want("p_pr_radius_fake"), REL);
+    close("p_precision", got.precision, want("p_precision"), REL);
+    close("p_recall", got.recall, want("p_recall"), REL);
 }
