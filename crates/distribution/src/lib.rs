@@ -32,6 +32,7 @@ pub mod precision_recall;
 pub mod rarity;
 pub mod realism;
 pub mod sw_approx;
+pub mod top_pr;
 pub use gen_metrics_metric::validate;
 pub mod vendi;
 
@@ -54,6 +55,7 @@ pub use realism::{
     Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean,
 };
 pub use sw_approx::SwApprox;
+pub use top_pr::{TopPr, TopPrDraws, TopPrOutput};
 pub use vendi::{Vendi, VendiKernel, VendiOutput};
 
 use ndarray::ArrayView2;

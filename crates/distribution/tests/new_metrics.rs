@@ -12,6 +12,7 @@ use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
 use gen_metrics_distribution::p_pr::ProbabilisticPr;
 use gen_metrics_distribution::sw_approx::SwApprox;
+use gen_metrics_distribution::top_pr::{TopPr, TopPrDraws};
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 use serde_json::Value;
@@ -83,4 +84,51 @@ fn p_pr_matches_kdst_team() {
     close("R_Y", got.radius_fake, want("p_pr_radius_fake"), REL);
     close("p_precision", got.precision, want("p_precision"), REL);
     close("p_recall", got.recall, want("p_recall"), REL);
+}
+
+/// The package's own draws (recorded by the fixture script) replayed.
+fn top_pr_draws() -> TopPrDraws {
+    let proj: Array2<f32> = read_npy(dir().join("top_pr_projection.npy")).unwrap();
+    let boot: Array2<u16> = read_npy(dir().join("top_pr_bootstrap.npy")).unwrap();
+    let rows = |r: std::ops::Range<usize>| -> Vec<Vec<usize>> {
+        r.map(|i| boot.row(i).iter().map(|&v| usize::from(v)).collect())
+            .collect()
+    };
+    TopPrDraws {
+        projection: Some(proj),
+        bootstrap_real: rows(0..10),
+        bootstrap_fake: rows(10..20),
+    }
+}
+
+#[test]
+fn top_pr_matches_the_package_on_its_draws() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let got = TopPr::default()
+        .compute_with_draws(real.view(), fake.view(), &top_pr_draws())
+        .unwrap();
+    // The projected features are float32 (torch's float32 Linear here, a
+    // float64 product rounded to float32 there): distances agree to a few
+    // float32 ulps, so bandwidths and bands to 1e-6 relative, and the
+    // counts (the keys) exactly.
+    close(
+        "h_real",
+        got.bandwidth_real,
+        want("top_pr_bandwidth_real"),
+        1e-6,
+    );
+    close(
+        "h_fake",
+        got.bandwidth_fake,
+        want("top_pr_bandwidth_fake"),
+        1e-6,
+    );
+    close("c_real", got.band_real, want("top_pr_band_real"), 1e-5);
+    close("c_fake", got.band_fake, want("top_pr_band_fake"), 1e-5);
+    assert_eq!(got.precision, want("top_p"), "top_p");
+    assert_eq!(got.recall, want("top_r"), "top_r");
+    // seeded draws: deterministic
+    let a = TopPr::default().compute(real.view(), fake.view()).unwrap();
+    let b = TopPr::default().compute(real.view(), fake.view()).unwrap();
+    assert_eq!(a, b);
 }

@@ -27,6 +27,7 @@ pub static REGISTRY: &[&Spec] = &[
     &gen_metrics_distribution::fd_eff::SPEC,
     &gen_metrics_distribution::sw_approx::SPEC,
     &gen_metrics_distribution::p_pr::SPEC,
+    &gen_metrics_distribution::top_pr::SPEC,
     &gen_metrics_ranking::divergence::SPEC_KL,
     &gen_metrics_ranking::divergence::SPEC_RKL,
     &gen_metrics_memorization::authpct::SPEC,
