@@ -31,6 +31,7 @@ pub mod prdc;
 pub mod precision_recall;
 pub mod rarity;
 pub mod realism;
+pub mod rke;
 pub mod sw_approx;
 pub mod top_pr;
 pub use gen_metrics_metric::validate;
@@ -54,6 +55,7 @@ pub use rarity::{Rarity, RarityOutput};
 pub use realism::{
     Realism, RealismDgmEval, RealismDgmEvalOutput, RealismOutput, realism_dgm_eval_k5_mean,
 };
+pub use rke::{Rke, RkeOutput};
 pub use sw_approx::SwApprox;
 pub use top_pr::{TopPr, TopPrDraws, TopPrOutput};
 pub use vendi::{Vendi, VendiKernel, VendiOutput};

@@ -11,6 +11,7 @@ use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
 use gen_metrics_distribution::p_pr::ProbabilisticPr;
+use gen_metrics_distribution::rke::Rke;
 use gen_metrics_distribution::sw_approx::SwApprox;
 use gen_metrics_distribution::top_pr::{TopPr, TopPrDraws};
 use ndarray::Array2;
@@ -131,4 +132,18 @@ fn top_pr_matches_the_package_on_its_draws() {
     let a = TopPr::default().compute(real.view(), fake.view()).unwrap();
     let b = TopPr::default().compute(real.view(), fake.view()).unwrap();
     assert_eq!(a, b);
+}
+
+#[test]
+fn rke_matches_the_official_code() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let sigma = Rke::median_bandwidth(fake.view()).unwrap();
+    close("sigma", sigma, want("rke_sigma"), 1e-12);
+    let got = Rke::default().compute(real.view(), fake.view()).unwrap();
+    assert_eq!(got.sigma, sigma);
+    close("rke", got.rke, want("rke"), REL);
+    close("rrke", got.rrke, want("rrke"), REL);
+    // identical sets: RRKE = 0 (the nuclear norm of K/n is its trace, 1)
+    let same = Rke::default().compute(fake.view(), fake.view()).unwrap();
+    assert!(same.rrke.abs() < 1e-12, "{}", same.rrke);
 }

@@ -28,6 +28,7 @@ pub static REGISTRY: &[&Spec] = &[
     &gen_metrics_distribution::sw_approx::SPEC,
     &gen_metrics_distribution::p_pr::SPEC,
     &gen_metrics_distribution::top_pr::SPEC,
+    &gen_metrics_distribution::rke::SPEC,
     &gen_metrics_ranking::divergence::SPEC_KL,
     &gen_metrics_ranking::divergence::SPEC_RKL,
     &gen_metrics_memorization::authpct::SPEC,
