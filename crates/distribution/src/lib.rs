@@ -27,6 +27,7 @@ pub mod inception_score;
 pub mod kid;
 pub mod mifid;
 pub mod p_pr;
+pub mod prd;
 pub mod prdc;
 pub mod precision_recall;
 pub mod rarity;
@@ -49,6 +50,7 @@ pub use inception_score::{
 pub use kid::{Kid, KidOutput, KidSubsets};
 pub use mifid::{Mifid, MifidConvention, MifidOutput};
 pub use p_pr::{ProbabilisticPr, ProbabilisticPrOutput};
+pub use prd::{Prd, PrdOutput};
 pub use prdc::{Prdc, PrdcOutput};
 pub use precision_recall::{PrecisionRecall, PrecisionRecallOutput};
 pub use rarity::{Rarity, RarityOutput};

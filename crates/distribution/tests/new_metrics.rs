@@ -11,6 +11,7 @@ use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
 use gen_metrics_distribution::p_pr::ProbabilisticPr;
+use gen_metrics_distribution::prd::Prd;
 use gen_metrics_distribution::rke::Rke;
 use gen_metrics_distribution::sw_approx::SwApprox;
 use gen_metrics_distribution::top_pr::{TopPr, TopPrDraws};
@@ -146,4 +147,67 @@ fn rke_matches_the_official_code() {
     // identical sets: RRKE = 0 (the nuclear norm of K/n is its trace, 1)
     let same = Rke::default().compute(fake.view(), fake.view()).unwrap();
     assert!(same.rrke.abs() < 1e-12, "{}", same.rrke);
+}
+
+fn prd_labels() -> Vec<Vec<usize>> {
+    let l: Array2<u8> = read_npy(dir().join("prd_labels.npy")).unwrap();
+    l.outer_iter()
+        .map(|r| r.iter().map(|&v| usize::from(v)).collect())
+        .collect()
+}
+
+#[test]
+fn prd_curve_from_the_reference_labels_matches_compute_prd() {
+    let curve: Array2<f64> = read_npy(dir().join("prd_curve.npy")).unwrap();
+    let got = Prd::default()
+        .curve_from_labels(&prd_labels(), 300)
+        .unwrap();
+    for (i, (&p, &r)) in got.precision.iter().zip(&got.recall).enumerate() {
+        assert!(
+            (p - curve[[0, i]]).abs() <= REL * curve[[0, i]].abs().max(1e-300),
+            "precision {i}"
+        );
+        assert!(
+            (r - curve[[1, i]]).abs() <= REL * curve[[1, i]].abs().max(1e-300),
+            "recall {i}"
+        );
+    }
+    close("F_8", got.f_beta, want("prd_f8_from_labels"), REL);
+    close("F_1/8", got.f_beta_inv, want("prd_f1_8_from_labels"), REL);
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
+}
+
+#[test]
+fn prd_end_to_end_is_within_the_spread_of_the_reference() {
+    // The reference clusters with MiniBatchKMeans under numpy's global random
+    // state; its own value moves with that state (20 states in the fixture).
+    // Ours clusters with a different (seeded, full-batch) k-means, so it is
+    // one more draw of the same kind: it must lie within 4 standard
+    // deviations of the reference's mean over its states.
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let got = Prd::default().compute(real.view(), fake.view()).unwrap();
+    let v = values();
+    for (key, ours) in [
+        ("prd_f8_seeds", got.f_beta),
+        ("prd_f1_8_seeds", got.f_beta_inv),
+    ] {
+        let seeds: Vec<f64> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let (m, sd) = mean_std(&seeds);
+        eprintln!("{key}: ours {ours}, reference {m} ± {sd}");
+        assert!(
+            (ours - m).abs() <= 4.0 * sd,
+            "{key}: ours {ours}, reference {m} ± {sd}"
+        );
+    }
 }

@@ -29,6 +29,7 @@ pub static REGISTRY: &[&Spec] = &[
     &gen_metrics_distribution::p_pr::SPEC,
     &gen_metrics_distribution::top_pr::SPEC,
     &gen_metrics_distribution::rke::SPEC,
+    &gen_metrics_distribution::prd::SPEC,
     &gen_metrics_ranking::divergence::SPEC_KL,
     &gen_metrics_ranking::divergence::SPEC_RKL,
     &gen_metrics_memorization::authpct::SPEC,
