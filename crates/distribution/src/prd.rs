@@ -38,6 +38,11 @@
 //! subsampled without replacement to the size of the smaller one (seeded,
 //! drawn before the clusterings), so that `--metrics all` does not fail on
 //! unequal sets.
+//!
+//! **Cost.** 10 runs of a 10-restart k-means of `2 min(N, M)` rows: about six
+//! minutes at 2000 × 2048 on two cores, so the registry leaves PRD out of
+//! `--metrics all` (`EXCLUDED_FROM_ALL` of `gen-metrics-eval`); name it to run
+//! it.
 
 use gen_metrics_linalg::KMeans;
 use ndarray::{Array2, ArrayView2, Axis, concatenate};
@@ -290,7 +295,7 @@ impl TwoSampleMetric for Prd {
 /// Registry entry of PRD (20 clusters, 10 runs, 1001 angles, F_8 and F_1/8).
 pub static SPEC: Spec = Spec {
     name: "prd",
-    about: "precision and recall for distributions: max F_8 (recall) and F_1/8 (precision) of the PRD curve of k-means histograms",
+    about: "precision and recall for distributions: max F_8 (recall) and F_1/8 (precision) of the PRD curve of k-means histograms; not in `all` (100 k-means fits: name it)",
     reference: "Sajjadi et al. 2018, Assessing Generative Models via Precision and Recall; msmsajjadi/precision-recall-distributions",
     inputs: &[Input::Real, Input::Fake],
     accepts_statistics: false,
