@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 
-use gen_metrics_distribution::TwoSampleMetric;
 use gen_metrics_distribution::cmmd::Cmmd;
 use gen_metrics_distribution::fd_eff::FdEff;
 use gen_metrics_distribution::p_pr::ProbabilisticPr;
@@ -15,6 +14,7 @@ use gen_metrics_distribution::prd::Prd;
 use gen_metrics_distribution::rke::Rke;
 use gen_metrics_distribution::sw_approx::SwApprox;
 use gen_metrics_distribution::top_pr::{TopPr, TopPrDraws};
+use gen_metrics_distribution::{MetricError, TwoSampleMetric};
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 use serde_json::Value;
@@ -210,4 +210,60 @@ fn prd_end_to_end_is_within_the_spread_of_the_reference() {
             "{key}: ours {ours}, reference {m} ± {sd}"
         );
     }
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let (r, f) = (real.view(), fake.view());
+    let narrow = real.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..3));
+    let few = real.slice_axis(ndarray::Axis(0), ndarray::Slice::from(..100));
+    let invalid = |e: Result<(), MetricError>| {
+        assert!(
+            matches!(
+                e,
+                Err(MetricError::InvalidParameter { .. }
+                    | MetricError::TooFewSamples { .. }
+                    | MetricError::DimensionMismatch { .. })
+            ),
+            "{e:?}"
+        )
+    };
+    invalid(Cmmd::default().sigma(0.0).compute(r, f).map(|_| ()));
+    invalid(Cmmd::default().compute(r, narrow).map(|_| ()));
+    invalid(FdEff.compute(r, narrow).map(|_| ()));
+    invalid(SwApprox.compute(narrow, f).map(|_| ()));
+    invalid(ProbabilisticPr::default().k(300).compute(r, f).map(|_| ()));
+    invalid(ProbabilisticPr::default().a(-1.0).compute(r, f).map(|_| ()));
+    // d <= 3 (the package's grid route) and fewer than 5d + 2 rows are refused
+    invalid(TopPr::default().compute(narrow, narrow).map(|_| ()));
+    invalid(TopPr::default().compute(few, few).map(|_| ()));
+    invalid(Rke::default().bandwidth(f64::NAN).compute(r, f).map(|_| ()));
+    invalid(Prd::default().num_clusters(0).compute(r, f).map(|_| ()));
+    invalid(
+        Prd::default()
+            .curve_from_labels(&[vec![0, 25, 1]], 1)
+            .map(|_| ()),
+    );
+    invalid(
+        Prd::default()
+            .curve_from_labels(&[vec![0, 1]], 2)
+            .map(|_| ()),
+    );
+}
+
+#[test]
+fn prd_balances_unequal_sets_by_subsampling() {
+    let (real, fake) = (features("real.npy"), features("fake.npy"));
+    let few = fake.slice_axis(ndarray::Axis(0), ndarray::Slice::from(..200));
+    let a = Prd::default()
+        .num_runs(2)
+        .compute(real.view(), few)
+        .unwrap();
+    let b = Prd::default()
+        .num_runs(2)
+        .compute(real.view(), few)
+        .unwrap();
+    assert_eq!(a, b);
+    assert!(a.f_beta > 0.0 && a.f_beta <= 1.0 && a.f_beta_inv > 0.0 && a.f_beta_inv <= 1.0);
 }

@@ -165,6 +165,13 @@ pub fn symmetric_eigenvalues(s: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgE
 /// `singular_values`: bidiagonalisation and a divide-and-conquer SVD, backward
 /// stable, so small singular values are not squared as through `AᵀA`).
 ///
+/// ```
+/// # use gen_metrics_linalg::singular_values;
+/// # use ndarray::array;
+/// let s = singular_values(array![[3.0, 0.0], [0.0, -2.0], [0.0, 0.0]].view()).unwrap();
+/// assert!((s[0] - 3.0).abs() < 1e-14 && (s[1] - 2.0).abs() < 1e-14);
+/// ```
+///
 /// # Errors
 /// [`LinalgError::Numerical`] when the decomposition does not converge.
 pub fn singular_values(m: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgError> {
