@@ -3,8 +3,10 @@
 //! **Owns:** the sample-based metrics that compare a set of real features with
 //! a set of generated features (or score generated logits alone): FID and
 //! FD-inf, KID, IS and IS-inf, precision/recall in both k-NN conventions, the
-//! realism score, density/coverage, rarity, Vendi, MiFID, and the FID
-//! fringe-feature attack. Each metric is a small configuration struct with the
+//! realism score, density/coverage, rarity, Vendi, MiFID, the FID
+//! fringe-feature attack, CMMD, dgm-eval's efficient FD and approximate sliced
+//! Wasserstein distance, probabilistic precision/recall, TopP&R, the Rényi
+//! kernel entropy scores (RKE, RRKE) and PRD. Each metric is a small configuration struct with the
 //! paper's defaults and one `compute` method (the [`TwoSampleMetric`] shape),
 //! documented with its formula and its paper, and checked against the
 //! canonical Python implementation in the conformance tests.
