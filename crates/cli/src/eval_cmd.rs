@@ -26,7 +26,8 @@ pub struct EvalArgs {
     /// Training set (memorization metrics).
     #[arg(long, value_name = "TRAIN")]
     pub train: Option<PathBuf>,
-    /// Comma-separated metric names, or `all` (every metric whose inputs are given).
+    /// Comma-separated metric names, or `all` (every metric whose inputs are given, but the
+    /// costly `prd`: name it).
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = metric_name())]
     pub metrics: Vec<String>,
     /// Random half-splits for the intervals and the pairwise comparisons (0: none; at least 2;

@@ -52,7 +52,8 @@ pub struct MetricsArgs {
     /// log p_model at the generated samples, 1-D .npy (rkl).
     #[arg(long, value_name = "FILE")]
     pub logq_fake: Option<PathBuf>,
-    /// Comma-separated metric names, or `all` (every metric whose inputs are given).
+    /// Comma-separated metric names, or `all` (every metric whose inputs are given, but the
+    /// costly `prd`: name it).
     #[arg(long, value_delimiter = ',', default_value = "fid,kid,pr,prdc", value_parser = metric_name())]
     pub metrics: Vec<String>,
     /// Neighbourhood size of pr (default 3), prdc (default 5), realism (3) and rarity (3).
@@ -79,7 +80,8 @@ pub struct MetricsArgs {
 /// The `--metrics` values: `all` and every registry name, each with its
 /// one-line description (clap shows them in `--help` and refuses others).
 pub fn metric_name() -> clap::builder::PossibleValuesParser {
-    let all = clap::builder::PossibleValue::new("all").help("every metric whose inputs are given");
+    let all = clap::builder::PossibleValue::new("all")
+        .help("every metric whose inputs are given (but the costly prd: name it)");
     clap::builder::PossibleValuesParser::new(
         std::iter::once(all).chain(
             gen_metrics::eval::REGISTRY

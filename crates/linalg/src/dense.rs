@@ -161,6 +161,28 @@ pub fn symmetric_eigenvalues(s: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgE
         })
 }
 
+/// The singular values `σ_1 ≥ … ≥ σ_min(m,n)` of a general matrix (`faer`'s
+/// `singular_values`: bidiagonalisation and a divide-and-conquer SVD, backward
+/// stable, so small singular values are not squared as through `AᵀA`).
+///
+/// ```
+/// # use gen_metrics_linalg::singular_values;
+/// # use ndarray::array;
+/// let s = singular_values(array![[3.0, 0.0], [0.0, -2.0], [0.0, 0.0]].view()).unwrap();
+/// assert!((s[0] - 3.0).abs() < 1e-14 && (s[1] - 2.0).abs() < 1e-14);
+/// ```
+///
+/// # Errors
+/// [`LinalgError::Numerical`] when the decomposition does not converge.
+pub fn singular_values(m: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgError> {
+    to_mat(m)
+        .singular_values()
+        .map_err(|e| LinalgError::Numerical {
+            what: "singular values",
+            detail: format!("{e:?}"),
+        })
+}
+
 /// The lower Cholesky factor `L` of a symmetric positive-definite matrix,
 /// `S = L Lᵀ`, read from the lower triangle of `s` (`faer`'s `llt`). The
 /// strict upper triangle of the result is zero.

@@ -31,8 +31,8 @@ pub mod pca;
 pub mod stats;
 
 pub use dense::{
-    SymmetricEigen, cholesky_lower, matmul, matmul_nt, matmul_tn, solve_lower_triangular,
-    symmetric_eigen, symmetric_eigenvalues,
+    SymmetricEigen, cholesky_lower, matmul, matmul_nt, matmul_tn, singular_values,
+    solve_lower_triangular, symmetric_eigen, symmetric_eigenvalues,
 };
 pub use error::LinalgError;
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
