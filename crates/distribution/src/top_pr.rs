@@ -164,6 +164,18 @@ impl TopPr {
         }
     }
 
+    /// Rows each set needs for features of `dim` columns: `5d + 2`, `d` the
+    /// dimension after the projection (the balloon bandwidth's `k = 5d`
+    /// neighbours plus the row itself and one more).
+    pub fn min_rows(&self, dim: usize) -> usize {
+        let d = if self.random_projection && dim > PROJECTION_DIM {
+            PROJECTION_DIM
+        } else {
+            dim
+        };
+        5 * d + 2
+    }
+
     /// TopP&R with the given draws (replaying a reference's projection and
     /// bootstrap indices).
     ///
@@ -488,6 +500,23 @@ pub static SPEC: Spec = Spec {
 impl Metric for TopPr {
     fn spec(&self) -> &'static Spec {
         &SPEC
+    }
+
+    fn admits(&self, cx: &Context<'_>) -> Result<(), MetricError> {
+        let real = cx.rows(&SPEC, Set::Real)?;
+        let fake = cx.rows(&SPEC, Set::Fake)?;
+        let needed = self.min_rows(real.ncols());
+        for (set, got) in [("real", real.nrows()), ("fake", fake.nrows())] {
+            if got < needed {
+                return Err(MetricError::TooFewSamples {
+                    metric: METRIC,
+                    set,
+                    needed,
+                    got,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {

@@ -344,17 +344,33 @@ impl Evaluation {
         let refs: Vec<&dyn Metric> = metrics.iter().map(|m| m.as_ref()).collect();
         // `all` keeps only metrics that can run on what was loaded (a
         // statistics file stands in only for FID-type metrics).
+        // A metric `all` added is left out (with the reason) when the sets
+        // do not admit it (too few rows for its neighbourhoods, ...).
+        let mut left_out = Vec::new();
         let refs: Vec<&dyn Metric> = if registry::resolve(&self.metrics)?.all {
             let explicit = registry::resolve(&self.metrics)?.specs;
             refs.into_iter()
                 .filter(|m| {
-                    explicit.iter().any(|s| s.name == m.spec().name)
-                        || gen_metrics_metric::Context::new(base.with_sides(
-                            base.real.map(SideData::reborrow),
-                            fakes.first().map(|(_, f)| f.side()),
-                        ))
-                        .require(m.spec())
-                        .is_ok()
+                    if explicit.iter().any(|s| s.name == m.spec().name) {
+                        return true;
+                    }
+                    let kept = fakes
+                        .iter()
+                        .map(|(_, f)| Some(f.side()))
+                        .chain(fakes.is_empty().then_some(None));
+                    for fake in kept {
+                        let cx = gen_metrics_metric::Context::new(
+                            base.with_sides(base.real.map(SideData::reborrow), fake),
+                        );
+                        if cx.require(m.spec()).is_err() {
+                            return false;
+                        }
+                        if let Err(e) = m.admits(&cx) {
+                            left_out.push(format!("{}: {e}", m.spec().name));
+                            return false;
+                        }
+                    }
+                    true
                 })
                 .collect()
         } else {
@@ -425,6 +441,7 @@ impl Evaluation {
                 resamples: self.intervals.resamples,
                 confidence: self.intervals.confidence,
                 interval_method: INTERVAL_METHOD,
+                left_out,
             },
             real: real.as_ref().map(|r| set_info("real", r)),
             train: train.as_ref().map(|t| set_info("train", t)),

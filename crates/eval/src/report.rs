@@ -126,6 +126,10 @@ pub struct Settings {
     pub confidence: f64,
     /// The interval method.
     pub interval_method: &'static str,
+    /// Metrics `all` left out because the sets do not admit them, with the
+    /// reason (`top_pr: needs at least 162 rows ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// The report of an evaluation.
@@ -222,6 +226,9 @@ impl Report {
             let _ = writeln!(md, "- encoder: {e}");
         }
         let _ = writeln!(md, "- seed: {}", st.seed);
+        for reason in &st.left_out {
+            let _ = writeln!(md, "- left out of `all`: {reason}");
+        }
         if st.resamples > 0 {
             let _ = writeln!(
                 md,

@@ -135,3 +135,41 @@ fn intervals_are_deterministic_and_rank_two_sets() {
         .expect("fid comparison");
     assert_eq!(cmp.a_better, 1.0);
 }
+
+/// `all` leaves out a metric the sets are too small for (TopP&R needs
+/// `5d + 2` rows per set, d = 32 after its projection: 162), says why in the
+/// report, and still runs the others; named explicitly, it fails clearly.
+#[test]
+fn all_leaves_out_what_the_sets_are_too_small_for() {
+    let case = Case::load("gauss_shift");
+    let real: Array2<f32> = case.array2("real.npy");
+    let fake: Array2<f32> = case.array2("fake.npy");
+    let small = |a: &Array2<f32>| a.slice(ndarray::s![..100, ..]).to_owned();
+    let report = Evaluation::between(
+        SetSource::Features(small(&real)),
+        SetSource::Features(small(&fake)),
+    )
+    .metrics(["all"])
+    .run()
+    .expect("all on 100 rows");
+    assert!(!report.settings.metrics.contains(&"top_pr"));
+    assert!(report.settings.metrics.contains(&"fid"));
+    assert!(
+        report
+            .settings
+            .left_out
+            .iter()
+            .any(|r| r.starts_with("top_pr:") && r.contains("162")),
+        "{:?}",
+        report.settings.left_out
+    );
+    assert!(report.to_markdown().contains("left out of `all`: top_pr"));
+    let err = Evaluation::between(
+        SetSource::Features(small(&real)),
+        SetSource::Features(small(&fake)),
+    )
+    .metrics(["top_pr"])
+    .run()
+    .expect_err("top_pr on 100 rows");
+    assert!(err.to_string().contains("162"), "{err}");
+}

@@ -373,4 +373,16 @@ pub trait Metric: Send + Sync + std::fmt::Debug {
     /// [`MetricError`] for missing or bad inputs, parameters out of range for
     /// the given sets, or a numerical failure.
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError>;
+
+    /// Whether the given sets are large enough for this metric (default:
+    /// yes), checked before any work. `--metrics all` leaves out, with the
+    /// reason in the report's settings, a metric the data do not admit; a
+    /// metric named explicitly fails with this error instead.
+    ///
+    /// # Errors
+    /// [`MetricError::TooFewSamples`] (or another input error) saying what
+    /// the metric needs.
+    fn admits(&self, _cx: &Context<'_>) -> Result<(), MetricError> {
+        Ok(())
+    }
 }
