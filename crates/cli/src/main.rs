@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod eval_cmd;
 mod features_cmd;
 mod fid_cmd;
+mod fringe_cmd;
 mod metrics_cmd;
 mod models_cmd;
 mod output;
@@ -38,6 +39,9 @@ enum Command {
     Features(features_cmd::FeaturesArgs),
     /// FID between two image folders or statistics files, as short as pytorch-fid.
     Fid(fid_cmd::FidArgs),
+    /// The FID fringe-feature attack: how much FID a selection of candidates that only
+    /// matches fringe features (class histograms) gains, checked in another feature space.
+    Fringe(Box<fringe_cmd::FringeArgs>),
     /// Provision and inspect the cached artifacts (ONNX Runtime, FID Inception).
     Models(models_cmd::ModelsArgs),
 }
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => metrics_cmd::run(&args),
         Command::Features(args) => features_cmd::run(&args),
         Command::Fid(args) => fid_cmd::run(&args),
+        Command::Fringe(args) => fringe_cmd::run(&args),
         Command::Models(args) => models_cmd::run(&args),
     };
     match result {

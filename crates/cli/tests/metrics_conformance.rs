@@ -436,3 +436,68 @@ fn every_other_metric_equals_the_library() {
         assert!(got.contains_key(k), "missing {k}: {got:?}");
     }
 }
+
+/// `gen-metrics fringe` on feature files: histogram matching on k-means
+/// cells of the real set brings the candidates' cell histogram to the real
+/// one, the check space (here the same features) reports the same FDs, and
+/// the numbers are the library's.
+#[test]
+fn fringe_attack_from_files_equals_the_library() {
+    use gen_metrics::distribution::fringe::FringeAttack;
+    use gen_metrics::eval::fringe::{FringeCheck, FringeEvaluation, FringeLabels};
+    let (real, fake) = (
+        case_file("gauss_shift", "real.npy"),
+        case_file("gauss_shift", "fake.npy"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_gen-metrics"))
+        .args([
+            "fringe",
+            "--real",
+            &real,
+            "--candidates",
+            &fake,
+            "--n",
+            "500",
+            "--cells",
+            "16",
+            "--check-real",
+            &real,
+            "--check-candidates",
+            &fake,
+            "--seed",
+            "4",
+            "--json",
+        ])
+        .output()
+        .expect("run gen-metrics");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lib = FringeEvaluation {
+        real: PathBuf::from(&real).into(),
+        candidates: PathBuf::from(&fake).into(),
+        extract: Default::default(),
+        labels: FringeLabels::KMeans { k: 16 },
+        check: FringeCheck::Features {
+            real: PathBuf::from(&real).into(),
+            candidates: PathBuf::from(&fake).into(),
+        },
+        attack: FringeAttack::default().seed(4).subset_size(500),
+    }
+    .run()
+    .expect("library");
+    assert_eq!(got["n"], 500);
+    assert_eq!(got["shortfall"], 0);
+    assert_eq!(got["fd_before"].as_f64(), Some(lib.fd_before));
+    assert_eq!(got["fd_after"].as_f64(), Some(lib.fd_after));
+    assert_eq!(got["fd_check_before"], got["fd_before"]);
+    assert_eq!(got["fd_check_after"], got["fd_after"]);
+    let (before, after) = (
+        got["histogram_l1_before"].as_f64().expect("l1"),
+        got["histogram_l1_after"].as_f64().expect("l1"),
+    );
+    assert!(after < before / 5.0, "histogram L1 {before} -> {after}");
+}

@@ -31,6 +31,8 @@ pub mod error;
 pub mod evaluator;
 #[cfg(feature = "images")]
 pub mod extract;
+#[cfg(feature = "images")]
+pub mod fringe;
 pub mod intervals;
 pub mod plots;
 pub mod registry;
