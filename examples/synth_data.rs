@@ -33,7 +33,11 @@ fn images(dir: &Path, n: usize, size: u32) -> Result<()> {
             let t = (x + y) as f32 / (2 * size) as f32;
             let mut px = [0u8; 3];
             for (c, p) in px.iter_mut().enumerate() {
-                let v = if inside { 1.0 - base[c] } else { base[c] * (0.5 + t) };
+                let v = if inside {
+                    1.0 - base[c]
+                } else {
+                    base[c] * (0.5 + t)
+                };
                 let v = v + noise.random_range(-0.05f32..0.05);
                 *p = (v.clamp(0.0, 1.0) * 255.0) as u8;
             }
