@@ -500,7 +500,20 @@ impl Provisioner {
             }
         };
         self.note(&format!("converting {} to ONNX (once)", ckpt.display()));
-        let bytes = convert_checkpoint(c, &ckpt, &sha)?;
+        let bytes = match convert_checkpoint(c, &ckpt, &sha) {
+            Ok(b) => b,
+            Err(e) => {
+                if c.sha256.is_none() {
+                    // Unpinned: the digest recorded for this file must not
+                    // become the one later files are checked against.
+                    self.note(&format!("removing {}", ckpt.display()));
+                    for f in [sidecar(&ckpt), ckpt] {
+                        fs::remove_file(&f).map_err(|e| ArtifactError::io(&f, e))?;
+                    }
+                }
+                return Err(e);
+            }
+        };
         let path = self.checkpoint_onnx_path(c);
         let record = ModelRecord {
             sha256: crate::sha256_bytes(&bytes),
@@ -529,14 +542,17 @@ fn convert_checkpoint(c: &Checkpoint, path: &Path, sha: &str) -> Result<Vec<u8>>
     match c.kind {
         CheckpointKind::Dinov2StateDict => {
             let sd = gen_metrics_convert::StateDict::from_file(path)?;
-            let cfg = VitConfig::from_state_dict(&sd, Some(c.num_heads), c.image_size)
+            // The width first (heads are not stored: they follow from it).
+            let found = VitConfig::from_state_dict(&sd, None, c.image_size)
                 .map_err(|e| wrong(e.to_string()))?;
-            if cfg.embed_dim != c.output_dim {
+            if found.embed_dim != c.output_dim {
                 return Err(wrong(format!(
                     "a ViT of width {} (depth {}), {} has width {}",
-                    cfg.embed_dim, cfg.depth, c.id, c.output_dim
+                    found.embed_dim, found.depth, c.id, c.output_dim
                 )));
             }
+            let cfg = VitConfig::from_state_dict(&sd, Some(c.num_heads), c.image_size)
+                .map_err(|e| wrong(e.to_string()))?;
             let meta = [
                 ("source".to_string(), c.id.to_string()),
                 ("source_sha256".to_string(), sha.to_string()),

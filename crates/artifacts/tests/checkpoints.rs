@@ -189,6 +189,9 @@ fn another_architecture_is_refused() {
         "{msg}"
     );
     assert!(!tmp.path().join("models/dinov2-test.onnx").exists());
+    // Unpinned: the wrong file and its recorded digest are not kept.
+    assert!(!tmp.path().join("checkpoints/mlp.pth").exists());
+    assert!(!tmp.path().join("checkpoints/mlp.pth.json").exists());
 }
 
 #[test]
