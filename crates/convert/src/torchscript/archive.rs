@@ -368,9 +368,11 @@ impl TreeBuilder {
                     k.kind()
                 )));
             };
-            if !pickle::is_identifier(k) {
+            // An identifier, or the index of a `Sequential`'s child ("0").
+            let index = !k.is_empty() && k.len() <= 9 && k.bytes().all(|b| b.is_ascii_digit());
+            if !(pickle::is_identifier(k) || index) {
                 return Err(TorchScriptError::Archive(format!(
-                    "{path}: attribute name {k:?} is not an identifier"
+                    "{path}: attribute name {k:?} is not an identifier or an index"
                 )));
             }
             if attrs.iter().any(|(n, _)| n == &**k) {
