@@ -46,8 +46,9 @@ pub enum CheckpointKind {
     /// `torch.save(model.state_dict())` of a facebookresearch/dinov2
     /// `DinoVisionTransformer` (converted by `gen_metrics_convert::vit`).
     Dinov2StateDict,
-    /// A TorchScript archive of a whole OpenAI CLIP model (`torch.jit.save`);
-    /// only the image encoder is converted.
+    /// A TorchScript archive of a whole OpenAI CLIP model (`torch.jit.save`,
+    /// float16 weights); only the image encoder is converted
+    /// (`gen_metrics_convert::clip`).
     ClipTorchScript,
 }
 
@@ -192,9 +193,13 @@ pub fn checkpoint(name: &str) -> Option<&'static Checkpoint> {
         .find(|c| c.id == name || c.preset == name)
 }
 
-/// True when this version of gen-metrics converts the checkpoint's format.
+/// True when this version of gen-metrics converts the checkpoint's format
+/// (both kinds: DINOv2 state dicts, CLIP archives' image encoders).
 pub fn is_convertible(c: &Checkpoint) -> bool {
-    c.kind == CheckpointKind::Dinov2StateDict
+    matches!(
+        c.kind,
+        CheckpointKind::Dinov2StateDict | CheckpointKind::ClipTorchScript
+    )
 }
 
 /// What the sidecar of a cached checkpoint records.
@@ -563,8 +568,32 @@ fn convert_checkpoint(c: &Checkpoint, path: &Path, sha: &str) -> Result<Vec<u8>>
             ];
             Ok(convert_dinov2(&sd, &cfg, &meta)?)
         }
-        CheckpointKind::ClipTorchScript => Err(wrong(
-            "CLIP checkpoints are not converted by this version".into(),
-        )),
+        CheckpointKind::ClipTorchScript => {
+            use gen_metrics_convert::clip::{ClipVisionConfig, convert_clip_visual};
+            let sd = gen_metrics_convert::StateDict::from_torchscript_file(path)?;
+            let cfg = ClipVisionConfig::from_state_dict(&sd, Some(c.num_heads))
+                .map_err(|e| wrong(e.to_string()))?;
+            if (cfg.output_dim, cfg.image_size) != (c.output_dim, c.image_size) {
+                return Err(wrong(format!(
+                    "a CLIP image encoder of embedding {} for {}x{} inputs, {} has embedding {} for {}x{}",
+                    cfg.output_dim,
+                    cfg.image_size,
+                    cfg.image_size,
+                    c.id,
+                    c.output_dim,
+                    c.image_size,
+                    c.image_size
+                )));
+            }
+            let meta = [
+                ("source".to_string(), c.id.to_string()),
+                ("source_sha256".to_string(), sha.to_string()),
+                (
+                    "converter".to_string(),
+                    gen_metrics_convert::converter_version(),
+                ),
+            ];
+            Ok(convert_clip_visual(&sd, &cfg, &meta)?)
+        }
     }
 }

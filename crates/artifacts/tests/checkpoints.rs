@@ -141,6 +141,46 @@ fn a_brought_checkpoint_is_recorded_converted_once_and_cached() {
     assert_eq!(p.cached_checkpoint_onnx(&c).unwrap().1, model_sha);
 }
 
+/// The random CLIP archive of `crates/features/tests/fixtures/clip` (made
+/// by `tools/make_clip_fixtures.py` with openai/CLIP's code; its conversion
+/// is compared with PyTorch in `crates/features/tests/clip_convert.rs`),
+/// brought for a CLIP entry with its pinned digest.
+#[test]
+fn a_clip_archive_is_verified_and_converted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = provisioner(tmp.path()).offline(true);
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../features/tests/fixtures/clip/vit_tiny.pt");
+    let sha: &'static str = Box::leak(sha256_file(&file).unwrap().into_boxed_str());
+    let official = *checkpoint("clip-vit-b-32").expect("entry");
+    // The fixture: width 32 with 2 heads, 112x112 inputs, embedding 16.
+    let c = Checkpoint {
+        id: "clip-test",
+        url: "http://127.0.0.1:9/clip/vit_tiny.pt",
+        sha256: Some(sha),
+        num_heads: 2,
+        output_dim: 16,
+        image_size: 112,
+        ..official
+    };
+    p.install_checkpoint(&c, &file).expect("install");
+    let (onnx, _) = p.checkpoint_onnx(&c).expect("convert");
+    let info = gen_metrics_convert::inspect_onnx(&std::fs::read(&onnx).unwrap()).unwrap();
+    assert_eq!(
+        info.outputs[0].shape.last(),
+        Some(&gen_metrics_convert::onnx::OnnxDim::Value(16))
+    );
+    // Another resolution than the entry's: refused; a pinned file is kept.
+    let other = Checkpoint {
+        id: "clip-test-336",
+        image_size: 336,
+        ..c
+    };
+    p.install_checkpoint(&other, &file).unwrap();
+    let msg = p.checkpoint_onnx(&other).unwrap_err().to_string();
+    assert!(msg.contains("is not a clip-test-336 checkpoint"), "{msg}");
+}
+
 #[test]
 fn digests_are_enforced() {
     let tmp = tempfile::tempdir().expect("tempdir");

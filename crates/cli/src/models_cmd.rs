@@ -28,8 +28,8 @@ pub enum ModelsCommand {
         /// Artifacts: onnxruntime-cpu, onnxruntime-gpu, fid-inception-pt,
         /// inception-v3-fid (the converted ONNX model), or an official
         /// checkpoint, downloaded and converted to ONNX: dinov2-vits14,
-        /// dinov2-vitb14, dinov2-vitl14 (CLIP: clip-vit-b-32, clip-vit-b-16,
-        /// clip-vit-l-14, clip-vit-l-14-336 are downloaded and verified).
+        /// dinov2-vitb14, dinov2-vitl14, clip-vit-b-32, clip-vit-b-16,
+        /// clip-vit-l-14, clip-vit-l-14-336.
         #[arg(value_name = "ARTIFACT")]
         artifacts: Vec<String>,
         /// Install from this wheel file instead of fetching (one artifact).

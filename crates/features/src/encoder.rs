@@ -19,11 +19,12 @@
 //! *Exposing flaws of generative model evaluation metrics*, NeurIPS 2023).
 //!
 //! The FID Inception weights are provisioned automatically
-//! (`gen-metrics-artifacts`). The DINOv2 ViT-S/B/L presets use the model
-//! converted from the official checkpoint, which `gen-metrics models fetch
-//! dinov2-vitl14` downloads (or takes from the user: `--checkpoint FILE`)
-//! and converts once; an encoder never downloads it itself. The other
-//! presets (CLIP, ViT-g/14, VGG-16) load an ONNX file the user exports once
+//! (`gen-metrics-artifacts`). The DINOv2 ViT-S/B/L and CLIP presets use the
+//! model converted from the official checkpoint, which `gen-metrics models
+//! fetch dinov2-vitl14` (or `clip-vit-b-32`, ...) downloads (or takes from
+//! the user: `--checkpoint FILE`) and converts once; an encoder never
+//! downloads it itself. The other presets (ViT-g/14, VGG-16) load an ONNX
+//! file the user exports once
 //! with `tools/export_encoders.py` (PyTorch on a machine that has the
 //! weights) and passes as [`EncoderOptions::model`]. An explicit model file
 //! always wins.
