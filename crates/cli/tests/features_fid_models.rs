@@ -80,12 +80,93 @@ fn models_list_names_every_artifact() {
             "onnxruntime-cpu",
             "onnxruntime-gpu",
             "fid-inception-pt",
-            "inception-v3-fid"
+            "inception-v3-fid",
+            "dinov2-vits14",
+            "dinov2-vitb14",
+            "dinov2-vitl14",
+            "clip-vit-b-32",
+            "clip-vit-b-16",
+            "clip-vit-l-14",
+            "clip-vit-l-14-336"
         ]
     );
     let o = run(&["models", "path", "no-such-thing"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown artifact"), "{}", text(&o));
+}
+
+/// `models fetch dinov2-vitl14` where the address cannot be reached (a
+/// mirror on an unroutable address: no test ever downloads the real file)
+/// says so and explains `--checkpoint FILE`; a checkpoint brought with
+/// `--checkpoint` is checked against the architecture (the small random
+/// DINOv2 fixture is not a ViT-L/14) and never left half-converted.
+#[test]
+fn models_fetch_checkpoint_unreachable_and_brought() {
+    let home = TempDir::new("ckpt");
+    let o = bin()
+        .env("GEN_METRICS_HOME", home.path())
+        .env("GEN_METRICS_CHECKPOINT_MIRROR", "http://127.0.0.1:9/mirror")
+        .args(["models", "fetch", "dinov2-vitl14"])
+        .output()
+        .expect("run");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("http://127.0.0.1:9/mirror/dinov2_vitl14_pretrain.pth"),
+        "{t}"
+    );
+    assert!(
+        t.contains("gen-metrics models fetch dinov2-vitl14 --checkpoint FILE"),
+        "{t}"
+    );
+    let o = bin()
+        .env("GEN_METRICS_HOME", home.path())
+        .args(["models", "fetch", "dinov2-vitl14", "--offline"])
+        .output()
+        .expect("run");
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("dinov2_vitl14/dinov2_vitl14_pretrain.pth"),
+        "{t}"
+    );
+    assert!(t.contains("--checkpoint FILE"), "{t}");
+
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../features/tests/fixtures/dinov2/mlp.pth");
+    let o = bin()
+        .env("GEN_METRICS_HOME", home.path())
+        .args(["models", "fetch", "dinov2-vitl14", "--checkpoint"])
+        .arg(&fixture)
+        .output()
+        .expect("run");
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("is not a dinov2-vitl14 checkpoint"), "{t}");
+    assert!(t.contains("width 24") && t.contains("width 1024"), "{t}");
+    assert!(!home.path().join("models/dinov2-vitl14.onnx").exists());
+    assert!(
+        !home
+            .path()
+            .join("checkpoints/dinov2_vitl14_pretrain.pth")
+            .exists()
+    );
+    let o = bin()
+        .env("GEN_METRICS_HOME", home.path())
+        .args(["models", "path", "dinov2-vitl14"])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is not converted"), "{}", text(&o));
+    // --checkpoint names one checkpoint.
+    let o = run(&[
+        "models",
+        "fetch",
+        "onnxruntime-cpu",
+        "--checkpoint",
+        "x.pth",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 #[test]

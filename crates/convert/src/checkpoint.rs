@@ -43,6 +43,45 @@ pub const MAX_CHECKPOINT_TENSOR_BYTES: u64 = 8 << 30;
 /// Most entries a state dict may have.
 pub const MAX_STATE_DICT_ENTRIES: usize = 100_000;
 
+/// The one folder of the zip that holds a `data.pkl`.
+fn single_prefix<R: Read + Seek>(zip: &mut ZipArchive<R>) -> Result<String, TorchScriptError> {
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.map(|s| s.into_owned()))
+        .collect::<Result<_, _>>()?;
+    let prefixes: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix("/data.pkl"))
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+        .collect();
+    match prefixes.as_slice() {
+        [p] => Ok(p.to_string()),
+        [] => Err(TorchScriptError::MissingMember("<folder>/data.pkl".into())),
+        _ => Err(TorchScriptError::Archive(format!(
+            "{} folders hold a data.pkl",
+            prefixes.len()
+        ))),
+    }
+}
+
+/// Refuses storages that `<prefix>/byteorder` says are big-endian.
+fn check_byteorder<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    prefix: &str,
+) -> Result<(), TorchScriptError> {
+    let byteorder = format!("{prefix}/byteorder");
+    if zip.index_for_name(&byteorder).is_some() {
+        let b = read_member(zip, &byteorder, 16)?;
+        if b.trim_ascii() != b"little" {
+            return Err(TorchScriptError::Archive(format!(
+                "storages are stored in byte order {:?}, only little-endian is read",
+                String::from_utf8_lossy(&b)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A `state_dict` read from a `torch.save` checkpoint: its tensors by name,
 /// in the pickle's order, as float32 row-major arrays.
 #[derive(Clone, Debug)]
@@ -62,44 +101,17 @@ impl StateDict {
     /// given twice, or when the archive says its storages are big-endian.
     pub fn from_reader<R: Read + Seek>(reader: R) -> Result<Self, TorchScriptError> {
         let mut zip = ZipArchive::new(reader)?;
-        let names: Vec<String> = zip
-            .file_names()
-            .map(|n| n.map(|s| s.into_owned()))
-            .collect::<Result<_, _>>()?;
-        let prefixes: Vec<&str> = names
-            .iter()
-            .filter_map(|n| n.strip_suffix("/data.pkl"))
-            .filter(|p| !p.is_empty() && !p.contains('/'))
-            .collect();
-        let prefix = match prefixes.as_slice() {
-            [p] => p.to_string(),
-            [] => return Err(TorchScriptError::MissingMember("<folder>/data.pkl".into())),
-            _ => {
-                return Err(TorchScriptError::Archive(format!(
-                    "{} folders hold a data.pkl",
-                    prefixes.len()
-                )));
-            }
-        };
-        if names
-            .iter()
-            .any(|n| n == &format!("{prefix}/constants.pkl"))
+        let prefix = single_prefix(&mut zip)?;
+        if zip
+            .index_for_name(&format!("{prefix}/constants.pkl"))
+            .is_some()
         {
             return Err(TorchScriptError::Archive(
                 "this is a TorchScript archive (it has constants.pkl), not a torch.save checkpoint"
                     .into(),
             ));
         }
-        let byteorder = format!("{prefix}/byteorder");
-        if names.contains(&byteorder) {
-            let b = read_member(&mut zip, &byteorder, 16)?;
-            if b.trim_ascii() != b"little" {
-                return Err(TorchScriptError::Archive(format!(
-                    "storages are stored in byte order {:?}, only little-endian is read",
-                    String::from_utf8_lossy(&b)
-                )));
-            }
-        }
+        check_byteorder(&mut zip, &prefix)?;
         let data = read_member(&mut zip, &format!("{prefix}/data.pkl"), MAX_PICKLE_BYTES)?;
         let root = pickle::read_flavor(&data, Flavor::TorchSave)?;
         let Value::Dict(dict) = &root else {
@@ -139,6 +151,38 @@ impl StateDict {
         }
         let tensors = load_tensors(&mut zip, &prefix, refs, MAX_CHECKPOINT_TENSOR_BYTES)?;
         Ok(StateDict { prefix, tensors })
+    }
+
+    /// The weights of a TorchScript archive (`torch.jit.save`, e.g. the
+    /// OpenAI CLIP `.pt` files) as a state dict: every tensor attribute of
+    /// the module tree of `data.pkl`, named by its dotted path
+    /// (`visual.conv1.weight`, as `state_dict()` names it), float16 storages
+    /// widened exactly to float32. Only `data.pkl` and the storages are read
+    /// (the code and `constants.pkl` are not), with the same whitelisting
+    /// pickle reader ([`Flavor::TorchScript`]: `__torch__.*` classes are
+    /// rebuilt as plain attribute dicts, never imported or run).
+    ///
+    /// # Errors
+    /// As [`StateDict::from_reader`]; a pickle that is not a module tree.
+    pub fn from_torchscript_reader<R: Read + Seek>(reader: R) -> Result<Self, TorchScriptError> {
+        let mut zip = ZipArchive::new(reader)?;
+        let prefix = single_prefix(&mut zip)?;
+        check_byteorder(&mut zip, &prefix)?;
+        let (_, tensors) = crate::torchscript::archive::read_module_weights(
+            &mut zip,
+            &prefix,
+            MAX_CHECKPOINT_TENSOR_BYTES,
+        )?;
+        Self::from_tensors(tensors).map(|sd| StateDict { prefix, ..sd })
+    }
+
+    /// [`StateDict::from_torchscript_reader`] on a file.
+    pub fn from_torchscript_file(path: &Path) -> Result<Self, TorchScriptError> {
+        let file = std::fs::File::open(path).map_err(|error| TorchScriptError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::from_torchscript_reader(std::io::BufReader::new(file))
     }
 
     /// [`StateDict::from_reader`] on bytes in memory.

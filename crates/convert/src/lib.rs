@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod clip;
 pub mod onnx;
 pub mod torchscript;
 pub mod vit;
@@ -39,6 +40,7 @@ pub use torchscript::{TorchScriptArchive, TorchScriptError};
 /// code is converted again.
 const CONVERTER_SOURCES: &[&[u8]] = &[
     include_bytes!("checkpoint.rs"),
+    include_bytes!("clip.rs"),
     include_bytes!("onnx.rs"),
     include_bytes!("onnx/proto.rs"),
     include_bytes!("torchscript.rs"),

@@ -511,32 +511,15 @@ pub fn convert_dinov2(
     let d = cfg.embed_dim;
     let g = cfg.grid();
     let heads = cfg.num_heads;
-    let hd = d / heads;
     let mut b = Builder::default();
 
     // Patch embedding.
-    let pw = t("patch_embed.proj.weight");
-    let pw = b.init_f32("patch_embed.proj.weight", &pw.shape, pw.data.clone());
-    let pb = b.init_f32(
-        "patch_embed.proj.bias",
-        &[d],
-        t("patch_embed.proj.bias").data.clone(),
-    );
-    let conv = b.node(
-        "Conv",
+    let tokens = b.patch_embed(
         "patch_embed",
-        vec![VIT_INPUT_NAME.into(), pw, pb],
-        |a| {
-            let p = cfg.patch_size as i64;
-            attr_ints(a, "kernel_shape", &[p, p]);
-            attr_ints(a, "strides", &[p, p]);
-        },
+        t("patch_embed.proj.weight"),
+        Some(&t("patch_embed.proj.bias").data),
+        cfg.patch_size,
     );
-    let flat_shape = b.init_i64("patch_embed.flat_shape", &[3], &[0, d as i64, -1]);
-    let flat = b.node("Reshape", "patch_embed", vec![conv, flat_shape], |_| {});
-    let tokens = b.node("Transpose", "patch_embed", vec![flat], |a| {
-        attr_ints(a, "perm", &[0, 2, 1])
-    });
     let pos = &t("pos_embed").data;
     let m = cfg.pos_grid;
     let patch_pos = interpolate_pos_embed(&pos[d..], m, d, g, cfg.interpolate_offset);
@@ -553,63 +536,48 @@ pub fn convert_dinov2(
         prefix.extend_from_slice(&t("register_tokens").data);
     }
     let np = 1 + cfg.num_register_tokens;
-    let prefix = b.init_f32("cls_token.with_pos", &[1, np, d], prefix);
-    let shape = b.node("Shape", "cls_token", vec![VIT_INPUT_NAME.into()], |a| {
-        attr_int(a, "start", 0);
-        attr_int(a, "end", 1);
-    });
-    let rest = b.init_i64("cls_token.rest", &[2], &[np as i64, d as i64]);
-    let shape = b.node("Concat", "cls_token", vec![shape, rest], |a| {
-        attr_int(a, "axis", 0)
-    });
-    let prefix = b.node("Expand", "cls_token", vec![prefix, shape], |_| {});
-    let mut x = b.node("Concat", "tokens", vec![prefix, patches], |a| {
-        attr_int(a, "axis", 1)
-    });
+    let mut x = b.prepend_tokens(&patches, prefix, np, d);
 
     let one = b.init_f32("const.one", &[], vec![1.0]);
     let half = b.init_f32("const.half", &[], vec![0.5]);
     let sqrt2 = b.init_f32("const.sqrt2", &[], vec![std::f32::consts::SQRT_2]);
-    let heads_shape = b.init_i64("attn.heads_shape", &[4], &[0, 0, heads as i64, hd as i64]);
-    let merge_shape = b.init_i64("attn.merge_shape", &[3], &[0, 0, d as i64]);
-    let scale = 1.0 / (hd as f64).sqrt();
+    let shapes = b.attention_shapes(d, heads);
     for i in 0..cfg.depth {
         let s = format!("blocks.{i}");
         let p = |n: &str| format!("{s}.{n}");
         // Attention.
-        let h = b.layer_norm(&x, &s, "norm1", t(&p("norm1.weight")), t(&p("norm1.bias")));
-        let qkv_w = &t(&p("attn.qkv.weight")).data;
-        let qkv_b = cfg.biases.then(|| t(&p("attn.qkv.bias")).data.as_slice());
-        let mut qkv = Vec::new();
-        for (j, what) in ["q", "k", "v"].iter().enumerate() {
-            let w = &qkv_w[j * d * d..(j + 1) * d * d];
-            let bias = qkv_b.map(|bb| &bb[j * d..(j + 1) * d]);
-            let f = if j == 0 { scale } else { 1.0 };
-            let y = b.linear(&h, &format!("{s}.attn.{what}"), w, bias, d, d, |_| f);
-            let y = b.node("Reshape", &s, vec![y, heads_shape.clone()], |_| {});
-            let perm: &[i64] = if j == 1 { &[0, 2, 3, 1] } else { &[0, 2, 1, 3] };
-            qkv.push(b.node("Transpose", &s, vec![y], |a| attr_ints(a, "perm", perm)));
-        }
-        let scores = b.node("MatMul", &s, vec![qkv[0].clone(), qkv[1].clone()], |_| {});
-        let attn = b.node("Softmax", &s, vec![scores], |a| attr_int(a, "axis", -1));
-        let o = b.node("MatMul", &s, vec![attn, qkv[2].clone()], |_| {});
-        let o = b.node("Transpose", &s, vec![o], |a| {
-            attr_ints(a, "perm", &[0, 2, 1, 3])
-        });
-        let o = b.node("Reshape", &s, vec![o, merge_shape.clone()], |_| {});
+        let h = b.layer_norm(
+            &x,
+            &s,
+            "norm1",
+            t(&p("norm1.weight")),
+            t(&p("norm1.bias")),
+            DINOV2_LAYER_NORM_EPS,
+        );
         let g1 = cfg.layer_scale.then(|| t(&p("ls1.gamma")).data.as_slice());
-        let o = b.linear(
-            &o,
-            &format!("{s}.attn.proj"),
-            &t(&p("attn.proj.weight")).data,
-            cfg.biases.then(|| t(&p("attn.proj.bias")).data.as_slice()),
-            d,
-            d,
-            |r| g1.map_or(1.0, |g| f64::from(g[r])),
+        let o = b.self_attention(
+            &h,
+            &s,
+            &shapes,
+            Attention {
+                qkv_weight: &t(&p("attn.qkv.weight")).data,
+                qkv_bias: cfg.biases.then(|| t(&p("attn.qkv.bias")).data.as_slice()),
+                proj_name: &format!("{s}.attn.proj"),
+                proj_weight: &t(&p("attn.proj.weight")).data,
+                proj_bias: cfg.biases.then(|| t(&p("attn.proj.bias")).data.as_slice()),
+                proj_row_scale: &|r| g1.map_or(1.0, |g| f64::from(g[r])),
+            },
         );
         x = b.node("Add", &s, vec![x, o], |_| {});
         // Feed-forward.
-        let h = b.layer_norm(&x, &s, "norm2", t(&p("norm2.weight")), t(&p("norm2.bias")));
+        let h = b.layer_norm(
+            &x,
+            &s,
+            "norm2",
+            t(&p("norm2.weight")),
+            t(&p("norm2.bias")),
+            DINOV2_LAYER_NORM_EPS,
+        );
         let g2 = cfg.layer_scale.then(|| t(&p("ls2.gamma")).data.as_slice());
         let gamma2 = |r: usize| g2.map_or(1.0, |g| f64::from(g[r]));
         let o = match cfg.ffn {
@@ -679,45 +647,20 @@ pub fn convert_dinov2(
     let zero = b.init_i64("cls.index", &[], &[0]);
     let cls = b.node("Gather", "cls", vec![x, zero], |a| attr_int(a, "axis", 1));
     b.next_output = Some(VIT_OUTPUT_NAME.into());
-    b.layer_norm(&cls, "norm", "final", t("norm.weight"), t("norm.bias"));
-
-    let mut graph = b.nodes;
-    proto::string(&mut graph, 2, "dinov2_vit");
-    graph.extend_from_slice(&b.inits);
+    b.layer_norm(
+        &cls,
+        "norm",
+        "final",
+        t("norm.weight"),
+        t("norm.bias"),
+        DINOV2_LAYER_NORM_EPS,
+    );
     let s = cfg.image_size;
-    crate::onnx::value_info(
-        &mut graph,
-        11,
-        VIT_INPUT_NAME,
-        &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
-        "N",
-    );
-    crate::onnx::value_info(
-        &mut graph,
-        12,
-        VIT_OUTPUT_NAME,
-        &[Dim::Batch, Dim::Fixed(d)],
-        "N",
-    );
-    let mut model = Vec::with_capacity(graph.len() + 1024);
-    proto::int(&mut model, 1, IR_VERSION);
-    proto::string(&mut model, 2, "gen-metrics");
-    proto::string(&mut model, 3, env!("CARGO_PKG_VERSION"));
-    proto::bytes(&mut model, 7, &graph);
-    proto::message(&mut model, 8, |o| proto::int(o, 2, OPSET));
     let arch = format!(
         "DINOv2 ViT: D {d}, depth {}, heads {heads}, patch {}, pos grid {m}, registers {}, ffn {:?}, input {s}x{s}, interpolate_offset {}",
         cfg.depth, cfg.patch_size, cfg.num_register_tokens, cfg.ffn, cfg.interpolate_offset
     );
-    let mut meta = vec![("architecture".to_string(), arch)];
-    meta.extend(metadata.iter().cloned());
-    for (k, v) in &meta {
-        proto::message(&mut model, 14, |e| {
-            proto::string(e, 1, k);
-            proto::string(e, 2, v);
-        });
-    }
-    Ok(model)
+    Ok(b.finish("dinov2_vit", s, d, arch, metadata))
 }
 
 static EMPTY: Tensor = Tensor {
@@ -726,20 +669,193 @@ static EMPTY: Tensor = Tensor {
     data: Vec::new(),
 };
 
+/// The weights of one multi-head self-attention: `q, k, v` from one Linear
+/// (`[3D, D]`, rows `q` then `k` then `v`, as DINOv2's `qkv` and PyTorch's
+/// `MultiheadAttention.in_proj_weight`), then the output Linear, whose row
+/// `r` is scaled by `proj_row_scale(r)` (a layer scale folded in, or 1).
+pub(crate) struct Attention<'a> {
+    pub qkv_weight: &'a [f32],
+    pub qkv_bias: Option<&'a [f32]>,
+    pub proj_name: &'a str,
+    pub proj_weight: &'a [f32],
+    pub proj_bias: Option<&'a [f32]>,
+    pub proj_row_scale: &'a dyn Fn(usize) -> f64,
+}
+
+/// The shape constants every attention block of a model shares.
+pub(crate) struct AttentionShapes {
+    d: usize,
+    heads: usize,
+    split: String,
+    merge: String,
+}
+
 /// Writes ONNX nodes (named `<scope>/<op>_<k>`, outputs `v<k>`) and
 /// initializers.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     nodes: Vec<u8>,
     inits: Vec<u8>,
     count: usize,
     /// Output name of the next node, instead of `v<k>`.
-    next_output: Option<String>,
+    pub(crate) next_output: Option<String>,
 }
 
 impl Builder {
+    /// The patch embedding of a ViT: `Conv2d(3, D, kernel p, stride p)`
+    /// (bias optional) of the input, flattened to `[N, g², D]` in row-major
+    /// patch order `(h, w)`.
+    pub(crate) fn patch_embed(
+        &mut self,
+        name: &str,
+        w: &Tensor,
+        bias: Option<&[f32]>,
+        patch: usize,
+    ) -> String {
+        let d = w.shape.first().copied().unwrap_or(0);
+        let pw = self.init_f32(&format!("{name}.proj.weight"), &w.shape, w.data.clone());
+        let mut inputs = vec![VIT_INPUT_NAME.to_string(), pw];
+        if let Some(bias) = bias {
+            inputs.push(self.init_f32(&format!("{name}.proj.bias"), &[d], bias.to_vec()));
+        }
+        let conv = self.node("Conv", name, inputs, |a| {
+            let p = patch as i64;
+            attr_ints(a, "kernel_shape", &[p, p]);
+            attr_ints(a, "strides", &[p, p]);
+        });
+        let flat_shape = self.init_i64(&format!("{name}.flat_shape"), &[3], &[0, d as i64, -1]);
+        let flat = self.node("Reshape", name, vec![conv, flat_shape], |_| {});
+        self.node("Transpose", name, vec![flat], |a| {
+            attr_ints(a, "perm", &[0, 2, 1])
+        })
+    }
+
+    /// `[prefix…, tokens]` along the token axis, the `np` prefix tokens
+    /// (`[1, np, D]`: the CLS token with its position embedding, registers)
+    /// broadcast over the batch.
+    pub(crate) fn prepend_tokens(
+        &mut self,
+        tokens: &str,
+        prefix: Vec<f32>,
+        np: usize,
+        d: usize,
+    ) -> String {
+        let prefix = self.init_f32("cls_token.with_pos", &[1, np, d], prefix);
+        let shape = self.node("Shape", "cls_token", vec![VIT_INPUT_NAME.into()], |a| {
+            attr_int(a, "start", 0);
+            attr_int(a, "end", 1);
+        });
+        let rest = self.init_i64("cls_token.rest", &[2], &[np as i64, d as i64]);
+        let shape = self.node("Concat", "cls_token", vec![shape, rest], |a| {
+            attr_int(a, "axis", 0)
+        });
+        let prefix = self.node("Expand", "cls_token", vec![prefix, shape], |_| {});
+        self.node("Concat", "tokens", vec![prefix, tokens.into()], |a| {
+            attr_int(a, "axis", 1)
+        })
+    }
+
+    /// The shape constants of attention over `heads` heads of `D / heads` values.
+    pub(crate) fn attention_shapes(&mut self, d: usize, heads: usize) -> AttentionShapes {
+        let hd = d / heads.max(1);
+        let split = self.init_i64("attn.heads_shape", &[4], &[0, 0, heads as i64, hd as i64]);
+        let merge = self.init_i64("attn.merge_shape", &[3], &[0, 0, d as i64]);
+        AttentionShapes {
+            d,
+            heads,
+            split,
+            merge,
+        }
+    }
+
+    /// Multi-head self-attention of the normalised tokens `h` `[N, T, D]`:
+    /// `proj(concat_heads softmax(q kᵀ / √d_h) v)`, with the scale `1/√d_h`
+    /// folded into the query weights and bias (f64, rounded once).
+    pub(crate) fn self_attention(
+        &mut self,
+        h: &str,
+        s: &str,
+        shapes: &AttentionShapes,
+        w: Attention<'_>,
+    ) -> String {
+        let d = shapes.d;
+        let scale = 1.0 / ((d / shapes.heads.max(1)) as f64).sqrt();
+        let mut qkv = Vec::new();
+        for (j, what) in ["q", "k", "v"].iter().enumerate() {
+            let wj = &w.qkv_weight[j * d * d..(j + 1) * d * d];
+            let bias = w.qkv_bias.map(|bb| &bb[j * d..(j + 1) * d]);
+            let f = if j == 0 { scale } else { 1.0 };
+            let y = self.linear(h, &format!("{s}.attn.{what}"), wj, bias, d, d, |_| f);
+            let y = self.node("Reshape", s, vec![y, shapes.split.clone()], |_| {});
+            let perm: &[i64] = if j == 1 { &[0, 2, 3, 1] } else { &[0, 2, 1, 3] };
+            qkv.push(self.node("Transpose", s, vec![y], |a| attr_ints(a, "perm", perm)));
+        }
+        let scores = self.node("MatMul", s, vec![qkv[0].clone(), qkv[1].clone()], |_| {});
+        let attn = self.node("Softmax", s, vec![scores], |a| attr_int(a, "axis", -1));
+        let o = self.node("MatMul", s, vec![attn, qkv[2].clone()], |_| {});
+        let o = self.node("Transpose", s, vec![o], |a| {
+            attr_ints(a, "perm", &[0, 2, 1, 3])
+        });
+        let o = self.node("Reshape", s, vec![o, shapes.merge.clone()], |_| {});
+        self.linear(
+            &o,
+            w.proj_name,
+            w.proj_weight,
+            w.proj_bias,
+            d,
+            d,
+            w.proj_row_scale,
+        )
+    }
+
+    /// The model: this graph named `name`, input [`VIT_INPUT_NAME`] float32
+    /// `[N, 3, S, S]`, output [`VIT_OUTPUT_NAME`] float32 `[N, out_dim]`
+    /// (the last node written must produce it), ONNX IR [`IR_VERSION`],
+    /// opset [`OPSET`], metadata `architecture` then `metadata`.
+    pub(crate) fn finish(
+        self,
+        name: &str,
+        s: usize,
+        out_dim: usize,
+        arch: String,
+        metadata: &[(String, String)],
+    ) -> Vec<u8> {
+        let mut graph = self.nodes;
+        proto::string(&mut graph, 2, name);
+        graph.extend_from_slice(&self.inits);
+        crate::onnx::value_info(
+            &mut graph,
+            11,
+            VIT_INPUT_NAME,
+            &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
+            "N",
+        );
+        crate::onnx::value_info(
+            &mut graph,
+            12,
+            VIT_OUTPUT_NAME,
+            &[Dim::Batch, Dim::Fixed(out_dim)],
+            "N",
+        );
+        let mut model = Vec::with_capacity(graph.len() + 1024);
+        proto::int(&mut model, 1, IR_VERSION);
+        proto::string(&mut model, 2, "gen-metrics");
+        proto::string(&mut model, 3, env!("CARGO_PKG_VERSION"));
+        proto::bytes(&mut model, 7, &graph);
+        proto::message(&mut model, 8, |o| proto::int(o, 2, OPSET));
+        let mut meta = vec![("architecture".to_string(), arch)];
+        meta.extend(metadata.iter().cloned());
+        for (k, v) in &meta {
+            proto::message(&mut model, 14, |e| {
+                proto::string(e, 1, k);
+                proto::string(e, 2, v);
+            });
+        }
+        model
+    }
+
     /// Appends a node with one output and returns the output's name.
-    fn node(
+    pub(crate) fn node(
         &mut self,
         op: &str,
         scope: &str,
@@ -765,7 +881,7 @@ impl Builder {
     }
 
     /// A float32 initializer (`dims` empty: a scalar).
-    fn init_f32(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
+    pub(crate) fn init_f32(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
         let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         proto::message(&mut self.inits, 5, |t| {
             for &d in dims {
@@ -779,7 +895,7 @@ impl Builder {
     }
 
     /// An int64 initializer (`dims` empty: a scalar).
-    fn init_i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+    pub(crate) fn init_i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
         let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         proto::message(&mut self.inits, 5, |t| {
             for &d in dims {
@@ -792,13 +908,22 @@ impl Builder {
         name.to_string()
     }
 
-    /// `LayerNormalization` over the last axis, ε = 1e-6.
-    fn layer_norm(&mut self, x: &str, scope: &str, what: &str, w: &Tensor, b: &Tensor) -> String {
+    /// `LayerNormalization` over the last axis:
+    /// `(x − mean) / √(var + ε) · w + b` (biased variance).
+    pub(crate) fn layer_norm(
+        &mut self,
+        x: &str,
+        scope: &str,
+        what: &str,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+    ) -> String {
         let wn = self.init_f32(&format!("{scope}.{what}.weight"), &w.shape, w.data.clone());
         let bn = self.init_f32(&format!("{scope}.{what}.bias"), &b.shape, b.data.clone());
         self.node("LayerNormalization", scope, vec![x.into(), wn, bn], |a| {
             attr_int(a, "axis", -1);
-            attr_float(a, "epsilon", DINOV2_LAYER_NORM_EPS);
+            attr_float(a, "epsilon", eps);
         })
     }
 
@@ -806,7 +931,7 @@ impl Builder {
     /// output row `r` scaled by `row_scale(r)` (f64, rounded once): `MatMul`
     /// with `wᵀ` `[inp, out]`, then `Add` of the bias when there is one.
     #[allow(clippy::too_many_arguments)]
-    fn linear(
+    pub(crate) fn linear(
         &mut self,
         x: &str,
         name: &str,

@@ -19,10 +19,15 @@
 //! *Exposing flaws of generative model evaluation metrics*, NeurIPS 2023).
 //!
 //! The FID Inception weights are provisioned automatically
-//! (`gen-metrics-artifacts`); the other presets load an ONNX file the user
-//! exports once with `tools/export_encoders.py` (PyTorch on a machine that has
-//! the weights) and passes as [`EncoderOptions::model`]. An explicit model
-//! file always wins, also for the Inception.
+//! (`gen-metrics-artifacts`). The DINOv2 ViT-S/B/L and CLIP presets use the
+//! model converted from the official checkpoint, which `gen-metrics models
+//! fetch dinov2-vitl14` (or `clip-vit-b-32`, ...) downloads (or takes from
+//! the user: `--checkpoint FILE`) and converts once; an encoder never
+//! downloads it itself. The other presets (ViT-g/14, VGG-16) load an ONNX
+//! file the user exports once
+//! with `tools/export_encoders.py` (PyTorch on a machine that has the
+//! weights) and passes as [`EncoderOptions::model`]. An explicit model file
+//! always wins.
 //!
 //! Resizing itself is [`crate::resize`]: `clean` is Pillow's float32 bicubic
 //! (exact for clean-fid and dgm-eval's `clean_resize`); CLIP's reference
@@ -485,6 +490,26 @@ impl Encoder {
             }
             None if spec.id == Preset::InceptionV3Fid.id() => {
                 provisioner.fid_inception_onnx_verified()?
+            }
+            // A preset with an official checkpoint that gen-metrics converts:
+            // the cached conversion (never a download here: `models fetch`
+            // downloads, or takes the checkpoint the user brings).
+            None if let Some(c) = gen_metrics_artifacts::checkpoint(&spec.id)
+                .filter(|c| c.preset == spec.id && gen_metrics_artifacts::is_convertible(c)) =>
+            {
+                match provisioner.cached_checkpoint_onnx(c) {
+                    Ok(found) => found,
+                    Err(gen_metrics_artifacts::ArtifactError::ArtifactUnavailable { .. }) => {
+                        return Err(FeatureError::EncoderSpec(format!(
+                            "{id}: no converted model in {home}. Fetch it once: `gen-metrics models fetch {cid}` (downloads {url} and converts it to ONNX), or bring the checkpoint: `gen-metrics models fetch {cid} --checkpoint FILE`; or pass an ONNX export (--model FILE.onnx)",
+                            id = spec.id,
+                            home = provisioner.home().display(),
+                            cid = c.id,
+                            url = provisioner.checkpoint_address(c),
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             None => {
                 return Err(FeatureError::EncoderSpec(format!(

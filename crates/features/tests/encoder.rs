@@ -103,17 +103,73 @@ fn presets_have_the_published_settings() {
 }
 
 #[test]
-fn preset_without_model_says_how_to_export() {
+fn preset_without_model_says_how_to_fetch_or_export() {
     let Some(lib) = common::runtime_library() else {
         return;
     };
-    let err = Encoder::preset(Preset::Dinov2VitL14, &options(&lib, None)).expect_err("no model");
+    // An empty home: nothing converted, nothing downloaded by the encoder.
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(&lib, None);
+    opts.provisioner = Some(
+        gen_metrics_artifacts::Provisioner::new(home.path())
+            .offline(true)
+            .quiet(true),
+    );
+    let err = Encoder::preset(Preset::Dinov2VitL14, &opts).expect_err("no model");
     let msg = err.to_string();
     assert!(matches!(err, FeatureError::EncoderSpec(_)), "{msg}");
     assert!(
-        msg.contains("tools/export_encoders.py dinov2-vit-l14"),
+        msg.contains("`gen-metrics models fetch dinov2-vitl14`"),
         "{msg}"
     );
+    assert!(
+        msg.contains("`gen-metrics models fetch dinov2-vitl14 --checkpoint FILE`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("dinov2_vitl14/dinov2_vitl14_pretrain.pth"),
+        "{msg}"
+    );
+    assert!(!home.path().join("checkpoints").exists());
+    // Presets without a converted checkpoint still say how to export.
+    let err = Encoder::preset(Preset::Dinov2VitG14, &opts).expect_err("no model");
+    assert!(
+        err.to_string()
+            .contains("tools/export_encoders.py dinov2-vit-g14"),
+        "{err}"
+    );
+}
+
+/// A DINOv2 preset runs the model `models fetch --checkpoint` cached, with
+/// no --model: here the small random DINOv2 fixture stands for ViT-L/14 (the
+/// entry's width is the fixture's; its outputs are checked against PyTorch
+/// in `dinov2_convert.rs`).
+#[test]
+fn dinov2_preset_uses_the_cached_conversion() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    let prov = gen_metrics_artifacts::Provisioner::new(home.path())
+        .offline(true)
+        .quiet(true);
+    let official = gen_metrics_artifacts::checkpoint("dinov2-vitl14").expect("entry");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dinov2");
+    let c = gen_metrics_artifacts::Checkpoint {
+        output_dim: 24,
+        num_heads: 2,
+        ..*official
+    };
+    prov.install_checkpoint(&c, &fixtures.join("mlp.pth"))
+        .expect("install");
+    let (onnx, sha) = prov.checkpoint_onnx(&c).expect("convert");
+    let mut opts = options(&lib, None);
+    opts.provisioner = Some(prov);
+    let mut spec = Preset::Dinov2VitL14.spec();
+    spec.output_dim = 24;
+    let enc = Encoder::new(spec, &opts).expect("encoder from the cache");
+    assert_eq!(enc.model_path(), onnx.as_path());
+    assert_eq!(enc.weights_sha256(), sha);
 }
 
 /// CLIP preset plumbing: shorter side to 224, center crop, CLIP mean/std.

@@ -15,7 +15,7 @@ use zip::ZipArchive;
 use zip::result::ZipError;
 
 use super::TorchScriptError;
-use super::pickle::{self, TensorRef, Value};
+use super::pickle::{self, StorageDtype, TensorRef, Value};
 
 /// Largest `data.pkl` / `constants.pkl` accepted, in bytes.
 pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
@@ -305,6 +305,31 @@ pub(crate) fn read_member<R: Read + Seek>(
     Ok(buf)
 }
 
+/// The module tree of `<prefix>/data.pkl` and its tensors (named by their
+/// dotted attribute paths, as `state_dict()` names them), storages of at most
+/// `max_bytes` in total. Neither the code nor `constants.pkl` is read: this
+/// is for archives whose weights alone are converted (the OpenAI CLIP files).
+pub(crate) fn read_module_weights<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    prefix: &str,
+    max_bytes: u64,
+) -> Result<(Module, Vec<Tensor>), TorchScriptError> {
+    let data = read_member(zip, &format!("{prefix}/data.pkl"), MAX_PICKLE_BYTES)?;
+    let root_value = pickle::read(&data)?;
+    let mut builder = TreeBuilder::default();
+    let root = match &root_value {
+        Value::Object(_) => builder.module(&root_value, "")?,
+        other => {
+            return Err(TorchScriptError::Archive(format!(
+                "data.pkl holds a {}, not a module",
+                other.kind()
+            )));
+        }
+    };
+    let tensors = load_tensors(zip, prefix, builder.tensors, max_bytes)?;
+    Ok((root, tensors))
+}
+
 #[derive(Default)]
 struct TreeBuilder {
     visited: usize,
@@ -343,9 +368,11 @@ impl TreeBuilder {
                     k.kind()
                 )));
             };
-            if !pickle::is_identifier(k) {
+            // An identifier, or the index of a `Sequential`'s child ("0").
+            let index = !k.is_empty() && k.len() <= 9 && k.bytes().all(|b| b.is_ascii_digit());
+            if !(pickle::is_identifier(k) || index) {
                 return Err(TorchScriptError::Archive(format!(
-                    "{path}: attribute name {k:?} is not an identifier"
+                    "{path}: attribute name {k:?} is not an identifier or an index"
                 )));
             }
             if attrs.iter().any(|(n, _)| n == &**k) {
@@ -423,8 +450,29 @@ impl TreeBuilder {
     }
 }
 
-/// Reads the storages `<prefix>/data/<key>` of `tensors` (float32
-/// little-endian) and cuts each tensor out of its storage, refusing storages
+/// IEEE 754 binary16 bits to the float32 of the same value (exact: every
+/// half value, subnormals, infinities and NaN included, is a float32).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: m · 2⁻²⁴, normalised for float32.
+            let shift = m.leading_zeros() - 21; // bring the top set bit to bit 10
+            let m = (m << shift) & 0x3ff;
+            let e = 127 - 15 + 1 - shift;
+            sign | (e << 23) | (m << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Reads the storages `<prefix>/data/<key>` of `tensors` (float32 or
+/// float16, little-endian; float16 widened to float32) and cuts each tensor out of its storage, refusing storages
 /// of more than `max_bytes` in total. Every storage member must hold exactly
 /// the `numel * 4` bytes its persistent id declares; the pickle reader has
 /// already checked that each view lies inside its storage.
@@ -453,7 +501,7 @@ pub(crate) fn load_tensors<R: Read + Seek>(
                 None => {
                     total = s
                         .numel
-                        .checked_mul(4)
+                        .checked_mul(s.dtype.size())
                         .and_then(|b| b.checked_add(total))
                         .filter(|&b| b <= max_bytes)
                         .ok_or_else(|| {
@@ -471,19 +519,25 @@ pub(crate) fn load_tensors<R: Read + Seek>(
             let key = t.storage.key.clone();
             if !loaded.contains_key(&key) {
                 let (numel, uses) = storages[&key];
+                let dtype = t.storage.dtype;
                 let member = format!("{prefix}/data/{key}");
-                let bytes = read_member(zip, &member, numel * 4)?;
-                if bytes.len() as u64 != numel * 4 {
+                let bytes = read_member(zip, &member, numel * dtype.size())?;
+                if bytes.len() as u64 != numel * dtype.size() {
                     return Err(TorchScriptError::Archive(format!(
-                        "{member} holds {} bytes, the pickle says {} float32",
+                        "{member} holds {} bytes, the pickle says {numel} {dtype:?} values",
                         bytes.len(),
-                        numel
                     )));
                 }
-                let data: Vec<f32> = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
+                let data: Vec<f32> = match dtype {
+                    StorageDtype::F32 => bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                    StorageDtype::F16 => bytes
+                        .chunks_exact(2)
+                        .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                        .collect(),
+                };
                 loaded.insert(key.clone(), (data, uses));
             }
             let shape: Vec<usize> = t
@@ -553,11 +607,44 @@ mod tests {
     use crate::torchscript::pickle::Storage;
 
     #[test]
+    fn half_floats_widen_exactly() {
+        // Independent formula: (-1)^s · m · 2^-24 (subnormal) or
+        // (-1)^s · (1024 + m) · 2^(e - 25), for every finite half.
+        for h in 0u16..=u16::MAX {
+            let (s, e, m) = (h >> 15, (h >> 10) & 0x1f, h & 0x3ff);
+            let got = f16_to_f32(h);
+            if e == 0x1f {
+                assert!(
+                    if m == 0 {
+                        got.is_infinite()
+                    } else {
+                        got.is_nan()
+                    },
+                    "{h:#x}"
+                );
+                assert_eq!(got.is_sign_negative(), s == 1, "{h:#x}");
+                continue;
+            }
+            let mag = if e == 0 {
+                f64::from(m) * 2f64.powi(-24)
+            } else {
+                f64::from(1024 + m) * 2f64.powi(i32::from(e) - 25)
+            };
+            let want = if s == 1 { -mag } else { mag };
+            assert_eq!(f64::from(got), want, "{h:#x}");
+            assert_eq!(got.is_sign_negative(), s == 1, "{h:#x}");
+        }
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+    }
+
+    #[test]
     fn gathers_strided_views() {
         let storage: Vec<f32> = (0..12).map(|x| x as f32).collect();
         let s = Rc::new(Storage {
             key: Rc::from("0"),
             numel: 12,
+            dtype: super::pickle::StorageDtype::F32,
         });
         // Transposed 3x4 -> 4x3.
         let t = TensorRef {

@@ -54,6 +54,9 @@ pub enum Global {
     RebuildTensorV2,
     /// `torch.FloatStorage`: only as the storage type inside a persistent id.
     FloatStorage,
+    /// `torch.HalfStorage` (IEEE binary16; the OpenAI CLIP archives): only
+    /// as the storage type inside a persistent id, widened to float32 on load.
+    HalfStorage,
     /// `collections.OrderedDict`: `REDUCE` with `()` gives an empty dict.
     OrderedDict,
     /// `torch.jit._pickle.build_intlist`: `REDUCE` with `(list_of_ints,)`.
@@ -77,6 +80,7 @@ impl Global {
         match (module, name) {
             ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensorV2),
             ("torch", "FloatStorage") => Ok(Global::FloatStorage),
+            ("torch", "HalfStorage") => Ok(Global::HalfStorage),
             ("collections", "OrderedDict") => Ok(Global::OrderedDict),
             ("torch.jit._pickle", "build_intlist") if script => Ok(Global::BuildIntList),
             ("torch._utils", "_rebuild_parameter") if !script => Ok(Global::RebuildParameter),
@@ -100,6 +104,7 @@ impl Global {
         match self {
             Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2".into(),
             Global::FloatStorage => "torch.FloatStorage".into(),
+            Global::HalfStorage => "torch.HalfStorage".into(),
             Global::OrderedDict => "collections.OrderedDict".into(),
             Global::BuildIntList => "torch.jit._pickle.build_intlist".into(),
             Global::RebuildParameter => "torch._utils._rebuild_parameter".into(),
@@ -148,13 +153,35 @@ pub struct Object {
     pub state: Option<Value>,
 }
 
-/// A storage named by a persistent id: float32 data in the archive member `data/<key>`.
+/// A storage named by a persistent id: little-endian data in the archive
+/// member `data/<key>`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Storage {
     /// The key (a decimal number): the member `data/<key>`.
     pub key: Rc<str>,
-    /// Number of float32 elements the pickle says it holds.
+    /// Number of elements the pickle says it holds.
     pub numel: u64,
+    /// Element type.
+    pub dtype: StorageDtype,
+}
+
+/// Element type of a [`Storage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageDtype {
+    /// float32 (`torch.FloatStorage`).
+    F32,
+    /// IEEE 754 binary16 (`torch.HalfStorage`), widened exactly to float32.
+    F16,
+}
+
+impl StorageDtype {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            StorageDtype::F32 => 4,
+            StorageDtype::F16 => 2,
+        }
+    }
 }
 
 /// A tensor view of a storage, as `_rebuild_tensor_v2` describes it (in elements).
@@ -968,12 +995,16 @@ impl<'a> Machine<'a> {
                 Value::Str(_location),
                 numel,
             ] if &**tag == "storage" => {
-                if *ty != Global::FloatStorage {
-                    return Err(self.err(format!(
-                        "storage type {} is not supported (only float32)",
-                        ty.describe()
-                    )));
-                }
+                let dtype = match ty {
+                    Global::FloatStorage => StorageDtype::F32,
+                    Global::HalfStorage => StorageDtype::F16,
+                    _ => {
+                        return Err(self.err(format!(
+                            "storage type {} is not supported (only float32 and float16)",
+                            ty.describe()
+                        )));
+                    }
+                };
                 if key.is_empty() || key.len() > 12 || !key.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(self.err(format!(
                         "storage key {:?} is not a decimal number",
@@ -984,6 +1015,7 @@ impl<'a> Machine<'a> {
                 Ok(Value::Storage(Rc::new(Storage {
                     key: key.clone(),
                     numel,
+                    dtype,
                 })))
             }
             _ => {
