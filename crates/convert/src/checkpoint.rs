@@ -382,6 +382,42 @@ pub(crate) mod tests {
         assert_eq!(sd.parameter_count(), 9);
     }
 
+    /// CLIP's TorchScript files keep `input_resolution`, `context_length` and
+    /// `vocab_size` as int64 tensors: read exactly, or refused when float32
+    /// cannot hold the value.
+    #[test]
+    fn integer_storages_are_read_exactly_or_refused() {
+        let p = python_style_pickle();
+        let at = p.windows(12).position(|w| w == b"FloatStorage").unwrap();
+        let long = [&p[..at], b"LongStorage".as_slice(), &p[at + 12..]].concat();
+        // Six int64 values as twelve little-endian 32-bit words.
+        let words = |v: &[u32]| -> Vec<f32> {
+            v.iter()
+                .flat_map(|&x| [f32::from_bits(x), f32::from_bits(0)])
+                .collect()
+        };
+        // Both storages become int64 (the pickle memoizes the global).
+        let s1 = words(&[10, 11, 12, 13, 14, 15, 16, 17]);
+        let bytes = zip_checkpoint(
+            &long,
+            &[("0", words(&[224, 77, 49408, 0, 1, 2])), ("1", s1.clone())],
+        );
+        let sd = StateDict::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            sd.get("a").unwrap().data,
+            vec![224., 77., 49408., 0., 1., 2.]
+        );
+        let bytes = zip_checkpoint(
+            &long,
+            &[("0", words(&[(1 << 24) + 1, 0, 0, 0, 0, 0])), ("1", s1)],
+        );
+        let err = StateDict::from_bytes(&bytes).unwrap_err();
+        assert!(
+            err.to_string().contains("float32 cannot hold exactly"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn wrong_sizes_and_formats_are_errors() {
         // A storage shorter than declared.

@@ -537,6 +537,23 @@ pub(crate) fn load_tensors<R: Read + Seek>(
                         .chunks_exact(2)
                         .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                         .collect(),
+                    StorageDtype::I64 => bytes
+                        .chunks_exact(8)
+                        .map(|c| {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(c);
+                            exact_f32(i64::from_le_bytes(b), &member)
+                        })
+                        .collect::<Result<_, _>>()?,
+                    StorageDtype::I32 => bytes
+                        .chunks_exact(4)
+                        .map(|c| {
+                            exact_f32(
+                                i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                                &member,
+                            )
+                        })
+                        .collect::<Result<_, _>>()?,
                 };
                 loaded.insert(key.clone(), (data, uses));
             }
@@ -599,6 +616,21 @@ fn gather(storage: &[f32], t: &TensorRef) -> Vec<f32> {
         }
     }
     out
+}
+
+/// An integer storage value as float32, refused where float32 cannot hold it
+/// exactly (|v| > 2^24): the converters only ever read small integers
+/// (CLIP's `input_resolution`, `context_length`, `vocab_size`).
+fn exact_f32(v: i64, member: &str) -> Result<f32, TorchScriptError> {
+    const EXACT: i64 = 1 << 24;
+    if (-EXACT..=EXACT).contains(&v) {
+        #[allow(clippy::cast_precision_loss)] // exact in this range
+        Ok(v as f32)
+    } else {
+        Err(TorchScriptError::Archive(format!(
+            "{member} holds the integer {v}, which float32 cannot hold exactly"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,11 @@ pub enum Global {
     /// `torch.HalfStorage` (IEEE binary16; the OpenAI CLIP archives): only
     /// as the storage type inside a persistent id, widened to float32 on load.
     HalfStorage,
+    /// `torch.LongStorage` (int64; CLIP's TorchScript files keep
+    /// `input_resolution`, `context_length` and `vocab_size` as such tensors).
+    LongStorage,
+    /// `torch.IntStorage` (int32).
+    IntStorage,
     /// `collections.OrderedDict`: `REDUCE` with `()` gives an empty dict.
     OrderedDict,
     /// `torch.jit._pickle.build_intlist`: `REDUCE` with `(list_of_ints,)`.
@@ -81,6 +86,8 @@ impl Global {
             ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensorV2),
             ("torch", "FloatStorage") => Ok(Global::FloatStorage),
             ("torch", "HalfStorage") => Ok(Global::HalfStorage),
+            ("torch", "LongStorage") => Ok(Global::LongStorage),
+            ("torch", "IntStorage") => Ok(Global::IntStorage),
             ("collections", "OrderedDict") => Ok(Global::OrderedDict),
             ("torch.jit._pickle", "build_intlist") if script => Ok(Global::BuildIntList),
             ("torch._utils", "_rebuild_parameter") if !script => Ok(Global::RebuildParameter),
@@ -105,6 +112,8 @@ impl Global {
             Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2".into(),
             Global::FloatStorage => "torch.FloatStorage".into(),
             Global::HalfStorage => "torch.HalfStorage".into(),
+            Global::LongStorage => "torch.LongStorage".into(),
+            Global::IntStorage => "torch.IntStorage".into(),
             Global::OrderedDict => "collections.OrderedDict".into(),
             Global::BuildIntList => "torch.jit._pickle.build_intlist".into(),
             Global::RebuildParameter => "torch._utils._rebuild_parameter".into(),
@@ -172,6 +181,11 @@ pub enum StorageDtype {
     F32,
     /// IEEE 754 binary16 (`torch.HalfStorage`), widened exactly to float32.
     F16,
+    /// int64 (`torch.LongStorage`), read as float32 only where exact
+    /// (|v| <= 2^24); a larger value is an error naming the storage.
+    I64,
+    /// int32 (`torch.IntStorage`), read as float32 only where exact.
+    I32,
 }
 
 impl StorageDtype {
@@ -180,6 +194,8 @@ impl StorageDtype {
         match self {
             StorageDtype::F32 => 4,
             StorageDtype::F16 => 2,
+            StorageDtype::I64 => 8,
+            StorageDtype::I32 => 4,
         }
     }
 }
@@ -998,9 +1014,11 @@ impl<'a> Machine<'a> {
                 let dtype = match ty {
                     Global::FloatStorage => StorageDtype::F32,
                     Global::HalfStorage => StorageDtype::F16,
+                    Global::LongStorage => StorageDtype::I64,
+                    Global::IntStorage => StorageDtype::I32,
                     _ => {
                         return Err(self.err(format!(
-                            "storage type {} is not supported (only float32 and float16)",
+                            "storage type {} is not supported (only float32, float16, int64 and int32)",
                             ty.describe()
                         )));
                     }
