@@ -473,3 +473,106 @@ fn fid_is_the_same_from_every_route() {
         assert_eq!(fid(&a, &b), want, "{what}");
     }
 }
+
+/// IS from images (#14): an encoder spec that names a `logits_output` makes
+/// `eval` compute IS / IS-inf per generated set from that output, the same
+/// numbers as `metrics --logits` on `features --layer logits`.
+#[test]
+fn eval_computes_is_from_an_encoder_logits_output() {
+    let Some(s) = Setup::new() else {
+        return;
+    };
+    std::fs::write(
+        s.root.join("logits.onnx"),
+        common::tiny_onnx::channel_mean_with_logits(8, 8),
+    )
+    .expect("model");
+    let spec = s.p("with_logits.json");
+    std::fs::write(
+        &spec,
+        r#"{ "id": "channel-mean-logits", "model": "logits.onnx", "input_size": [8, 8],
+             "resize": "clean", "normalization": "unit", "output_dim": 3,
+             "logits_output": "logits" }"#,
+    )
+    .expect("spec");
+    let run = |args: &[&str]| -> Output {
+        bin()
+            .args(args)
+            .args([
+                "--encoder",
+                spec.as_str(),
+                "--ort-lib",
+                s.lib.to_str().expect("utf-8"),
+                "--cache-dir",
+                &s.p("cache"),
+                "--threads",
+                "1",
+                "--quiet",
+            ])
+            .output()
+            .expect("run gen-metrics")
+    };
+    let o = run(&[
+        "eval",
+        "--real",
+        &s.p("real"),
+        "--fake",
+        &s.p("good"),
+        "--fake",
+        &s.p("bad"),
+        "--metrics",
+        "fid,is",
+        "--out",
+        &s.p("is_report"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    for (i, set) in ["good", "bad"].into_iter().enumerate() {
+        let o = run(&[
+            "features",
+            "--layer",
+            "logits",
+            &s.p(set),
+            "-o",
+            &s.p(&format!("{set}_logits.npy")),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = bin()
+            .args([
+                "metrics",
+                "--logits",
+                &s.p(&format!("{set}_logits.npy")),
+                "--metrics",
+                "is",
+                "--json",
+            ])
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", text(&o));
+        let want: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let values = r["sets"][i]["values"].as_array().expect("values");
+        let got = values
+            .iter()
+            .find(|v| v["key"] == "is_mean")
+            .and_then(|v| v["value"].as_f64());
+        assert_eq!(got, want["is_mean"].as_f64(), "{set}: {want}");
+        assert!(got.is_some_and(|v| v > 1.0), "{set}: {got:?}");
+    }
+    // Features given as .npy have no logits: `is` named is refused.
+    let o = run(&["features", &s.p("good"), "-o", &s.p("good_features.npy")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&[
+        "eval",
+        "--real",
+        &s.p("real"),
+        "--fake",
+        &s.p("good_features.npy"),
+        "--metrics",
+        "is",
+        "--out",
+        &s.p("is_report2"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("logits"), "{}", text(&o));
+}

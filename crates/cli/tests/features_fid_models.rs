@@ -296,3 +296,126 @@ fn fid_of_numpy_written_statistics() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!((v["fid"].as_f64().expect("fid") - 3.0).abs() < 1e-9, "{v}");
 }
+
+/// `eval` reports sFID with FID (#14): the Fréchet distance of the two
+/// folders' `--layer spatial` features, as `metrics --metrics fid` computes
+/// it from those files; a set given as pooled features cannot have sFID:
+/// named, it is an error; under `all`, it is left out with the reason.
+#[test]
+fn eval_reports_sfid_equal_to_fid_of_spatial_features() {
+    let models = gen_metrics_testkit::shared_dir().join("models");
+    let (real, fake) = (models.join("synthetic"), models.join("images"));
+    let tmp = TempDir::new("sfid");
+    let cache = tmp.path().join("cache");
+    let run_in = |args: &[&std::ffi::OsStr]| -> Output {
+        bin()
+            .args(args)
+            .args(["--threads", "2", "--cache-dir"])
+            .arg(&cache)
+            .output()
+            .expect("run")
+    };
+    let os = std::ffi::OsStr::new;
+    let o = run_in(&[
+        os("eval"),
+        os("--real"),
+        real.as_os_str(),
+        os("--fake"),
+        fake.as_os_str(),
+        os("--metrics"),
+        os("fid,sfid"),
+        os("--out"),
+        tmp.path().join("r1").as_os_str(),
+        os("--json"),
+    ]);
+    if !o.status.success() {
+        let t = text(&o);
+        if t.contains("is not available") {
+            gen_metrics_testkit::missing_artifact(&t);
+            return;
+        }
+        panic!("{t}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let values = &report["sets"][0]["values"];
+    let get = |k: &str| -> f64 {
+        values
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["key"] == k))
+            .and_then(|v| v["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {k} in {values}"))
+    };
+    let (fid, sfid) = (get("fid"), get("sfid"));
+    assert!(
+        fid > 0.0 && sfid > 0.0 && sfid != fid,
+        "fid {fid} sfid {sfid}"
+    );
+
+    // The same from `--layer spatial` features and `metrics --metrics fid`.
+    let (sr, sf) = (tmp.path().join("sr.npy"), tmp.path().join("sf.npy"));
+    for (dir, out) in [(&real, &sr), (&fake, &sf)] {
+        let o = run_in(&[
+            os("features"),
+            os("--layer"),
+            os("spatial"),
+            dir.as_os_str(),
+            os("-o"),
+            out.as_os_str(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(read(out).ncols(), 2023);
+    }
+    let o = run(&[
+        "metrics",
+        "--real",
+        &sr.display().to_string(),
+        "--fake",
+        &sf.display().to_string(),
+        "--metrics",
+        "fid",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["fid"].as_f64(), Some(sfid), "{v}");
+
+    // Pooled features cannot give sFID.
+    let pr = tmp.path().join("pr.npy");
+    let o = run_in(&[os("features"), real.as_os_str(), os("-o"), pr.as_os_str()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_in(&[
+        os("eval"),
+        os("--real"),
+        pr.as_os_str(),
+        os("--fake"),
+        fake.as_os_str(),
+        os("--metrics"),
+        os("sfid"),
+        os("--out"),
+        tmp.path().join("r2").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--layer spatial"), "{}", text(&o));
+    let o = run_in(&[
+        os("eval"),
+        os("--real"),
+        pr.as_os_str(),
+        os("--fake"),
+        fake.as_os_str(),
+        os("--metrics"),
+        os("all"),
+        os("--out"),
+        tmp.path().join("r3").as_os_str(),
+        os("--json"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    // ... and so is what 4 images are too few for (prdc's k + 1 = 6), with
+    // the reason, instead of failing the evaluation.
+    let left_out = r["settings"]["left_out"].to_string();
+    assert!(
+        left_out.contains("sfid") && left_out.contains("prdc") && left_out.contains("at least"),
+        "{}",
+        r["settings"]
+    );
+}

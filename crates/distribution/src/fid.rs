@@ -201,9 +201,61 @@ impl Metric for Fid {
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
-        let real = cx.frechet_side(&SPEC, Set::Real)?;
-        let fake = cx.frechet_side(&SPEC, Set::Fake)?;
+        self.evaluate_as(&SPEC, cx)
+    }
+}
+
+impl Fid {
+    /// The Fréchet distance of the context's two sides under `spec`'s name
+    /// and first key (FID, sFID: one computation, several feature spaces).
+    fn evaluate_as(&self, spec: &'static Spec, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        let real = cx.frechet_side(spec, Set::Real)?;
+        let fake = cx.frechet_side(spec, Set::Fake)?;
         let out = self.compute_from_sides(&real, &fake)?;
-        Ok(Outcome::new().value("fid", out.value))
+        let key = spec.keys.first().map_or(spec.name, |k| k.key);
+        Ok(Outcome::new().value(key, out.value))
+    }
+}
+
+/// sFID (Nash et al. 2021, "Generating Images with Sparse Representations";
+/// computed as openai/guided-diffusion's `evaluations/evaluator.py`, the ADM
+/// evaluator): the Fréchet distance above, on the FID Inception's spatial
+/// features, `mixed_6/conv`'s first 7 channels, 17 × 17 × 7 = 2023 values
+/// per image in NHWC order (the encoder's `spatial` output). The metric
+/// itself is FID's; the evaluation pipeline hands it the spatial features
+/// of each set (gen-metrics-eval's `registry::SPATIAL`).
+pub static SPEC_SFID: Spec = Spec {
+    name: "sfid",
+    about: "Fréchet distance between Gaussian fits of the FID Inception's spatial features (mixed_6/conv, first 7 channels)",
+    reference: "Nash et al. 2021, Generating Images with Sparse Representations; openai/guided-diffusion evaluator's sFID",
+    inputs: &[Input::Real, Input::Fake],
+    accepts_statistics: true,
+    keys: &[KeySpec::new(
+        "sfid",
+        Direction::LowerIsBetter,
+        "FID's formula on the 2023 spatial features (17 × 17 × 7, NHWC) of each image",
+    )
+    .with_interval()
+    .non_negative()],
+    dynamic_keys: None,
+    make: |_| Ok(Box::new(Sfid(Fid::new()))),
+};
+
+/// sFID on the metric contract: [`Fid`] under [`SPEC_SFID`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sfid(pub Fid);
+
+impl Metric for Sfid {
+    fn spec(&self) -> &'static Spec {
+        &SPEC_SFID
+    }
+
+    fn plan(&self, plan: &mut Plan) {
+        plan.gaussian(Set::Real);
+        plan.gaussian(Set::Fake);
+    }
+
+    fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
+        self.0.evaluate_as(&SPEC_SFID, cx)
     }
 }

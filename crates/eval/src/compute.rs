@@ -3,7 +3,7 @@
 //! of them planned and computed once, then each metric read from the same
 //! [`Context`].
 
-use gen_metrics_metric::{Context, Inputs, Metric, Outcome, Plan, Spec};
+use gen_metrics_metric::{Context, Inputs, Metric, MetricError, Outcome, Plan, Spec};
 
 use crate::EvalError;
 
@@ -46,6 +46,25 @@ pub fn compute_all(
     inputs: Inputs<'_>,
     resample: bool,
 ) -> Result<Vec<MetricOutcome>, EvalError> {
+    let (outs, _) = compute_all_optional(metrics, inputs, resample, &|_| false)?;
+    Ok(outs)
+}
+
+/// [`compute_all`], where a metric for which `optional` holds (one `all`
+/// added rather than one the user named) and whose sets are too small for
+/// it ([`MetricError::TooFewSamples`]) is left out and returned with its
+/// error instead of failing the whole evaluation.
+///
+/// # Errors
+/// As [`compute_all`], for the metrics that are not optional or fail
+/// otherwise.
+#[allow(clippy::type_complexity)]
+pub fn compute_all_optional(
+    metrics: &[&dyn Metric],
+    inputs: Inputs<'_>,
+    resample: bool,
+    optional: &dyn Fn(&Spec) -> bool,
+) -> Result<(Vec<MetricOutcome>, Vec<(&'static str, MetricError)>), EvalError> {
     check_inputs(metrics, &inputs)?;
     let cx = Context::new(inputs).resampling(resample);
     let mut plan = Plan::new();
@@ -53,22 +72,31 @@ pub fn compute_all(
         m.plan(&mut plan);
     }
     cx.prepare(&plan);
-    metrics
-        .iter()
-        .map(|m| {
-            let spec = m.spec();
-            let outcome = m.evaluate(&cx).map_err(|source| EvalError::Metric {
-                name: spec.name,
-                source,
-            })?;
-            if let Some((key, value)) = outcome.values.iter().find(|(_, v)| !v.is_finite()) {
-                return Err(EvalError::NonFinite {
+    let mut outs = Vec::with_capacity(metrics.len());
+    let mut left_out = Vec::new();
+    for m in metrics {
+        let spec = m.spec();
+        let outcome = match m.evaluate(&cx) {
+            Ok(o) => o,
+            Err(source @ MetricError::TooFewSamples { .. }) if optional(spec) => {
+                left_out.push((spec.name, source));
+                continue;
+            }
+            Err(source) => {
+                return Err(EvalError::Metric {
                     name: spec.name,
-                    key: key.clone(),
-                    value: *value,
+                    source,
                 });
             }
-            Ok(MetricOutcome { spec, outcome })
-        })
-        .collect()
+        };
+        if let Some((key, value)) = outcome.values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(EvalError::NonFinite {
+                name: spec.name,
+                key: key.clone(),
+                value: *value,
+            });
+        }
+        outs.push(MetricOutcome { spec, outcome });
+    }
+    Ok((outs, left_out))
 }

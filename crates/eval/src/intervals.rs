@@ -27,7 +27,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::EvalError;
-use crate::compute::compute_all;
+use crate::compute::{compute_all, compute_all_optional};
 
 /// How intervals are computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +61,9 @@ pub struct Replicates {
     pub halves: Vec<HalfValues>,
     /// Rows of half A: `(real, fake)`.
     pub sizes: (usize, usize),
+    /// Metrics left without intervals because the halves are too small for
+    /// them: `(metric, note)`.
+    pub too_small: Vec<(String, String)>,
 }
 
 impl Replicates {
@@ -112,6 +115,36 @@ pub fn replicate(
         .copied()
         .filter(|m| m.spec().keys.iter().any(|k| k.interval))
         .collect();
+    // Halves hold half the rows: a metric they are too small for (k-NN
+    // neighbourhoods, ...) gets no interval, with the reason, instead of
+    // failing the evaluation. Every split has the same half sizes, so the
+    // first one decides.
+    let mut too_small: Vec<(String, String)> = Vec::new();
+    for f in fakes {
+        let ((ra, _), (fa, _)) = half_split_rows(options.seed, 0, real.nrows(), f.nrows());
+        let (r, f) = (select(real, &ra), select(*f, &fa));
+        let inputs = base.with_sides(
+            Some(SideData::Rows(r.view())),
+            Some(SideData::Rows(f.view())),
+        );
+        let still: Vec<&dyn Metric> = picked
+            .iter()
+            .copied()
+            .filter(|m| !too_small.iter().any(|(n, _)| n == m.spec().name))
+            .collect();
+        let (_, dropped) = compute_all_optional(&still, inputs, true, &|_| true)
+            .map_err(|e| EvalError::Interval(format!("half-split 0: {e}")))?;
+        too_small.extend(dropped.into_iter().map(|(n, e)| {
+            (
+                n.to_owned(),
+                format!("no interval: halves of the sets are too small ({e})"),
+            )
+        }));
+    }
+    let picked: Vec<&dyn Metric> = picked
+        .into_iter()
+        .filter(|m| !too_small.iter().any(|(n, _)| n == m.spec().name))
+        .collect();
     let keys: Vec<String> = picked
         .iter()
         .flat_map(|m| {
@@ -158,6 +191,7 @@ pub fn replicate(
             keys: keys.clone(),
             halves: Vec::with_capacity(options.resamples),
             sizes: (real.nrows() / 2, f.nrows() / 2),
+            too_small: too_small.clone(),
         })
         .collect();
     for r in per_split {

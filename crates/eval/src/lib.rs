@@ -55,6 +55,10 @@ pub use source::{LoadedSet, SetData, SetKind, SetSource};
 use gen_metrics_metric::{Inputs, LogLikelihoodPair, SideData, Spec};
 use ndarray::{Array1, Array2};
 
+/// The FID Inception's spatial output (`gen_metrics_features::encoder::SPATIAL_LAYER`,
+/// repeated here so that a build without the `images` feature names it).
+const SPATIAL_LAYER: &str = "spatial";
+
 /// The interval method named in reports.
 pub const INTERVAL_METHOD: &str = "random half-splits without replacement: θ̂ ± t·SE, SE² = mean (θ̂_A − θ̂_B)²/4, for the value at the given sample sizes, clipped to the key's range (docs/intervals.md)";
 
@@ -219,7 +223,7 @@ impl Evaluation {
             Input::Real => self.real.is_some(),
             Input::Fake => !self.fakes.is_empty(),
             Input::Train => self.train.is_some(),
-            Input::Logits => e.logits.is_some(),
+            Input::Logits => e.logits.is_some() || self.encoder_logits_output().is_some(),
             Input::LabelsReal => e.labels_real.is_some(),
             Input::LabelsFake => e.labels_fake.is_some(),
             Input::LogLikelihoodsReal => e.log_likelihoods_real.is_some(),
@@ -324,11 +328,41 @@ impl Evaluation {
                 log_q: b.view(),
             })
         }
+        // IS from the images: the encoder's logits output, per generated set.
+        let needs_logits = specs.iter().any(|s| s.inputs.contains(&Input::Logits));
+        let mut logits_left_out: Option<String> = None;
+        let image_logits: Option<Vec<(String, LoadedSet)>> = match self.encoder_logits_output() {
+            Some(layer) if needs_logits && e.logits.is_none() => {
+                match self.load_output(&layer, "images (the encoder's logits output)", None, &fakes)
+                {
+                    Ok((_, l)) => Some(l),
+                    Err(reason) => {
+                        let explicit = registry::resolve(&self.metrics)?.specs;
+                        if let Some(s) = specs.iter().find(|s| {
+                            s.inputs.contains(&Input::Logits)
+                                && explicit.iter().any(|x| x.name == s.name)
+                        }) {
+                            return Err(EvalError::Usage(format!("{}: {reason}", s.name)));
+                        }
+                        logits_left_out = Some(reason);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let logits_of = |i: usize| -> Option<ndarray::ArrayView2<'_, f32>> {
+            image_logits
+                .as_ref()
+                .and_then(|l| l.get(i))
+                .and_then(|(_, s)| s.rows())
+                .map(|r| r.view())
+        };
         let base = Inputs {
             real: real.as_ref().map(LoadedSet::side),
             fake: None,
             train: train.as_ref().and_then(LoadedSet::rows).map(|r| r.view()),
-            logits: e.logits.as_ref().map(|l| l.view()),
+            logits: e.logits.as_ref().map(|l| l.view()).or_else(|| logits_of(0)),
             labels_real: e.labels_real.as_deref(),
             labels_fake: e.labels_fake.as_deref(),
             labels_train: e.labels_train.as_deref(),
@@ -349,6 +383,11 @@ impl Evaluation {
         // A metric `all` added is left out (with the reason) when the sets
         // do not admit it (too few rows for its neighbourhoods, ...).
         let mut left_out = Vec::new();
+        if let Some(reason) = logits_left_out {
+            for s in specs.iter().filter(|s| s.inputs.contains(&Input::Logits)) {
+                left_out.push(format!("{}: {reason}", s.name));
+            }
+        }
         let refs: Vec<&dyn Metric> = if registry::resolve(&self.metrics)?.all {
             let explicit = registry::resolve(&self.metrics)?.specs;
             refs.into_iter()
@@ -378,6 +417,35 @@ impl Evaluation {
         } else {
             refs
         };
+        // Metrics on the spatial features (sFID) get their own sets.
+        let (spatial_refs, refs): (Vec<&dyn Metric>, Vec<&dyn Metric>) = refs
+            .into_iter()
+            .partition(|m| registry::SPATIAL.contains(&m.spec().name));
+        let spatial = if spatial_refs.is_empty() {
+            None
+        } else {
+            match self.load_spatial(real.as_ref(), &fakes) {
+                Ok(s) => Some(s),
+                Err(reason) => {
+                    let explicit = registry::resolve(&self.metrics)?.specs;
+                    for m in &spatial_refs {
+                        let name = m.spec().name;
+                        if explicit.iter().any(|s| s.name == name) {
+                            return Err(EvalError::Usage(format!("{name}: {reason}")));
+                        }
+                        left_out.push(format!("{name}: {reason}"));
+                    }
+                    None
+                }
+            }
+        };
+        let spatial_refs = if spatial.is_some() {
+            spatial_refs
+        } else {
+            Vec::new()
+        };
+        let selection = registry::resolve(&self.metrics)?;
+        let mut too_small: Vec<&str> = Vec::new();
         let mut sets = Vec::with_capacity(fakes.len());
         // Generated-only metrics (IS from logits) run once with no fake set.
         let runs: Vec<Option<&(String, LoadedSet)>> = if fakes.is_empty() {
@@ -385,12 +453,30 @@ impl Evaluation {
         } else {
             fakes.iter().map(Some).collect()
         };
-        for run in &runs {
-            let inputs = base.with_sides(
+        for (i, run) in runs.iter().enumerate() {
+            let mut inputs = base.with_sides(
                 base.real.map(SideData::reborrow),
                 run.map(|(_, f)| f.side()),
             );
-            let outs = compute::compute_all(&refs, inputs, false)?;
+            if image_logits.is_some() {
+                inputs.logits = logits_of(i);
+            }
+            let (mut outs, dropped) =
+                compute::compute_all_optional(&refs, inputs, false, &|s: &Spec| {
+                    selection.all && !selection.specs.iter().any(|e| e.name == s.name)
+                })?;
+            for (name, e) in dropped {
+                if !too_small.contains(&name) {
+                    too_small.push(name);
+                }
+                let set = run.map_or("", |(n, _)| n.as_str());
+                left_out.push(format!("{name} ({set}): {e}"));
+            }
+            if let (Some((sr, sf)), Some((name, _))) = (&spatial, run) {
+                let fake = sf.iter().find(|(n, _)| n == name).map(|(_, f)| f.side());
+                let inputs = base.with_sides(sr.as_ref().map(LoadedSet::side), fake);
+                outs.extend(compute::compute_all(&spatial_refs, inputs, false)?);
+            }
             let info = match run {
                 Some((name, f)) => set_info(name, f),
                 None => SetInfo {
@@ -403,6 +489,12 @@ impl Evaluation {
             };
             sets.push(set_report(info, outs));
         }
+        // Metrics `all` added that a set was too small for are left out of
+        // the intervals too.
+        let refs: Vec<&dyn Metric> = refs
+            .into_iter()
+            .filter(|m| !too_small.contains(&m.spec().name))
+            .collect();
         // Intervals and pairwise comparisons.
         let mut comparisons = Vec::new();
         if self.intervals.resamples > 0 {
@@ -415,6 +507,24 @@ impl Evaluation {
                         intervals::replicate(&refs, r.view(), &views, &base, &self.intervals)?;
                     for (set, rep) in sets.iter_mut().zip(&reps) {
                         attach_intervals(set, rep, &self.intervals)?;
+                    }
+                    // The spatial metrics on the same splits of their own rows.
+                    if let Some((Some(sr), sf)) = &spatial
+                        && let Some(sr) = sr.rows()
+                        && let Some(sfr) =
+                            sf.iter().map(|(_, f)| f.rows()).collect::<Option<Vec<_>>>()
+                    {
+                        let views: Vec<_> = sfr.iter().map(|a| a.view()).collect();
+                        let sreps = intervals::replicate(
+                            &spatial_refs,
+                            sr.view(),
+                            &views,
+                            &base,
+                            &self.intervals,
+                        )?;
+                        for (set, rep) in sets.iter_mut().zip(&sreps) {
+                            attach_intervals(set, rep, &self.intervals)?;
+                        }
                     }
                     comparisons = compare(&sets, &reps);
                 }
@@ -436,7 +546,11 @@ impl Evaluation {
         Ok(Report {
             settings: Settings {
                 version: env!("CARGO_PKG_VERSION"),
-                metrics: refs.iter().map(|m| m.spec().name).collect(),
+                metrics: refs
+                    .iter()
+                    .chain(&spatial_refs)
+                    .map(|m| m.spec().name)
+                    .collect(),
                 encoder,
                 seed: self.params.seed,
                 k: self.params.k,
@@ -450,6 +564,95 @@ impl Evaluation {
             sets,
             ranking,
         })
+    }
+
+    /// The sets again, encoded to their spatial features (a second pass of
+    /// the same encoder with `layer = spatial`; features come from the
+    /// cache when it holds them). `Err` says why they cannot be had.
+    #[allow(clippy::type_complexity)]
+    fn load_spatial(
+        &self,
+        real: Option<&LoadedSet>,
+        fakes: &[(String, LoadedSet)],
+    ) -> Result<(Option<LoadedSet>, Vec<(String, LoadedSet)>), String> {
+        #[cfg(feature = "images")]
+        {
+            let fid_inception = gen_metrics_features::encoder::Preset::InceptionV3Fid.id();
+            if self.extract.encoder != fid_inception || self.extract.layer.is_some() {
+                return Err(format!(
+                    "only the {fid_inception} encoder's pooled features come with spatial ones (encoder {}{})",
+                    self.extract.encoder,
+                    self.extract
+                        .layer
+                        .as_deref()
+                        .map(|l| format!(", layer {l}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        self.load_output(
+            SPATIAL_LAYER,
+            "images encoded by the FID Inception (its `spatial` output); give image folders, or compute `fid` on features written with `--layer spatial`",
+            real,
+            fakes,
+        )
+    }
+
+    /// The logits output of the encoder, when it names one
+    /// (`EncoderSpec::logits_output`).
+    fn encoder_logits_output(&self) -> Option<String> {
+        #[cfg(feature = "images")]
+        {
+            gen_metrics_features::encoder::EncoderSpec::from_name(&self.extract.encoder)
+                .ok()?
+                .logits_output
+        }
+        #[cfg(not(feature = "images"))]
+        {
+            None
+        }
+    }
+
+    /// The sets again, encoded to the encoder's output `layer` (a second
+    /// pass of the same encoder; rows come from the cache when it holds
+    /// them). `Err` says why they cannot be had (`needs` says what is
+    /// needed).
+    #[allow(clippy::type_complexity)]
+    fn load_output(
+        &self,
+        layer: &str,
+        needs: &str,
+        real: Option<&LoadedSet>,
+        fakes: &[(String, LoadedSet)],
+    ) -> Result<(Option<LoadedSet>, Vec<(String, LoadedSet)>), String> {
+        let path_of = |src: Option<&SetSource>, set: &LoadedSet| match src {
+            Some(SetSource::Path(p)) if set.kind == SetKind::Images => Ok(p.clone()),
+            _ => Err(format!("needs {needs}, and {} is not images", set.label)),
+        };
+        let real_path = real.map(|r| path_of(self.real.as_ref(), r)).transpose()?;
+        let fake_paths = fakes
+            .iter()
+            .zip(&self.fakes)
+            .map(|((name, f), (_, src))| path_of(Some(src), f).map(|p| (name.clone(), p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        #[cfg(feature = "images")]
+        {
+            let mut options = self.extract.clone();
+            options.layer = Some(layer.to_owned());
+            let mut extraction = Extraction::new(options);
+            let mut load = |p: &Path| extraction.load(p).map_err(|e| e.to_string());
+            let real = real_path.as_deref().map(&mut load).transpose()?;
+            let fakes = fake_paths
+                .into_iter()
+                .map(|(n, p)| load(&p).map(|s| (n, s)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((real, fakes))
+        }
+        #[cfg(not(feature = "images"))]
+        {
+            let _ = (layer, real_path, fake_paths);
+            Err("needs the `images` feature (image encoding)".into())
+        }
     }
 
     fn check_dims(
@@ -552,6 +755,10 @@ fn attach_intervals(
     options: &IntervalOptions,
 ) -> Result<(), EvalError> {
     for v in &mut set.values {
+        if let Some((_, note)) = rep.too_small.iter().find(|(n, _)| n == v.metric) {
+            v.note.get_or_insert_with(|| note.clone());
+            continue;
+        }
         if let Some(ci) = intervals::interval(v.value, rep, &v.key, options) {
             let ci = ci?;
             // The population value lies in the key's range, so clipping the

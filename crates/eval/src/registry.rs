@@ -13,6 +13,7 @@ use crate::EvalError;
 /// Every metric, in report order.
 pub static REGISTRY: &[&Spec] = &[
     &gen_metrics_distribution::fid::SPEC,
+    &gen_metrics_distribution::fid::SPEC_SFID,
     &gen_metrics_distribution::fd_infinity::SPEC,
     &gen_metrics_distribution::kid::SPEC,
     &gen_metrics_distribution::inception_score::SPEC,
@@ -44,6 +45,13 @@ pub static REGISTRY: &[&Spec] = &[
 /// (PRD: 100 k-means fits of the union, minutes at 2000 × 2048 on two
 /// cores); they run when named explicitly (`--metrics all,prd`).
 pub static EXCLUDED_FROM_ALL: &[&str] = &["prd"];
+
+/// Metrics computed on the encoder's spatial features (the FID Inception's
+/// `spatial` output, `gen_metrics_features::SPATIAL_LAYER`) instead of its
+/// pooled ones: [`crate::Evaluation`] encodes image sets a second time for
+/// them, and leaves them out of `all` (with the reason) where a set is not
+/// images.
+pub static SPATIAL: &[&str] = &["sfid"];
 
 /// The spec named `name`.
 pub fn find(name: &str) -> Option<&'static Spec> {

@@ -57,6 +57,7 @@ fn encoder(dir: &Path, lib: &Path, weights_seed: f32) -> Encoder {
         output_name: None,
         output_dim: 6,
         output: OutputSelect::Flatten,
+        logits_output: None,
     };
     let options = EncoderOptions {
         runtime: RuntimeOptions::new().library(lib).intra_threads(1),

@@ -11,7 +11,9 @@
 //! |----|-------|---------------|--------|---------|
 //! | `inception-v3-fid` | 299×299 | resize to 299×299; `(x−128)/128` (clean, TF) or `2x/255−1` (legacy-pytorch) | pool3, 2048 | clean-fid, pytorch-fid, TTUR |
 //! | `clip-vit-b-32` | 224×224 | bicubic shorter side to 224, center crop; CLIP mean/std | image embedding, 512 | OpenAI CLIP `preprocess` |
+//! | `clip-vit-b-16` | 224×224 | as above | image embedding, 512 | OpenAI CLIP `preprocess` |
 //! | `clip-vit-l-14` | 224×224 | as above | image embedding, 768 | OpenAI CLIP `preprocess` |
+//! | `clip-vit-l-14-336` | 336×336 | bicubic shorter side to 336, center crop; CLIP mean/std | image embedding, 768 | CMMD (Jayasumana et al. 2024) |
 //! | `dinov2-vit-s14` / `-b14` / `-l14` / `-g14` | 224×224 | bicubic to 224×224; ImageNet mean/std | CLS token, 384 / 768 / 1024 / 1536 | dgm-eval (Stein et al. 2023), `clean_resize=True` |
 //! | `vgg16-fc2` | 224×224 | TF1 bilinear to 224×224; ImageNet mean/std | fc2 after ReLU, 4096 | torch-fidelity `vgg16` `fc2_relu` (Kynkäänniemi et al. 2019) |
 //!
@@ -84,8 +86,12 @@ pub enum Preset {
     InceptionV3Fid,
     /// CLIP ViT-B/32 image embedding (512).
     ClipVitB32,
+    /// CLIP ViT-B/16 image embedding (512).
+    ClipVitB16,
     /// CLIP ViT-L/14 image embedding (768).
     ClipVitL14,
+    /// CLIP ViT-L/14@336px image embedding (768), the CMMD encoder.
+    ClipVitL14At336,
     /// DINOv2 ViT-S/14 CLS token (384).
     Dinov2VitS14,
     /// DINOv2 ViT-B/14 CLS token (768).
@@ -100,10 +106,12 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset, in documentation order.
-    pub const ALL: [Preset; 8] = [
+    pub const ALL: [Preset; 10] = [
         Preset::InceptionV3Fid,
         Preset::ClipVitB32,
+        Preset::ClipVitB16,
         Preset::ClipVitL14,
+        Preset::ClipVitL14At336,
         Preset::Dinov2VitS14,
         Preset::Dinov2VitB14,
         Preset::Dinov2VitL14,
@@ -116,7 +124,9 @@ impl Preset {
         match self {
             Preset::InceptionV3Fid => "inception-v3-fid",
             Preset::ClipVitB32 => "clip-vit-b-32",
+            Preset::ClipVitB16 => "clip-vit-b-16",
             Preset::ClipVitL14 => "clip-vit-l-14",
+            Preset::ClipVitL14At336 => "clip-vit-l-14-336",
             Preset::Dinov2VitS14 => "dinov2-vit-s14",
             Preset::Dinov2VitB14 => "dinov2-vit-b14",
             Preset::Dinov2VitL14 => "dinov2-vit-l14",
@@ -162,6 +172,7 @@ impl Preset {
             output_name: None,
             output_dim: dim,
             output: OutputSelect::Flatten,
+            logits_output: None,
         };
         let center = Crop::Center {
             resize_shorter: 224,
@@ -175,7 +186,17 @@ impl Preset {
                 2048,
             ),
             Preset::ClipVitB32 => base(224, "clean", center, clip, 512),
+            Preset::ClipVitB16 => base(224, "clean", center, clip, 512),
             Preset::ClipVitL14 => base(224, "clean", center, clip, 768),
+            Preset::ClipVitL14At336 => base(
+                336,
+                "clean",
+                Crop::Center {
+                    resize_shorter: 336,
+                },
+                clip,
+                768,
+            ),
             Preset::Dinov2VitS14 => base(224, "clean", Crop::None, imagenet, 384),
             Preset::Dinov2VitB14 => base(224, "clean", Crop::None, imagenet, 768),
             Preset::Dinov2VitL14 => base(224, "clean", Crop::None, imagenet, 1024),
@@ -274,6 +295,12 @@ pub struct EncoderSpec {
     /// How the output becomes one row per image.
     #[serde(default)]
     pub output: OutputSelect,
+    /// A model output holding classifier logits (`[N, C]`), if the model has
+    /// a classifier head: `eval` then computes IS / IS-inf from the images
+    /// (a second pass reading that output). None of the presets has one
+    /// (the FID Inception archive has no 1008-way head).
+    #[serde(default)]
+    pub logits_output: Option<String>,
 }
 
 fn default_resize() -> String {
@@ -281,6 +308,25 @@ fn default_resize() -> String {
 }
 
 impl EncoderSpec {
+    /// The specification of a preset by id, or of a JSON file when `name`
+    /// is a path to one (nothing is loaded but that file).
+    ///
+    /// # Errors
+    /// [`FeatureError::EncoderSpec`] for an unknown name; as [`EncoderSpec::from_file`].
+    pub fn from_name(name: &str) -> Result<Self> {
+        if let Some(p) = Preset::from_id(name) {
+            return Ok(p.spec());
+        }
+        let path = Path::new(name);
+        if path.is_file() {
+            return EncoderSpec::from_file(path);
+        }
+        let ids: Vec<&str> = Preset::ALL.iter().map(|p| p.id()).collect();
+        Err(FeatureError::EncoderSpec(format!(
+            "unknown encoder `{name}`: use one of {ids:?} or the path of a JSON specification"
+        )))
+    }
+
     /// Reads a JSON specification; a relative `model` is resolved against
     /// the file's folder.
     ///
@@ -343,6 +389,9 @@ impl EncoderSpec {
             return bad(format!(
                 "normalization mean {mean:?} / std {std:?} (std must be > 0)"
             ));
+        }
+        if self.logits_output.as_deref() == Some("") {
+            return bad("logits_output is empty (name the model's logits output)".into());
         }
         Ok(())
     }
@@ -438,17 +487,7 @@ impl Encoder {
     /// # Errors
     /// [`FeatureError::EncoderSpec`] for an unknown name; as [`Encoder::new`].
     pub fn from_name(name: &str, options: &EncoderOptions) -> Result<Self> {
-        if let Some(p) = Preset::from_id(name) {
-            return Self::preset(p, options);
-        }
-        let path = Path::new(name);
-        if path.is_file() {
-            return Self::new(EncoderSpec::from_file(path)?, options);
-        }
-        let ids: Vec<&str> = Preset::ALL.iter().map(|p| p.id()).collect();
-        Err(FeatureError::EncoderSpec(format!(
-            "unknown encoder `{name}`: use one of {ids:?} or the path of a JSON specification"
-        )))
+        Self::new(EncoderSpec::from_name(name)?, options)
     }
 
     /// An encoder from a specification.

@@ -44,6 +44,7 @@ fn spec(id: &str, size: usize, crop: Crop, norm: NormalizationSpec, dim: usize) 
         output_name: None,
         output_dim: dim,
         output: OutputSelect::Flatten,
+        logits_output: None,
     }
 }
 
@@ -75,7 +76,9 @@ fn presets_have_the_published_settings() {
         [
             "inception-v3-fid",
             "clip-vit-b-32",
+            "clip-vit-b-16",
             "clip-vit-l-14",
+            "clip-vit-l-14-336",
             "dinov2-vit-s14",
             "dinov2-vit-b14",
             "dinov2-vit-l14",
@@ -84,7 +87,21 @@ fn presets_have_the_published_settings() {
         ]
     );
     let dims: Vec<usize> = Preset::ALL.iter().map(|p| p.spec().output_dim).collect();
-    assert_eq!(dims, [2048, 512, 768, 384, 768, 1024, 1536, 4096]);
+    assert_eq!(dims, [2048, 512, 512, 768, 768, 384, 768, 1024, 1536, 4096]);
+    // CMMD's encoder: CLIP ViT-L/14 at 336, shorter side to 336, centre crop.
+    let cmmd = Preset::ClipVitL14At336.spec();
+    assert_eq!(cmmd.input_size, [336, 336]);
+    assert_eq!(
+        cmmd.crop,
+        Crop::Center {
+            resize_shorter: 336
+        }
+    );
+    // Every official checkpoint feeds a preset of its output dimension.
+    for c in gen_metrics_artifacts::checkpoints::CHECKPOINTS {
+        let p = Preset::from_id(c.preset).unwrap_or_else(|| panic!("{} has no preset", c.preset));
+        assert_eq!(p.spec().output_dim, c.output_dim, "{}", c.id);
+    }
     let inc = Preset::InceptionV3Fid.spec();
     assert_eq!(inc.input_size, [299, 299]);
     assert_eq!(inc.crop, Crop::None);

@@ -69,6 +69,16 @@ pub enum Init<'a> {
 
 /// A model: one input `input` of `in_dims`, one output `out` of `out_dims`.
 pub fn model(in_dims: &[Dim], out_dims: &[Dim], nodes: &[Node<'_>], inits: &[Init<'_>]) -> Vec<u8> {
+    model_outputs(in_dims, &[("out", out_dims)], nodes, inits)
+}
+
+/// A model with one input `input` of `in_dims` and the named outputs.
+pub fn model_outputs(
+    in_dims: &[Dim],
+    outputs: &[(&str, &[Dim])],
+    nodes: &[Node<'_>],
+    inits: &[Init<'_>],
+) -> Vec<u8> {
     let mut m = Vec::new();
     int(&mut m, 1, 8); // ir_version
     string(&mut m, 2, "gen-metrics-tests");
@@ -123,7 +133,9 @@ pub fn model(in_dims: &[Dim], out_dims: &[Dim], nodes: &[Node<'_>], inits: &[Ini
             });
         }
         value_info(g, 11, "input", in_dims);
-        value_info(g, 12, "out", out_dims);
+        for (name, dims) in outputs {
+            value_info(g, 12, name, dims);
+        }
     });
     message(&mut m, 8, |o| {
         string(o, 1, "");
@@ -205,5 +217,43 @@ pub fn log_mean(h: i64, w: i64) -> Vec<u8> {
             },
         ],
         &[],
+    )
+}
+
+/// [`channel_mean_identity`] with a second output `logits` `[N, 4]`:
+/// `logits = means @ w` for a fixed `w` `[3, 4]` (a stand-in classifier
+/// head, for IS from images).
+pub fn channel_mean_with_logits(h: i64, w: i64) -> Vec<u8> {
+    model_outputs(
+        &[None, Some(3), Some(h), Some(w)],
+        &[("out", &[None, Some(3)]), ("logits", &[None, Some(4)])],
+        &[
+            Node {
+                op: "ReduceMean",
+                inputs: &["input"],
+                output: "m",
+                attrs: vec![Attr::Ints("axes", &[2, 3]), Attr::Int("keepdims", 0)],
+            },
+            Node {
+                op: "MatMul",
+                inputs: &["m", "eye"],
+                output: "out",
+                attrs: vec![],
+            },
+            Node {
+                op: "MatMul",
+                inputs: &["m", "head"],
+                output: "logits",
+                attrs: vec![],
+            },
+        ],
+        &[
+            Init::F32("eye", &[3, 3], &[1., 0., 0., 0., 1., 0., 0., 0., 1.]),
+            Init::F32(
+                "head",
+                &[3, 4],
+                &[4., -2., 0., 1., -3., 5., 1., 0., 0., 1., -4., 2.],
+            ),
+        ],
     )
 }
