@@ -38,10 +38,16 @@ done
 
 features=()
 [ "$device" = cuda ] && features=(--features cuda)
-cargo build --release --locked -p gen-metrics-cli "${features[@]}"
-cargo build --release --locked --example synth_data
-bin=target/release/gen-metrics
-synth=target/release/examples/synth_data
+# GEN_METRICS_PROFILE: cargo profile (default release; CI passes `test`).
+profile=${GEN_METRICS_PROFILE:-release}
+case "$profile" in
+  dev | test) out="${CARGO_TARGET_DIR:-target}/debug" ;;
+  *) out="${CARGO_TARGET_DIR:-target}/$profile" ;;
+esac
+cargo build --profile "$profile" --locked -p gen-metrics-cli "${features[@]}"
+cargo build --profile "$profile" --locked --example synth_data
+bin=$out/gen-metrics
+synth=$out/examples/synth_data
 
 if [ "$device" = cuda ]; then
   if [ -n "$wheel" ]; then

@@ -20,22 +20,29 @@
 #    `gen-metrics fid` equals the report's FID.
 #
 # Environment: GEN_METRICS_HOME (artifact cache, default ~/.cache/gen-metrics),
-# MAIN_JOB_DIR (work folder, default target/main-job; recreated each run).
+# MAIN_JOB_DIR (work folder, default target/main-job; recreated each run),
+# GEN_METRICS_PROFILE (cargo profile, default release; CI passes `test` to
+# reuse the test build instead of compiling everything a second time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=${MAIN_JOB_DIR:-target/main-job}
-echo "== build"
-cargo build --release --locked -p gen-metrics-cli
-cargo build --release --locked --no-default-features --example mnist_generate
-bin=target/release/gen-metrics
+profile=${GEN_METRICS_PROFILE:-release}
+case "$profile" in
+  dev | test) out="${CARGO_TARGET_DIR:-target}/debug" ;;
+  *) out="${CARGO_TARGET_DIR:-target}/$profile" ;;
+esac
+echo "== build ($profile profile)"
+cargo build --profile "$profile" --locked -p gen-metrics-cli
+cargo build --profile "$profile" --locked --example mnist_generate
+bin=$out/gen-metrics
 
 echo "== provision (cached after the first run)"
 "$bin" models fetch
 
 echo "== data: real MNIST digits and two generated sets"
 rm -rf "$work"
-target/release/examples/mnist_generate --out "$work" --n-train 1000 --n-real 500 --n-fake 500 \
+"$out/examples/mnist_generate" --out "$work" --n-train 1000 --n-real 500 --n-fake 500 \
     --weak-components 1 --seed 0
 
 echo "== eval: generated and generated_weak against real (500 digits each; 1000 training digits)"
