@@ -223,7 +223,7 @@ impl Group {
         let mut acc = local;
         let mut step = 1;
         while step < size {
-            if rank % (2 * step) == 0 {
+            if rank.is_multiple_of(2 * step) {
                 let from = rank + step;
                 if from < size {
                     let p = self.world.process_at_rank(from as i32);

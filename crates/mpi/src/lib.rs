@@ -172,7 +172,7 @@ mod tests {
                     for r in 0..ranks {
                         let s = shard_range(n, ranks, r, align);
                         assert_eq!(s.start, next, "n {n} ranks {ranks} align {align}");
-                        assert!(s.start % align == 0 || s.start == n);
+                        assert!(s.start.is_multiple_of(align) || s.start == n);
                         next = s.end;
                     }
                     assert_eq!(next, n);

@@ -182,7 +182,7 @@ pub fn gather_evaluator_states(
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
                 .collect();
-            let nrows = if m.dim == 0 { 0 } else { f32s.len() / m.dim };
+            let nrows = f32s.len().checked_div(m.dim).unwrap_or(0);
             let rows = Array2::from_shape_vec((nrows, m.dim), f32s).map_err(ranks)?;
             let side = SideState::from_parts(SideParts {
                 accumulator,
