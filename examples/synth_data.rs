@@ -2,7 +2,7 @@
 //! seeded, so a machine without network can measure the pipeline.
 //!
 //! ```sh
-//! cargo run --release --example synth_data -- images DIR N [SIZE]      # N PNGs, SIZE x SIZE (256)
+//! cargo run --release --example synth_data -- images DIR N [SIZE] [SEED] # N PNGs, SIZE x SIZE (256), seed (1)
 //! cargo run --release --example synth_data -- features DIR N D         # DIR/a.npy, DIR/b.npy [N, D]
 //! ```
 //!
@@ -17,9 +17,9 @@ use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn images(dir: &Path, n: usize, size: u32) -> Result<()> {
+fn images(dir: &Path, n: usize, size: u32, seed: u64) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for i in 0..n {
         let base: [f32; 3] = [rng.random(), rng.random(), rng.random()];
         let (cx, cy, r) = (
@@ -27,7 +27,9 @@ fn images(dir: &Path, n: usize, size: u32) -> Result<()> {
             rng.random_range(0.2..0.8) * size as f32,
             rng.random_range(0.1..0.3) * size as f32,
         );
-        let mut noise = ChaCha8Rng::seed_from_u64(1000 + i as u64);
+        let mut noise = ChaCha8Rng::seed_from_u64(
+            (1000 + i as u64).wrapping_add(seed.wrapping_sub(1).wrapping_mul(1_000_000)),
+        );
         let img = image::RgbImage::from_fn(size, size, |x, y| {
             let inside = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)) < r * r;
             let t = (x + y) as f32 / (2 * size) as f32;
@@ -76,9 +78,10 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("images") => {
             let size = if args.len() > 3 { num(3, "SIZE")? } else { 256 };
-            images(Path::new(&args[1]), num(2, "N")?, size as u32)
+            let seed = if args.len() > 4 { num(4, "SEED")? } else { 1 };
+            images(Path::new(&args[1]), num(2, "N")?, size as u32, seed as u64)
         }
         Some("features") => features(Path::new(&args[1]), num(2, "N")?, num(3, "D")?),
-        _ => bail!("usage: synth_data images DIR N [SIZE] | synth_data features DIR N D"),
+        _ => bail!("usage: synth_data images DIR N [SIZE] [SEED] | synth_data features DIR N D"),
     }
 }

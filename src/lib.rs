@@ -69,6 +69,8 @@ pub use gen_metrics_io as io;
 pub use gen_metrics_memorization as memorization;
 #[cfg(feature = "eval")]
 pub use gen_metrics_metric as metric;
+#[cfg(feature = "mpi")]
+pub use gen_metrics_mpi as mpi;
 #[cfg(feature = "ranking")]
 pub use gen_metrics_ranking as ranking;
 

@@ -55,6 +55,16 @@ pub struct EvalArgs {
     /// Encoder and runtime options (for image sets).
     #[command(flatten)]
     pub encoder: EncoderArgs,
+    /// Under mpirun: gather at most N rows per set to rank 0, a seeded uniform subset
+    /// (`--seed`); default all rows (docs/distributed.md).
+    #[cfg(feature = "mpi")]
+    #[arg(long, value_name = "N")]
+    pub gather_cap: Option<usize>,
+    /// Under mpirun: merge each set's Gaussian statistics across ranks instead of gathering
+    /// rows (FID-type metrics only, no intervals).
+    #[cfg(feature = "mpi")]
+    #[arg(long)]
+    pub reduce_statistics: bool,
 }
 
 /// Runs `gen-metrics eval`.
@@ -85,7 +95,60 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(t) = &args.train {
         ev = ev.train(t);
     }
+    #[cfg(feature = "mpi")]
+    if gen_metrics::mpi::Group::launched() {
+        return run_distributed(args, &ev);
+    }
     let report = ev.run()?;
+    write_report(args, &report)
+}
+
+/// Under an MPI launcher: every rank encodes its shard, rank 0 evaluates and
+/// writes the report, the others write nothing. An error on any rank is
+/// printed (naming the file) and ends every rank (`MPI_Abort`), so that no
+/// rank waits for one that failed.
+#[cfg(feature = "mpi")]
+fn run_distributed(args: &EvalArgs, ev: &Evaluation) -> Result<()> {
+    use gen_metrics::mpi::{DistError, DistOptions, Group, evaluate};
+    let group = Group::init()?;
+    let options = DistOptions {
+        gather_cap: args.gather_cap,
+        seed: args.seed,
+        statistics_only: args.reduce_statistics,
+    };
+    let fail = |e: &dyn std::fmt::Display, code: i32| -> ! {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "gen-metrics: error (rank {} of {}): {e}",
+            group.rank(),
+            group.size()
+        );
+        let _ = std::io::stderr().flush();
+        group.abort(code)
+    };
+    match evaluate(&group, ev, &options) {
+        Ok(Some(report)) => match write_report(args, &report) {
+            Ok(()) => Ok(()),
+            Err(e) if e.downcast_ref::<crate::output::BrokenPipe>().is_some() => Ok(()),
+            Err(e) => fail(&format!("{e:#}"), 1),
+        },
+        Ok(None) => Ok(()),
+        // The same on every rank, before any communication: say it once.
+        Err(DistError::Plan(e)) if group.is_root() => Err(e.into()),
+        Err(e @ DistError::Plan(_)) => {
+            let code = e.exit_code();
+            drop(group);
+            std::process::exit(code)
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            fail(&e, code)
+        }
+    }
+}
+
+fn write_report(args: &EvalArgs, report: &gen_metrics::Report) -> Result<()> {
     let written = report.write_dir(&args.out)?;
     if !args.encoder.quiet {
         for p in &written {

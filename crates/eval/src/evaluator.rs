@@ -26,7 +26,7 @@
 //! it has seen, so the merged reservoir is again a uniform sample of the
 //! union). IS needs logits, which this evaluator does not take.
 
-use gen_metrics_linalg::GaussianAccumulator;
+use gen_metrics_linalg::{AccumulatorParts, GaussianAccumulator};
 use gen_metrics_metric::{Inputs, Metric, Set, SideData};
 use ndarray::{Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
@@ -86,6 +86,44 @@ impl SideState {
         let flat: Vec<f32> = self.rows.iter().flatten().copied().collect();
         Array2::from_shape_vec((self.rows.len(), self.dim), flat)
             .unwrap_or_else(|_| Array2::zeros((0, self.dim)))
+    }
+
+    /// The state as plain data, to send to another process (a rank of a
+    /// distributed training loop) and rebuild there with
+    /// [`SideState::from_parts`].
+    pub fn to_parts(&self) -> SideParts {
+        SideParts {
+            accumulator: self.acc.as_ref().map(GaussianAccumulator::to_parts),
+            dim: self.dim,
+            rows: self.rows(),
+            seen: self.seen,
+        }
+    }
+
+    /// Rebuilds a side from [`SideState::to_parts`].
+    ///
+    /// # Errors
+    /// [`EvalError::Usage`] for an invalid accumulator state or rows of
+    /// another dimension.
+    pub fn from_parts(parts: SideParts) -> Result<Self, EvalError> {
+        let acc = parts
+            .accumulator
+            .map(GaussianAccumulator::from_parts)
+            .transpose()
+            .map_err(usage)?;
+        let dim = acc.as_ref().map_or(parts.dim, GaussianAccumulator::dim);
+        if parts.rows.nrows() > 0 && parts.rows.ncols() != dim {
+            return Err(usage(format!(
+                "kept rows have {} columns, the statistics {dim}",
+                parts.rows.ncols()
+            )));
+        }
+        Ok(SideState {
+            acc,
+            rows: parts.rows.outer_iter().map(|r| r.to_vec()).collect(),
+            dim,
+            seen: parts.seen,
+        })
     }
 
     fn push(
@@ -173,6 +211,19 @@ impl SideState {
         }
         Ok(())
     }
+}
+
+/// A [`SideState`] as plain data ([`SideState::to_parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideParts {
+    /// The streaming statistics (`None` before the first batch).
+    pub accumulator: Option<AccumulatorParts>,
+    /// Feature dimension (0 before the first batch).
+    pub dim: usize,
+    /// The kept rows `[n, D]` (empty when no selected metric needs rows).
+    pub rows: Array2<f32>,
+    /// Rows seen (the reservoir's denominator).
+    pub seen: u64,
 }
 
 fn usage(e: impl std::fmt::Display) -> EvalError {

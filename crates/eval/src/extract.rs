@@ -167,6 +167,57 @@ impl Extraction {
     /// # Errors
     /// Source, encoder, runtime and cache errors.
     pub fn extract(&mut self, source: &Path) -> Result<SourceFeatures, EvalError> {
+        self.extract_subset(source, None)
+    }
+
+    /// Number of images of `source` (folder, `.zip`, uint8 array), without
+    /// decoding any.
+    ///
+    /// # Errors
+    /// [`EvalError::Source`] when it cannot be opened.
+    pub fn image_count(source: &Path) -> Result<usize, EvalError> {
+        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
+            path: source.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(src.len())
+    }
+
+    /// Features of the images in `rows` (a contiguous range of the source's
+    /// row order: sorted relative paths of a folder, sorted entry names of a
+    /// `.zip`), with the cache (keyed by those files and the range). This is
+    /// one rank's shard of a distributed evaluation; the skipped items carry
+    /// their index in the whole source. An empty range gives zero rows.
+    ///
+    /// # Errors
+    /// As [`Extraction::extract`]; [`EvalError::Source`] for a range past
+    /// the end or an image array source (its rows cannot be subset).
+    pub fn extract_rows(
+        &mut self,
+        source: &Path,
+        rows: std::ops::Range<usize>,
+    ) -> Result<SourceFeatures, EvalError> {
+        if rows.is_empty() {
+            let dim = self.encoder()?.output_dim();
+            return Ok(SourceFeatures {
+                features: Array2::zeros((0, dim)),
+                names: Vec::new(),
+                skipped: Vec::new(),
+            });
+        }
+        let start = rows.start;
+        let mut out = self.extract_subset(source, Some(rows))?;
+        for s in &mut out.skipped {
+            s.index += start;
+        }
+        Ok(out)
+    }
+
+    fn extract_subset(
+        &mut self,
+        source: &Path,
+        rows: Option<std::ops::Range<usize>>,
+    ) -> Result<SourceFeatures, EvalError> {
         if !source.exists() {
             return Err(EvalError::Source {
                 path: source.to_path_buf(),
@@ -177,6 +228,23 @@ impl Extraction {
             path: source.to_path_buf(),
             detail: e.to_string(),
         })?;
+        let total = src.len();
+        let src = match &rows {
+            None => src,
+            Some(r) if r.end <= total => {
+                src.only(&r.clone().collect::<Vec<_>>())
+                    .map_err(|e| EvalError::Source {
+                        path: source.to_path_buf(),
+                        detail: e.to_string(),
+                    })?
+            }
+            Some(r) => {
+                return Err(EvalError::Source {
+                    path: source.to_path_buf(),
+                    detail: format!("rows {}..{} of {total} images", r.start, r.end),
+                });
+            }
+        };
         let names = src.names();
         if names.is_empty() {
             return Err(EvalError::Source {
@@ -192,7 +260,12 @@ impl Extraction {
             Some(_) => Some(
                 CacheKey::for_source(source, &names, &identity)?
                     .with("error_policy", format!("{policy:?}")),
-            ),
+            )
+            // A shard's entry is its own (the whole set's key is unchanged).
+            .map(|k| match &rows {
+                Some(r) => k.with("rows", format!("{}..{} of {total}", r.start, r.end)),
+                None => k,
+            }),
             None => None,
         };
         if let (Some(c), Some(k)) = (&cache, &key)
@@ -226,10 +299,15 @@ impl Extraction {
                     // Under `--skip-bad` every changed image may fail alone
                     // ("all N images were skipped"): encode the whole set.
                     Err(_) if policy == ErrorPolicy::Skip => {
-                        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
-                            path: source.to_path_buf(),
-                            detail: e.to_string(),
-                        })?;
+                        let src = ImageSource::open(source)
+                            .and_then(|s| match &rows {
+                                Some(r) => s.only(&r.clone().collect::<Vec<_>>()),
+                                None => Ok(s),
+                            })
+                            .map_err(|e| EvalError::Source {
+                                path: source.to_path_buf(),
+                                detail: e.to_string(),
+                            })?;
                         self.encode_all(source, src, names.len(), policy, quiet)?
                     }
                     Err(e) => return Err(e),

@@ -43,7 +43,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub use error::EvalError;
-pub use evaluator::{Evaluator, EvaluatorState};
+pub use evaluator::{Evaluator, EvaluatorState, SideParts};
 #[cfg(feature = "images")]
 pub use extract::{CacheChoice, ExtractOptions, Extraction};
 pub use gen_metrics_metric::{Direction, Input, Metric, Params};
@@ -77,6 +77,17 @@ pub struct Extras {
     pub log_likelihoods_real: Option<(Array1<f64>, Array1<f64>)>,
     /// `(log p_data, log p_model)` at the generated samples (reverse KL).
     pub log_likelihoods_fake: Option<(Array1<f64>, Array1<f64>)>,
+}
+
+/// Sets loaded before [`Evaluation::run_with_encoded`]: by path, with the
+/// description of the encoder that made them (for the report).
+#[derive(Debug, Clone, Default)]
+pub struct EncodedSets {
+    /// Loaded sets by the path given to the evaluation.
+    pub sets: std::collections::HashMap<std::path::PathBuf, LoadedSet>,
+    /// The encoder description (`inception-v3-fid (clean resize, 2048
+    /// features, cpu)`), as `Extraction::encoder_description` gives it.
+    pub encoder: Option<String>,
 }
 
 /// An evaluation: sets, metrics, parameters and intervals, run by
@@ -279,6 +290,23 @@ impl Evaluation {
         Ok(specs)
     }
 
+    /// The sets in the order [`Evaluation::run`] loads them: real, train,
+    /// then the generated sets. A distributed front end encodes the image
+    /// collections among them itself ([`Evaluation::run_with_encoded`]).
+    pub fn sources(&self) -> Vec<&SetSource> {
+        self.real
+            .iter()
+            .chain(self.train.iter())
+            .chain(self.fakes.iter().map(|(_, s)| s))
+            .collect()
+    }
+
+    /// How images are encoded.
+    #[cfg(feature = "images")]
+    pub fn extraction_options(&self) -> &ExtractOptions {
+        &self.extract
+    }
+
     /// Runs the evaluation.
     ///
     /// # Errors
@@ -286,11 +314,29 @@ impl Evaluation {
     /// errors naming the file, metric errors naming the metric, and
     /// mismatched feature dimensions.
     pub fn run(&self) -> Result<Report, EvalError> {
+        self.run_with_encoded(EncodedSets::default())
+    }
+
+    /// [`Evaluation::run`] with some path sets already loaded (a distributed
+    /// evaluation's gathered features, in the source's row order): a path
+    /// found in `encoded` is taken from there (once; a second use of the same
+    /// path loads it as usual), every other set is loaded as usual. With the
+    /// same rows this is the same computation as `run`, so the same numbers.
+    ///
+    /// # Errors
+    /// As [`Evaluation::run`].
+    pub fn run_with_encoded(&self, mut encoded: EncodedSets) -> Result<Report, EvalError> {
         let specs = self.plan()?;
         let metrics = registry::build(&specs, &self.params)?;
         #[cfg(feature = "images")]
         let mut extraction = Extraction::new(self.extract.clone());
+        let pre_encoder = encoded.encoder.take();
         let mut load = |s: &SetSource| -> Result<LoadedSet, EvalError> {
+            if let SetSource::Path(p) = s
+                && let Some(set) = encoded.sets.remove(p)
+            {
+                return Ok(set);
+            }
             source::load(s, &mut |p: &Path| {
                 #[cfg(feature = "images")]
                 {
@@ -317,9 +363,9 @@ impl Evaluation {
             fakes.push((name, set));
         }
         #[cfg(feature = "images")]
-        let encoder = extraction.encoder_description();
+        let encoder = extraction.encoder_description().or(pre_encoder);
         #[cfg(not(feature = "images"))]
-        let encoder: Option<String> = None;
+        let encoder: Option<String> = pre_encoder;
         self.check_dims(real.as_ref(), train.as_ref(), &fakes)?;
         let e = &self.extras;
         fn pair(p: &Option<(Array1<f64>, Array1<f64>)>) -> Option<LogLikelihoodPair<'_>> {
