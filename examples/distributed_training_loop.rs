@@ -104,9 +104,19 @@ fn shift(step: usize, steps: usize) -> f32 {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let group = Group::init()?;
+    // A failing rank ends every rank (MPI_Abort): returning the error would
+    // leave the others blocked in a gather that never completes.
+    if let Err(e) = run(&group, &args) {
+        eprintln!("rank {} of {}: error: {e:#}", group.rank(), group.size());
+        group.abort(1);
+    }
+    Ok(())
+}
+
+fn run(group: &Group, args: &Args) -> Result<()> {
     let (rank, size) = (group.rank(), group.size());
-    let mut eval = Evaluator::new(options(&args))?;
-    eval.update_real(rows(REAL_PER_RANK, 0.0, real_seed(&args, rank)).view())?;
+    let mut eval = Evaluator::new(options(args))?;
+    eval.update_real(rows(REAL_PER_RANK, 0.0, real_seed(args, rank)).view())?;
     for step in 1..=args.steps {
         // ... a training step of this rank's replica would run here ...
         if step % args.eval_every != 0 {
@@ -116,35 +126,35 @@ fn main() -> Result<()> {
         let fake = rows(
             args.n_eval,
             shift(step, args.steps),
-            fake_seed(&args, rank, step),
+            fake_seed(args, rank, step),
         );
         eval.update_fake(fake.view())?;
-        let Some(states) = gather_evaluator_states(&group, eval.state())? else {
+        let Some(states) = gather_evaluator_states(group, eval.state())? else {
             continue; // not rank 0: back to training
         };
-        let mut merged = Evaluator::new(options(&args))?;
+        let mut merged = Evaluator::new(options(args))?;
         for s in &states {
             merged.merge(s)?;
         }
         let fid = merged.value("fid")?;
-        let kid = merged.value("kid")?;
+        let kid = merged.value("kid_mean")?;
         let precision = merged.value("precision")?;
         // Self-check: one evaluator fed every rank's rows in rank order.
-        let mut one = Evaluator::new(options(&args))?;
+        let mut one = Evaluator::new(options(args))?;
         for r in 0..size {
-            one.update_real(rows(REAL_PER_RANK, 0.0, real_seed(&args, r)).view())?;
+            one.update_real(rows(REAL_PER_RANK, 0.0, real_seed(args, r)).view())?;
         }
         for r in 0..size {
             let f = rows(
                 args.n_eval,
                 shift(step, args.steps),
-                fake_seed(&args, r, step),
+                fake_seed(args, r, step),
             );
             one.update_fake(f.view())?;
         }
         let fid1 = one.value("fid")?;
         if (fid - fid1).abs() > 1e-9 * fid1.abs().max(1e-300)
-            || kid != one.value("kid")?
+            || kid != one.value("kid_mean")?
             || precision != one.value("precision")?
         {
             bail!("merged result differs from one process: FID {fid} vs {fid1}");

@@ -13,16 +13,21 @@ cd "$(dirname "$0")/../.."
 
 bash tools/ci/install-mpi.sh
 export GEN_METRICS_HOME="${GEN_METRICS_HOME:-$PWD/.cache/gen-metrics-home}"
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --locked -p gen-metrics-cli --features mpi
-cargo build --release --locked --example synth_data
-bin="$target/release/gen-metrics"
+# GEN_METRICS_PROFILE: cargo profile (default release; CI passes `test`).
+profile=${GEN_METRICS_PROFILE:-release}
+case "$profile" in
+  dev | test) out="${CARGO_TARGET_DIR:-$PWD/target}/debug" ;;
+  *) out="${CARGO_TARGET_DIR:-$PWD/target}/$profile" ;;
+esac
+cargo build --profile "$profile" --locked -p gen-metrics-cli --features mpi
+cargo build --profile "$profile" --locked --features mpi --example synth_data --example distributed_training_loop
+bin="$out/gen-metrics"
 "$bin" models fetch >/dev/null
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$target/release/examples/synth_data" images "$work/real" 200 48 1
-"$target/release/examples/synth_data" images "$work/fake" 150 48 2
+"$out/examples/synth_data" images "$work/real" 200 48 1
+"$out/examples/synth_data" images "$work/fake" 150 48 2
 
 # Root in containers; more ranks than cores on a CI runner.
 mpirun=(mpirun --allow-run-as-root --oversubscribe)
@@ -95,4 +100,6 @@ if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "$last" "$work/bad.log"; th
 fi
 if [ -e "$work/rbad/report.json" ]; then echo "a report was written despite the failure"; exit 1; fi
 echo "exit $rc, message: $(grep -m1 "$last" "$work/bad.log")"
+echo "== mpi: the distributed training-loop example (3 ranks; it checks itself against one evaluator)"
+timeout 120 "${mpirun[@]}" -n 3 "$out/examples/distributed_training_loop" --steps 10 --eval-every 5
 echo "== mpi: all checks passed"
