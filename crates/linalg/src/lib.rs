@@ -36,7 +36,7 @@ pub use dense::{
 };
 pub use error::LinalgError;
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
-pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
+pub use kernels::{CompensatedSum, Kernel, KernelSums, SubsetKernelSums, WithinSum};
 pub use kmeans::{KMeans, KMeansModel};
 pub use optim::Adam;
 pub use pairwise::{
