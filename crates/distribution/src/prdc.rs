@@ -106,12 +106,12 @@ impl Prdc {
     ) -> Result<PrdcOutput, MetricError> {
         self.check(real, fake)?;
         let st = cross_ball_statistics(real, fake, r_real, r_fake, Boundary::Open)?;
-        Ok(self.from_cross(&st, r_real))
+        Ok(self.values_from_cross(&st, r_real))
     }
 
     /// The four values from the ball statistics of (real, fake) with these
     /// k-NN radii (`a` = real, open balls).
-    fn from_cross(&self, st: &CrossBallStats, r_real: ArrayView1<'_, f64>) -> PrdcOutput {
+    fn values_from_cross(&self, st: &CrossBallStats, r_real: ArrayView1<'_, f64>) -> PrdcOutput {
         let (n, m) = (st.a_in_b_balls.len() as f64, st.b_in_a_balls.len() as f64);
         let precision_count = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let recall_count = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
@@ -216,7 +216,7 @@ impl Metric for Prdc {
         self.check(real, fake)?;
         let r_real = cx.radii(&SPEC, Set::Real, self.k)?;
         let st = cx.cross_balls(&SPEC, self.k, Boundary::Open)?;
-        let out = self.from_cross(&st, r_real.view());
+        let out = self.values_from_cross(&st, r_real.view());
         Ok(Outcome::new()
             .value("prdc_precision", out.precision)
             .value("prdc_recall", out.recall)

@@ -133,13 +133,13 @@ impl PrecisionRecall {
     ) -> Result<PrecisionRecallOutput, MetricError> {
         self.check(real, fake)?;
         let st = cross_ball_statistics(real, fake, r_real, r_fake, self.boundary)?;
-        Ok(self.from_cross(&st))
+        Ok(self.values_from_cross(&st))
     }
 
     /// The output from the ball statistics of (real, fake) with these k-NN
     /// radii (`a` = real): precision = share of fakes in some real ball,
     /// recall = share of reals in some fake ball.
-    fn from_cross(&self, st: &CrossBallStats) -> PrecisionRecallOutput {
+    fn values_from_cross(&self, st: &CrossBallStats) -> PrecisionRecallOutput {
         let fake_in = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let real_in = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
         PrecisionRecallOutput {
@@ -221,7 +221,7 @@ impl Metric for PrecisionRecall {
         let fake = cx.rows(&SPEC, Set::Fake)?;
         self.check(real, fake)?;
         let st = cx.cross_balls(&SPEC, self.k, self.boundary)?;
-        let out = self.from_cross(&st);
+        let out = self.values_from_cross(&st);
         Ok(Outcome::new()
             .value("precision", out.precision)
             .value("recall", out.recall))

@@ -10,10 +10,10 @@
 use gen_metrics_linalg::LinalgError;
 use gen_metrics_linalg::pairwise::{
     Boundary, CrossAnswer, CrossRequest, DistancePower, count_within_radii, cross_ball_statistics,
-    cross_pass, for_each_distance_block,
-    kth_neighbour_radii, kth_neighbour_radii_multi, kth_neighbour_squared_radii,
-    max_abs_cosine_similarity, max_weight_over_distance, nearest_neighbours,
-    self_nearest_neighbours, smallest_containing_radius, squared_distance, squared_distances,
+    cross_pass, for_each_distance_block, kth_neighbour_radii, kth_neighbour_radii_multi,
+    kth_neighbour_squared_radii, max_abs_cosine_similarity, max_weight_over_distance,
+    nearest_neighbours, self_nearest_neighbours, smallest_containing_radius, squared_distance,
+    squared_distances,
 };
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rand::{RngExt, SeedableRng};
