@@ -66,6 +66,15 @@
 //! pairs so the two directions of a pair can be updated without locks
 //! contending.
 //!
+//! ## One pass for many questions
+//!
+//! [`cross_pass`] answers several questions about the same pair of sets
+//! (ball counts for several radius sets, nearest distances both ways,
+//! max-weight-over-distance scores) from one walk over the blocks: each block
+//! is computed once and every request reads it, with the same bounds and
+//! exact rechecks as the single-question kernels, so the answers are
+//! identical to theirs.
+//!
 //! ## What this module does not decide
 //!
 //! Whether a metric uses `<` or `≤` ([`Boundary`]), which k, or how radii are

@@ -8,7 +8,9 @@
 //! radius the [`Plan`] declares for a set in **one** pass over that set's
 //! distances (`kth_neighbour_squared_radii_multi`, whose cost is that of the
 //! largest k), which is what makes `pr,prdc,realism,rarity` cheaper together
-//! than apart. Values are bit-identical to each metric computing alone: the
+//! than apart; then every request between the real and the generated rows
+//! ([`Need::CrossBalls`], [`Need::ClampedRadiusScores`]) in **one** pass over
+//! the cross distances (`gen_metrics_linalg::cross_pass`). Values are bit-identical to each metric computing alone: the
 //! same linalg routine computes them, and radii are derived from the squared
 //! radii by one square root, exactly as `kth_neighbour_radii` does.
 
