@@ -223,7 +223,35 @@ impl Kid {
         // once; per-subset sums cost ~4 m² D flops per subset.
         let precompute = matrix_bytes <= KERNEL_MATRIX_BUDGET
             && (nr + nf).pow(2) <= 4 * m * m * subsets.real.nrows();
-        let per_subset: Vec<f64> = if precompute {
+        // With the full-set value asked for, the subset sums are read off the
+        // same kernel blocks (one pass, no GEMM of their own).
+        let mut full_unbiased = None;
+        let per_subset: Vec<f64> = if !precompute && self.full_set {
+            let sums = KernelSums::new(kernel).with_subsets(
+                real,
+                fake,
+                subsets.real.view(),
+                subsets.fake.view(),
+            )?;
+            full_unbiased = Some(mmd2_unbiased_from_sums(
+                sums.within_x.off_diagonal,
+                sums.within_y.off_diagonal,
+                sums.between,
+                nr,
+                nf,
+            ));
+            (0..subsets.real.nrows())
+                .map(|s| {
+                    mmd2_unbiased_from_sums(
+                        sums.subset_within_x[s],
+                        sums.subset_within_y[s],
+                        sums.subset_between[s],
+                        m,
+                        m,
+                    )
+                })
+                .collect()
+        } else if precompute {
             let sums = KernelSums::new(kernel);
             let krr = sums.matrix(real, real)?;
             let kff = sums.matrix(fake, fake)?;
@@ -259,11 +287,15 @@ impl Kid {
             });
         }
         let (mean, std) = mean_std_ddof0(&per_subset);
-        let full_unbiased = if self.full_set {
-            Some(self.full_unbiased(real, fake)?)
-        } else {
-            None
-        };
+        if self.full_set && full_unbiased.is_none() {
+            full_unbiased = Some(self.full_unbiased(real, fake)?);
+        }
+        if let Some(v) = full_unbiased.filter(|v| !v.is_finite()) {
+            return Err(MetricError::Numerical {
+                metric: METRIC,
+                detail: format!("non-finite full-set value {v}"),
+            });
+        }
         Ok(KidOutput {
             mean,
             std,

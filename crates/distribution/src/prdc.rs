@@ -19,13 +19,15 @@
 //! `gen_metrics_linalg::pairwise`), so the four ratios are those of the exact
 //! rule. `density` is formed as prdc forms it, `(1/k) · (Σ counts / M)`.
 
-use gen_metrics_linalg::{Boundary, cross_ball_statistics, kth_neighbour_radii};
+use gen_metrics_linalg::{Boundary, CrossBallStats, cross_ball_statistics, kth_neighbour_radii};
 use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
-use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, Need, Outcome, Plan, Set, Spec,
+};
 
 const METRIC: &str = "prdc";
 
@@ -103,8 +105,14 @@ impl Prdc {
         r_fake: ArrayView1<'_, f64>,
     ) -> Result<PrdcOutput, MetricError> {
         self.check(real, fake)?;
-        let (n, m) = (real.nrows() as f64, fake.nrows() as f64);
         let st = cross_ball_statistics(real, fake, r_real, r_fake, Boundary::Open)?;
+        Ok(self.values_from_cross(&st, r_real))
+    }
+
+    /// The four values from the ball statistics of (real, fake) with these
+    /// k-NN radii (`a` = real, open balls).
+    fn values_from_cross(&self, st: &CrossBallStats, r_real: ArrayView1<'_, f64>) -> PrdcOutput {
+        let (n, m) = (st.a_in_b_balls.len() as f64, st.b_in_a_balls.len() as f64);
         let precision_count = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let recall_count = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
         let density_count: usize = st.b_in_a_balls.sum();
@@ -114,14 +122,14 @@ impl Prdc {
             .zip(r_real.iter())
             .filter(|&(d, r)| d < r)
             .count();
-        Ok(PrdcOutput {
+        PrdcOutput {
             precision: precision_count as f64 / m,
             recall: recall_count as f64 / n,
             density: (1.0 / self.k as f64) * (density_count as f64 / m),
             coverage: coverage_count as f64 / n,
             k: self.k,
             real_balls_containing_fakes: density_count,
-        })
+        }
     }
 }
 
@@ -196,6 +204,10 @@ impl Metric for Prdc {
     fn plan(&self, plan: &mut Plan) {
         plan.radii(Set::Real, self.k);
         plan.radii(Set::Fake, self.k);
+        plan.need(Need::CrossBalls {
+            k: self.k,
+            boundary: Boundary::Open,
+        });
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
@@ -203,8 +215,8 @@ impl Metric for Prdc {
         let fake = cx.rows(&SPEC, Set::Fake)?;
         self.check(real, fake)?;
         let r_real = cx.radii(&SPEC, Set::Real, self.k)?;
-        let r_fake = cx.radii(&SPEC, Set::Fake, self.k)?;
-        let out = self.compute_with_radii(real, fake, r_real.view(), r_fake.view())?;
+        let st = cx.cross_balls(&SPEC, self.k, Boundary::Open)?;
+        let out = self.values_from_cross(&st, r_real.view());
         Ok(Outcome::new()
             .value("prdc_precision", out.precision)
             .value("prdc_recall", out.recall)

@@ -24,13 +24,15 @@
 //! runs in float16 on GPU and can differ by a few samples (see the conformance
 //! corpus README).
 
-use gen_metrics_linalg::{Boundary, cross_ball_statistics, kth_neighbour_radii};
+use gen_metrics_linalg::{Boundary, CrossBallStats, cross_ball_statistics, kth_neighbour_radii};
 use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
-use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, Need, Outcome, Plan, Set, Spec,
+};
 
 const METRIC: &str = "precision_recall";
 
@@ -131,16 +133,23 @@ impl PrecisionRecall {
     ) -> Result<PrecisionRecallOutput, MetricError> {
         self.check(real, fake)?;
         let st = cross_ball_statistics(real, fake, r_real, r_fake, self.boundary)?;
+        Ok(self.values_from_cross(&st))
+    }
+
+    /// The output from the ball statistics of (real, fake) with these k-NN
+    /// radii (`a` = real): precision = share of fakes in some real ball,
+    /// recall = share of reals in some fake ball.
+    fn values_from_cross(&self, st: &CrossBallStats) -> PrecisionRecallOutput {
         let fake_in = st.b_in_a_balls.iter().filter(|&&c| c > 0).count();
         let real_in = st.a_in_b_balls.iter().filter(|&&c| c > 0).count();
-        Ok(PrecisionRecallOutput {
-            precision: fake_in as f64 / fake.nrows() as f64,
-            recall: real_in as f64 / real.nrows() as f64,
+        PrecisionRecallOutput {
+            precision: fake_in as f64 / st.b_in_a_balls.len() as f64,
+            recall: real_in as f64 / st.a_in_b_balls.len() as f64,
             k: self.k,
             closed_balls: self.boundary == Boundary::Closed,
             fake_in_real_manifold: fake_in,
             real_in_fake_manifold: real_in,
-        })
+        }
     }
 }
 
@@ -201,15 +210,18 @@ impl Metric for PrecisionRecall {
     fn plan(&self, plan: &mut Plan) {
         plan.radii(Set::Real, self.k);
         plan.radii(Set::Fake, self.k);
+        plan.need(Need::CrossBalls {
+            k: self.k,
+            boundary: self.boundary,
+        });
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
         let real = cx.rows(&SPEC, Set::Real)?;
         let fake = cx.rows(&SPEC, Set::Fake)?;
         self.check(real, fake)?;
-        let r_real = cx.radii(&SPEC, Set::Real, self.k)?;
-        let r_fake = cx.radii(&SPEC, Set::Fake, self.k)?;
-        let out = self.compute_with_radii(real, fake, r_real.view(), r_fake.view())?;
+        let st = cx.cross_balls(&SPEC, self.k, self.boundary)?;
+        let out = self.values_from_cross(&st);
         Ok(Outcome::new()
             .value("precision", out.precision)
             .value("recall", out.recall))

@@ -40,35 +40,19 @@
 
 use gen_metrics_linalg::{
     Boundary, DistancePower, count_within_radii, kth_neighbour_radii, kth_neighbour_squared_radii,
-    max_weight_over_distance,
+    max_weight_over_distance, zero_above_percentile,
 };
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use crate::MetricError;
 use crate::validate::check_set;
-use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
+use gen_metrics_metric::{
+    Context, Direction, Input, KeySpec, Metric, Need, Outcome, Plan, Set, Spec,
+};
 
 const METRIC: &str = "realism";
 const METRIC_DGM: &str = "realism_dgm_eval";
-
-/// numpy's `np.percentile(v, q)` with the default linear method, on a sorted
-/// slice: virtual index `q/100·(n−1)`, then numpy's `_lerp` (which computes
-/// `b − (b − a)(1 − t)` when `t ≥ 0.5`, `a + (b − a)t` otherwise).
-fn percentile_linear(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    let virt = q / 100.0 * (n - 1) as f64;
-    let lo = (virt.floor() as usize).min(n - 1);
-    let hi = (lo + 1).min(n - 1);
-    let t = virt - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    let diff = b - a;
-    if t >= 0.5 {
-        b - diff * (1.0 - t)
-    } else {
-        a + diff * t
-    }
-}
 
 /// numpy's `np.median` on a sorted slice: the middle value, or the mean of the
 /// two middle values, `(a + b) / 2`.
@@ -210,8 +194,7 @@ impl Realism {
                 got: rho.len(),
             });
         }
-        let m = percentile_linear(&sorted(&rho.to_owned()), self.clamp_percentile);
-        let kept = rho.mapv(|v| if v > m { 0.0 } else { v });
+        let kept = zero_above_percentile(rho, self.clamp_percentile);
         let scores =
             max_weight_over_distance(fake, real, kept.view(), DistancePower::Squared, self.eps)?;
         RealismOutput::from_scores(scores, kept.iter().filter(|&&v| v > 0.0).count())
@@ -433,14 +416,22 @@ impl Metric for Realism {
 
     fn plan(&self, plan: &mut Plan) {
         plan.radii(Set::Real, self.k);
+        plan.need(Need::ClampedRadiusScores {
+            k: self.k,
+            percentile_bits: self.clamp_percentile.to_bits(),
+            eps_bits: self.eps.to_bits(),
+        });
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
         let real = cx.rows(&SPEC, Set::Real)?;
         let fake = cx.rows(&SPEC, Set::Fake)?;
         self.check(real, fake)?;
+        // The scores of `compute_with_squared_radii`, from the shared cross pass.
         let rho = cx.squared_radii(&SPEC, Set::Real, self.k)?;
-        let out = self.compute_with_squared_radii(real, fake, rho.view())?;
+        let kept = zero_above_percentile(rho.view(), self.clamp_percentile);
+        let scores = cx.clamped_radius_scores(&SPEC, self.k, self.clamp_percentile, self.eps)?;
+        let out = RealismOutput::from_scores(scores, kept.iter().filter(|&&v| v > 0.0).count())?;
         Ok(Outcome::new()
             .value("realism_mean", out.mean)
             .value("realism_median", out.median)
@@ -451,6 +442,7 @@ impl Metric for Realism {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gen_metrics_linalg::percentile_linear;
 
     #[test]
     fn percentile_matches_numpy_linear() {

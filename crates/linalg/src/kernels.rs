@@ -375,27 +375,30 @@ impl KernelSums {
         b.sq.get(i).copied().unwrap_or(0.0)
     }
 
-    /// Sum of `k` over a Gram block; `skip_diag` leaves out `i == j` (and
-    /// returns the diagonal separately). Compensated row sums, added in row
-    /// order.
-    fn block_sum(
-        &self,
-        a: &Block,
-        b: &Block,
-        g: &[f64],
-        skip_diag: bool,
-    ) -> (CompensatedSum, CompensatedSum) {
+    /// Replaces the Gram block `g` (row-major `a.rows × b.rows`) by the
+    /// kernel values `k(a_i, b_j)`.
+    fn eval_block(&self, a: &Block, b: &Block, g: &mut [f64]) {
         let nb = b.rows;
         let k = self.kernel;
-        let rows: Vec<(CompensatedSum, f64)> = g
+        g.par_chunks_mut(nb).enumerate().for_each(|(i, row)| {
+            let sa = Self::sq(a, i);
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = k.eval(*v, sa, Self::sq(b, j));
+            }
+        });
+    }
+
+    /// Sum of a block of kernel values `kv`; `skip_diag` leaves out `i == j`
+    /// (and returns the diagonal separately). Compensated row sums, added in
+    /// row order.
+    fn block_sum(nb: usize, kv: &[f64], skip_diag: bool) -> (CompensatedSum, CompensatedSum) {
+        let rows: Vec<(CompensatedSum, f64)> = kv
             .par_chunks(nb)
             .enumerate()
             .map(|(i, row)| {
-                let sa = Self::sq(a, i);
                 let mut s = CompensatedSum::default();
                 let mut diag = 0.0;
-                for (j, &dot) in row.iter().enumerate() {
-                    let v = k.eval(dot, sa, Self::sq(b, j));
+                for (j, &v) in row.iter().enumerate() {
                     if skip_diag && i == j {
                         diag = v;
                     } else {
@@ -427,9 +430,23 @@ impl KernelSums {
     ) -> Result<WithinSum, LinalgError> {
         const WHAT: &str = "kernel sum (within)";
         self.check(WHAT, x, 1)?;
+        Ok(self.within_pass(WHAT, x, &[])?.0)
+    }
+
+    /// The within-set pass: the total ([`KernelSums::within`]) and, for each
+    /// sorted index list in `subsets`, `Σ_{i≠j ∈ S} k(x_i, x_j)` from the same
+    /// kernel blocks (each block's kernel values are formed once and read by
+    /// the total and by every subset).
+    fn within_pass<T: Copy + Into<f64> + Sync>(
+        &self,
+        what: &'static str,
+        x: ArrayView2<'_, T>,
+        subsets: &[Vec<usize>],
+    ) -> Result<(WithinSum, Vec<CompensatedSum>), LinalgError> {
         let (n, d) = x.dim();
         let mut off = CompensatedSum::default();
         let mut diag = CompensatedSum::default();
+        let mut per = vec![CompensatedSum::default(); subsets.len()];
         let mut g = Vec::new();
         let mut i0 = 0;
         while i0 < n {
@@ -438,29 +455,54 @@ impl KernelSums {
             while j0 < n {
                 if j0 == i0 {
                     self.gram(&a, &a, d, &mut g);
-                    let (s, dg) = self.block_sum(&a, &a, &g, true);
+                    self.eval_block(&a, &a, &mut g);
+                    let (s, dg) = Self::block_sum(a.rows, &g, true);
                     off.merge(s);
                     diag.merge(dg);
+                    subset_block_sums(
+                        &mut per,
+                        subsets,
+                        subsets,
+                        (i0, a.rows),
+                        (i0, a.rows),
+                        &g,
+                        true,
+                        false,
+                    );
                     j0 += a.rows;
                 } else {
                     let b = self.block(x, j0);
                     self.gram(&a, &b, d, &mut g);
+                    self.eval_block(&a, &b, &mut g);
                     // k is symmetric: the block (J, I) has the same sum;
                     // doubling is exact in binary floating point.
-                    let (s, _) = self.block_sum(&a, &b, &g, false);
+                    let (s, _) = Self::block_sum(b.rows, &g, false);
                     off.merge(s);
                     off.merge(s);
+                    subset_block_sums(
+                        &mut per,
+                        subsets,
+                        subsets,
+                        (i0, a.rows),
+                        (j0, b.rows),
+                        &g,
+                        false,
+                        true,
+                    );
                     j0 += b.rows;
                 }
             }
             i0 += a.rows;
         }
-        finite(WHAT, off.value())?;
-        finite(WHAT, diag.value())?;
-        Ok(WithinSum {
-            off_diagonal: off,
-            diagonal: diag,
-        })
+        finite(what, off.value())?;
+        finite(what, diag.value())?;
+        Ok((
+            WithinSum {
+                off_diagonal: off,
+                diagonal: diag,
+            },
+            per,
+        ))
     }
 
     /// `Σ_{i,j} k(x_i, y_j)`.
@@ -473,17 +515,43 @@ impl KernelSums {
         y: ArrayView2<'_, T>,
     ) -> Result<CompensatedSum, LinalgError> {
         const WHAT: &str = "kernel sum (between)";
-        self.check(WHAT, x, 1)?;
-        self.check(WHAT, y, 1)?;
+        self.check_pair(WHAT, x, y, 1)?;
+        Ok(self.between_pass(WHAT, x, y, &[], &[])?.0)
+    }
+
+    fn check_pair<T: Copy + Into<f64> + Sync>(
+        &self,
+        what: &'static str,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        min_rows: usize,
+    ) -> Result<(), LinalgError> {
+        self.check(what, x, min_rows)?;
+        self.check(what, y, min_rows)?;
         if x.ncols() != y.ncols() {
             return Err(LinalgError::DimensionMismatch {
-                what: WHAT,
+                what,
                 left: x.ncols(),
                 right: y.ncols(),
             });
         }
+        Ok(())
+    }
+
+    /// The between-set pass: the total ([`KernelSums::between`]) and, for
+    /// each pair of sorted index lists `(sx[s], sy[s])`, `Σ_{i ∈ Sx, j ∈ Sy}
+    /// k(x_i, y_j)` from the same kernel blocks.
+    fn between_pass<T: Copy + Into<f64> + Sync>(
+        &self,
+        what: &'static str,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        sx: &[Vec<usize>],
+        sy: &[Vec<usize>],
+    ) -> Result<(CompensatedSum, Vec<CompensatedSum>), LinalgError> {
         let d = x.ncols();
         let mut total = CompensatedSum::default();
+        let mut per = vec![CompensatedSum::default(); sx.len()];
         let mut g = Vec::new();
         let mut i0 = 0;
         while i0 < x.nrows() {
@@ -492,13 +560,80 @@ impl KernelSums {
             while j0 < y.nrows() {
                 let b = self.block(y, j0);
                 self.gram(&a, &b, d, &mut g);
-                total.merge(self.block_sum(&a, &b, &g, false).0);
+                self.eval_block(&a, &b, &mut g);
+                total.merge(Self::block_sum(b.rows, &g, false).0);
+                subset_block_sums(
+                    &mut per,
+                    sx,
+                    sy,
+                    (i0, a.rows),
+                    (j0, b.rows),
+                    &g,
+                    false,
+                    false,
+                );
                 j0 += b.rows;
             }
             i0 += a.rows;
         }
-        finite(WHAT, total.value())?;
-        Ok(total)
+        finite(what, total.value())?;
+        Ok((total, per))
+    }
+
+    /// The full-set sums of `x` and `y` and the sums of every subset pair in
+    /// **one** pass over the kernel blocks: row `s` of `subsets_x` (of
+    /// `subsets_y`) holds the row indices of subset `s` of `x` (of `y`), all
+    /// subsets of a side of the same size. Each kernel block `k(X_I, X_J)`
+    /// (`J ≥ I`), `k(Y_I, Y_J)` and `k(X_I, Y_J)` is formed once and feeds
+    /// the totals and, for every subset, the entries whose row and column
+    /// both belong to it:
+    ///
+    /// ```text
+    /// Kxx_s = Σ_{i≠j ∈ Sx_s} k(x_i, x_j),  Kyy_s = Σ_{i≠j ∈ Sy_s} k(y_i, y_j),
+    /// Kxy_s = Σ_{i ∈ Sx_s, j ∈ Sy_s} k(x_i, y_j)
+    /// ```
+    ///
+    /// This is what KID needs when it reports both the subset mean (100
+    /// subsets of 1000 rows, Bińkowski et al. 2018; clean-fid
+    /// `kernel_distance`) and the full-set value: the subsets then cost no
+    /// GEMM of their own. The totals are bit-identical to
+    /// [`KernelSums::within`] / [`KernelSums::between`]; the subset sums are
+    /// compensated like them (summation order differs from summing the
+    /// subset's own rows, by rounding only).
+    ///
+    /// # Errors
+    /// As [`KernelSums::between`]; [`LinalgError::InvalidParameter`] for an
+    /// index out of range or repeated within a subset, or subset arrays with
+    /// different numbers of rows.
+    pub fn with_subsets<T: Copy + Into<f64> + Sync>(
+        &self,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        subsets_x: ArrayView2<'_, usize>,
+        subsets_y: ArrayView2<'_, usize>,
+    ) -> Result<SubsetKernelSums, LinalgError> {
+        const WHAT: &str = "kernel sums (full set and subsets)";
+        self.check_pair(WHAT, x, y, 1)?;
+        if subsets_x.nrows() != subsets_y.nrows() {
+            return Err(LinalgError::InvalidParameter(format!(
+                "{WHAT}: {} subsets of x but {} of y",
+                subsets_x.nrows(),
+                subsets_y.nrows()
+            )));
+        }
+        let sx = sorted_subsets(WHAT, subsets_x, x.nrows())?;
+        let sy = sorted_subsets(WHAT, subsets_y, y.nrows())?;
+        let (within_x, subset_within_x) = self.within_pass(WHAT, x, &sx)?;
+        let (within_y, subset_within_y) = self.within_pass(WHAT, y, &sy)?;
+        let (between, subset_between) = self.between_pass(WHAT, x, y, &sx, &sy)?;
+        Ok(SubsetKernelSums {
+            within_x,
+            within_y,
+            between,
+            subset_within_x,
+            subset_within_y,
+            subset_between,
+        })
     }
 
     /// The full kernel matrix `K_ij = k(x_i, y_j)` (`m × n` float64: memory
@@ -599,6 +734,98 @@ impl KernelSums {
         finite(WHAT, v)?;
         Ok(v)
     }
+}
+
+/// The kernel sums of [`KernelSums::with_subsets`]: full sets and, per
+/// subset `s`, `Kxx_s`, `Kyy_s`, `Kxy_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubsetKernelSums {
+    /// Within-set sums of all of `x`.
+    pub within_x: WithinSum,
+    /// Within-set sums of all of `y`.
+    pub within_y: WithinSum,
+    /// `Σ_{i,j} k(x_i, y_j)` over all rows.
+    pub between: CompensatedSum,
+    /// `Kxx_s = Σ_{i≠j ∈ Sx_s} k(x_i, x_j)` per subset.
+    pub subset_within_x: Vec<CompensatedSum>,
+    /// `Kyy_s = Σ_{i≠j ∈ Sy_s} k(y_i, y_j)` per subset.
+    pub subset_within_y: Vec<CompensatedSum>,
+    /// `Kxy_s = Σ_{i ∈ Sx_s, j ∈ Sy_s} k(x_i, y_j)` per subset.
+    pub subset_between: Vec<CompensatedSum>,
+}
+
+/// Each row of `subsets` sorted, checked in range and free of repeats.
+fn sorted_subsets(
+    what: &'static str,
+    subsets: ArrayView2<'_, usize>,
+    n: usize,
+) -> Result<Vec<Vec<usize>>, LinalgError> {
+    subsets
+        .outer_iter()
+        .map(|row| {
+            let mut v: Vec<usize> = row.to_vec();
+            v.sort_unstable();
+            if v.last().is_some_and(|&i| i >= n) {
+                return Err(LinalgError::InvalidParameter(format!(
+                    "{what}: subset index out of range for {n} rows"
+                )));
+            }
+            if v.windows(2).any(|w| w[0] == w[1]) {
+                return Err(LinalgError::InvalidParameter(format!(
+                    "{what}: an index repeats within a subset"
+                )));
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// The part of a sorted index list inside `[start, start + len)`.
+fn in_range(list: &[usize], (start, len): (usize, usize)) -> &[usize] {
+    let lo = list.partition_point(|&i| i < start);
+    let hi = list.partition_point(|&i| i < start + len);
+    &list[lo..hi]
+}
+
+/// Adds to `per[s]` the entries of the kernel block `kv` (rows
+/// `[i0, i0 + ni)`, columns `[j0, j0 + nj)`, row-major) whose row is in
+/// `rows[s]` and column in `cols[s]`; `skip_diag` leaves out row == column,
+/// `twice` adds the block sum twice (the mirrored block of a symmetric
+/// matrix). Compensated, row by row; subsets in parallel, each in a fixed order.
+#[allow(clippy::too_many_arguments)]
+fn subset_block_sums(
+    per: &mut [CompensatedSum],
+    rows: &[Vec<usize>],
+    cols: &[Vec<usize>],
+    (i0, ni): (usize, usize),
+    (j0, nj): (usize, usize),
+    kv: &[f64],
+    skip_diag: bool,
+    twice: bool,
+) {
+    per.par_iter_mut()
+        .zip(rows.par_iter().zip(cols.par_iter()))
+        .for_each(|(acc, (r, c))| {
+            let (r, c) = (in_range(r, (i0, ni)), in_range(c, (j0, nj)));
+            if r.is_empty() || c.is_empty() {
+                return;
+            }
+            let mut s = CompensatedSum::default();
+            for &i in r {
+                let row = &kv[(i - i0) * nj..(i - i0 + 1) * nj];
+                let mut rs = CompensatedSum::default();
+                for &j in c {
+                    if !(skip_diag && i == j) {
+                        rs.add(row[j - j0]);
+                    }
+                }
+                s.merge(rs);
+            }
+            acc.merge(s);
+            if twice {
+                acc.merge(s);
+            }
+        });
 }
 
 fn finite(what: &'static str, v: f64) -> Result<(), LinalgError> {
@@ -722,6 +949,45 @@ mod tests {
                 x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..1))
             ),
             Err(LinalgError::TooFewRows { .. })
+        ));
+    }
+
+    #[test]
+    fn subset_sums_from_the_full_pass_equal_the_subsets_own_sums() {
+        // Blocks of 7 rows: subsets straddle block edges, off-diagonal
+        // blocks are mirrored.
+        let x = data(23, 5, 1);
+        let y = data(19, 5, 2);
+        let sums = KernelSums::new(Kernel::kid(5)).block_rows(7);
+        let sx = ndarray::array![[0usize, 22, 7, 8, 3], [21, 1, 14, 15, 6]];
+        let sy = ndarray::array![[18usize, 0, 6, 7, 13], [2, 3, 4, 17, 9]];
+        let got = sums
+            .with_subsets(x.view(), y.view(), sx.view(), sy.view())
+            .unwrap();
+        assert_eq!(got.within_x, sums.within(x.view()).unwrap());
+        assert_eq!(got.within_y, sums.within(y.view()).unwrap());
+        assert_eq!(got.between, sums.between(x.view(), y.view()).unwrap());
+        let close = |a: f64, b: f64| assert!((a - b).abs() <= 1e-13 * b.abs(), "{a} vs {b}");
+        for s in 0..2 {
+            let xs = x.select(ndarray::Axis(0), &sx.row(s).to_vec());
+            let ys = y.select(ndarray::Axis(0), &sy.row(s).to_vec());
+            close(
+                got.subset_within_x[s].value(),
+                sums.within(xs.view()).unwrap().off_diagonal.value(),
+            );
+            close(
+                got.subset_within_y[s].value(),
+                sums.within(ys.view()).unwrap().off_diagonal.value(),
+            );
+            close(
+                got.subset_between[s].value(),
+                sums.between(xs.view(), ys.view()).unwrap().value(),
+            );
+        }
+        let bad = ndarray::array![[0usize, 0, 1, 2, 3], [4, 5, 6, 7, 8]];
+        assert!(matches!(
+            sums.with_subsets(x.view(), y.view(), bad.view(), sy.view()),
+            Err(LinalgError::InvalidParameter(_))
         ));
     }
 }

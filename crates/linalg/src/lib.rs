@@ -36,15 +36,16 @@ pub use dense::{
 };
 pub use error::LinalgError;
 pub use frechet::{FrechetBranch, FrechetDistance, FrechetMethod, FrechetResult, FrechetSide};
-pub use kernels::{CompensatedSum, Kernel, KernelSums, WithinSum};
+pub use kernels::{CompensatedSum, Kernel, KernelSums, SubsetKernelSums, WithinSum};
 pub use kmeans::{KMeans, KMeansModel};
 pub use optim::Adam;
 pub use pairwise::{
-    Boundary, CrossBallStats, DistanceBlock, DistancePower, count_within_radii,
-    cross_ball_statistics, for_each_distance_block, kth_neighbour_radii, kth_neighbour_radii_multi,
-    kth_neighbour_squared_radii, kth_neighbour_squared_radii_multi, max_abs_cosine_similarity,
-    max_weight_over_distance, nearest_neighbours, self_nearest_neighbours,
-    smallest_containing_radius, squared_distance, squared_distances,
+    Boundary, CrossAnswer, CrossBallStats, CrossRequest, DistanceBlock, DistancePower,
+    count_within_radii, cross_ball_statistics, cross_pass, for_each_distance_block,
+    kth_neighbour_radii, kth_neighbour_radii_multi, kth_neighbour_squared_radii,
+    kth_neighbour_squared_radii_multi, max_abs_cosine_similarity, max_weight_over_distance,
+    nearest_neighbours, percentile_linear, self_nearest_neighbours, smallest_containing_radius,
+    squared_distance, squared_distances, zero_above_percentile,
 };
 pub use pca::Pca;
 pub use stats::{

@@ -66,6 +66,15 @@
 //! pairs so the two directions of a pair can be updated without locks
 //! contending.
 //!
+//! ## One pass for many questions
+//!
+//! [`cross_pass`] answers several questions about the same pair of sets
+//! (ball counts for several radius sets, nearest distances both ways,
+//! max-weight-over-distance scores) from one walk over the blocks: each block
+//! is computed once and every request reads it, with the same bounds and
+//! exact rechecks as the single-question kernels, so the answers are
+//! identical to theirs.
+//!
 //! ## What this module does not decide
 //!
 //! Whether a metric uses `<` or `≤` ([`Boundary`]), which k, or how radii are
@@ -103,7 +112,7 @@ fn gamma(n: usize, u: f64) -> f64 {
 /// (duplicated rows make radii exactly `0`): NVlabs / kynkaat precision and
 /// recall use the closed ball (`d ≤ r`), prdc (Naeem et al. 2020) the open one
 /// (`d < r`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Boundary {
     /// `d ≤ r` (NVlabs, kynkaat). A point at distance 0 is inside a ball of
     /// radius 0.
@@ -125,7 +134,7 @@ impl Boundary {
 
 /// Which power of the distance a proximity score divides by (see
 /// [`max_weight_over_distance`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DistancePower {
     /// `d` (dgm-eval's realism variant).
     Distance,
@@ -1483,25 +1492,227 @@ pub fn cross_ball_statistics(
     radii_b: ArrayView1<'_, f64>,
     boundary: Boundary,
 ) -> Result<CrossBallStats, LinalgError> {
-    const WHAT: &str = "cross_ball_statistics";
+    let req = [CrossRequest::Balls {
+        radii_a,
+        radii_b,
+        boundary,
+    }];
+    match cross_pass(a, b, &req)?.pop() {
+        Some(CrossAnswer::Balls(st)) => Ok(st),
+        _ => Err(LinalgError::Numerical {
+            what: "cross_ball_statistics",
+            detail: "no answer (internal invariant broken)".into(),
+        }),
+    }
+}
+
+/// numpy's `np.percentile(v, q)` with the default linear method, on a sorted
+/// non-empty slice: virtual index `q/100·(n−1)`, then numpy's `_lerp` (which
+/// computes `b − (b − a)(1 − t)` when `t ≥ 0.5`, `a + (b − a)t` otherwise).
+/// An empty slice gives NaN.
+pub fn percentile_linear(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let virt = q / 100.0 * (n - 1) as f64;
+    let lo = (virt.floor() as usize).min(n - 1);
+    let hi = (lo + 1).min(n - 1);
+    let t = virt - lo as f64;
+    let (a, b) = (sorted[lo], sorted[hi]);
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
+}
+
+/// `v` with every value above its `q`-th percentile ([`percentile_linear`])
+/// set to 0: kynkaat's realism score keeps only the k-NN balls up to the
+/// median radius (`clamp_to_percentile=50`, Kynkäänniemi et al. 2019).
+pub fn zero_above_percentile(v: ArrayView1<'_, f64>, q: f64) -> Array1<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = percentile_linear(&s, q);
+    v.mapv(|x| if x > m { 0.0 } else { x })
+}
+
+/// One question [`cross_pass`] answers about the distances between the rows
+/// of `a` and the rows of `b`.
+#[derive(Debug, Clone, Copy)]
+pub enum CrossRequest<'r> {
+    /// Ball membership both ways and nearest distances both ways, as
+    /// [`cross_ball_statistics`] with these radii.
+    Balls {
+        /// Radius of the ball around each row of `a`.
+        radii_a: ArrayView1<'r, f64>,
+        /// Radius of the ball around each row of `b`.
+        radii_b: ArrayView1<'r, f64>,
+        /// `d ≤ r` or `d < r`.
+        boundary: Boundary,
+    },
+    /// For each row of `b`: `max_i w_i / (d(a_i, b_j)^p + eps)`, as
+    /// [`max_weight_over_distance`] with `probe = b`, `centres = a`.
+    MaxWeightOverDistance {
+        /// `w_i ≥ 0` for each row of `a` (zero weights are ignored).
+        weights_a: ArrayView1<'r, f64>,
+        /// `p`: distance or squared distance.
+        power: DistancePower,
+        /// `eps ≥ 0`.
+        eps: f64,
+    },
+}
+
+/// The answer to one [`CrossRequest`], in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrossAnswer {
+    /// For [`CrossRequest::Balls`].
+    Balls(CrossBallStats),
+    /// For [`CrossRequest::MaxWeightOverDistance`]: one score per row of `b`.
+    MaxWeight(Array1<f64>),
+}
+
+/// State of one row of `a` in [`cross_pass`]: a ball count per `Balls`
+/// request and the nearest row of `b`.
+struct RowA {
+    counts: Vec<usize>,
+    near: Sel,
+}
+
+/// State of one row of `b` in [`cross_pass`]: a ball count per `Balls`
+/// request, a best score per `MaxWeightOverDistance` request, the nearest row
+/// of `a`.
+struct RowB {
+    counts: Vec<usize>,
+    best: Vec<Sel>,
+    near: Sel,
+}
+
+/// Every request about the `N_a × N_b` distances between `a` and `b` from
+/// **one** blocked pass: each distance block (a blocked `f32` GEMM, see the
+/// [module documentation](self)) is computed once and feeds every request —
+/// the ball counts of several radius sets (precision/recall with k = 3,
+/// prdc with k = 5, Kynkäänniemi et al. 2019; Naeem et al. 2020), the
+/// nearest distances both ways, and max-weight-over-distance scores (the
+/// realism score). Every answer is that of exact float64 distances, exactly
+/// as the single-request kernels give it (same bounds, same exact rechecks
+/// near a decision), so a request answered alone or together is identical.
+///
+/// Memory: the engine's blocks (at most 512 × 512 per thread, see the
+/// module documentation) plus O(requests) counters per row.
+///
+/// # Errors
+/// As [`cross_ball_statistics`] and [`max_weight_over_distance`] for each
+/// request.
+pub fn cross_pass(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    requests: &[CrossRequest<'_>],
+) -> Result<Vec<CrossAnswer>, LinalgError> {
+    const WHAT: &str = "cross_pass";
     let sa = Set::new(WHAT, a, 1)?;
     let sb = Set::new(WHAT, b, 1)?;
-    let balls_a = Balls::new(WHAT, radii_a, sa.n, boundary)?;
-    let balls_b = Balls::new(WHAT, radii_b, sb.n, boundary)?;
+    // Validated per request: balls for Balls, weights for MaxWeight.
+    #[allow(clippy::large_enum_variant)]
+    enum Prep {
+        Balls(Balls, Balls),
+        Weight(Vec<f64>, DistancePower, f64),
+    }
+    let mut prep = Vec::with_capacity(requests.len());
+    for r in requests {
+        prep.push(match *r {
+            CrossRequest::Balls {
+                radii_a,
+                radii_b,
+                boundary,
+            } => Prep::Balls(
+                Balls::new(WHAT, radii_a, sa.n, boundary)?,
+                Balls::new(WHAT, radii_b, sb.n, boundary)?,
+            ),
+            CrossRequest::MaxWeightOverDistance {
+                weights_a,
+                power,
+                eps,
+            } => {
+                if !(eps.is_finite() && eps >= 0.0) {
+                    return Err(LinalgError::InvalidParameter(format!(
+                        "{WHAT}: eps must be finite and >= 0, got {eps}"
+                    )));
+                }
+                if weights_a.len() != sa.n {
+                    return Err(LinalgError::DimensionMismatch {
+                        what: WHAT,
+                        left: sa.n,
+                        right: weights_a.len(),
+                    });
+                }
+                if let Some((j, w)) = weights_a
+                    .iter()
+                    .enumerate()
+                    .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+                {
+                    return Err(LinalgError::InvalidParameter(format!(
+                        "{WHAT}: weight {j} is {w}; weights must be finite and >= 0"
+                    )));
+                }
+                Prep::Weight(weights_a.to_vec(), power, eps)
+            }
+        });
+    }
+    let keys: Vec<Option<RatioKey<'_>>> = prep
+        .iter()
+        .map(|p| match p {
+            Prep::Weight(w, power, eps) => Some(RatioKey {
+                w,
+                power: *power,
+                eps: *eps,
+            }),
+            Prep::Balls(..) => None,
+        })
+        .collect();
     let eng = Engine::new(sa, Some(sb))?;
     let (na, nb) = (eng.a.n, eng.b().n);
-    let mut st_a: Vec<(usize, Sel)> = (0..na).map(|_| (0, Sel::new(1))).collect();
-    let mut st_b: Vec<(usize, Sel)> = (0..nb).map(|_| (0, Sel::new(1))).collect();
+    let n_balls = prep.iter().filter(|p| matches!(p, Prep::Balls(..))).count();
+    let n_best = prep.len() - n_balls;
+    let mut st_a: Vec<RowA> = (0..na)
+        .map(|_| RowA {
+            counts: vec![0; n_balls],
+            near: Sel::new(1),
+        })
+        .collect();
+    let mut st_b: Vec<RowB> = (0..nb)
+        .map(|_| RowB {
+            counts: vec![0; n_balls],
+            best: (0..n_best).map(|_| Sel::new(1)).collect(),
+            near: Sel::new(1),
+        })
+        .collect();
     let (ea, eb) = (eng.ea(), eng.eb());
     eng.drive_both(&mut st_a, &mut st_b, |blk, sa, sb| {
-        for ii in 0..blk.ni {
-            let ei = ea[blk.i0 + ii];
-            let (count, sel) = &mut sa[ii];
-            *count += count_row(&eng, blk, ii, ei, eb, &balls_b);
-            scan_row_select(&eng, blk, ii, sel, 1, &SqKey, None);
+        let (mut c, mut w) = (0, 0);
+        for (p, key) in prep.iter().zip(&keys) {
+            match (p, key) {
+                (Prep::Balls(balls_a, balls_b), _) => {
+                    for (ii, s) in sa.iter_mut().enumerate() {
+                        s.counts[c] += count_row(&eng, blk, ii, ea[blk.i0 + ii], eb, balls_b);
+                    }
+                    count_cols(&eng, blk, ea, eb, balls_a, sb, |s| &mut s.counts[c]);
+                    c += 1;
+                }
+                (Prep::Weight(..), Some(key)) => {
+                    scan_cols_select(&eng, blk, sb, |s| &mut s.best[w], 1, key);
+                    w += 1;
+                }
+                (Prep::Weight(..), None) => w += 1,
+            }
         }
-        count_cols(&eng, blk, ea, eb, &balls_a, sb, |s| &mut s.0);
-        scan_cols_select(&eng, blk, sb, |s| &mut s.1, 1, &SqKey);
+        if n_balls > 0 {
+            for (ii, s) in sa.iter_mut().enumerate() {
+                scan_row_select(&eng, blk, ii, &mut s.near, 1, &SqKey, None);
+            }
+            scan_cols_select(&eng, blk, sb, |s| &mut s.near, 1, &SqKey);
+        }
     });
     let near = |sel: Sel, f: &dyn Fn(usize) -> f64| -> Result<f64, LinalgError> {
         sel.finish(1, f)
@@ -1512,24 +1723,70 @@ pub fn cross_ball_statistics(
                 detail: "no nearest neighbour (internal invariant broken)".into(),
             })
     };
-    let (ca, sela): (Vec<usize>, Vec<Sel>) = st_a.into_iter().unzip();
-    let (cb, selb): (Vec<usize>, Vec<Sel>) = st_b.into_iter().unzip();
-    let a_nearest_b = sela
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, s)| near(s, &|j| eng.exact(i, j)))
-        .collect::<Result<Vec<f64>, _>>()?;
-    let b_nearest_a = selb
-        .into_par_iter()
-        .enumerate()
-        .map(|(j, s)| near(s, &|i| eng.exact(i, j)))
-        .collect::<Result<Vec<f64>, _>>()?;
-    Ok(CrossBallStats {
-        a_in_b_balls: Array1::from(ca),
-        b_in_a_balls: Array1::from(cb),
-        a_nearest_b: Array1::from(a_nearest_b),
-        b_nearest_a: Array1::from(b_nearest_a),
-    })
+    let mut counts_a: Vec<Vec<usize>> = vec![Vec::with_capacity(na); n_balls];
+    let mut sel_a = Vec::with_capacity(na);
+    for r in st_a {
+        for (q, v) in r.counts.into_iter().enumerate() {
+            counts_a[q].push(v);
+        }
+        sel_a.push(r.near);
+    }
+    let mut counts_b: Vec<Vec<usize>> = vec![Vec::with_capacity(nb); n_balls];
+    let mut best_b: Vec<Vec<Sel>> = (0..n_best).map(|_| Vec::with_capacity(nb)).collect();
+    let mut sel_b = Vec::with_capacity(nb);
+    for r in st_b {
+        for (q, v) in r.counts.into_iter().enumerate() {
+            counts_b[q].push(v);
+        }
+        for (q, v) in r.best.into_iter().enumerate() {
+            best_b[q].push(v);
+        }
+        sel_b.push(r.near);
+    }
+    let (a_nearest_b, b_nearest_a) = if n_balls > 0 {
+        let anb = sel_a
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, s)| near(s, &|j| eng.exact(i, j)))
+            .collect::<Result<Vec<f64>, _>>()?;
+        let bna = sel_b
+            .into_par_iter()
+            .enumerate()
+            .map(|(j, s)| near(s, &|i| eng.exact(i, j)))
+            .collect::<Result<Vec<f64>, _>>()?;
+        (Array1::from(anb), Array1::from(bna))
+    } else {
+        (Array1::zeros(0), Array1::zeros(0))
+    };
+    let mut counts_a = counts_a.into_iter();
+    let mut counts_b = counts_b.into_iter();
+    let mut best_b = best_b.into_iter();
+    let mut out = Vec::with_capacity(prep.len());
+    for key in &keys {
+        match key {
+            None => out.push(CrossAnswer::Balls(CrossBallStats {
+                a_in_b_balls: Array1::from(counts_a.next().unwrap_or_default()),
+                b_in_a_balls: Array1::from(counts_b.next().unwrap_or_default()),
+                a_nearest_b: a_nearest_b.clone(),
+                b_nearest_a: b_nearest_a.clone(),
+            })),
+            Some(key) => {
+                let scores: Vec<f64> = best_b
+                    .next()
+                    .unwrap_or_default()
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(j, sel)| {
+                        sel.finish(1, &|i| key.key(i, eng.exact(i, j)))
+                            .first()
+                            .map_or(0.0, |&(k, _)| (-k).max(0.0))
+                    })
+                    .collect();
+                out.push(CrossAnswer::MaxWeight(Array1::from(scores)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One block of the distance matrix handed to [`for_each_distance_block`]:

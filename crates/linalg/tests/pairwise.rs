@@ -9,10 +9,11 @@
 
 use gen_metrics_linalg::LinalgError;
 use gen_metrics_linalg::pairwise::{
-    Boundary, DistancePower, count_within_radii, cross_ball_statistics, for_each_distance_block,
-    kth_neighbour_radii, kth_neighbour_radii_multi, kth_neighbour_squared_radii,
-    max_abs_cosine_similarity, max_weight_over_distance, nearest_neighbours,
-    self_nearest_neighbours, smallest_containing_radius, squared_distance, squared_distances,
+    Boundary, CrossAnswer, CrossRequest, DistancePower, count_within_radii, cross_ball_statistics,
+    cross_pass, for_each_distance_block, kth_neighbour_radii, kth_neighbour_radii_multi,
+    kth_neighbour_squared_radii, max_abs_cosine_similarity, max_weight_over_distance,
+    nearest_neighbours, self_nearest_neighbours, smallest_containing_radius, squared_distance,
+    squared_distances,
 };
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rand::{RngExt, SeedableRng};
@@ -339,6 +340,64 @@ fn cross_ball_statistics_equal_the_separate_kernels() {
             let (_, nba) = nearest_neighbours(b.view(), a.view(), 1).unwrap();
             assert_eq!(st.a_nearest_b, nab.column(0));
             assert_eq!(st.b_nearest_a, nba.column(0));
+        }
+    }
+}
+
+#[test]
+fn one_cross_pass_answers_every_request_as_the_single_kernels_do() {
+    // pr (k = 3, closed), prdc (k = 5, open) and the realism score (weights
+    // on `a`, probes `b`) in one pass, against each kernel alone, bitwise.
+    for (a, b) in [
+        (normal(450, 20, 0.0, 1.0, 71), normal(380, 20, 0.3, 1.0, 72)),
+        (lattice(300, 6, 4, 73), lattice(250, 6, 4, 74)),
+    ] {
+        let (ra3, rb3) = (
+            kth_neighbour_radii(a.view(), 3).unwrap(),
+            kth_neighbour_radii(b.view(), 3).unwrap(),
+        );
+        let (ra5, rb5) = (
+            kth_neighbour_radii(a.view(), 5).unwrap(),
+            kth_neighbour_radii(b.view(), 5).unwrap(),
+        );
+        let w = gen_metrics_linalg::zero_above_percentile(ra3.mapv(|r| r * r).view(), 50.0);
+        let reqs = [
+            CrossRequest::Balls {
+                radii_a: ra3.view(),
+                radii_b: rb3.view(),
+                boundary: Boundary::Closed,
+            },
+            CrossRequest::MaxWeightOverDistance {
+                weights_a: w.view(),
+                power: DistancePower::Squared,
+                eps: 1e-5,
+            },
+            CrossRequest::Balls {
+                radii_a: ra5.view(),
+                radii_b: rb5.view(),
+                boundary: Boundary::Open,
+            },
+        ];
+        let got = cross_pass(a.view(), b.view(), &reqs).unwrap();
+        assert_eq!(got.len(), 3);
+        let want3 =
+            cross_ball_statistics(a.view(), b.view(), ra3.view(), rb3.view(), Boundary::Closed)
+                .unwrap();
+        let want5 =
+            cross_ball_statistics(a.view(), b.view(), ra5.view(), rb5.view(), Boundary::Open)
+                .unwrap();
+        let want_w =
+            max_weight_over_distance(b.view(), a.view(), w.view(), DistancePower::Squared, 1e-5)
+                .unwrap();
+        assert_eq!(got[0], CrossAnswer::Balls(want3));
+        assert_eq!(got[2], CrossAnswer::Balls(want5));
+        match &got[1] {
+            CrossAnswer::MaxWeight(v) => {
+                for (x, y) in v.iter().zip(want_w.iter()) {
+                    assert_eq!(x.to_bits(), y.to_bits());
+                }
+            }
+            CrossAnswer::Balls(_) => panic!("wrong answer kind"),
         }
     }
 }

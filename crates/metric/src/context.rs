@@ -8,14 +8,19 @@
 //! radius the [`Plan`] declares for a set in **one** pass over that set's
 //! distances (`kth_neighbour_squared_radii_multi`, whose cost is that of the
 //! largest k), which is what makes `pr,prdc,realism,rarity` cheaper together
-//! than apart. Values are bit-identical to each metric computing alone: the
+//! than apart; then every request between the real and the generated rows
+//! ([`Need::CrossBalls`], [`Need::ClampedRadiusScores`]) in **one** pass over
+//! the cross distances (`gen_metrics_linalg::cross_pass`). Values are bit-identical to each metric computing alone: the
 //! same linalg routine computes them, and radii are derived from the squared
 //! radii by one square root, exactly as `kth_neighbour_radii` does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use gen_metrics_linalg::{FrechetSide, GaussianStats, kth_neighbour_squared_radii_multi};
+use gen_metrics_linalg::{
+    Boundary, CrossAnswer, CrossBallStats, CrossRequest, DistancePower, FrechetSide, GaussianStats,
+    cross_pass, kth_neighbour_squared_radii_multi, zero_above_percentile,
+};
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::Serialize;
 
@@ -191,6 +196,27 @@ pub enum Need {
     },
     /// The Gaussian fit of `set` (mean, covariance or centred rows).
     Gaussian(Set),
+    /// Ball membership both ways and nearest distances both ways between the
+    /// real and the generated rows, with the k-th neighbour radii of each set
+    /// (`gen_metrics_linalg::cross_ball_statistics`, real = `a`).
+    CrossBalls {
+        /// The neighbourhood size of both sets' radii.
+        k: usize,
+        /// `d ≤ r` or `d < r`.
+        boundary: Boundary,
+    },
+    /// For each generated row `y`: `max_i ρ'_i / (‖y − x_i‖² + eps)` over the
+    /// real rows, `ρ'` the real squared k-th neighbour radii with those above
+    /// their `q`-th percentile set to 0 (the realism score, Kynkäänniemi et
+    /// al. 2019). Floats are keyed by their bits.
+    ClampedRadiusScores {
+        /// The neighbourhood size of the real radii.
+        k: usize,
+        /// `q.to_bits()`.
+        percentile_bits: u64,
+        /// `eps.to_bits()`.
+        eps_bits: u64,
+    },
 }
 
 /// The shared work of a selection of metrics, deduplicated.
@@ -229,6 +255,40 @@ impl Plan {
 /// Squared k-th neighbour radii by `(set, k)`.
 type RadiiCache = HashMap<(Set, usize), Arc<Array1<f64>>>;
 
+/// Answers of the (real, generated) cross pass by their [`Need`].
+type CrossCache = HashMap<Need, Arc<CrossAnswer>>;
+
+/// An owned cross request (see [`Context::prepare`]).
+enum OwnedRequest {
+    Balls {
+        radii_a: Array1<f64>,
+        radii_b: Array1<f64>,
+        boundary: Boundary,
+    },
+    Weights {
+        weights: Array1<f64>,
+        eps: f64,
+    },
+}
+
+/// The spec errors of [`Context::prepare`] are reported under (they are
+/// discarded: the metric that needs the work reports its own).
+static PREPARE: Spec = Spec {
+    name: "prepare",
+    about: "shared work",
+    reference: "",
+    inputs: &[],
+    accepts_statistics: true,
+    keys: &[],
+    dynamic_keys: None,
+    make: |_| {
+        Err(MetricError::InvalidParameter {
+            metric: "prepare",
+            detail: "not a metric".into(),
+        })
+    },
+};
+
 /// The inputs of one evaluation and its shared work, computed once.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -236,6 +296,7 @@ pub struct Context<'a> {
     resampling: bool,
     frechet: [OnceLock<Arc<FrechetSide>>; 3],
     squared_radii: Mutex<RadiiCache>,
+    cross: Mutex<CrossCache>,
 }
 
 impl<'a> Context<'a> {
@@ -246,6 +307,7 @@ impl<'a> Context<'a> {
             resampling: false,
             frechet: Default::default(),
             squared_radii: Mutex::new(HashMap::new()),
+            cross: Mutex::new(HashMap::new()),
         }
     }
 
@@ -374,6 +436,149 @@ impl<'a> Context<'a> {
         Ok(self.squared_radii(spec, set, k)?.mapv(f64::sqrt))
     }
 
+    /// Ball statistics between the real (`a`) and generated (`b`) rows with
+    /// their k-th neighbour radii ([`Need::CrossBalls`]), computed once (in
+    /// [`Context::prepare`]'s single cross pass when planned).
+    ///
+    /// # Errors
+    /// As [`Context::radii`] and `gen_metrics_linalg::cross_ball_statistics`.
+    pub fn cross_balls(
+        &self,
+        spec: &Spec,
+        k: usize,
+        boundary: Boundary,
+    ) -> Result<Arc<CrossBallStats>, MetricError> {
+        let need = Need::CrossBalls { k, boundary };
+        let answer = match self.cached_cross(&need) {
+            Some(a) => a,
+            None => {
+                let req = self.cross_request(spec, need)?;
+                let a = self.run_cross(spec, &[(need, req)])?;
+                a.into_iter().next().ok_or(MetricError::Numerical {
+                    metric: spec.name,
+                    detail: "no cross answer".into(),
+                })?
+            }
+        };
+        match &*answer {
+            CrossAnswer::Balls(st) => Ok(Arc::new(st.clone())),
+            CrossAnswer::MaxWeight(_) => Err(MetricError::Numerical {
+                metric: spec.name,
+                detail: "cross answer of the wrong kind".into(),
+            }),
+        }
+    }
+
+    /// The scores of [`Need::ClampedRadiusScores`] (one per generated row),
+    /// computed once.
+    ///
+    /// # Errors
+    /// As [`Context::squared_radii`] and
+    /// `gen_metrics_linalg::max_weight_over_distance`.
+    pub fn clamped_radius_scores(
+        &self,
+        spec: &Spec,
+        k: usize,
+        percentile: f64,
+        eps: f64,
+    ) -> Result<Array1<f64>, MetricError> {
+        let need = Need::ClampedRadiusScores {
+            k,
+            percentile_bits: percentile.to_bits(),
+            eps_bits: eps.to_bits(),
+        };
+        let answer = match self.cached_cross(&need) {
+            Some(a) => a,
+            None => {
+                let req = self.cross_request(spec, need)?;
+                let a = self.run_cross(spec, &[(need, req)])?;
+                a.into_iter().next().ok_or(MetricError::Numerical {
+                    metric: spec.name,
+                    detail: "no cross answer".into(),
+                })?
+            }
+        };
+        match &*answer {
+            CrossAnswer::MaxWeight(v) => Ok(v.clone()),
+            CrossAnswer::Balls(_) => Err(MetricError::Numerical {
+                metric: spec.name,
+                detail: "cross answer of the wrong kind".into(),
+            }),
+        }
+    }
+
+    /// The inputs of one cross request (radii or weights, owned).
+    fn cross_request(&self, spec: &Spec, need: Need) -> Result<OwnedRequest, MetricError> {
+        match need {
+            Need::CrossBalls { k, boundary } => Ok(OwnedRequest::Balls {
+                radii_a: self.radii(spec, Set::Real, k)?,
+                radii_b: self.radii(spec, Set::Fake, k)?,
+                boundary,
+            }),
+            Need::ClampedRadiusScores {
+                k,
+                percentile_bits,
+                eps_bits,
+            } => {
+                let rho = self.squared_radii(spec, Set::Real, k)?;
+                Ok(OwnedRequest::Weights {
+                    weights: zero_above_percentile(rho.view(), f64::from_bits(percentile_bits)),
+                    eps: f64::from_bits(eps_bits),
+                })
+            }
+            Need::Radii { .. } | Need::Gaussian(_) => Err(MetricError::Numerical {
+                metric: spec.name,
+                detail: "not a cross request".into(),
+            }),
+        }
+    }
+
+    /// One pass over the (real, generated) distances answering every request;
+    /// the answers are cached under their needs.
+    fn run_cross(
+        &self,
+        spec: &Spec,
+        reqs: &[(Need, OwnedRequest)],
+    ) -> Result<Vec<Arc<CrossAnswer>>, MetricError> {
+        let real = self.rows(spec, Set::Real)?;
+        let fake = self.rows(spec, Set::Fake)?;
+        let views: Vec<CrossRequest<'_>> = reqs
+            .iter()
+            .map(|(_, r)| match r {
+                OwnedRequest::Balls {
+                    radii_a,
+                    radii_b,
+                    boundary,
+                } => CrossRequest::Balls {
+                    radii_a: radii_a.view(),
+                    radii_b: radii_b.view(),
+                    boundary: *boundary,
+                },
+                OwnedRequest::Weights { weights, eps } => CrossRequest::MaxWeightOverDistance {
+                    weights_a: weights.view(),
+                    power: DistancePower::Squared,
+                    eps: *eps,
+                },
+            })
+            .collect();
+        let answers = cross_pass(real, fake, &views)?;
+        let mut map = self.cross.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(reqs
+            .iter()
+            .zip(answers)
+            .map(|((need, _), a)| {
+                let a = Arc::new(a);
+                map.insert(*need, Arc::clone(&a));
+                a
+            })
+            .collect())
+    }
+
+    fn cached_cross(&self, need: &Need) -> Option<Arc<CrossAnswer>> {
+        let map = self.cross.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(need).cloned()
+    }
+
     fn cached_radii(&self, set: Set, k: usize) -> Option<Arc<Array1<f64>>> {
         let map = self.squared_radii.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&(set, k)).cloned()
@@ -411,6 +616,7 @@ impl<'a> Context<'a> {
                         let _ = self.frechet[set.index()].set(Arc::new(fit));
                     }
                 }
+                Need::CrossBalls { .. } | Need::ClampedRadiusScores { .. } => {}
             }
         }
         for (set, mut k_list) in ks {
@@ -432,6 +638,22 @@ impl<'a> Context<'a> {
                     self.store_radii(set, k, Arc::new(r));
                 }
             }
+        }
+        // Every cross request in one pass over the (real, generated) blocks.
+        // Needs whose radii could not be formed are left to their metric.
+        let reqs: Vec<(Need, OwnedRequest)> = plan
+            .needs()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Need::CrossBalls { .. } | Need::ClampedRadiusScores { .. }
+                )
+            })
+            .filter(|n| self.cached_cross(n).is_none())
+            .filter_map(|&n| self.cross_request(&PREPARE, n).ok().map(|r| (n, r)))
+            .collect();
+        if !reqs.is_empty() {
+            let _ = self.run_cross(&PREPARE, &reqs);
         }
     }
 }

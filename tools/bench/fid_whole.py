@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Whole-process FID on two feature files, side by side in one run (issue #10, item 4(b)).
+
+Routes, each from the two .npy files on disk to the number:
+  * ours:        `gen-metrics fid A.npy B.npy` as a child process (wall time of the whole
+                 process: start, reading, statistics, Fréchet distance, exit);
+  * pytorch-fid: np.load, mu = np.mean(axis=0), sigma = np.cov(rowvar=False) (as pytorch-fid's
+                 `calculate_activation_statistics`), then pytorch-fid 0.3.0
+                 `pytorch_fid.fid_score.calculate_frechet_distance` (scipy.linalg.sqrtm);
+  * numpy Cholesky: the same np.load / mean / np.cov, then L = cholesky(s1),
+                 tr sqrt = sum sqrt(max(eigvalsh(L.T @ s2 @ L), 0)).
+The Python routes are timed inside this interpreter (no interpreter start-up, modules already
+imported), which favours them. Runs are interleaved (ours, Cholesky, pytorch-fid, ours,
+Cholesky, ...) and the minimum of each route is compared; the ratios are printed last as one
+JSON line.
+
+    python3 tools/bench/fid_whole.py --bin target/release/gen-metrics A.npy B.npy
+    python3 tools/bench/fid_whole.py --bin target/release/gen-metrics --make 10000 2048 DIR
+"""
+import argparse
+import json
+import os
+import subprocess
+import time
+
+import numpy as np
+import scipy
+from pytorch_fid.fid_score import calculate_frechet_distance
+
+
+def stats(path):
+    x = np.load(path)
+    return np.mean(x, axis=0), np.cov(x, rowvar=False)
+
+
+def route_pytorch_fid(a, b):
+    m1, s1 = stats(a)
+    m2, s2 = stats(b)
+    return float(calculate_frechet_distance(m1, s1, m2, s2))
+
+
+def route_cholesky(a, b):
+    m1, s1 = stats(a)
+    m2, s2 = stats(b)
+    diff = m1 - m2
+    l = np.linalg.cholesky(s1)
+    w = np.linalg.eigvalsh(l.T @ s2 @ l)
+    tr = np.sqrt(np.clip(w, 0.0, None)).sum()
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * tr)
+
+
+def route_ours(binary, a, b):
+    out = subprocess.run([binary, "fid", "--json", a, b], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout)["fid"])
+
+
+def timed(f, *args):
+    t0 = time.perf_counter()
+    v = f(*args)
+    return time.perf_counter() - t0, v
+
+
+def make(n, d, folder):
+    """Two synthetic pool3-like sets: non-negative, low rank (64) plus noise, seeds 0 and 1."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, seed in (("A", 0), ("B", 1)):
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, 64)).astype(np.float32)
+        w = rng.standard_normal((64, d)).astype(np.float32) / 8
+        x = z @ w + 0.3 * rng.standard_normal((n, d)).astype(np.float32) + (0.2 if seed else 0.0)
+        p = os.path.join(folder, f"{name}.npy")
+        np.save(p, np.maximum(x, 0).astype(np.float32))
+        paths.append(p)
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="the gen-metrics binary (release build)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of ours + Cholesky")
+    ap.add_argument("--sqrtm-rounds", type=int, default=1)
+    ap.add_argument("--make", nargs=3, metavar=("N", "D", "DIR"), help="write A.npy, B.npy first")
+    ap.add_argument("files", nargs="*")
+    a = ap.parse_args()
+    files = make(int(a.make[0]), int(a.make[1]), a.make[2]) if a.make else a.files
+    if len(files) != 2:
+        ap.error("two .npy files (or --make N D DIR)")
+    fa, fb = files
+    t = {"ours": [], "cholesky": [], "pytorch_fid": []}
+    v = {}
+    route_ours(a.bin, fa, fb)  # warm-up: page cache, binary
+    for r in range(max(a.rounds, a.sqrtm_rounds)):
+        if r < a.rounds:
+            s, v["ours"] = timed(route_ours, a.bin, fa, fb)
+            t["ours"].append(s)
+            s, v["cholesky"] = timed(route_cholesky, fa, fb)
+            t["cholesky"].append(s)
+        if r < a.sqrtm_rounds:
+            s, v["pytorch_fid"] = timed(route_pytorch_fid, fa, fb)
+            t["pytorch_fid"].append(s)
+        print("round", r, {k: [round(x, 3) for x in ts] for k, ts in t.items()}, flush=True)
+    best = {k: min(ts) for k, ts in t.items()}
+    print(json.dumps({
+        "numpy": np.__version__, "scipy": scipy.__version__, "cpus": os.cpu_count(),
+        "shape": list(np.load(fa, mmap_mode="r").shape),
+        "seconds_min": best, "seconds_all": t, "fid": v,
+        "rel_diff_vs_pytorch_fid": abs(v["ours"] - v["pytorch_fid"]) / abs(v["pytorch_fid"]),
+        "rel_diff_vs_cholesky": abs(v["ours"] - v["cholesky"]) / abs(v["cholesky"]),
+        "ratio_vs_pytorch_fid": best["pytorch_fid"] / best["ours"],
+        "ratio_vs_cholesky": best["cholesky"] / best["ours"],
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Our k-NN + kernel metrics against the GEMM floor, side by side in one run (issue #10, item 4(a)).
+
+  * ours:  `gen-metrics metrics --real A.npy --fake B.npy --metrics fid,kid,pr,prdc,realism --json`
+           as a child process (wall time of the whole process; peak resident memory from
+           /usr/bin/time -v when it exists);
+  * floor: the three full float32 GEMMs over the same pairs of sets, real·realᵀ, fake·fakeᵀ and
+           real·fakeᵀ, with numpy/OpenBLAS in row blocks of --block rows (X[i:i+B] @ Y.T, so
+           memory stays bounded as ours does), on the same machine and threads.
+The floor is what any exact-distance implementation must at least multiply (without symmetry:
+the two within-set products could be halved). Rounds are interleaved (ours, floor, ours, ...);
+minima are compared and printed last as one JSON line with the ratio ours / floor.
+
+    python3 tools/bench/gram_floor.py --bin target/release/gen-metrics A.npy B.npy
+    python3 tools/bench/gram_floor.py --bin target/release/gen-metrics --make 10000 2048 DIR
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+METRICS = "fid,kid,pr,prdc,realism"
+
+
+def ours(binary, a, b, metrics):
+    cmd = [binary, "metrics", "--real", a, "--fake", b, "--metrics", metrics, "--json"]
+    timev = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    if timev:
+        cmd = [timev, "-v"] + cmd
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    rss = int(m.group(1)) * 1024 if m else None
+    return wall, rss, json.loads(out.stdout)
+
+
+def floor(x, y, block):
+    t0 = time.perf_counter()
+    for p, q in ((x, x), (y, y), (x, y)):
+        for i in range(0, p.shape[0], block):
+            g = p[i:i + block] @ q.T
+            del g
+    return time.perf_counter() - t0
+
+
+def make(n, d, folder):
+    """Two synthetic pool3-like sets: non-negative, low rank (64) plus noise, seeds 0 and 1."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, seed in (("A", 0), ("B", 1)):
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, 64)).astype(np.float32)
+        w = rng.standard_normal((64, d)).astype(np.float32) / 8
+        x = z @ w + 0.3 * rng.standard_normal((n, d)).astype(np.float32) + (0.2 if seed else 0.0)
+        p = os.path.join(folder, f"{name}.npy")
+        np.save(p, np.maximum(x, 0).astype(np.float32))
+        paths.append(p)
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="the gen-metrics binary (release build)")
+    ap.add_argument("--metrics", default=METRICS)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--block", type=int, default=2048, help="rows per GEMM block of the floor")
+    ap.add_argument("--make", nargs=3, metavar=("N", "D", "DIR"), help="write A.npy, B.npy first")
+    ap.add_argument("files", nargs="*")
+    a = ap.parse_args()
+    files = make(int(a.make[0]), int(a.make[1]), a.make[2]) if a.make else a.files
+    if len(files) != 2:
+        ap.error("two .npy files (or --make N D DIR)")
+    fa, fb = files
+    x, y = np.load(fa), np.load(fb)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    t_ours, t_floor, rss, values = [], [], [], None
+    floor(x[:512], y[:512], a.block)  # warm-up (BLAS threads)
+    for r in range(a.rounds):
+        w, m, values = ours(a.bin, fa, fb, a.metrics)
+        t_ours.append(w)
+        rss.append(m)
+        t_floor.append(floor(x, y, a.block))
+        print("round", r, {"ours": round(w, 2), "floor": round(t_floor[-1], 2), "rss": m}, flush=True)
+    print(json.dumps({
+        "numpy": np.__version__, "cpus": os.cpu_count(), "real": list(x.shape), "fake": list(y.shape),
+        "metrics": a.metrics, "ours_s": t_ours, "floor_three_f32_gemms_s": t_floor,
+        "peak_rss_bytes": rss, "values": values,
+        "ratio_ours_over_floor": min(t_ours) / min(t_floor),
+    }))
+
+
+if __name__ == "__main__":
+    main()
