@@ -4,7 +4,7 @@
 # that `mpirun -n 2` and `-n 3` give the single-process report (every value and
 # interval identical; FID to 1e-9 relative, in fact bitwise), that
 # `--reduce-statistics` (merged Gaussian statistics, no gathering) gives the
-# single-process FID (1e-7 relative here: see below), and that a
+# single-process FID (1e-6 relative here, n < d: see below), and that a
 # corrupt image on one rank's shard ends the whole job non-zero within 60 s
 # with the file named. Needs the FID Inception in GEN_METRICS_HOME (provisioned
 # by the test suite; `gen-metrics models fetch` below is a no-op then).
@@ -26,8 +26,8 @@ bin="$out/gen-metrics"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$out/examples/synth_data" images "$work/real" 200 48 1
-"$out/examples/synth_data" images "$work/fake" 150 48 2
+"$out/examples/synth_data" images "$work/real" 120 48 1
+"$out/examples/synth_data" images "$work/fake" 100 48 2
 
 # Root in containers; more ranks than cores on a CI runner.
 mpirun=(mpirun --allow-run-as-root --oversubscribe)
@@ -79,10 +79,12 @@ rel = abs(s - f) / abs(f)
 print(f"r3s: FID {s!r} vs {f!r}, relative difference {rel:.2e}")
 # The merged statistics equal one pass to float64 rounding (unit test in
 # crates/mpi: 1e-12); FID on them meets 1e-9 only for well-conditioned
-# covariances. Here n = 200 < d = 2048: the covariance is singular and the
+# covariances. Here n = 120 < d = 2048: the covariance is singular and the
 # trace of sqrt(Σ1 Σ2) turns an eps-sized change of a zero eigenvalue into
-# sqrt(eps); measured 1.6e-8 relative on this data (docs/distributed.md).
-ok &= rel <= 1e-7
+# sqrt(eps) (1.6e-8 and 6.4e-8 relative measured on 150 and 200 images); the
+# bound is the conformance README's for FD with N < D, 1e-6 relative
+# (docs/distributed.md).
+ok &= rel <= 1e-6
 sys.exit(0 if ok else 1)
 PY
 
