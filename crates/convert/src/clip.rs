@@ -339,6 +339,73 @@ pub fn convert_clip_visual(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onnx::{OnnxDim, inspect};
+    use crate::vit::VIT_INPUT_NAME;
+    use crate::vit::tests::noise;
+
+    /// The real ViT-L/14@336px image encoder (CMMD's) with random weights:
+    /// every `visual.*` tensor of the official file (304,293,888 values),
+    /// plus the int64 scalars the official TorchScript files keep beside
+    /// them (read as float32, ignored), converted and inspected.
+    #[test]
+    fn vit_l14_336_converts_with_its_shapes() {
+        let cfg = ClipVisionConfig {
+            width: 1024,
+            layers: 24,
+            heads: 16,
+            patch_size: 14,
+            image_size: 336,
+            output_dim: 768,
+        };
+        let mut tensors: Vec<Tensor> = cfg
+            .expected_tensors()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, shape))| {
+                let n = shape.iter().product();
+                Tensor {
+                    name,
+                    shape,
+                    data: noise(i as u64, n),
+                }
+            })
+            .collect();
+        for (name, v) in [
+            ("input_resolution", 336.0),
+            ("context_length", 77.0),
+            ("vocab_size", 49408.0),
+        ] {
+            tensors.push(Tensor {
+                name: name.into(),
+                shape: vec![],
+                data: vec![v],
+            });
+        }
+        let sd = StateDict::from_tensors(tensors).unwrap();
+        assert_eq!(ClipVisionConfig::from_state_dict(&sd, None).unwrap(), cfg);
+        let bytes = convert_clip_visual(&sd, &cfg, &[]).unwrap();
+        let s = inspect(&bytes).unwrap();
+        let n = OnnxDim::Param("N".into());
+        assert_eq!(s.inputs[0].name, VIT_INPUT_NAME);
+        assert_eq!(
+            s.inputs[0].shape,
+            vec![
+                n.clone(),
+                OnnxDim::Value(3),
+                OnnxDim::Value(336),
+                OnnxDim::Value(336)
+            ]
+        );
+        assert_eq!(s.outputs[0].shape, vec![n, OnnxDim::Value(768)]);
+        let ops = s.op_counts();
+        assert_eq!(ops["LayerNormalization"], 2 * 24 + 2);
+        assert_eq!(ops["Softmax"], 24);
+        assert_eq!(ops["Conv"], 1);
+        // Weights written: the visual tensors less the class embedding
+        // (added to the first position at conversion), plus QuickGELU's
+        // constant 1.702.
+        assert_eq!(s.float_parameters(), 304_293_888 - 1024 + 1);
+    }
 
     /// The official image encoders' parameter counts (`sum(p.numel() for p
     /// in model.visual.parameters())`: ViT-B/32 87,849,216; ViT-B/16

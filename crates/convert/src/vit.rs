@@ -966,7 +966,7 @@ impl Builder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::onnx::{OnnxDim, inspect};
 
@@ -1030,7 +1030,7 @@ mod tests {
     }
 
     /// A deterministic stand-in for random weights (no RNG dependency).
-    fn noise(seed: u64, n: usize) -> Vec<f32> {
+    pub(crate) fn noise(seed: u64, n: usize) -> Vec<f32> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
