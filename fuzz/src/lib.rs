@@ -16,8 +16,11 @@ use gen_metrics_convert::{StateDict, TorchScriptArchive, onnx};
 use gen_metrics_features::{ImageSource, decode_bytes};
 use gen_metrics_io::npy::features_from_npy_bytes;
 
+/// A harness: runs one reader on the bytes.
+pub type Harness = fn(&[u8]);
+
 /// The targets, by name (the directory names under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("jpeg", jpeg),
     ("image", image),
     ("npy", npy),
