@@ -2,7 +2,8 @@
 # Fuzzes one reader with AFL++ (docs/fuzzing.md).
 #
 #   bash tools/fuzz/run.sh TARGET SECONDS      e.g. bash tools/fuzz/run.sh jpeg 3600
-#   MINIMISE=1 bash tools/fuzz/run.sh TARGET 0  only folds the queue into fuzz/corpus/TARGET (afl-cmin)
+#   MINIMISE=1 bash tools/fuzz/run.sh TARGET 0  only folds the queue into fuzz/corpus/TARGET
+#                                              (afl-cmin, then capped: see below)
 #
 # Targets: jpeg image npy npz zip stats torchscript onnx checkpoint (fuzz/src/lib.rs).
 # Needs tools/fuzz/install.sh once. Runs at nice 19 with one fuzzer process; the state is
@@ -36,10 +37,24 @@ stats="out/$target/default/fuzzer_stats"
 if [ -f "$stats" ]; then
     grep -E '^(run_time|execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs|stability|bitmap_cvg) ' "$stats"
 fi
+# Minimising: afl-cmin (the bash variant; the python one records no tuples from afl.rs
+# targets) keeps one input per edge, then the corpus is capped at CORPUS_BYTES (default
+# 12000) per target, smallest inputs first, on top of the seeds (make_corpus.py), so the
+# committed corpus stays small; the full queue stays in fuzz/out/TARGET.
 if [ "${MINIMISE:-0}" = 1 ] && [ -d "out/$target/default/queue" ]; then
+    afl_bin="$(ls -d "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin | head -1)"
     rm -rf "out/$target.cmin"
-    nice -n 19 cargo afl cmin -m "${MEM_MB:-4096}" -t "${TIMEOUT_MS:-2000}" \
-        -i "out/$target/default/queue" -o "out/$target.cmin" -- "$bin"
-    rm -rf "corpus/$target" && mv "out/$target.cmin" "corpus/$target"
-    du -sh "corpus/$target"
+    AFL_PATH="$afl_bin" nice -n 19 "$afl_bin/afl-cmin.bash" -m "${MEM_MB:-4096}" -t "${TIMEOUT_MS:-2000}" \
+        -i "out/$target/default/queue" -o "out/$target.cmin" -- "$bin" > "out/$target.cmin.log" 2>&1
+    budget="${CORPUS_BYTES:-12000}"
+    used=0
+    rm -f corpus/"$target"/id_*
+    for f in $(ls -Sr "out/$target.cmin"); do
+        case "$f" in *orig:*) continue ;; esac # the seeds are in corpus/ already
+        size=$(stat -c %s "out/$target.cmin/$f")
+        [ $((used + size)) -le "$budget" ] || break
+        cp "out/$target.cmin/$f" "corpus/$target/id_${f:3:6}"
+        used=$((used + size))
+    done
+    echo "corpus/$target: $(ls "corpus/$target" | wc -l) files, $(du -cb corpus/"$target"/* | tail -1 | cut -f1) bytes ($(ls "out/$target.cmin" | wc -l) after afl-cmin)"
 fi
