@@ -106,7 +106,47 @@ pub(crate) fn decode_dyn<T: ReadableElement>(
     member: Option<&str>,
 ) -> Result<ArrayD<T>, IoError> {
     NpyHeader::parse(bytes, path, member)?.check_data_length(bytes.len(), path, member)?;
+    check_decoder_allocation::<T>(bytes, path, member)?;
     ArrayD::<T>::read_npy(bytes).map_err(|e| npy_error(e, path, member))
+}
+
+/// Refuses what the decoder itself would allocate beyond the file: `ndarray-npy`
+/// parses the header with its own Python-literal parser and allocates
+/// `prod(shape) * size_of::<T>()` bytes before reading the data. Its reading can
+/// differ from [`NpyHeader::parse`]'s on a damaged header (a key given twice:
+/// the decoder keeps the last `'shape'`, so `{'shape': (3, 2), 'shape': (3,
+/// 2222222222)}` over 48 bytes of data once asked for 53 GB and aborted; found
+/// by fuzzing, docs/fuzzing.md). A header the decoder cannot parse allocates
+/// nothing and is reported by the decoder.
+///
+/// # Errors
+/// [`IoError::MalformedNpy`] naming the declared and the present sizes.
+fn check_decoder_allocation<T>(
+    bytes: &[u8],
+    path: &Path,
+    member: Option<&str>,
+) -> Result<(), IoError> {
+    let mut rest = bytes;
+    let Ok(header) = ndarray_npy::npy::header::Header::from_reader(&mut rest) else {
+        return Ok(());
+    };
+    let present = rest.len();
+    let declared = header
+        .shape
+        .iter()
+        .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d));
+    match declared {
+        Some(n) if n <= present => Ok(()),
+        _ => Err(IoError::MalformedNpy {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            detail: format!(
+                "the file is truncated or its header is inconsistent: the header declares shape {:?} ({} bytes of data) but the file holds {present}",
+                header.shape,
+                declared.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string()),
+            ),
+        }),
+    }
 }
 
 fn to_standard<T: Clone>(a: Array2<T>) -> Array2<T> {
