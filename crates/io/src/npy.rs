@@ -215,6 +215,12 @@ impl NpyHeader {
             .get(start..start.saturating_add(len))
             .ok_or_else(|| bad("the header is truncated"))?;
         let header = String::from_utf8_lossy(header);
+        let depth = bracket_depth(&header);
+        if depth > MAX_HEADER_NESTING {
+            return Err(bad(&format!(
+                "the header nests brackets {depth} deep (a NumPy header nests at most {MAX_HEADER_NESTING})"
+            )));
+        }
         let descr = dict_value(&header, "descr").ok_or_else(|| bad("the header has no 'descr'"))?;
         let descr = descr.trim_matches(|c| c == '\'' || c == '"').to_owned();
         let fortran_order = dict_value(&header, "fortran_order").is_some_and(|v| v == "True");
@@ -260,6 +266,32 @@ impl NpyHeader {
             }),
         }
     }
+}
+
+/// The deepest bracket nesting (`{`, `[`, `(`) an `.npy` header may have: a
+/// dict holding a list of tuples holding a shape tuple (a structured dtype)
+/// is 4 deep; the plain headers this crate reads are 2 deep. The decoder's
+/// header parser (`ndarray-npy` through `py_literal`) backtracks
+/// exponentially in the nesting of unclosed brackets (about 3^depth steps: 10
+/// unclosed `{` took 10 s, 12 took 90 s; found by fuzzing, docs/fuzzing.md),
+/// so deeper headers are refused before it sees them.
+const MAX_HEADER_NESTING: usize = 4;
+
+/// The deepest nesting of `{`, `[` and `(` in `s` (quotes are not special:
+/// brackets inside a string count too, which only makes the check stricter).
+fn bracket_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in s.chars() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Bytes per element of a numeric dtype descriptor (`<f4`, `|u1`, `<i8`, ...).
