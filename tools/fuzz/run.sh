@@ -11,7 +11,8 @@
 # fuzz/out/TARGET/default/crashes: turn each into a regression test in the reader's crate
 # and copy the (small) input to fuzz/regressions/TARGET/ so CI replays it.
 # Environment: MEM_MB (afl-fuzz -m, default 4096: a reader must refuse what would need
-# more), TIMEOUT_MS (afl-fuzz -t, default 2000), CARGO_TARGET_DIR (default fuzz/target).
+# more), TIMEOUT_MS (afl-fuzz -t, default 2000), CARGO_TARGET_DIR (default fuzz/target),
+# BUILD=0 (use the binary already built).
 set -euo pipefail
 target="${1:?usage: run.sh TARGET SECONDS}"
 seconds="${2:?usage: run.sh TARGET SECONDS}"
@@ -20,7 +21,9 @@ cd "$root/fuzz"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 [ -d "corpus/$target" ] || { echo "no corpus/$target (targets: $(ls corpus | tr '\n' ' '))" >&2; exit 2; }
 
-nice -n 19 cargo afl build --release --locked -j 2 --bin "$target"
+if [ "${BUILD:-1}" = 1 ]; then
+    nice -n 19 cargo afl build --release --locked -j 2 --bin "$target"
+fi
 bin="$CARGO_TARGET_DIR/release/$target"
 
 # Readers that take a path get a file written under TMPDIR for every input: keep it in memory.
