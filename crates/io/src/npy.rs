@@ -106,7 +106,47 @@ pub(crate) fn decode_dyn<T: ReadableElement>(
     member: Option<&str>,
 ) -> Result<ArrayD<T>, IoError> {
     NpyHeader::parse(bytes, path, member)?.check_data_length(bytes.len(), path, member)?;
+    check_decoder_allocation::<T>(bytes, path, member)?;
     ArrayD::<T>::read_npy(bytes).map_err(|e| npy_error(e, path, member))
+}
+
+/// Refuses what the decoder itself would allocate beyond the file: `ndarray-npy`
+/// parses the header with its own Python-literal parser and allocates
+/// `prod(shape) * size_of::<T>()` bytes before reading the data. Its reading can
+/// differ from [`NpyHeader::parse`]'s on a damaged header (a key given twice:
+/// the decoder keeps the last `'shape'`, so `{'shape': (3, 2), 'shape': (3,
+/// 2222222222)}` over 48 bytes of data once asked for 53 GB and aborted; found
+/// by fuzzing, docs/fuzzing.md). A header the decoder cannot parse allocates
+/// nothing and is reported by the decoder.
+///
+/// # Errors
+/// [`IoError::MalformedNpy`] naming the declared and the present sizes.
+fn check_decoder_allocation<T>(
+    bytes: &[u8],
+    path: &Path,
+    member: Option<&str>,
+) -> Result<(), IoError> {
+    let mut rest = bytes;
+    let Ok(header) = ndarray_npy::npy::header::Header::from_reader(&mut rest) else {
+        return Ok(());
+    };
+    let present = rest.len();
+    let declared = header
+        .shape
+        .iter()
+        .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d));
+    match declared {
+        Some(n) if n <= present => Ok(()),
+        _ => Err(IoError::MalformedNpy {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            detail: format!(
+                "the file is truncated or its header is inconsistent: the header declares shape {:?} ({} bytes of data) but the file holds {present}",
+                header.shape,
+                declared.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string()),
+            ),
+        }),
+    }
 }
 
 fn to_standard<T: Clone>(a: Array2<T>) -> Array2<T> {
@@ -175,6 +215,12 @@ impl NpyHeader {
             .get(start..start.saturating_add(len))
             .ok_or_else(|| bad("the header is truncated"))?;
         let header = String::from_utf8_lossy(header);
+        let depth = bracket_depth(&header);
+        if depth > MAX_HEADER_NESTING {
+            return Err(bad(&format!(
+                "the header nests brackets {depth} deep (a NumPy header nests at most {MAX_HEADER_NESTING})"
+            )));
+        }
         let descr = dict_value(&header, "descr").ok_or_else(|| bad("the header has no 'descr'"))?;
         let descr = descr.trim_matches(|c| c == '\'' || c == '"').to_owned();
         let fortran_order = dict_value(&header, "fortran_order").is_some_and(|v| v == "True");
@@ -220,6 +266,32 @@ impl NpyHeader {
             }),
         }
     }
+}
+
+/// The deepest bracket nesting (`{`, `[`, `(`) an `.npy` header may have: a
+/// dict holding a list of tuples holding a shape tuple (a structured dtype)
+/// is 4 deep; the plain headers this crate reads are 2 deep. The decoder's
+/// header parser (`ndarray-npy` through `py_literal`) backtracks
+/// exponentially in the nesting of unclosed brackets (about 3^depth steps: 10
+/// unclosed `{` took 10 s, 12 took 90 s; found by fuzzing, docs/fuzzing.md),
+/// so deeper headers are refused before it sees them.
+const MAX_HEADER_NESTING: usize = 4;
+
+/// The deepest nesting of `{`, `[` and `(` in `s` (quotes are not special:
+/// brackets inside a string count too, which only makes the check stricter).
+fn bracket_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in s.chars() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Bytes per element of a numeric dtype descriptor (`<f4`, `|u1`, `<i8`, ...).

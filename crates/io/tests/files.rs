@@ -116,6 +116,65 @@ fn malformed_npy_files_are_clear_errors() {
     assert!(matches!(missing, IoError::Os { .. }));
 }
 
+/// Found by fuzzing (docs/fuzzing.md, target `npy`): a header that gives
+/// `'shape'` twice. The length check read the first shape, `(3, 2)`, which
+/// the 48 data bytes hold; the decoder keeps the last one, `(3, 2222222222)`,
+/// and asked for 53 GB (`memory allocation ... failed`, abort). The check now
+/// also uses the decoder's own reading of the header. Labels and statistics
+/// members go through the same decoder.
+#[test]
+fn a_header_repeating_shape_is_refused_before_the_decoder_allocates() {
+    let d = tmp();
+    let mut header =
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), 'shape': (3, 2222222222), }"
+            .to_owned();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 48]);
+    let p = d.path().join("twice.npy");
+    std::fs::write(&p, &bytes).unwrap();
+    let err = read_features(&p).expect_err("inconsistent header");
+    assert!(
+        matches!(err, IoError::MalformedNpy { .. }),
+        "unexpected error {err:?}"
+    );
+    assert!(err.to_string().contains("2222222222"), "{err}");
+    assert!(gen_metrics_io::read_log_likelihoods(&p).is_err());
+}
+
+/// Found by fuzzing (docs/fuzzing.md, target `npy`): the decoder's header
+/// parser backtracks exponentially in unclosed brackets; a 160-byte file
+/// opening its header with 19 `{` did not finish in 60 s. Refused at once by
+/// the nesting limit (a NumPy header nests at most 4 deep).
+#[test]
+fn a_header_of_nested_brackets_is_refused_at_once() {
+    let d = tmp();
+    let mut header =
+        "{{{{{{{{{{{{{{{{{{{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_owned();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 24]);
+    let p = d.path().join("nested.npy");
+    std::fs::write(&p, &bytes).unwrap();
+    let started = std::time::Instant::now();
+    let err = read_features(&p).expect_err("nested header");
+    assert!(err.to_string().contains("nests brackets 20 deep"), "{err}");
+    assert!(gen_metrics_io::read_labels(&p).is_err());
+    assert!(gen_metrics_io::read_log_likelihoods(&p).is_err());
+    // Not a timing assertion of the fix's speed: without it this took minutes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
 #[test]
 fn writes_are_atomic_and_never_clobber_unasked() {
     let d = tmp();
