@@ -341,7 +341,7 @@ mod tests {
     use super::*;
     use crate::onnx::{OnnxDim, inspect};
     use crate::vit::VIT_INPUT_NAME;
-    use crate::vit::tests::noise;
+    use crate::vit::tests::random_tensors;
 
     /// The real ViT-L/14@336px image encoder (CMMD's) with random weights:
     /// every `visual.*` tensor of the official file (304,293,888 values),
@@ -357,19 +357,7 @@ mod tests {
             image_size: 336,
             output_dim: 768,
         };
-        let mut tensors: Vec<Tensor> = cfg
-            .expected_tensors()
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, shape))| {
-                let n = shape.iter().product();
-                Tensor {
-                    name,
-                    shape,
-                    data: noise(i as u64, n),
-                }
-            })
-            .collect();
+        let mut tensors = random_tensors(cfg.expected_tensors());
         for (name, v) in [
             ("input_resolution", 336.0),
             ("context_length", 77.0),

@@ -1044,9 +1044,9 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn random_state_dict(cfg: &VitConfig) -> StateDict {
-        let tensors = cfg
-            .expected_tensors()
+    /// Tensors of the given names and shapes filled with [`noise`].
+    pub(crate) fn random_tensors(expected: Vec<(String, Vec<usize>)>) -> Vec<Tensor> {
+        expected
             .into_iter()
             .enumerate()
             .map(|(i, (name, shape))| {
@@ -1057,8 +1057,11 @@ pub(crate) mod tests {
                     data: noise(i as u64, n),
                 }
             })
-            .collect();
-        StateDict::from_tensors(tensors).unwrap()
+            .collect()
+    }
+
+    fn random_state_dict(cfg: &VitConfig) -> StateDict {
+        StateDict::from_tensors(random_tensors(cfg.expected_tensors())).unwrap()
     }
 
     /// The real ViT-L/14 architecture with random weights: every tensor of

@@ -436,6 +436,19 @@ impl<'a> Context<'a> {
         Ok(self.squared_radii(spec, set, k)?.mapv(f64::sqrt))
     }
 
+    /// The answer to `need`: cached, or computed now by a cross pass of its own.
+    fn cross_answer(&self, spec: &Spec, need: Need) -> Result<Arc<CrossAnswer>, MetricError> {
+        if let Some(a) = self.cached_cross(&need) {
+            return Ok(a);
+        }
+        let req = self.cross_request(spec, need)?;
+        let a = self.run_cross(spec, &[(need, req)])?;
+        a.into_iter().next().ok_or(MetricError::Numerical {
+            metric: spec.name,
+            detail: "no cross answer".into(),
+        })
+    }
+
     /// Ball statistics between the real (`a`) and generated (`b`) rows with
     /// their k-th neighbour radii ([`Need::CrossBalls`]), computed once (in
     /// [`Context::prepare`]'s single cross pass when planned).
@@ -449,17 +462,7 @@ impl<'a> Context<'a> {
         boundary: Boundary,
     ) -> Result<Arc<CrossBallStats>, MetricError> {
         let need = Need::CrossBalls { k, boundary };
-        let answer = match self.cached_cross(&need) {
-            Some(a) => a,
-            None => {
-                let req = self.cross_request(spec, need)?;
-                let a = self.run_cross(spec, &[(need, req)])?;
-                a.into_iter().next().ok_or(MetricError::Numerical {
-                    metric: spec.name,
-                    detail: "no cross answer".into(),
-                })?
-            }
-        };
+        let answer = self.cross_answer(spec, need)?;
         match &*answer {
             CrossAnswer::Balls(st) => Ok(Arc::new(st.clone())),
             CrossAnswer::MaxWeight(_) => Err(MetricError::Numerical {
@@ -487,17 +490,7 @@ impl<'a> Context<'a> {
             percentile_bits: percentile.to_bits(),
             eps_bits: eps.to_bits(),
         };
-        let answer = match self.cached_cross(&need) {
-            Some(a) => a,
-            None => {
-                let req = self.cross_request(spec, need)?;
-                let a = self.run_cross(spec, &[(need, req)])?;
-                a.into_iter().next().ok_or(MetricError::Numerical {
-                    metric: spec.name,
-                    detail: "no cross answer".into(),
-                })?
-            }
-        };
+        let answer = self.cross_answer(spec, need)?;
         match &*answer {
             CrossAnswer::MaxWeight(v) => Ok(v.clone()),
             CrossAnswer::Balls(_) => Err(MetricError::Numerical {
