@@ -24,10 +24,12 @@
 //!
 //! The inner products come from `faer` GEMMs on row blocks converted to
 //! float64 (the references compute in float64; `f32` features are widened
-//! exactly), so memory is `O(block² + block·D)` whatever `m` and `n` are. Each
-//! block's kernel values are summed row by row with compensated (Neumaier)
-//! summation ([`CompensatedSum`]) and the row sums are added in a fixed order,
-//! so the result does not depend on the number of threads.
+//! exactly), so memory is `8 (2·block·D + block²)` bytes whatever `m` and `n`
+//! are, with `block` chosen from `D` to fit [`BLOCK_MEMORY_BUDGET`] (64 MiB;
+//! 1024 rows for every `D ≤ 3584`). Each block's kernel values are summed row
+//! by row with compensated (Neumaier) summation ([`CompensatedSum`]) and the
+//! row sums are added in a fixed order, so the result does not depend on the
+//! number of threads or on the memory free at run time.
 
 use faer::{Accum, MatMut, MatRef};
 use ndarray::{Array2, ArrayView2};
@@ -36,8 +38,48 @@ use rayon::prelude::*;
 use crate::LinalgError;
 use crate::stats::first_non_finite;
 
-/// Default rows per block: a 1024 × 1024 float64 block is 8 MiB.
+/// The most rows per block: a 1024 × 1024 float64 block is 8 MiB.
 pub const DEFAULT_BLOCK_ROWS: usize = 1024;
+
+/// Working memory one kernel pass may hold at a time, in bytes (64 MiB).
+///
+/// A pass holds two row blocks widened to float64 and one block of kernel
+/// values: `8 (2 r D + r²)` bytes for `r` rows per block in `D` dimensions
+/// ([`block_memory_bytes`]). With the default of [`DEFAULT_BLOCK_ROWS`] rows
+/// that is 40 MiB at `D = 2048` but 4.4 GB for raw 299 × 299 × 3 pixels, so
+/// the rows per block come from this budget ([`block_rows_for_dim`]).
+///
+/// The budget is a constant rather than a share of the memory free at run
+/// time on purpose: the block size fixes the order of the compensated
+/// summation, so a size that followed free memory would let the last bits of
+/// KID, CMMD or RKE change from one run to the next on the same data.
+pub const BLOCK_MEMORY_BUDGET: usize = 64 << 20;
+
+/// The fewest rows per block the budget rule picks (below this the GEMMs are
+/// too thin to be efficient; memory is then `8 (32 D + 256)` bytes).
+pub const MIN_BLOCK_ROWS: usize = 16;
+
+/// Bytes a kernel pass holds at once with `rows` rows per block in `dim`
+/// dimensions: `8 (2 · rows · dim + rows²)` (two widened row blocks and one
+/// kernel block; the squared norms, `16 · rows`, are left out).
+pub fn block_memory_bytes(rows: usize, dim: usize) -> usize {
+    8usize.saturating_mul(
+        (2usize.saturating_mul(rows).saturating_mul(dim)).saturating_add(rows.saturating_mul(rows)),
+    )
+}
+
+/// Rows per block for `dim` dimensions: the largest multiple of
+/// [`MIN_BLOCK_ROWS`] up to [`DEFAULT_BLOCK_ROWS`] whose
+/// [`block_memory_bytes`] fit [`BLOCK_MEMORY_BUDGET`], and never fewer than
+/// [`MIN_BLOCK_ROWS`]. Every encoder of the registry (`D ≤ 2048`) gets the
+/// full 1024 rows; 299 × 299 × 3 pixels get 16 (about 69 MB).
+pub fn block_rows_for_dim(dim: usize) -> usize {
+    let mut rows = DEFAULT_BLOCK_ROWS;
+    while rows > MIN_BLOCK_ROWS && block_memory_bytes(rows, dim) > BLOCK_MEMORY_BUDGET {
+        rows -= MIN_BLOCK_ROWS;
+    }
+    rows
+}
 
 /// A positive-definite kernel on feature vectors.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -279,7 +321,8 @@ pub struct WithinSum {
 #[derive(Debug, Clone, Copy)]
 pub struct KernelSums {
     kernel: Kernel,
-    block_rows: usize,
+    /// Rows per block; `None`: [`block_rows_for_dim`] of the data.
+    block_rows: Option<usize>,
 }
 
 /// One block of rows widened to float64, with squared norms if needed.
@@ -290,17 +333,20 @@ struct Block {
 }
 
 impl KernelSums {
-    /// Sums of `kernel` with blocks of [`DEFAULT_BLOCK_ROWS`] rows.
+    /// Sums of `kernel`, with the rows per block chosen from the data's
+    /// dimension so one pass stays within [`BLOCK_MEMORY_BUDGET`]
+    /// ([`block_rows_for_dim`]).
     pub fn new(kernel: Kernel) -> Self {
         KernelSums {
             kernel,
-            block_rows: DEFAULT_BLOCK_ROWS,
+            block_rows: None,
         }
     }
 
-    /// Rows per block (memory `O(block²)`); 0 restores the default.
+    /// Fixed rows per block (memory [`block_memory_bytes`]); 0 restores the
+    /// choice from the dimension.
     pub fn block_rows(mut self, rows: usize) -> Self {
-        self.block_rows = if rows == 0 { DEFAULT_BLOCK_ROWS } else { rows };
+        self.block_rows = (rows != 0).then_some(rows);
         self
     }
 
@@ -335,8 +381,11 @@ impl KernelSums {
     }
 
     fn block<T: Copy + Into<f64> + Sync>(&self, x: ArrayView2<'_, T>, r0: usize) -> Block {
-        let rows = self.block_rows.min(x.nrows() - r0);
         let d = x.ncols();
+        let rows = self
+            .block_rows
+            .unwrap_or_else(|| block_rows_for_dim(d))
+            .min(x.nrows() - r0);
         let mut buf = vec![0.0f64; rows * d];
         buf.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
             for (o, v) in out.iter_mut().zip(x.row(r0 + i).iter()) {
@@ -900,6 +949,54 @@ mod tests {
                 assert!((m.sum() - want).abs() <= 1e-12 * want.abs());
             }
         }
+    }
+
+    #[test]
+    fn block_rows_keep_a_pass_within_the_memory_budget() {
+        // Every registry encoder keeps the full block (and so its numbers).
+        for d in [512, 768, 1024, 2023, 2048, 3584] {
+            assert_eq!(block_rows_for_dim(d), DEFAULT_BLOCK_ROWS, "{d}");
+        }
+        assert!(block_rows_for_dim(3585) < DEFAULT_BLOCK_ROWS);
+        for d in [1, 100, 3585, 4096, 16_384, 65_536, 268_203] {
+            let r = block_rows_for_dim(d);
+            assert!(r >= MIN_BLOCK_ROWS && r % MIN_BLOCK_ROWS == 0, "{d}: {r}");
+            // Within the budget, unless even the floor exceeds it.
+            assert!(
+                block_memory_bytes(r, d) <= BLOCK_MEMORY_BUDGET || r == MIN_BLOCK_ROWS,
+                "{d}: {r}"
+            );
+            // The largest such size.
+            if r < DEFAULT_BLOCK_ROWS {
+                assert!(block_memory_bytes(r + MIN_BLOCK_ROWS, d) > BLOCK_MEMORY_BUDGET);
+            }
+        }
+        // Raw 299 × 299 × 3 pixels: the floor, about 69 MB instead of 4.4 GB.
+        assert_eq!(block_rows_for_dim(268_203), MIN_BLOCK_ROWS);
+        assert!(block_memory_bytes(DEFAULT_BLOCK_ROWS, 268_203) > 4_000_000_000);
+        assert!(block_memory_bytes(MIN_BLOCK_ROWS, 268_203) < 70_000_000);
+    }
+
+    #[test]
+    fn the_default_block_size_follows_the_dimension() {
+        // 100 + 60 rows in 70,000 dimensions: 48 rows per block (budget
+        // rule), so several blocks; the sums equal an explicit 48-row
+        // blocking exactly and the naive sums to rounding.
+        let d = 70_000;
+        assert_eq!(block_rows_for_dim(d), 48);
+        let x = data(100, d, 3);
+        let y = data(60, d, 4);
+        let k = Kernel::kid(d);
+        let auto = KernelSums::new(k);
+        let fixed = KernelSums::new(k).block_rows(48);
+        let w = auto.within(x.view()).unwrap().off_diagonal.value();
+        assert_eq!(w, fixed.within(x.view()).unwrap().off_diagonal.value());
+        let want = naive(k, &x, &x, true);
+        assert!((w - want).abs() <= 1e-12 * want.abs(), "{w} {want}");
+        let b = auto.between(x.view(), y.view()).unwrap().value();
+        assert_eq!(b, fixed.between(x.view(), y.view()).unwrap().value());
+        let want = naive(k, &x, &y, false);
+        assert!((b - want).abs() <= 1e-12 * want.abs(), "{b} {want}");
     }
 
     #[test]
