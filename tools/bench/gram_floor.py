@@ -8,7 +8,12 @@
            real·fakeᵀ, with numpy/OpenBLAS in row blocks of --block rows (X[i:i+B] @ Y.T, so
            memory stays bounded as ours does), on the same machine and threads.
 The floor is what any exact-distance implementation must at least multiply (without symmetry:
-the two within-set products could be halved). Rounds are interleaved (ours, floor, ours, ...);
+the two within-set products could be halved).
+
+With --kid-floor the run also times what exact KID alone must multiply: the float64 products of
+the upper-triangle blocks of real·realᵀ and fake·fakeᵀ and all of real·fakeᵀ (the references
+compute KID in float64; float32 products move it by ~5e-5 relative). Its ratio to the float32
+floor bounds from below what any implementation keeping KID exact can reach (docs/benchmarks.md). Rounds are interleaved (ours, floor, ours, ...);
 minima are compared and printed last as one JSON line with the ratio ours / floor.
 
     python3 tools/bench/gram_floor.py --bin target/release/gen-metrics A.npy B.npy
@@ -51,6 +56,20 @@ def floor(x, y, block):
     return time.perf_counter() - t0
 
 
+def kid_floor(x, y, block):
+    """float64 products exact KID needs: upper-triangle blocks within each set, all across."""
+    t0 = time.perf_counter()
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    for p in (x64, y64):
+        for i in range(0, p.shape[0], block):
+            g = p[i:i + block] @ p[i:].T
+            del g
+    for i in range(0, x64.shape[0], block):
+        g = x64[i:i + block] @ y64.T
+        del g
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the gen-metrics binary (release build)")
@@ -58,6 +77,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--block", type=int, default=2048, help="rows per GEMM block of the floor")
     ap.add_argument("--make", nargs=3, metavar=("N", "D", "DIR"), help="write A.npy, B.npy first")
+    ap.add_argument("--kid-floor", action="store_true",
+                    help="also time the float64 products exact KID needs (see above)")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
     files = make(int(a.make[0]), int(a.make[1]), a.make[2]) if a.make else a.files
@@ -66,20 +87,28 @@ def main():
     fa, fb = files
     x, y = np.load(fa), np.load(fb)
     assert x.dtype == np.float32 and y.dtype == np.float32
-    t_ours, t_floor, rss, values = [], [], [], None
+    t_ours, t_floor, t_kid, rss, values = [], [], [], [], None
     floor(x[:512], y[:512], a.block)  # warm-up (BLAS threads)
     for r in range(a.rounds):
         w, m, values = ours(a.bin, fa, fb, a.metrics)
         t_ours.append(w)
         rss.append(m)
         t_floor.append(floor(x, y, a.block))
-        print("round", r, {"ours": round(w, 2), "floor": round(t_floor[-1], 2), "rss": m}, flush=True)
-    print(json.dumps({
+        row = {"ours": round(w, 2), "floor": round(t_floor[-1], 2), "rss": m}
+        if a.kid_floor:
+            t_kid.append(kid_floor(x, y, a.block))
+            row["kid_floor"] = round(t_kid[-1], 2)
+        print("round", r, row, flush=True)
+    summary = {
         "numpy": np.__version__, "cpus": os.cpu_count(), "real": list(x.shape), "fake": list(y.shape),
         "metrics": a.metrics, "ours_s": t_ours, "floor_three_f32_gemms_s": t_floor,
         "peak_rss_bytes": rss, "values": values,
         "ratio_ours_over_floor": min(t_ours) / min(t_floor),
-    }))
+    }
+    if t_kid:
+        summary["kid_float64_products_s"] = t_kid
+        summary["ratio_kid_float64_products_over_floor"] = min(t_kid) / min(t_floor)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
