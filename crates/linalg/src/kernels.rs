@@ -31,7 +31,7 @@
 //! row sums are added in a fixed order, so the result does not depend on the
 //! number of threads or on the memory free at run time.
 
-use faer::{Accum, MatMut, MatRef};
+use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -326,10 +326,36 @@ pub struct KernelSums {
 }
 
 /// One block of rows widened to float64, with squared norms if needed.
+#[derive(Default)]
 struct Block {
     x: Vec<f64>,
     rows: usize,
     sq: Vec<f64>,
+}
+
+/// The buffers one worker reuses from block pair to block pair: two widened
+/// row blocks and one kernel block (`8 (2 r D + r²)` bytes,
+/// [`block_memory_bytes`]).
+#[derive(Default)]
+struct PassScratch {
+    a: Block,
+    b: Block,
+    g: Vec<f64>,
+}
+
+/// What one block pair `(I, J)` adds to a pass, merged by the caller in
+/// block-pair order (so the totals do not depend on which worker ran it).
+struct PairPart {
+    /// Sum of the block's kernel values (the diagonal left out on a diagonal
+    /// block of a within-set pass).
+    off: CompensatedSum,
+    /// The diagonal's sum, on a diagonal block of a within-set pass.
+    diag: Option<CompensatedSum>,
+    /// Whether the block stands for itself and its mirror `(J, I)` (an
+    /// off-diagonal block of a within-set pass): merged twice.
+    twice: bool,
+    /// Per subset, the block's entries inside it (`None`: none).
+    per: Vec<Option<CompensatedSum>>,
 }
 
 impl KernelSums {
@@ -380,42 +406,52 @@ impl KernelSums {
         Ok(())
     }
 
+    /// Rows per block for `d` dimensions: the fixed size, or
+    /// [`block_rows_for_dim`].
+    fn rows_for(&self, d: usize) -> usize {
+        self.block_rows.unwrap_or_else(|| block_rows_for_dim(d))
+    }
+
     fn block<T: Copy + Into<f64> + Sync>(&self, x: ArrayView2<'_, T>, r0: usize) -> Block {
+        let mut b = Block::default();
+        self.block_into(x, r0, &mut b);
+        b
+    }
+
+    /// Widens the block of rows starting at `r0` into `out`, reusing its
+    /// buffers.
+    fn block_into<T: Copy + Into<f64> + Sync>(
+        &self,
+        x: ArrayView2<'_, T>,
+        r0: usize,
+        out: &mut Block,
+    ) {
         let d = x.ncols();
-        let rows = self
-            .block_rows
-            .unwrap_or_else(|| block_rows_for_dim(d))
-            .min(x.nrows() - r0);
-        let mut buf = vec![0.0f64; rows * d];
-        buf.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
-            for (o, v) in out.iter_mut().zip(x.row(r0 + i).iter()) {
+        let rows = self.rows_for(d).min(x.nrows() - r0);
+        out.rows = rows;
+        out.x.resize(rows * d, 0.0);
+        out.x.par_chunks_mut(d).enumerate().for_each(|(i, o)| {
+            for (o, v) in o.iter_mut().zip(x.row(r0 + i).iter()) {
                 *o = (*v).into();
             }
         });
-        let sq = if self.kernel.needs_norms() {
-            buf.par_chunks(d)
-                .map(|r| r.iter().map(|v| v * v).sum())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Block { x: buf, rows, sq }
+        out.sq.clear();
+        if self.kernel.needs_norms() {
+            out.sq.par_extend(
+                out.x
+                    .par_chunks(d)
+                    .map(|r| r.iter().map(|v| v * v).sum::<f64>()),
+            );
+        }
     }
 
     /// Gram block `G = A Bᵀ` (row-major `a.rows × b.rows`) into `g`.
-    fn gram(&self, a: &Block, b: &Block, d: usize, g: &mut Vec<f64>) {
+    fn gram(&self, a: &Block, b: &Block, d: usize, g: &mut Vec<f64>, par: Par) {
         g.resize(a.rows * b.rows, 0.0);
         let lhs = MatRef::from_row_major_slice(&a.x, a.rows, d);
         let rhs = MatRef::from_row_major_slice(&b.x, b.rows, d).transpose();
         let dst = MatMut::from_row_major_slice_mut(&mut g[..], a.rows, b.rows);
-        faer::linalg::matmul::matmul(
-            dst,
-            Accum::Replace,
-            lhs,
-            rhs,
-            1.0,
-            faer::get_global_parallelism(),
-        );
+        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, par);
     }
 
     /// `sq` of a block entry (0 when the kernel does not use norms).
@@ -492,56 +528,15 @@ impl KernelSums {
         x: ArrayView2<'_, T>,
         subsets: &[Vec<usize>],
     ) -> Result<(WithinSum, Vec<CompensatedSum>), LinalgError> {
-        let (n, d) = x.dim();
+        let parts = self.pairs_pass(x, None, subsets, subsets);
         let mut off = CompensatedSum::default();
         let mut diag = CompensatedSum::default();
         let mut per = vec![CompensatedSum::default(); subsets.len()];
-        let mut g = Vec::new();
-        let mut i0 = 0;
-        while i0 < n {
-            let a = self.block(x, i0);
-            let mut j0 = i0;
-            while j0 < n {
-                if j0 == i0 {
-                    self.gram(&a, &a, d, &mut g);
-                    self.eval_block(&a, &a, &mut g);
-                    let (s, dg) = Self::block_sum(a.rows, &g, true);
-                    off.merge(s);
-                    diag.merge(dg);
-                    subset_block_sums(
-                        &mut per,
-                        subsets,
-                        subsets,
-                        (i0, a.rows),
-                        (i0, a.rows),
-                        &g,
-                        true,
-                        false,
-                    );
-                    j0 += a.rows;
-                } else {
-                    let b = self.block(x, j0);
-                    self.gram(&a, &b, d, &mut g);
-                    self.eval_block(&a, &b, &mut g);
-                    // k is symmetric: the block (J, I) has the same sum;
-                    // doubling is exact in binary floating point.
-                    let (s, _) = Self::block_sum(b.rows, &g, false);
-                    off.merge(s);
-                    off.merge(s);
-                    subset_block_sums(
-                        &mut per,
-                        subsets,
-                        subsets,
-                        (i0, a.rows),
-                        (j0, b.rows),
-                        &g,
-                        false,
-                        true,
-                    );
-                    j0 += b.rows;
-                }
+        for part in parts {
+            merge_part(&part, &mut off, &mut per);
+            if let Some(dg) = part.diag {
+                diag.merge(dg);
             }
-            i0 += a.rows;
         }
         finite(what, off.value())?;
         finite(what, diag.value())?;
@@ -552,6 +547,72 @@ impl KernelSums {
             },
             per,
         ))
+    }
+
+    /// The block pairs of one pass and what each adds, in block-pair order:
+    /// `(I, J ≥ I)` of `x` with itself when `y` is `None`, every `(I, J)` of
+    /// `x` and `y` otherwise. Block pairs run in parallel, one per worker with
+    /// a sequential GEMM each (on 2 cores about 1.3× the rate of one GEMM
+    /// split across the threads, docs/benchmarks.md), unless there are too
+    /// few pairs to keep every thread busy; faer's products are bitwise the
+    /// same either way, and the caller merges the parts in order, so the sums
+    /// do not depend on the number of threads. Memory: one [`PassScratch`]
+    /// per worker.
+    fn pairs_pass<T: Copy + Into<f64> + Sync>(
+        &self,
+        x: ArrayView2<'_, T>,
+        y: Option<ArrayView2<'_, T>>,
+        sx: &[Vec<usize>],
+        sy: &[Vec<usize>],
+    ) -> Vec<PairPart> {
+        let d = x.ncols();
+        let rows = self.rows_for(d);
+        let starts = |n: usize| (0..n).step_by(rows).collect::<Vec<usize>>();
+        let si = starts(x.nrows());
+        let pairs: Vec<(usize, usize)> = match y {
+            None => si
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &i)| si[k..].iter().map(move |&j| (i, j)))
+                .collect(),
+            Some(y) => {
+                let sj = starts(y.nrows());
+                si.iter()
+                    .flat_map(|&i| sj.iter().map(move |&j| (i, j)))
+                    .collect()
+            }
+        };
+        let threads = rayon::current_num_threads();
+        let par = if pairs.len() >= 2 * threads {
+            Par::Seq
+        } else {
+            faer::get_global_parallelism()
+        };
+        pairs
+            .par_iter()
+            .map_init(PassScratch::default, |scr, &(i0, j0)| {
+                let PassScratch { a, b: other, g } = scr;
+                self.block_into(x, i0, a);
+                let a: &Block = a;
+                let within = y.is_none();
+                let diagonal = within && i0 == j0;
+                let b: &Block = if diagonal {
+                    a
+                } else {
+                    self.block_into(y.unwrap_or(x), j0, other);
+                    other
+                };
+                self.gram(a, b, d, g, par);
+                self.eval_block(a, b, g);
+                let (off, dg) = Self::block_sum(b.rows, g, diagonal);
+                PairPart {
+                    off,
+                    diag: diagonal.then_some(dg),
+                    twice: within && !diagonal,
+                    per: subset_block_sums(sx, sy, (i0, a.rows), (j0, b.rows), g, diagonal),
+                }
+            })
+            .collect()
     }
 
     /// `Σ_{i,j} k(x_i, y_j)`.
@@ -598,32 +659,10 @@ impl KernelSums {
         sx: &[Vec<usize>],
         sy: &[Vec<usize>],
     ) -> Result<(CompensatedSum, Vec<CompensatedSum>), LinalgError> {
-        let d = x.ncols();
         let mut total = CompensatedSum::default();
         let mut per = vec![CompensatedSum::default(); sx.len()];
-        let mut g = Vec::new();
-        let mut i0 = 0;
-        while i0 < x.nrows() {
-            let a = self.block(x, i0);
-            let mut j0 = 0;
-            while j0 < y.nrows() {
-                let b = self.block(y, j0);
-                self.gram(&a, &b, d, &mut g);
-                self.eval_block(&a, &b, &mut g);
-                total.merge(Self::block_sum(b.rows, &g, false).0);
-                subset_block_sums(
-                    &mut per,
-                    sx,
-                    sy,
-                    (i0, a.rows),
-                    (j0, b.rows),
-                    &g,
-                    false,
-                    false,
-                );
-                j0 += b.rows;
-            }
-            i0 += a.rows;
+        for part in self.pairs_pass(x, Some(y), sx, sy) {
+            merge_part(&part, &mut total, &mut per);
         }
         finite(what, total.value())?;
         Ok((total, per))
@@ -714,7 +753,7 @@ impl KernelSums {
             let mut j0 = 0;
             while j0 < n {
                 let b = self.block(y, j0);
-                self.gram(&a, &b, d, &mut g);
+                self.gram(&a, &b, d, &mut g, faer::get_global_parallelism());
                 let k = self.kernel;
                 let mut dst =
                     out.slice_axis_mut(ndarray::Axis(0), ndarray::Slice::from(i0..i0 + a.rows));
@@ -836,28 +875,42 @@ fn in_range(list: &[usize], (start, len): (usize, usize)) -> &[usize] {
     &list[lo..hi]
 }
 
-/// Adds to `per[s]` the entries of the kernel block `kv` (rows
+/// Merges one block pair's part into a pass's total and subset sums (twice
+/// for a block that also stands for its mirror; doubling by two merges keeps
+/// the order the sequential pass had).
+fn merge_part(part: &PairPart, total: &mut CompensatedSum, per: &mut [CompensatedSum]) {
+    let times = if part.twice { 2 } else { 1 };
+    for _ in 0..times {
+        total.merge(part.off);
+    }
+    for (acc, s) in per.iter_mut().zip(&part.per) {
+        if let Some(s) = s {
+            for _ in 0..times {
+                acc.merge(*s);
+            }
+        }
+    }
+}
+
+/// For each subset `s`, the sum of the entries of the kernel block `kv` (rows
 /// `[i0, i0 + ni)`, columns `[j0, j0 + nj)`, row-major) whose row is in
-/// `rows[s]` and column in `cols[s]`; `skip_diag` leaves out row == column,
-/// `twice` adds the block sum twice (the mirrored block of a symmetric
-/// matrix). Compensated, row by row; subsets in parallel, each in a fixed order.
-#[allow(clippy::too_many_arguments)]
+/// `rows[s]` and column in `cols[s]` (`None` when no entry is); `skip_diag`
+/// leaves out row == column. Compensated, row by row; subsets in parallel,
+/// each in a fixed order.
 fn subset_block_sums(
-    per: &mut [CompensatedSum],
     rows: &[Vec<usize>],
     cols: &[Vec<usize>],
     (i0, ni): (usize, usize),
     (j0, nj): (usize, usize),
     kv: &[f64],
     skip_diag: bool,
-    twice: bool,
-) {
-    per.par_iter_mut()
-        .zip(rows.par_iter().zip(cols.par_iter()))
-        .for_each(|(acc, (r, c))| {
+) -> Vec<Option<CompensatedSum>> {
+    rows.par_iter()
+        .zip(cols.par_iter())
+        .map(|(r, c)| {
             let (r, c) = (in_range(r, (i0, ni)), in_range(c, (j0, nj)));
             if r.is_empty() || c.is_empty() {
-                return;
+                return None;
             }
             let mut s = CompensatedSum::default();
             for &i in r {
@@ -870,11 +923,9 @@ fn subset_block_sums(
                 }
                 s.merge(rs);
             }
-            acc.merge(s);
-            if twice {
-                acc.merge(s);
-            }
-        });
+            Some(s)
+        })
+        .collect()
 }
 
 fn finite(what: &'static str, v: f64) -> Result<(), LinalgError> {
@@ -960,7 +1011,10 @@ mod tests {
         assert!(block_rows_for_dim(3585) < DEFAULT_BLOCK_ROWS);
         for d in [1, 100, 3585, 4096, 16_384, 65_536, 268_203] {
             let r = block_rows_for_dim(d);
-            assert!(r >= MIN_BLOCK_ROWS && r % MIN_BLOCK_ROWS == 0, "{d}: {r}");
+            assert!(
+                r >= MIN_BLOCK_ROWS && r.is_multiple_of(MIN_BLOCK_ROWS),
+                "{d}: {r}"
+            );
             // Within the budget, unless even the floor exceeds it.
             assert!(
                 block_memory_bytes(r, d) <= BLOCK_MEMORY_BUDGET || r == MIN_BLOCK_ROWS,
