@@ -257,3 +257,69 @@ fn declared_sizes_are_checked_before_allocating() {
     let e = decode_bytes(&bmp_declaring(20_000, -20_000), Path::new("d.bmp")).unwrap_err();
     assert!(matches!(e, DecodeError::TooLarge { .. }), "{e}");
 }
+
+/// A progressive one-component JPEG of `w x h` (multiples of 8) whose only
+/// scans are `scans` copies of one AC refinement scan (coefficients 1..=63,
+/// `Ah = 1`, `Al = 0`) coded as end-of-band runs of 27,306 blocks: 15 bits
+/// per run, so each scan over a 2^27-pixel frame takes about 145 bytes.
+fn jpeg_repeating_refinement_scans(w: u16, h: u16, scans: usize) -> Vec<u8> {
+    let mut out = jpeg_declaring(w, h, true);
+    out.truncate(out.len() - 2); // EOI
+    // AC table 0: one code, '0', for EOBRUN with 14 extra bits (symbol 0xE0).
+    out.extend([0xFF, 0xC4, 0x00, 0x14, 0x10, 1]);
+    out.extend([0u8; 15]);
+    out.push(0xE0);
+    let blocks = usize::from(w / 8) * usize::from(h / 8);
+    let extra: u32 = 0b10_1010_1010_1010; // no run of 8 one-bits: no byte stuffing
+    let run = (1usize << 14) + extra as usize;
+    let mut bits: Vec<bool> = Vec::new();
+    for _ in 0..blocks.div_ceil(run) {
+        bits.push(false);
+        bits.extend((0..14).rev().map(|i| (extra >> i) & 1 == 1));
+    }
+    let data: Vec<u8> = bits
+        .chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &x)| b | (u8::from(x) << (7 - i)))
+        })
+        .collect();
+    assert!(!data.contains(&0xFF));
+    for _ in 0..scans {
+        out.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 1, 63, 0x10]);
+        out.extend(&data);
+    }
+    out.extend([0xFF, 0xD9]);
+    out
+}
+
+/// Regression (issue #12, the `jpeg` fuzz target): a JPEG of a few kilobytes
+/// repeating one refinement scan over a 2^27-pixel frame made the decoder
+/// walk 2 million blocks per scan (9.8 s for this 9.4 kB file, longer for
+/// larger ones). Each scan's block visits
+/// are charged against a budget of `MAX_SCANS_PER_BLOCK = 32` passes per
+/// block before it is decoded; a file within it decodes as before.
+#[test]
+fn repeated_progressive_scans_are_refused_within_a_work_budget() {
+    let hostile = jpeg_repeating_refinement_scans(16_384, 8_192, 60);
+    assert!(hostile.len() < 10_000, "{}", hostile.len());
+    let e = decode_bytes(&hostile, Path::new("scans.jpg")).unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, DecodeError::Unsupported { .. }), "{message}");
+    assert!(
+        message.starts_with("scans.jpg: unsupported jpeg image")
+            && message.contains("more than 32 times"),
+        "{message}"
+    );
+
+    // 32 scans over every block fit the budget: the decoder reads them all
+    // and refuses the file for its missing DC scan, as before; a 33rd scan
+    // exceeds it.
+    let within = jpeg_repeating_refinement_scans(64, 64, 32);
+    let e = decode_bytes(&within, Path::new("within.jpg")).unwrap_err();
+    assert!(e.to_string().contains("incomplete scans"), "{e}");
+    let over = jpeg_repeating_refinement_scans(64, 64, 33);
+    let e = decode_bytes(&over, Path::new("over.jpg")).unwrap_err();
+    assert!(e.to_string().contains("more than 32 times"), "{e}");
+}

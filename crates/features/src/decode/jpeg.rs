@@ -61,6 +61,22 @@ fn unsupported(msg: impl Into<String>) -> Failure {
     Failure::Unsupported(msg.into())
 }
 
+/// How many scans, on average, may pass over each block of a frame: the
+/// work budget that bounds decoding time.
+///
+/// Every scan walks all blocks of its components whether or not it carries
+/// data: end-of-band runs code 32,767 blocks in a few bits, and a
+/// refinement scan still inspects each block of the run for correction
+/// bits. Without a bound, decoding time grew with the number of scans: a
+/// 9.4 kB file repeating one such scan 60 times over a 2^27-pixel frame
+/// took 9.8 s, time growing linearly with the file (`docs/fuzzing.md`). Each scan is charged its block visits before it is
+/// decoded; a frame may spend `MAX_SCANS_PER_BLOCK x` its blocks. Encoders
+/// pass over a component a handful of times (libjpeg's standard
+/// progression: 6 scans over luma, 4 over each chroma component), so only
+/// files repeating scans are refused. libjpeg-turbo leaves such a guard to
+/// its callers (`TJPARAM_SCANLIMIT`); Pillow sets none and would decode them.
+pub(crate) const MAX_SCANS_PER_BLOCK: u64 = 32;
+
 #[derive(Clone)]
 struct Huffman {
     /// Fast lookup on 9 bits: (code length, symbol); length 0 = slow path.
@@ -327,6 +343,9 @@ pub(crate) fn decode(data: &[u8]) -> Result<JpegImage, Failure> {
     let mut frame: Option<Frame> = None;
     let mut saw_jfif = false;
     let mut adobe: Option<u8> = None;
+    // Block visits left before the frame exceeds its work budget
+    // (MAX_SCANS_PER_BLOCK), set when the frame header is read.
+    let mut budget: u64 = 0;
     loop {
         // Next marker (skipping garbage and fill bytes, as libjpeg does with a warning).
         while pos < data.len() && data[pos] != 0xFF {
@@ -361,7 +380,10 @@ pub(crate) fn decode(data: &[u8]) -> Result<JpegImage, Failure> {
                 if frame.is_some() {
                     return Err(bad("more than one frame"));
                 }
-                frame = Some(parse_sof(seg, marker == 0xC2, data.len())?);
+                let f = parse_sof(seg, marker == 0xC2, data.len())?;
+                let blocks: u64 = f.comps.iter().map(|c| c.coefs.len() as u64).sum();
+                budget = blocks.saturating_mul(MAX_SCANS_PER_BLOCK);
+                frame = Some(f);
             }
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(unsupported(format!(
@@ -392,6 +414,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<JpegImage, Failure> {
                     &dc_tables,
                     &ac_tables,
                     restart_interval,
+                    &mut budget,
                 )?;
                 pos = end;
                 continue;
@@ -553,6 +576,7 @@ fn decode_scan(
     dc_tables: &[Option<Huffman>; 4],
     ac_tables: &[Option<Huffman>; 4],
     restart_interval: usize,
+    budget: &mut u64,
 ) -> Result<usize, Failure> {
     if seg.is_empty() {
         return Err(bad("bad SOS"));
@@ -637,6 +661,21 @@ fn decode_scan(
         (f.mcus_x, f.mcus_y)
     };
     let total = mcus_x * mcus_y;
+    // The scan's cost in block visits, charged before any is decoded.
+    let blocks_per_mcu: usize = if ns == 1 {
+        1
+    } else {
+        scomps
+            .iter()
+            .map(|&(ci, _, _)| f.comps[ci].h * f.comps[ci].v)
+            .sum()
+    };
+    let cost = (total as u64).saturating_mul(blocks_per_mcu as u64);
+    *budget = budget.checked_sub(cost).ok_or_else(|| {
+        unsupported(format!(
+            "JPEG whose scans pass over each block more than {MAX_SCANS_PER_BLOCK} times on average (repeated scans: a damaged or hostile file)"
+        ))
+    })?;
     let mut todo = restart_interval;
     for m in 0..total {
         if restart_interval > 0 {
@@ -801,6 +840,13 @@ fn decode_ac_refine(
 ) -> Result<(), Failure> {
     let p1: i32 = 1 << al;
     let m1: i32 = -1 << al;
+    if *eobrun > 0 && blk[1..].iter().all(|&c| c == 0) {
+        // Inside an end-of-band run, a block whose AC coefficients are all
+        // still zero has no correction bits to read (the loop below would
+        // find none): one vectorised test instead of a walk over the band.
+        *eobrun -= 1;
+        return Ok(());
+    }
     let mut k = ss;
     if *eobrun == 0 {
         while k <= se {
