@@ -23,7 +23,7 @@ use gen_metrics_linalg::{Boundary, CrossBallStats, cross_ball_statistics, kth_ne
 use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
-use crate::validate::check_pair;
+use crate::validate::{check_neighbours, check_pair};
 use crate::{MetricError, TwoSampleMetric};
 use gen_metrics_metric::{
     Context, Direction, Input, KeySpec, Metric, Need, Outcome, Plan, Set, Spec,
@@ -82,12 +82,7 @@ impl Prdc {
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
     ) -> Result<(), MetricError> {
-        if self.k == 0 {
-            return Err(MetricError::InvalidParameter {
-                metric: METRIC,
-                detail: "k must be at least 1".into(),
-            });
-        }
+        check_neighbours(METRIC, self.k)?;
         check_pair(METRIC, real, fake, self.k + 1)
     }
 

@@ -25,7 +25,7 @@ use gen_metrics_linalg::{Boundary, kth_neighbour_radii, smallest_containing_radi
 use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
-use crate::validate::check_set;
+use crate::validate::{check_neighbours, check_set};
 use crate::{MetricError, TwoSampleMetric};
 use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Plan, Set, Spec};
 
@@ -79,12 +79,7 @@ impl Rarity {
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
     ) -> Result<(), MetricError> {
-        if self.k == 0 {
-            return Err(MetricError::InvalidParameter {
-                metric: METRIC,
-                detail: "k must be at least 1".into(),
-            });
-        }
+        check_neighbours(METRIC, self.k)?;
         check_set(METRIC, "real", real, self.k + 1)?;
         check_set(METRIC, "fake", fake, 1)?;
         if real.ncols() != fake.ncols() {

@@ -46,7 +46,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use crate::MetricError;
-use crate::validate::check_set;
+use crate::validate::{check_neighbours, check_set};
 use gen_metrics_metric::{
     Context, Direction, Input, KeySpec, Metric, Need, Outcome, Plan, Set, Spec,
 };
@@ -134,12 +134,7 @@ impl Realism {
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
     ) -> Result<(), MetricError> {
-        if self.k == 0 {
-            return Err(MetricError::InvalidParameter {
-                metric: METRIC,
-                detail: "k must be at least 1".into(),
-            });
-        }
+        check_neighbours(METRIC, self.k)?;
         if !(0.0..=100.0).contains(&self.clamp_percentile) {
             return Err(MetricError::InvalidParameter {
                 metric: METRIC,
@@ -288,12 +283,7 @@ impl RealismDgmEval {
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
     ) -> Result<RealismDgmEvalOutput, MetricError> {
-        if self.k == 0 {
-            return Err(MetricError::InvalidParameter {
-                metric: METRIC_DGM,
-                detail: "k must be at least 1".into(),
-            });
-        }
+        check_neighbours(METRIC_DGM, self.k)?;
         check_real_fake(METRIC_DGM, real, fake, self.k + 1)?;
         let r = kth_neighbour_radii(real, self.k)?;
         let med = median_sorted(&sorted(&r));

@@ -4,6 +4,22 @@
 use crate::MetricError;
 use ndarray::ArrayView2;
 
+/// Checks a neighbourhood size `k` of a k-NN metric (precision/recall,
+/// density/coverage, realism, rarity): at least 1 (the `k`-th nearest
+/// neighbour other than the point itself, Kynkäänniemi et al. 2019).
+///
+/// # Errors
+/// [`MetricError::InvalidParameter`] for `k = 0`.
+pub fn check_neighbours(metric: &'static str, k: usize) -> Result<(), MetricError> {
+    if k == 0 {
+        return Err(MetricError::InvalidParameter {
+            metric,
+            detail: "k must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `x` has at least `needed` rows and only finite values.
 ///
 /// # Errors
