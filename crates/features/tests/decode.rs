@@ -323,3 +323,49 @@ fn repeated_progressive_scans_are_refused_within_a_work_budget() {
     let e = decode_bytes(&over, Path::new("over.jpg")).unwrap_err();
     assert!(e.to_string().contains("more than 32 times"), "{e}");
 }
+
+/// A classic little-endian TIFF with one IFD of `(tag, type, value)` entries
+/// (type 3 SHORT or 4 LONG, count 1) and no pixel data.
+fn tiff_with(tags: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut b = b"II*\0".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+    for &(tag, ty, value) in tags {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        if ty == 3 {
+            b.extend_from_slice(&(value as u16).to_le_bytes());
+            b.extend_from_slice(&[0, 0]);
+        } else {
+            b.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b
+}
+
+/// Found by the `image` fuzz target (docs/fuzzing.md, crash 4): `tiff` 0.11.3
+/// (the newest release) multiplies the strip count by the planes in `u32`
+/// while it reads the header, which panics with overflow checks on (tests,
+/// the fuzz build) for a 4,294,967,295-row planar image. `decode_bytes`
+/// catches a third-party decoder's panic and reports the file as malformed:
+/// an error naming the file, never a panic reaching the caller.
+#[test]
+fn a_tiff_header_overflowing_the_decoders_strip_count_is_an_error() {
+    let tiff = tiff_with(&[
+        (256, 4, 1),        // ImageWidth
+        (257, 4, u32::MAX), // ImageLength
+        (258, 3, 8),        // BitsPerSample
+        (259, 3, 1),        // Compression: none
+        (262, 3, 1),        // PhotometricInterpretation: BlackIsZero
+        (273, 4, 0),        // StripOffsets
+        (277, 3, 2),        // SamplesPerPixel
+        (278, 4, 1),        // RowsPerStrip
+        (279, 4, 1),        // StripByteCounts
+        (284, 3, 2),        // PlanarConfiguration: planar
+    ]);
+    let e = decode_bytes(&tiff, Path::new("planes.tif")).unwrap_err();
+    assert!(matches!(e, DecodeError::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("planes.tif"), "{e}");
+}
