@@ -25,7 +25,31 @@ import time
 
 import numpy as np
 import scipy
-from pytorch_fid.fid_score import calculate_frechet_distance
+
+try:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+except ImportError:
+    # pytorch_fid.fid_score imports torch and torchvision at the top, for its image pipeline;
+    # `calculate_frechet_distance` itself uses only numpy and scipy.linalg. Without torch
+    # (`pip install --no-deps pytorch-fid==0.3.0`), take that one function from the installed
+    # package's own file, unchanged, and run it with numpy and scipy.linalg.
+    import ast
+    import importlib.util
+
+    def _from_package_file():
+        spec = importlib.util.find_spec("pytorch_fid")
+        if spec is None or not spec.submodule_search_locations:
+            raise
+        path = os.path.join(list(spec.submodule_search_locations)[0], "fid_score.py")
+        tree = ast.parse(open(path).read(), path)
+        fn = [n for n in tree.body
+              if isinstance(n, ast.FunctionDef) and n.name == "calculate_frechet_distance"]
+        ns = {"np": np, "linalg": scipy.linalg}
+        exec(compile(ast.Module(body=fn, type_ignores=[]), path, "exec"), ns)
+        return ns["calculate_frechet_distance"]
+
+    import scipy.linalg
+    calculate_frechet_distance = _from_package_file()
 
 from synthetic_features import make
 

@@ -72,10 +72,8 @@ impl TwoSampleMetric for FdEff {
         fake: ArrayView2<'_, f32>,
     ) -> Result<f64, MetricError> {
         check_pair(METRIC, real, fake, 2)?;
-        self.compute_from_sides(
-            &FrechetSide::from_features(real)?,
-            &FrechetSide::from_features(fake)?,
-        )
+        let (a, b) = FrechetSide::from_features_pair(real, fake);
+        self.compute_from_sides(&a?, &b?)
     }
 }
 

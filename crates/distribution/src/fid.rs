@@ -163,9 +163,8 @@ impl TwoSampleMetric for Fid {
         fake: ArrayView2<'_, f32>,
     ) -> Result<FidOutput, MetricError> {
         check_pair(METRIC, real, fake, 2)?;
-        let a = FrechetSide::from_features(real)?;
-        let b = FrechetSide::from_features(fake)?;
-        self.compute_from_sides(&a, &b)
+        let (a, b) = FrechetSide::from_features_pair(real, fake);
+        self.compute_from_sides(&a?, &b?)
     }
 }
 

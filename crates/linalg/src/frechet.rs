@@ -107,9 +107,7 @@ mod symeig;
 
 use crate::LinalgError;
 use crate::convert::{to_faer, try_faer_view};
-use crate::stats::{
-    DEFAULT_DDOF, GaussianAccumulator, GaussianStats, centered_chunk, column_sums, first_non_finite,
-};
+use crate::stats::{DEFAULT_DDOF, GaussianStats, centered_chunk, column_sums, first_non_finite};
 
 const WHAT: &str = "Frechet distance";
 
@@ -313,6 +311,46 @@ impl FrechetSide {
         x: ArrayView2<'_, T>,
         ddof: usize,
     ) -> Result<Self, LinalgError> {
+        Self::from_features_par(x, ddof, faer::get_global_parallelism())
+    }
+
+    /// The sides of two sets (`ddof = 1`), as [`FrechetSide::from_features`]
+    /// of each, bit for bit; faster when both need a covariance.
+    ///
+    /// Why: a covariance update `M += X_cᵀ X_c` split across the threads
+    /// runs at about 1.5× one thread's rate on 2 cores, while two updates
+    /// side by side, one sequential product per thread, run at 2×
+    /// (docs/benchmarks.md, whole-process FID). So when both sets have
+    /// `N > D` and sizes within a factor 1.75 of each other (beyond that the
+    /// larger set alone would outlast the split run), the two covariances are
+    /// formed concurrently, each with sequential products; otherwise one
+    /// after the other, each split across the threads. faer's products are
+    /// bitwise the same either way, so the values do not depend on the choice.
+    ///
+    /// # Errors
+    /// Each side's as [`FrechetSide::from_features`].
+    pub fn from_features_pair<T: Copy + Into<f64> + Send + Sync>(
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+    ) -> (Result<Self, LinalgError>, Result<Self, LinalgError>) {
+        let (na, nb) = (a.nrows(), b.nrows());
+        let (small, large) = (na.min(nb) as f64, na.max(nb) as f64);
+        let both_cov = na > a.ncols() && nb > b.ncols();
+        if both_cov && rayon::current_num_threads() >= 2 && large <= 1.75 * small {
+            rayon::join(
+                || Self::from_features_par(a, DEFAULT_DDOF, faer::Par::Seq),
+                || Self::from_features_par(b, DEFAULT_DDOF, faer::Par::Seq),
+            )
+        } else {
+            (Self::from_features(a), Self::from_features(b))
+        }
+    }
+
+    fn from_features_par<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+        ddof: usize,
+        par: faer::Par,
+    ) -> Result<Self, LinalgError> {
         let (n, d) = x.dim();
         if d == 0 {
             return Err(LinalgError::InvalidParameter(format!(
@@ -327,9 +365,7 @@ impl FrechetSide {
             });
         }
         if n > d {
-            let mut acc = GaussianAccumulator::new(d)?;
-            acc.push(x)?;
-            let s = acc.finalize(ddof)?;
+            let s = GaussianStats::from_features_par(x, ddof, par)?;
             return Ok(FrechetSide {
                 trace: s.trace(),
                 mean: s.mean,
@@ -886,6 +922,38 @@ fn factor_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> 
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// The pair constructor gives every side bit for bit what the single
+    /// one gives: sizes within the factor (formed side by side, sequential
+    /// products), sizes beyond it, and a side with `N ≤ D` (centred rows).
+    #[test]
+    fn sides_formed_as_a_pair_are_the_single_sides_bit_for_bit() {
+        let data = |n: usize, d: usize, seed: usize| {
+            ndarray::Array2::from_shape_fn((n, d), |(i, j)| {
+                (((i * 7919 + j * 104_729 + seed * 31) % 1009) as f32 / 97.0).sin() + 0.3
+            })
+        };
+        let bits = |s: &FrechetSide| -> Vec<u64> {
+            let st = s.stats();
+            st.mean
+                .iter()
+                .chain(st.cov.iter())
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        for (na, nb, d) in [(700, 600, 40), (700, 90, 40), (30, 600, 40)] {
+            let (a, b) = (data(na, d, 1), data(nb, d, 2));
+            let (pa, pb) = FrechetSide::from_features_pair(a.view(), b.view());
+            let (pa, pb) = (pa.unwrap(), pb.unwrap());
+            let (sa, sb) = (
+                FrechetSide::from_features(a.view()).unwrap(),
+                FrechetSide::from_features(b.view()).unwrap(),
+            );
+            assert_eq!(bits(&pa), bits(&sa), "{na} x {d}");
+            assert_eq!(bits(&pb), bits(&sb), "{nb} x {d}");
+            assert_eq!(pa.trace().to_bits(), sa.trace().to_bits());
+        }
+    }
 
     #[test]
     fn diagonal_closed_form_all_branches() {

@@ -30,7 +30,7 @@
 //! 8 MiB of float64, so it stays in cache), independent of `N`.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-use faer::{Accum, Mat, MatRef};
+use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -260,10 +260,19 @@ pub(crate) fn column_sums(buf: &[f64], d: usize, f: impl Fn(f64) -> f64 + Sync) 
     sums
 }
 
-/// `dst_lower += Xᵀ X` for a row-major `b × d` buffer `X`, lower triangle
-/// (including the diagonal) only.
-pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize) {
-    let x = MatRef::from_row_major_slice(xc, b, d);
+/// `dst_lower += Xᵀ X` for a **column-major** `b × d` buffer `X` (column `j`,
+/// the `b` centred values of feature `j`, at `x[j·b..(j+1)·b]`), lower
+/// triangle (including the diagonal) only.
+///
+/// Why column-major: faer's GEMM runs near the machine's peak when both
+/// operands are contiguous along the inner (summed) dimension, here the
+/// rows of the chunk. With a row-major chunk, `Xᵀ` has that layout but `X`
+/// does not, and the product ran at 38–45 GFLOP/s per core against ~107 for
+/// the same flops laid out along the sum (2-core AVX-512 dev VM, 2026-12-06,
+/// docs/benchmarks.md): writing the chunk transposed while it is widened and
+/// centred costs nothing extra, since it is copied anyway.
+pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize, par: Par) {
+    let x = MatRef::from_column_major_slice(xc, b, d);
     matmul(
         dst.as_mut(),
         BlockStructure::TriangularLower,
@@ -273,8 +282,50 @@ pub(crate) fn add_gram_lower(dst: &mut Mat<f64>, xc: &[f64], b: usize, d: usize)
         x,
         BlockStructure::Rectangular,
         1.0,
-        faer::get_global_parallelism(),
+        par,
     );
+}
+
+/// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by `mean`,
+/// written **column-major** into `buf` (`buf[j·b + i] = x[r0 + i, j] − mean[j]`;
+/// resized, so one allocation serves every chunk): the layout
+/// [`add_gram_lower`] multiplies fastest. Parallel over blocks of columns;
+/// each value is computed exactly as [`convert_centered`] computes it.
+pub(crate) fn convert_centered_columns<T: Copy + Into<f64> + Sync>(
+    x: ArrayView2<'_, T>,
+    r0: usize,
+    b: usize,
+    mean: &[f64],
+    buf: &mut Vec<f64>,
+) {
+    const COLS: usize = 32;
+    let d = x.ncols();
+    buf.resize(b * d, 0.0);
+    let data = x.as_slice();
+    buf[..b * d]
+        .par_chunks_mut(b * COLS)
+        .enumerate()
+        .for_each(|(t, out)| {
+            let c0 = t * COLS;
+            let nc = out.len() / b;
+            let m = &mean[c0..c0 + nc];
+            for i in 0..b {
+                let r = r0 + i;
+                match data {
+                    Some(data) => {
+                        let row = &data[r * d + c0..r * d + c0 + nc];
+                        for (jj, (v, mj)) in row.iter().zip(m).enumerate() {
+                            out[jj * b + i] = (*v).into() - mj;
+                        }
+                    }
+                    None => {
+                        for (jj, mj) in m.iter().enumerate() {
+                            out[jj * b + i] = x[[r, c0 + jj]].into() - mj;
+                        }
+                    }
+                }
+            }
+        });
 }
 
 /// Mean and covariance of a set of feature vectors, in float64.
@@ -315,8 +366,18 @@ impl GaussianStats {
         x: ArrayView2<'_, T>,
         ddof: usize,
     ) -> Result<Self, LinalgError> {
+        Self::from_features_par(x, ddof, faer::get_global_parallelism())
+    }
+
+    /// As [`GaussianStats::from_features_ddof`], the co-moment products run
+    /// with `par` (faer's products are bitwise the same for any `par`).
+    pub(crate) fn from_features_par<T: Copy + Into<f64> + Send + Sync>(
+        x: ArrayView2<'_, T>,
+        ddof: usize,
+        par: Par,
+    ) -> Result<Self, LinalgError> {
         let mut acc = GaussianAccumulator::new(x.ncols())?;
-        acc.push(x)?;
+        acc.push_par(x, par)?;
         acc.finalize(ddof)
     }
 
@@ -469,6 +530,16 @@ impl GaussianAccumulator {
         &mut self,
         batch: ArrayView2<'_, T>,
     ) -> Result<(), LinalgError> {
+        self.push_par(batch, faer::get_global_parallelism())
+    }
+
+    /// [`GaussianAccumulator::push`] with the co-moment products run with
+    /// `par`.
+    pub(crate) fn push_par<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        batch: ArrayView2<'_, T>,
+        par: Par,
+    ) -> Result<(), LinalgError> {
         const WHAT: &str = "GaussianAccumulator::push";
         if batch.ncols() != self.dim {
             return Err(LinalgError::DimensionMismatch {
@@ -508,8 +579,8 @@ impl GaussianAccumulator {
         let mut buf = Vec::new();
         while r0 < nb {
             let b = step.min(nb - r0);
-            convert_centered(batch, r0, b, &mean_b, &mut buf);
-            add_gram_lower(&mut self.comoment, &buf, b, d);
+            convert_centered_columns(batch, r0, b, &mean_b, &mut buf);
+            add_gram_lower(&mut self.comoment, &buf, b, d, par);
             r0 += b;
         }
         self.combine(nb, &mean_b, None);
@@ -727,14 +798,34 @@ mod tests {
 
     #[test]
     fn gram_lower_tiny() {
-        // Row-major [1, 2, 3, 4] is X = [[1, 2], [3, 4]]:
+        // Column-major [1, 3, 2, 4] is X = [[1, 2], [3, 4]]:
         // XᵀX = [[10, 14], [14, 20]], lower triangle.
-        let x = [1.0, 2.0, 3.0, 4.0];
+        let x = [1.0, 3.0, 2.0, 4.0];
         let mut m = Mat::<f64>::zeros(2, 2);
-        add_gram_lower(&mut m, &x, 2, 2);
+        add_gram_lower(&mut m, &x, 2, 2, Par::Seq);
         assert_eq!(m[(0, 0)], 10.0);
         assert_eq!(m[(1, 0)], 14.0);
         assert_eq!(m[(1, 1)], 20.0);
+    }
+
+    #[test]
+    fn column_major_chunk_is_the_transpose_of_the_row_major_one() {
+        // 70 columns (two full blocks of 32 and a partial one), a row offset,
+        // and a non-contiguous view (every other column of a wider array).
+        let wide = Array2::from_shape_fn((9, 140), |(i, j)| (i * 131 + j * 17) as f32 / 7.0);
+        let strided = wide.slice_axis(ndarray::Axis(1), ndarray::Slice::new(0, None, 2));
+        let contiguous = strided.to_owned();
+        for x in [contiguous.view(), strided] {
+            let mean: Vec<f64> = (0..70).map(|j| j as f64 * 0.25).collect();
+            let (mut rm, mut cm) = (Vec::new(), Vec::new());
+            convert_centered(x, 2, 6, &mean, &mut rm);
+            convert_centered_columns(x, 2, 6, &mean, &mut cm);
+            for i in 0..6 {
+                for j in 0..70 {
+                    assert_eq!(rm[i * 70 + j].to_bits(), cm[j * 6 + i].to_bits());
+                }
+            }
+        }
     }
 
     #[test]

@@ -588,11 +588,31 @@ impl<'a> Context<'a> {
     /// missing set) is left to the metric that asked for it, which then
     /// reports the error with its own name and checks.
     pub fn prepare(&self, plan: &Plan) {
+        // The real and generated fits side by side when both are rows
+        // (`FrechetSide::from_features_pair`: the same values, sooner).
+        let wants = |set| plan.needs().any(|n| *n == Need::Gaussian(set));
+        if wants(Set::Real)
+            && wants(Set::Fake)
+            && let (Some(SideData::Rows(r)), Some(SideData::Rows(f))) =
+                (self.inputs.real, self.inputs.fake)
+            && check_set("", "", r, 2).is_ok()
+            && check_set("", "", f, 2).is_ok()
+        {
+            let (a, b) = FrechetSide::from_features_pair(r, f);
+            for (set, fit) in [(Set::Real, a), (Set::Fake, b)] {
+                if let Ok(fit) = fit {
+                    let _ = self.frechet[set.index()].set(Arc::new(fit));
+                }
+            }
+        }
         let mut ks: BTreeMap<Set, Vec<usize>> = BTreeMap::new();
         for need in plan.needs() {
             match *need {
                 Need::Radii { set, k } => ks.entry(set).or_default().push(k),
                 Need::Gaussian(set) => {
+                    if self.frechet[set.index()].get().is_some() {
+                        continue;
+                    }
                     let side = match set {
                         Set::Real => self.inputs.real,
                         Set::Fake => self.inputs.fake,
