@@ -27,7 +27,16 @@
 //! once to widen and centre it chunk by chunk; every chunk's Gram matrix goes
 //! straight into `M`, so the `δδᵀ` term is applied once per batch. Memory is
 //! `O(D²)` for the state plus one bounded chunk of rows (`O(chunk · D)`, about
-//! 8 MiB of float64, so it stays in cache), independent of `N`.
+//! 8 MiB of float64, so it stays in cache), independent of `N`. The chunk is
+//! written column-major, the layout faer's GEMM multiplies at full rate for
+//! `X_cᵀ X_c` (`add_gram_lower` says why).
+//!
+//! # What this module does not do
+//!
+//! It does not decide how the two sets of an evaluation are scheduled: the
+//! side-by-side formation of two covariances lives with the Fréchet distance
+//! (`FrechetSide::from_features_pair`), which calls in here with sequential
+//! products.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef, Par};
