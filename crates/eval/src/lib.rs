@@ -314,7 +314,44 @@ impl Evaluation {
     /// errors naming the file, metric errors naming the metric, and
     /// mismatched feature dimensions.
     pub fn run(&self) -> Result<Report, EvalError> {
-        self.run_with_encoded(EncodedSets::default())
+        // Usage errors first, before any file is read.
+        self.plan()?;
+        self.run_with_encoded(self.prefetch_feature_files())
+    }
+
+    /// The feature files (`.npy` float rows) among the sets, read side by
+    /// side before the sets are loaded in order: reading is a real share of a
+    /// feature-file evaluation (two 10,000 × 2048 files: 0.085 s of a 1.1 s
+    /// `fid`), and two reads overlap on two cores. A file that is not a
+    /// feature matrix (a uint8 image array, a damaged file) is left out here
+    /// and loaded, or reported, in order as before; a path given twice is
+    /// read once here (the second use loads it as usual, as
+    /// [`Evaluation::run_with_encoded`] documents).
+    fn prefetch_feature_files(&self) -> EncodedSets {
+        use rayon::prelude::*;
+        let mut paths: Vec<&std::path::PathBuf> = Vec::new();
+        for s in self.sources() {
+            if let SetSource::Path(p) = s
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+                && !paths.contains(&p)
+            {
+                paths.push(p);
+            }
+        }
+        if paths.len() < 2 {
+            return EncodedSets::default();
+        }
+        let sets = paths
+            .par_iter()
+            .filter_map(|p| {
+                let rows = gen_metrics_io::read_features(p).ok()?;
+                Some(((*p).clone(), LoadedSet::features(p, rows)))
+            })
+            .collect();
+        EncodedSets {
+            sets,
+            encoder: None,
+        }
     }
 
     /// [`Evaluation::run`] with some path sets already loaded (a distributed

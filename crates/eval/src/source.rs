@@ -112,6 +112,16 @@ pub struct LoadedSet {
 }
 
 impl LoadedSet {
+    /// A feature file's rows, labelled by its path (as [`load`] labels it).
+    pub(crate) fn features(path: &Path, rows: Array2<f32>) -> LoadedSet {
+        LoadedSet {
+            label: path.display().to_string(),
+            kind: SetKind::Features,
+            data: SetData::Rows(rows),
+            skipped: Vec::new(),
+        }
+    }
+
     /// The metric contract's view of it.
     pub fn side(&self) -> SideData<'_> {
         match &self.data {
@@ -215,7 +225,7 @@ pub fn load(
         }
     } else if ext_is(path, "npy") {
         match gen_metrics_io::read_features(path) {
-            Ok(f) => return Ok(loaded(SetKind::Features, SetData::Rows(f))),
+            Ok(f) => return Ok(LoadedSet::features(path, f)),
             // uint8 images [N, H, W, C] or [N, H, W] are tried below.
             Err(IoError::WrongDtype { .. } | IoError::WrongShape { .. }) => {}
             Err(e) => return Err(e.into()),
