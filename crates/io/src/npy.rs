@@ -113,7 +113,8 @@ fn read_f32_streamed(path: &Path) -> Result<Option<Array2<f32>>, IoError> {
     // bytes land in place and are reinterpreted little-endian.
     let mut values = vec![0.0f32; count];
     for (p, piece) in values.chunks_mut(PIECE_BYTES / 4).enumerate() {
-        file.read_exact(bytemuck::cast_slice_mut(piece)).map_err(os)?;
+        file.read_exact(bytemuck::cast_slice_mut(piece))
+            .map_err(os)?;
         for v in piece.iter_mut() {
             *v = f32::from_bits(u32::from_le(v.to_bits()));
         }
@@ -503,10 +504,17 @@ mod tests {
             });
             let bytes = npy(&a);
             let p = write(dir.path(), "a.npy", &bytes);
-            let streamed = read_f32_streamed(&p).unwrap().expect("common case is streamed");
+            let streamed = read_f32_streamed(&p)
+                .unwrap()
+                .expect("common case is streamed");
             let general = features_from_npy_bytes(&bytes, &p, None).unwrap();
             assert_eq!(streamed.dim(), (rows, cols));
-            assert!(streamed.iter().zip(&general).all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(
+                streamed
+                    .iter()
+                    .zip(&general)
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
+            );
         }
     }
 
@@ -537,7 +545,10 @@ mod tests {
         ] {
             let p = write(dir.path(), name, &bytes);
             assert!(read_f32_streamed(&p).unwrap().is_none(), "{name}");
-            assert!(read_features(&p).is_ok() == matches!(name, "fortran" | "f8"), "{name}");
+            assert!(
+                read_features(&p).is_ok() == matches!(name, "fortran" | "f8"),
+                "{name}"
+            );
         }
     }
 
