@@ -717,13 +717,34 @@ fn circle_rounds(m: usize) -> Vec<Vec<(usize, usize)>> {
 /// candidate `j` that is **non-decreasing in `s`**, so that bounds on `s`
 /// give bounds on the key. `+inf` means "never select".
 trait Key: Sync {
+    /// True when `key(j, s) == s` for every `j`: the scans may then test a
+    /// whole tile of candidates at once with [`any_candidate`] before the
+    /// per-candidate loop (most tiles hold none once the thresholds are tight).
+    const IDENTITY: bool = false;
     fn key(&self, j: usize, s: f64) -> f64;
+}
+
+/// Lanes in one [`any_candidate`] test.
+const LANES: usize = 16;
+
+/// Whether any of `s[t] − (ei + eb[t])`, clamped at 0, is `≤ thr[t]`: the
+/// scans' own test `lo ≤ thresh` for [`SqKey`], evaluated with the same
+/// operations in the same order (so it is true exactly when the scalar loop
+/// would offer some candidate), without branches so that it vectorizes.
+#[inline(always)]
+fn any_candidate(s: &[f64], ei: f64, eb: &[f64], thr: impl Fn(usize) -> f64) -> bool {
+    let mut hit = false;
+    for (t, (&s, &e)) in s.iter().zip(eb).enumerate() {
+        hit |= (s - (ei + e)).max(0.0) <= thr(t);
+    }
+    hit
 }
 
 /// The squared distance itself (k-NN).
 struct SqKey;
 
 impl Key for SqKey {
+    const IDENTITY: bool = true;
     #[inline(always)]
     fn key(&self, _j: usize, s: f64) -> f64 {
         s
@@ -851,14 +872,24 @@ fn scan_row_select<K: Key>(
     let exact = |j: usize| key.key(j, eng.exact(i, j));
     let row = blk.row(ii);
     let ebj = &eng.eb()[blk.j0..blk.j0 + blk.nj];
-    for jj in 0..blk.nj {
-        let s = row[jj];
-        let e = ei + ebj[jj];
-        let j = blk.j0 + jj;
-        let lo = key.key(j, (s - e).max(0.0));
-        if lo <= st.thresh && skip != Some(j) {
-            st.offer(k, lo, key.key(j, s + e), j, &exact);
+    let mut c0 = 0;
+    while c0 < blk.nj {
+        let c1 = (c0 + LANES).min(blk.nj);
+        let th = st.thresh;
+        if K::IDENTITY && !any_candidate(&row[c0..c1], ei, &ebj[c0..c1], |_| th) {
+            c0 = c1;
+            continue;
         }
+        for jj in c0..c1 {
+            let s = row[jj];
+            let e = ei + ebj[jj];
+            let j = blk.j0 + jj;
+            let lo = key.key(j, (s - e).max(0.0));
+            if lo <= st.thresh && skip != Some(j) {
+                st.offer(k, lo, key.key(j, s + e), j, &exact);
+            }
+        }
+        c0 = c1;
     }
 }
 
@@ -873,15 +904,26 @@ fn scan_cols_select<K: Key, S>(
     k: usize,
     key: &K,
 ) {
-    const TILE: usize = 16;
     let (ea, eb) = (eng.ea(), eng.eb());
+    // The tile's current thresholds, kept equal to its states' (refreshed
+    // after every offer), for the whole-tile test of `K::IDENTITY` keys.
+    let mut thr = [0.0f64; LANES];
     let mut c0 = 0;
     while c0 < blk.nj {
-        let c1 = (c0 + TILE).min(blk.nj);
+        let c1 = (c0 + LANES).min(blk.nj);
+        let ebt = &eb[blk.j0 + c0..blk.j0 + c1];
+        if K::IDENTITY {
+            for (t, st) in thr.iter_mut().zip(&mut states[c0..c1]) {
+                *t = sel(st).thresh;
+            }
+        }
         for ii in 0..blk.ni {
             let i = blk.i0 + ii;
             let ei = ea[i];
             let row = blk.row(ii);
+            if K::IDENTITY && !any_candidate(&row[c0..c1], ei, ebt, |t| thr[t]) {
+                continue;
+            }
             for jj in c0..c1 {
                 let st = sel(&mut states[jj]);
                 let s = row[jj];
@@ -892,6 +934,7 @@ fn scan_cols_select<K: Key, S>(
                     st.offer(k, lo, key.key(i, s + e), i, &|c: usize| {
                         key.key(c, eng.exact(c, jg))
                     });
+                    thr[jj - c0] = st.thresh;
                 }
             }
         }
