@@ -1003,18 +1003,6 @@ impl Balls {
             self.boundary.contains(s.sqrt(), self.r[j])
         }
     }
-
-    /// The decision from bounds `lo ≤ s ≤ hi`, or `None` when they straddle the sphere.
-    #[inline(always)]
-    fn decide(&self, j: usize, lo: f64, hi: f64) -> Option<bool> {
-        if hi < self.lo2[j] {
-            Some(true)
-        } else if lo > self.hi2[j] {
-            Some(false)
-        } else {
-            None
-        }
-    }
 }
 
 /// The smallest radius of a ball containing the point (`+inf`: none).
@@ -1108,7 +1096,23 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The bound tests of a pair against a ball, without branches:
+/// `(surely inside, straddles)`; a pair that is neither is surely outside.
+/// `s` is the block's squared distance, `e` its error bound, `lo2`/`hi2` the
+/// ball's safe thresholds. Written so that a loop over a tile vectorizes.
+#[inline(always)]
+fn bound_tests(s: f64, e: f64, lo2: f64, hi2: f64) -> (bool, bool) {
+    let inside = s + e < lo2;
+    let outside = s - e > hi2;
+    (inside, !inside & !outside)
+}
+
 /// Balls around the second set's rows that contain row `ii` of the block.
+///
+/// Tiles of [`LANES`] columns are decided by their bounds in one
+/// vectorized pass; only a tile with a pair that straddles a sphere goes
+/// back over its pairs for the exact rule, so the count is the same as
+/// the bounds then [`Balls::contains`] pair by pair.
 #[inline]
 fn count_row(
     eng: &Engine<'_>,
@@ -1120,20 +1124,40 @@ fn count_row(
 ) -> usize {
     let i = blk.i0 + ii;
     let row = blk.row(ii);
+    let span = blk.j0..blk.j0 + blk.nj;
+    let (ebs, lo2, hi2) = (
+        &eb[span.clone()],
+        &balls.lo2[span.clone()],
+        &balls.hi2[span],
+    );
     let mut c = 0usize;
-    for (jj, &s) in row.iter().enumerate() {
-        let j = blk.j0 + jj;
-        let e = ei + eb[j];
-        match balls.decide(j, s - e, s + e) {
-            Some(true) => c += 1,
-            Some(false) => {}
-            None => c += usize::from(balls.contains(j, eng.exact(i, j))),
+    let mut c0 = 0;
+    while c0 < blk.nj {
+        let c1 = (c0 + LANES).min(blk.nj);
+        let mut straddle = false;
+        for t in c0..c1 {
+            let (inside, between) = bound_tests(row[t], ei + ebs[t], lo2[t], hi2[t]);
+            c += usize::from(inside);
+            straddle |= between;
         }
+        if straddle {
+            for t in c0..c1 {
+                if bound_tests(row[t], ei + ebs[t], lo2[t], hi2[t]).1 {
+                    let j = blk.j0 + t;
+                    c += usize::from(balls.contains(j, eng.exact(i, j)));
+                }
+            }
+        }
+        c0 = c1;
     }
     c
 }
 
 /// Balls around the first set's rows that contain each column row of the block.
+///
+/// Counted tile by tile of [`LANES`] columns into local counters (so the
+/// bound tests of a row vectorize), with the exact rule for the pairs that
+/// straddle a sphere, as [`count_row`].
 #[inline]
 fn count_cols<S>(
     eng: &Engine<'_>,
@@ -1144,20 +1168,34 @@ fn count_cols<S>(
     states: &mut [S],
     count: impl Fn(&mut S) -> &mut usize,
 ) {
-    for ii in 0..blk.ni {
-        let i = blk.i0 + ii;
-        let ei = ea[i];
-        let row = blk.row(ii);
-        for jj in 0..blk.nj {
-            let j = blk.j0 + jj;
-            let s = row[jj];
-            let e = ei + eb[j];
-            let inside = match balls.decide(i, s - e, s + e) {
-                Some(v) => v,
-                None => balls.contains(i, eng.exact(i, j)),
-            };
-            *count(&mut states[jj]) += usize::from(inside);
+    let mut c0 = 0;
+    while c0 < blk.nj {
+        let c1 = (c0 + LANES).min(blk.nj);
+        let ebt = &eb[blk.j0 + c0..blk.j0 + c1];
+        let mut acc = [0usize; LANES];
+        for ii in 0..blk.ni {
+            let i = blk.i0 + ii;
+            let ei = ea[i];
+            let row = &blk.row(ii)[c0..c1];
+            let (lo2, hi2) = (balls.lo2[i], balls.hi2[i]);
+            let mut straddle = false;
+            for ((a, &s), &e) in acc.iter_mut().zip(row).zip(ebt) {
+                let (inside, between) = bound_tests(s, ei + e, lo2, hi2);
+                *a += usize::from(inside);
+                straddle |= between;
+            }
+            if straddle {
+                for (t, (a, (&s, &e))) in acc.iter_mut().zip(row.iter().zip(ebt)).enumerate() {
+                    if bound_tests(s, ei + e, lo2, hi2).1 {
+                        *a += usize::from(balls.contains(i, eng.exact(i, blk.j0 + c0 + t)));
+                    }
+                }
+            }
         }
+        for (st, a) in states[c0..c1].iter_mut().zip(acc) {
+            *count(st) += a;
+        }
+        c0 = c1;
     }
 }
 
