@@ -717,25 +717,32 @@ fn circle_rounds(m: usize) -> Vec<Vec<(usize, usize)>> {
 /// candidate `j` that is **non-decreasing in `s`**, so that bounds on `s`
 /// give bounds on the key. `+inf` means "never select".
 trait Key: Sync {
-    /// True when `key(j, s) == s` for every `j`: the scans may then test a
-    /// whole tile of candidates at once with [`any_candidate`] before the
-    /// per-candidate loop (most tiles hold none once the thresholds are tight).
-    const IDENTITY: bool = false;
+    /// True when `key` is cheap and free of data-dependent branches: the
+    /// scans then test a whole tile of candidates at once with
+    /// [`any_candidate`] before the per-candidate loop (once the thresholds
+    /// are tight, most tiles hold none).
+    const TILE_TEST: bool = false;
     fn key(&self, j: usize, s: f64) -> f64;
 }
 
 /// Lanes in one [`any_candidate`] test.
 const LANES: usize = 16;
 
-/// Whether any of `s[t] − (ei + eb[t])`, clamped at 0, is `≤ thr[t]`: the
-/// scans' own test `lo ≤ thresh` for [`SqKey`], evaluated with the same
-/// operations in the same order (so it is true exactly when the scalar loop
-/// would offer some candidate), without branches so that it vectorizes.
+/// Whether any lane `t` has `key(t, max(s[t] − (ei + eb[t]), 0)) ≤ thr(t)`:
+/// the scans' own test `lo ≤ thresh`, evaluated with the same operations in
+/// the same order (so it is true exactly when the per-candidate loop would
+/// offer some candidate), without branches so that it vectorizes.
 #[inline(always)]
-fn any_candidate(s: &[f64], ei: f64, eb: &[f64], thr: impl Fn(usize) -> f64) -> bool {
+fn any_candidate(
+    s: &[f64],
+    ei: f64,
+    eb: &[f64],
+    key: impl Fn(usize, f64) -> f64,
+    thr: impl Fn(usize) -> f64,
+) -> bool {
     let mut hit = false;
     for (t, (&s, &e)) in s.iter().zip(eb).enumerate() {
-        hit |= (s - (ei + e)).max(0.0) <= thr(t);
+        hit |= key(t, (s - (ei + e)).max(0.0)) <= thr(t);
     }
     hit
 }
@@ -744,7 +751,7 @@ fn any_candidate(s: &[f64], ei: f64, eb: &[f64], thr: impl Fn(usize) -> f64) -> 
 struct SqKey;
 
 impl Key for SqKey {
-    const IDENTITY: bool = true;
+    const TILE_TEST: bool = true;
     #[inline(always)]
     fn key(&self, _j: usize, s: f64) -> f64 {
         s
@@ -876,7 +883,15 @@ fn scan_row_select<K: Key>(
     while c0 < blk.nj {
         let c1 = (c0 + LANES).min(blk.nj);
         let th = st.thresh;
-        if K::IDENTITY && !any_candidate(&row[c0..c1], ei, &ebj[c0..c1], |_| th) {
+        if K::TILE_TEST
+            && !any_candidate(
+                &row[c0..c1],
+                ei,
+                &ebj[c0..c1],
+                |t, x| key.key(blk.j0 + c0 + t, x),
+                |_| th,
+            )
+        {
             c0 = c1;
             continue;
         }
@@ -906,13 +921,13 @@ fn scan_cols_select<K: Key, S>(
 ) {
     let (ea, eb) = (eng.ea(), eng.eb());
     // The tile's current thresholds, kept equal to its states' (refreshed
-    // after every offer), for the whole-tile test of `K::IDENTITY` keys.
+    // after every offer), for the whole-tile test of `K::TILE_TEST` keys.
     let mut thr = [0.0f64; LANES];
     let mut c0 = 0;
     while c0 < blk.nj {
         let c1 = (c0 + LANES).min(blk.nj);
         let ebt = &eb[blk.j0 + c0..blk.j0 + c1];
-        if K::IDENTITY {
+        if K::TILE_TEST {
             for (t, st) in thr.iter_mut().zip(&mut states[c0..c1]) {
                 *t = sel(st).thresh;
             }
@@ -921,7 +936,9 @@ fn scan_cols_select<K: Key, S>(
             let i = blk.i0 + ii;
             let ei = ea[i];
             let row = blk.row(ii);
-            if K::IDENTITY && !any_candidate(&row[c0..c1], ei, ebt, |t| thr[t]) {
+            if K::TILE_TEST
+                && !any_candidate(&row[c0..c1], ei, ebt, |_, x| key.key(i, x), |t| thr[t])
+            {
                 continue;
             }
             for jj in c0..c1 {
