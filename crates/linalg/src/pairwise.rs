@@ -725,8 +725,14 @@ trait Key: Sync {
     fn key(&self, j: usize, s: f64) -> f64;
 }
 
-/// Lanes in one [`any_candidate`] test.
+/// Lanes in one [`any_candidate`] test, and columns per tile of the scans.
 const LANES: usize = 16;
+
+/// The column tiles `c0..c1` of [`LANES`] columns (the last one shorter)
+/// covering `0..n`.
+fn tiles(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(LANES).map(move |c0| c0..(c0 + LANES).min(n))
+}
 
 /// Whether any lane `t` has `key(t, max(s[t] − (ei + eb[t]), 0)) ≤ thr(t)`:
 /// the scans' own test `lo ≤ thresh`, evaluated with the same operations in
@@ -879,23 +885,20 @@ fn scan_row_select<K: Key>(
     let exact = |j: usize| key.key(j, eng.exact(i, j));
     let row = blk.row(ii);
     let ebj = &eng.eb()[blk.j0..blk.j0 + blk.nj];
-    let mut c0 = 0;
-    while c0 < blk.nj {
-        let c1 = (c0 + LANES).min(blk.nj);
-        let th = st.thresh;
+    for tile in tiles(blk.nj) {
+        let (c0, th) = (tile.start, st.thresh);
         if K::TILE_TEST
             && !any_candidate(
-                &row[c0..c1],
+                &row[tile.clone()],
                 ei,
-                &ebj[c0..c1],
+                &ebj[tile.clone()],
                 |t, x| key.key(blk.j0 + c0 + t, x),
                 |_| th,
             )
         {
-            c0 = c1;
             continue;
         }
-        for jj in c0..c1 {
+        for jj in tile {
             let s = row[jj];
             let e = ei + ebj[jj];
             let j = blk.j0 + jj;
@@ -904,7 +907,6 @@ fn scan_row_select<K: Key>(
                 st.offer(k, lo, key.key(j, s + e), j, &exact);
             }
         }
-        c0 = c1;
     }
 }
 
@@ -923,12 +925,11 @@ fn scan_cols_select<K: Key, S>(
     // The tile's current thresholds, kept equal to its states' (refreshed
     // after every offer), for the whole-tile test of `K::TILE_TEST` keys.
     let mut thr = [0.0f64; LANES];
-    let mut c0 = 0;
-    while c0 < blk.nj {
-        let c1 = (c0 + LANES).min(blk.nj);
+    for tile in tiles(blk.nj) {
+        let (c0, c1) = (tile.start, tile.end);
         let ebt = &eb[blk.j0 + c0..blk.j0 + c1];
         if K::TILE_TEST {
-            for (t, st) in thr.iter_mut().zip(&mut states[c0..c1]) {
+            for (t, st) in thr.iter_mut().zip(&mut states[tile.clone()]) {
                 *t = sel(st).thresh;
             }
         }
@@ -955,7 +956,6 @@ fn scan_cols_select<K: Key, S>(
                 }
             }
         }
-        c0 = c1;
     }
 }
 
@@ -1148,24 +1148,21 @@ fn count_row(
         &balls.hi2[span],
     );
     let mut c = 0usize;
-    let mut c0 = 0;
-    while c0 < blk.nj {
-        let c1 = (c0 + LANES).min(blk.nj);
+    for tile in tiles(blk.nj) {
         let mut straddle = false;
-        for t in c0..c1 {
+        for t in tile.clone() {
             let (inside, between) = bound_tests(row[t], ei + ebs[t], lo2[t], hi2[t]);
             c += usize::from(inside);
             straddle |= between;
         }
         if straddle {
-            for t in c0..c1 {
+            for t in tile {
                 if bound_tests(row[t], ei + ebs[t], lo2[t], hi2[t]).1 {
                     let j = blk.j0 + t;
                     c += usize::from(balls.contains(j, eng.exact(i, j)));
                 }
             }
         }
-        c0 = c1;
     }
     c
 }
@@ -1185,15 +1182,14 @@ fn count_cols<S>(
     states: &mut [S],
     count: impl Fn(&mut S) -> &mut usize,
 ) {
-    let mut c0 = 0;
-    while c0 < blk.nj {
-        let c1 = (c0 + LANES).min(blk.nj);
-        let ebt = &eb[blk.j0 + c0..blk.j0 + c1];
+    for tile in tiles(blk.nj) {
+        let c0 = tile.start;
+        let ebt = &eb[blk.j0 + c0..blk.j0 + tile.end];
         let mut acc = [0usize; LANES];
         for ii in 0..blk.ni {
             let i = blk.i0 + ii;
             let ei = ea[i];
-            let row = &blk.row(ii)[c0..c1];
+            let row = &blk.row(ii)[tile.clone()];
             let (lo2, hi2) = (balls.lo2[i], balls.hi2[i]);
             let mut straddle = false;
             for ((a, &s), &e) in acc.iter_mut().zip(row).zip(ebt) {
@@ -1209,10 +1205,9 @@ fn count_cols<S>(
                 }
             }
         }
-        for (st, a) in states[c0..c1].iter_mut().zip(acc) {
+        for (st, a) in states[tile].iter_mut().zip(acc) {
             *count(st) += a;
         }
-        c0 = c1;
     }
 }
 
