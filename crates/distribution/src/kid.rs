@@ -30,7 +30,7 @@
 //! float64 references.
 
 use gen_metrics_linalg::kernels::{mmd2_unbiased_from_sums, subset_sum, subset_sum_off_diagonal};
-use gen_metrics_linalg::{Kernel, KernelSums};
+use gen_metrics_linalg::{Kernel, KernelSums, SubsetKernelSums, kernel_sums_with_subsets};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -39,13 +39,24 @@ use serde::Serialize;
 
 use crate::validate::check_pair;
 use crate::{MetricError, TwoSampleMetric};
-use gen_metrics_metric::{Context, Direction, Input, KeySpec, Metric, Outcome, Set, Spec};
+use gen_metrics_metric::{
+    Context, Direction, Input, KernelNeed, KeySpec, Metric, Outcome, Plan, Set, Spec,
+};
 
 const METRIC: &str = "KID";
 
 /// Above this many bytes the per-subset sums are computed from the rows of each
 /// subset instead of from precomputed full kernel matrices.
 const KERNEL_MATRIX_BUDGET: usize = 512 << 20;
+
+/// Whether the per-subset sums come from the three kernel matrices computed
+/// once: they fit [`KERNEL_MATRIX_BUDGET`] and cost less than summing each
+/// subset's own rows (precomputing costs ~(N_r + N_f)² D flops once;
+/// per-subset sums ~4 m² D flops per subset).
+fn precomputes(nr: usize, nf: usize, m: usize, n_subsets: usize) -> bool {
+    let matrix_bytes = 8 * (nr * nr + nf * nf + nr * nf);
+    matrix_bytes <= KERNEL_MATRIX_BUDGET && (nr + nf).pow(2) <= 4 * m * m * n_subsets
+}
 
 /// Explicit KID subsets: row `s` of `real` (of `fake`) holds the real (fake)
 /// row indices of subset `s`; both arrays are `[n_subsets, m]`.
@@ -213,26 +224,53 @@ impl Kid {
         fake: ArrayView2<'_, f32>,
         subsets: &KidSubsets,
     ) -> Result<KidOutput, MetricError> {
+        self.compute_from(real, fake, subsets, None)
+    }
+
+    /// Whether the subset values are read off the passes over all pairs
+    /// (the full-set value is asked for and precomputing the three kernel
+    /// matrices does not pay): those passes can then be shared with the k-NN
+    /// metrics ([`Metric::plan`]).
+    fn reads_full_pass(&self, nr: usize, nf: usize, m: usize, n_subsets: usize) -> bool {
+        self.full_set && !precomputes(nr, nf, m, n_subsets)
+    }
+
+    /// [`Kid::compute_with_subsets`], with the kernel sums of the full pass
+    /// when they were already read off shared passes (`pre`, from
+    /// [`Context::kernel_sums`]; the same bits as computing them here).
+    fn compute_from(
+        &self,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+        subsets: &KidSubsets,
+        pre: Option<&SubsetKernelSums>,
+    ) -> Result<KidOutput, MetricError> {
         check_pair(METRIC, real, fake, 2)?;
         check_subsets(subsets, real.nrows(), fake.nrows())?;
         let m = subsets.real.ncols();
         let kernel = self.kernel(real.ncols());
         let (nr, nf) = (real.nrows(), fake.nrows());
-        let matrix_bytes = 8 * (nr * nr + nf * nf + nr * nf);
-        // Precomputing the three kernel matrices costs ~(N_r + N_f)² D flops
-        // once; per-subset sums cost ~4 m² D flops per subset.
-        let precompute = matrix_bytes <= KERNEL_MATRIX_BUDGET
-            && (nr + nf).pow(2) <= 4 * m * m * subsets.real.nrows();
+        let precompute = precomputes(nr, nf, m, subsets.real.nrows());
         // With the full-set value asked for, the subset sums are read off the
-        // same kernel blocks (one pass, no GEMM of their own).
+        // same kernel blocks (one pass, no GEMM of their own): the distance
+        // engine's float64 passes (`kernel_sums_with_subsets`), which the
+        // k-NN metrics can share.
         let mut full_unbiased = None;
-        let per_subset: Vec<f64> = if !precompute && self.full_set {
-            let sums = KernelSums::new(kernel).with_subsets(
-                real,
-                fake,
-                subsets.real.view(),
-                subsets.fake.view(),
-            )?;
+        let per_subset: Vec<f64> = if self.reads_full_pass(nr, nf, m, subsets.real.nrows()) {
+            let computed;
+            let sums = match pre {
+                Some(s) => s,
+                None => {
+                    computed = kernel_sums_with_subsets(
+                        real,
+                        fake,
+                        kernel,
+                        subsets.real.view(),
+                        subsets.fake.view(),
+                    )?;
+                    &computed
+                }
+            };
             full_unbiased = Some(mmd2_unbiased_from_sums(
                 sums.within_x.off_diagonal,
                 sums.within_y.off_diagonal,
@@ -383,6 +421,31 @@ impl TwoSampleMetric for Kid {
     }
 }
 
+impl Kid {
+    /// [`TwoSampleMetric::compute`] inside an evaluation: the kernel sums of
+    /// the full pass are taken from `cx` when [`Context::prepare`] read them
+    /// off the passes it shared with the k-NN metrics (the same bits).
+    fn compute_in(
+        &self,
+        cx: &Context<'_>,
+        real: ArrayView2<'_, f32>,
+        fake: ArrayView2<'_, f32>,
+    ) -> Result<KidOutput, MetricError> {
+        check_pair(METRIC, real, fake, 2)?;
+        if self.n_subsets == 0 || self.subset_size < 2 {
+            return self.compute(real, fake);
+        }
+        let subsets = self.sample_subsets(real.nrows(), fake.nrows());
+        let need = KernelNeed {
+            kernel: self.kernel(real.ncols()),
+            subsets_real: subsets.real.clone(),
+            subsets_fake: subsets.fake.clone(),
+        };
+        let pre = cx.kernel_sums(&need);
+        self.compute_from(real, fake, &subsets, pre.as_deref())
+    }
+}
+
 // --- the metric contract ----------------------------------------------------
 
 /// Registry entry of KID: 100 subsets of min(1000, N, M) rows (or the
@@ -444,6 +507,30 @@ impl Metric for Kid {
         &SPEC
     }
 
+    /// Declares the kernel sums of the full pass when KID will read them
+    /// (not on resamples, which skip the full-set value): the k-NN metrics'
+    /// passes over the same rows then form each inner product once for both.
+    fn plan(&self, plan: &mut Plan) {
+        if plan.is_resample() || self.n_subsets == 0 || self.subset_size < 2 {
+            return;
+        }
+        let (Some(nr), Some(nf), Some(d)) =
+            (plan.rows(Set::Real), plan.rows(Set::Fake), plan.dim())
+        else {
+            return;
+        };
+        let m = self.effective_subset_size(nr, nf);
+        if m < 2 || !self.reads_full_pass(nr, nf, m, self.n_subsets) {
+            return;
+        }
+        let subsets = self.sample_subsets(nr, nf);
+        plan.kernel_sums(KernelNeed {
+            kernel: self.kernel(d),
+            subsets_real: subsets.real,
+            subsets_fake: subsets.fake,
+        });
+    }
+
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {
         let real = cx.rows(&SPEC, Set::Real)?;
         let fake = cx.rows(&SPEC, Set::Fake)?;
@@ -452,7 +539,7 @@ impl Metric for Kid {
         } else {
             *self
         };
-        let out = m.compute(real, fake)?;
+        let out = m.compute_in(cx, real, fake)?;
         let mut o = Outcome::new()
             .value("kid_mean", out.mean)
             .value("kid_std", out.std);

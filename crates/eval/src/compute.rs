@@ -67,7 +67,7 @@ pub fn compute_all_optional(
 ) -> Result<(Vec<MetricOutcome>, Vec<(&'static str, MetricError)>), EvalError> {
     check_inputs(metrics, &inputs)?;
     let cx = Context::new(inputs).resampling(resample);
-    let mut plan = Plan::new();
+    let mut plan = Plan::for_context(&cx);
     for m in metrics {
         m.plan(&mut plan);
     }

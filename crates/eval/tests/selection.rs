@@ -173,3 +173,90 @@ fn all_leaves_out_what_the_sets_are_too_small_for() {
     .expect_err("top_pr on 100 rows");
     assert!(err.to_string().contains("162"), "{err}");
 }
+
+/// KID's subset values read off the passes over all pairs (few small subsets:
+/// precomputing the kernel matrices does not pay), which the k-NN metrics'
+/// passes then share: KID is bit-identical alone, together, and computed by
+/// the library type, and the shared passes really served it.
+#[test]
+fn kid_read_off_the_shared_passes_is_the_same_alone_and_together() {
+    use gen_metrics_distribution::Kid;
+    use gen_metrics_metric::{Context, Inputs, KernelNeed, Metric, Plan, SideData};
+    let case = Case::load("memorization");
+    let real: Array2<f32> = case.array2("real.npy");
+    let fake: Array2<f32> = case.array2("fake.npy");
+    let go = |metrics: &[&str]| {
+        Evaluation::between(
+            SetSource::Features(real.clone()),
+            SetSource::Features(fake.clone()),
+        )
+        .metrics(metrics.iter().copied())
+        .params(gen_metrics_eval::Params {
+            seed: 3,
+            kid_subsets: Some(3),
+            kid_subset_size: Some(8),
+            ..Default::default()
+        })
+        .run()
+        .expect("evaluation")
+    };
+    let alone = go(&["kid"]);
+    let together = go(&["kid", "pr", "prdc", "realism", "fid"]);
+    let kid = Kid::new()
+        .seed(3)
+        .n_subsets(3)
+        .subset_size(8)
+        .full_set(true);
+    let direct = kid.compute(real.view(), fake.view()).expect("kid");
+    for (key, want) in [
+        ("kid_mean", direct.mean),
+        ("kid_std", direct.std),
+        ("kid_full", direct.full_unbiased.expect("full")),
+    ] {
+        assert_eq!(
+            alone.value(key).map(f64::to_bits),
+            Some(want.to_bits()),
+            "{key}"
+        );
+        assert_eq!(
+            together.value(key).map(f64::to_bits),
+            Some(want.to_bits()),
+            "{key}"
+        );
+    }
+    for key in ["precision", "recall", "density", "coverage", "realism_mean"] {
+        let single = go(&[key_metric(key)]);
+        assert_eq!(
+            single.value(key).map(f64::to_bits),
+            together.value(key).map(f64::to_bits),
+            "{key}"
+        );
+    }
+    // The context answers KID's request from its own passes.
+    let cx = Context::new(Inputs {
+        real: Some(SideData::Rows(real.view())),
+        fake: Some(SideData::Rows(fake.view())),
+        ..Default::default()
+    });
+    let mut plan = Plan::for_context(&cx);
+    Metric::plan(&kid, &mut plan);
+    cx.prepare(&plan);
+    let subsets = kid.sample_subsets(real.nrows(), fake.nrows());
+    let need = KernelNeed {
+        kernel: kid.kernel(real.ncols()),
+        subsets_real: subsets.real,
+        subsets_fake: subsets.fake,
+    };
+    assert!(
+        cx.kernel_sums(&need).is_some(),
+        "prepare read the kernel sums"
+    );
+}
+
+fn key_metric(key: &str) -> &'static str {
+    match key {
+        "precision" | "recall" => "pr",
+        "density" | "coverage" => "prdc",
+        _ => "realism",
+    }
+}

@@ -124,11 +124,11 @@ impl Kernel {
         }
     }
 
-    fn needs_norms(&self) -> bool {
+    pub(crate) fn needs_norms(&self) -> bool {
         matches!(self, Kernel::Rbf { .. })
     }
 
-    fn validate(&self) -> Result<(), LinalgError> {
+    pub(crate) fn validate(&self) -> Result<(), LinalgError> {
         let ok = match *self {
             Kernel::Polynomial { gamma, coef0, .. } => gamma.is_finite() && coef0.is_finite(),
             Kernel::Rbf { gamma } => gamma.is_finite() && gamma > 0.0,
@@ -345,7 +345,7 @@ struct PassScratch {
 
 /// What one block pair `(I, J)` adds to a pass, merged by the caller in
 /// block-pair order (so the totals do not depend on which worker ran it).
-struct PairPart {
+pub(crate) struct PairPart {
     /// Sum of the block's kernel values (the diagonal left out on a diagonal
     /// block of a within-set pass).
     off: CompensatedSum,
@@ -454,54 +454,6 @@ impl KernelSums {
         faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, par);
     }
 
-    /// `sq` of a block entry (0 when the kernel does not use norms).
-    #[inline]
-    fn sq(b: &Block, i: usize) -> f64 {
-        b.sq.get(i).copied().unwrap_or(0.0)
-    }
-
-    /// Replaces the Gram block `g` (row-major `a.rows × b.rows`) by the
-    /// kernel values `k(a_i, b_j)`.
-    fn eval_block(&self, a: &Block, b: &Block, g: &mut [f64]) {
-        let nb = b.rows;
-        let k = self.kernel;
-        g.par_chunks_mut(nb).enumerate().for_each(|(i, row)| {
-            let sa = Self::sq(a, i);
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = k.eval(*v, sa, Self::sq(b, j));
-            }
-        });
-    }
-
-    /// Sum of a block of kernel values `kv`; `skip_diag` leaves out `i == j`
-    /// (and returns the diagonal separately). Compensated row sums, added in
-    /// row order.
-    fn block_sum(nb: usize, kv: &[f64], skip_diag: bool) -> (CompensatedSum, CompensatedSum) {
-        let rows: Vec<(CompensatedSum, f64)> = kv
-            .par_chunks(nb)
-            .enumerate()
-            .map(|(i, row)| {
-                let mut s = CompensatedSum::default();
-                let mut diag = 0.0;
-                for (j, &v) in row.iter().enumerate() {
-                    if skip_diag && i == j {
-                        diag = v;
-                    } else {
-                        s.add(v);
-                    }
-                }
-                (s, diag)
-            })
-            .collect();
-        let mut off = CompensatedSum::default();
-        let mut diag = CompensatedSum::default();
-        for (rs, rd) in rows {
-            off.merge(rs);
-            diag.add(rd);
-        }
-        (off, diag)
-    }
-
     /// `Σ_{i≠j} k(x_i, x_j)` and `Σ_i k(x_i, x_i)` over the rows of `x`
     /// (blocks `J ≥ I` only; off-diagonal blocks count twice).
     ///
@@ -528,16 +480,8 @@ impl KernelSums {
         x: ArrayView2<'_, T>,
         subsets: &[Vec<usize>],
     ) -> Result<(WithinSum, Vec<CompensatedSum>), LinalgError> {
-        let parts = self.pairs_pass(x, None, subsets, subsets);
-        let mut off = CompensatedSum::default();
-        let mut diag = CompensatedSum::default();
-        let mut per = vec![CompensatedSum::default(); subsets.len()];
-        for part in parts {
-            merge_part(&part, &mut off, &mut per);
-            if let Some(dg) = part.diag {
-                diag.merge(dg);
-            }
-        }
+        let (off, diag, per) =
+            merge_parts(self.pairs_pass(x, None, subsets, subsets), subsets.len());
         finite(what, off.value())?;
         finite(what, diag.value())?;
         Ok((
@@ -603,14 +547,15 @@ impl KernelSums {
                     other
                 };
                 self.gram(a, b, d, g, par);
-                self.eval_block(a, b, g);
-                let (off, dg) = Self::block_sum(b.rows, g, diagonal);
-                PairPart {
-                    off,
-                    diag: diagonal.then_some(dg),
-                    twice: within && !diagonal,
-                    per: subset_block_sums(sx, sy, (i0, a.rows), (j0, b.rows), g, diagonal),
-                }
+                pair_part(
+                    self.kernel,
+                    (&a.sq, &b.sq),
+                    g,
+                    (i0, a.rows),
+                    (j0, b.rows),
+                    within,
+                    (sx, sy),
+                )
             })
             .collect()
     }
@@ -659,11 +604,7 @@ impl KernelSums {
         sx: &[Vec<usize>],
         sy: &[Vec<usize>],
     ) -> Result<(CompensatedSum, Vec<CompensatedSum>), LinalgError> {
-        let mut total = CompensatedSum::default();
-        let mut per = vec![CompensatedSum::default(); sx.len()];
-        for part in self.pairs_pass(x, Some(y), sx, sy) {
-            merge_part(&part, &mut total, &mut per);
-        }
+        let (total, _, per) = merge_parts(self.pairs_pass(x, Some(y), sx, sy), sx.len());
         finite(what, total.value())?;
         Ok((total, per))
     }
@@ -754,16 +695,15 @@ impl KernelSums {
             while j0 < n {
                 let b = self.block(y, j0);
                 self.gram(&a, &b, d, &mut g, faer::get_global_parallelism());
-                let k = self.kernel;
+                eval_kernel_block(self.kernel, &a.sq, &b.sq, &mut g, b.rows);
                 let mut dst =
                     out.slice_axis_mut(ndarray::Axis(0), ndarray::Slice::from(i0..i0 + a.rows));
                 dst.axis_iter_mut(ndarray::Axis(0))
                     .into_par_iter()
                     .enumerate()
                     .for_each(|(i, mut row)| {
-                        let sa = Self::sq(&a, i);
-                        for (jj, &dot) in g[i * b.rows..(i + 1) * b.rows].iter().enumerate() {
-                            row[j0 + jj] = k.eval(dot, sa, Self::sq(&b, jj));
+                        for (jj, &v) in g[i * b.rows..(i + 1) * b.rows].iter().enumerate() {
+                            row[j0 + jj] = v;
                         }
                     });
                 j0 += b.rows;
@@ -842,8 +782,96 @@ pub struct SubsetKernelSums {
     pub subset_between: Vec<CompensatedSum>,
 }
 
+/// Replaces the Gram block `g` (row-major, `sq_a.len()`-independent: `nb`
+/// columns) by the kernel values `k(a_i, b_j)`; `sq_a` / `sq_b` are the
+/// squared norms of the block's rows and columns (empty when the kernel does
+/// not use them).
+fn eval_kernel_block(kernel: Kernel, sq_a: &[f64], sq_b: &[f64], g: &mut [f64], nb: usize) {
+    let sq = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
+    g.par_chunks_mut(nb).enumerate().for_each(|(i, row)| {
+        let sa = sq(sq_a, i);
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = kernel.eval(*v, sa, sq(sq_b, j));
+        }
+    });
+}
+
+/// Sum of a block of kernel values `kv` (`nb` columns); `skip_diag` leaves
+/// out `i == j` (and returns the diagonal separately). Compensated row sums,
+/// added in row order.
+fn block_sum(nb: usize, kv: &[f64], skip_diag: bool) -> (CompensatedSum, CompensatedSum) {
+    let rows: Vec<(CompensatedSum, f64)> = kv
+        .par_chunks(nb)
+        .enumerate()
+        .map(|(i, row)| {
+            let mut s = CompensatedSum::default();
+            let mut diag = 0.0;
+            for (j, &v) in row.iter().enumerate() {
+                if skip_diag && i == j {
+                    diag = v;
+                } else {
+                    s.add(v);
+                }
+            }
+            (s, diag)
+        })
+        .collect();
+    let mut off = CompensatedSum::default();
+    let mut diag = CompensatedSum::default();
+    for (rs, rd) in rows {
+        off.merge(rs);
+        diag.add(rd);
+    }
+    (off, diag)
+}
+
+/// What the Gram block `g = A_I B_Jᵀ` (rows `[i0, i0 + ni)`, columns
+/// `[j0, j0 + nj)`, row-major; overwritten by the kernel values) adds to a
+/// pass: its kernel sum, its diagonal on a diagonal block of a within-set
+/// pass (`within` and `i0 == j0`), and per subset pair `(rows[s], cols[s])`
+/// the entries inside it. The one place a kernel block becomes sums, for
+/// [`KernelSums`]' own passes and for the distance engine's kernel tap
+/// (`pairwise::KernelTap`).
+pub(crate) fn pair_part(
+    kernel: Kernel,
+    (sq_a, sq_b): (&[f64], &[f64]),
+    g: &mut [f64],
+    (i0, ni): (usize, usize),
+    (j0, nj): (usize, usize),
+    within: bool,
+    (rows, cols): (&[Vec<usize>], &[Vec<usize>]),
+) -> PairPart {
+    let diagonal = within && i0 == j0;
+    eval_kernel_block(kernel, sq_a, sq_b, &mut g[..ni * nj], nj);
+    let (off, dg) = block_sum(nj, &g[..ni * nj], diagonal);
+    PairPart {
+        off,
+        diag: diagonal.then_some(dg),
+        twice: within && !diagonal,
+        per: subset_block_sums(rows, cols, (i0, ni), (j0, nj), &g[..ni * nj], diagonal),
+    }
+}
+
+/// The totals of one pass from its parts in block-pair order: the kernel
+/// sum, the diagonal (within-set passes) and the per-subset sums.
+pub(crate) fn merge_parts(
+    parts: impl IntoIterator<Item = PairPart>,
+    n_subsets: usize,
+) -> (CompensatedSum, CompensatedSum, Vec<CompensatedSum>) {
+    let mut off = CompensatedSum::default();
+    let mut diag = CompensatedSum::default();
+    let mut per = vec![CompensatedSum::default(); n_subsets];
+    for part in parts {
+        merge_part(&part, &mut off, &mut per);
+        if let Some(dg) = part.diag {
+            diag.merge(dg);
+        }
+    }
+    (off, diag, per)
+}
+
 /// Each row of `subsets` sorted, checked in range and free of repeats.
-fn sorted_subsets(
+pub(crate) fn sorted_subsets(
     what: &'static str,
     subsets: ArrayView2<'_, usize>,
     n: usize,
@@ -928,7 +956,7 @@ fn subset_block_sums(
         .collect()
 }
 
-fn finite(what: &'static str, v: f64) -> Result<(), LinalgError> {
+pub(crate) fn finite(what: &'static str, v: f64) -> Result<(), LinalgError> {
     if v.is_finite() {
         Ok(())
     } else {

@@ -40,10 +40,11 @@ pub use kernels::{CompensatedSum, Kernel, KernelSums, SubsetKernelSums, WithinSu
 pub use kmeans::{KMeans, KMeansModel};
 pub use optim::Adam;
 pub use pairwise::{
-    Boundary, CrossAnswer, CrossBallStats, CrossRequest, DistanceBlock, DistancePower,
-    count_within_radii, cross_ball_statistics, cross_pass, for_each_distance_block,
-    kth_neighbour_radii, kth_neighbour_radii_multi, kth_neighbour_squared_radii,
-    kth_neighbour_squared_radii_multi, max_abs_cosine_similarity, max_weight_over_distance,
+    Boundary, CrossAndSums, CrossAnswer, CrossBallStats, CrossRequest, DistanceBlock,
+    DistancePower, RadiiAndSums, count_within_radii, cross_ball_statistics, cross_pass,
+    cross_pass_with_kernel, for_each_distance_block, kernel_sums_with_subsets, kth_neighbour_radii,
+    kth_neighbour_radii_multi, kth_neighbour_squared_radii, kth_neighbour_squared_radii_multi,
+    kth_neighbour_squared_radii_with_kernel, max_abs_cosine_similarity, max_weight_over_distance,
     nearest_neighbours, percentile_linear, self_nearest_neighbours, smallest_containing_radius,
     squared_distance, squared_distances, zero_above_percentile,
 };

@@ -75,6 +75,23 @@
 //! exact rechecks as the single-question kernels, so the answers are
 //! identical to theirs.
 //!
+//! ## Kernel sums from the same blocks
+//!
+//! Exact KID needs every inner product `x_iᵀy_j` in float64 (the references
+//! compute in float64), and those are the products the distances are made
+//! of. [`kth_neighbour_squared_radii_with_kernel`] and
+//! [`cross_pass_with_kernel`] run the engine on the raw rows widened to
+//! float64 block by block (`u = 2^-53` in the bound above, so almost no exact
+//! rechecks) and hand each block's products `G = A_I B_Jᵀ` to a kernel *tap*
+//! before they become `s̃ = ‖a‖² + ‖b‖² − 2G`: the tap turns them into kernel
+//! values `k(a_i, b_j)` and their compensated sums (full set and per subset;
+//! the code of `kernels::KernelSums`). So precision/recall, prdc, realism and
+//! KID together form each product once, not once in float32 and again in
+//! float64. The tap keeps each block's sums by block position and merges
+//! them in that order, with a fixed block edge of 512 rows, so the sums are
+//! the same bits on any number of threads and whatever distance questions
+//! shared the pass ([`kernel_sums_with_subsets`] is the pass with none).
+//!
 //! ## What this module does not decide
 //!
 //! Whether a metric uses `<` or `≤` ([`Boundary`]), which k, or how radii are
@@ -89,6 +106,10 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::LinalgError;
+use crate::kernels::{
+    CompensatedSum, Kernel, PairPart, SubsetKernelSums, WithinSum, finite, merge_parts, pair_part,
+    sorted_subsets,
+};
 
 /// Unit round-off of `f32` (`2^-24`).
 const U32: f64 = 5.960_464_477_539_063e-8;
@@ -270,6 +291,11 @@ impl<'a> Set<'a> {
 struct Scratch {
     g32: Vec<f32>,
     s: Vec<f64>,
+    /// Rows and columns of the block widened to float64, and their products
+    /// ([`Gin::W64`]).
+    wa: Vec<f64>,
+    wb: Vec<f64>,
+    g64: Vec<f64>,
 }
 
 /// One block of approximate squared distances `s̃`, row-major `ni × nj`, for
@@ -297,6 +323,10 @@ enum Gin {
     C32(Vec<f32>),
     /// Rows (centred or not) in float64, for the fallback GEMM.
     C64(Vec<f64>),
+    /// The raw rows widened to float64 block by block (nothing held for the
+    /// whole set): the GEMM of a pass with a [`KernelTap`], whose kernel
+    /// needs the raw inner products `a·b` in float64.
+    W64,
 }
 
 /// One side of the engine: its GEMM input, the float64 squared norms of that
@@ -323,6 +353,37 @@ struct Engine<'a> {
     b: Option<Set<'a>>,
     sa: Side,
     sb: Option<Side>,
+    /// Kernel sums read off the float64 products of every block.
+    tap: Option<KernelTap<'a>>,
+}
+
+/// Kernel sums read off the blocks of a distance pass (see
+/// [`kernel_sums_with_subsets`]): every block's float64 Gram block
+/// `G = A_I B_Jᵀ` becomes its kernel values and their sums
+/// (`kernels::pair_part`, the code of `KernelSums`), kept by block position
+/// and merged in that order when the pass ends, so the totals depend neither
+/// on the threads nor on which distance questions shared the pass.
+struct KernelTap<'t> {
+    kernel: Kernel,
+    /// Sorted subsets of the first set (rows of the blocks).
+    rows: &'t [Vec<usize>],
+    /// Sorted subsets of the second set (columns; the first set's own in a
+    /// within-set pass).
+    cols: &'t [Vec<usize>],
+    parts: Mutex<Vec<((usize, usize), PairPart)>>,
+}
+
+impl KernelTap<'_> {
+    /// The pass's totals: kernel sum, diagonal (within-set passes) and
+    /// per-subset sums, merged in block order.
+    fn finish(self) -> (CompensatedSum, CompensatedSum, Vec<CompensatedSum>) {
+        let mut parts = self
+            .parts
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        parts.sort_unstable_by_key(|(at, _)| *at);
+        merge_parts(parts.into_iter().map(|(_, p)| p), self.rows.len())
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -423,6 +484,8 @@ impl<'a> Engine<'a> {
                     .par_chunks(d)
                     .map(|r| r.iter().map(|v| v * v).sum())
                     .collect(),
+                // Only `Engine::with_tap` builds this input.
+                Gin::W64 => s.sq.clone(),
             };
             let err = norms.iter().map(|&q| c * q + eta).collect();
             Some(Side { gin, norms, err })
@@ -445,7 +508,65 @@ impl<'a> Engine<'a> {
                 detail: "no GEMM input could be prepared".into(),
             })?,
         };
-        Ok(Engine { a, b, sa, sb })
+        Ok(Engine {
+            a,
+            b,
+            sa,
+            sb,
+            tap: None,
+        })
+    }
+
+    /// An engine whose passes also feed `tap`: the GEMM runs on the raw rows
+    /// widened to float64 block by block ([`Gin::W64`], no centring: the
+    /// kernel needs the raw products), so `u = 2^-53` in the error bound, and
+    /// the block edge is fixed ([`Engine::edge`]) so the kernel sums are the
+    /// same on any number of threads.
+    fn with_tap(a: Set<'a>, b: Option<Set<'a>>, tap: KernelTap<'a>) -> Result<Self, LinalgError> {
+        let d = a.d;
+        if let Some(b) = &b
+            && b.d != d
+        {
+            return Err(LinalgError::DimensionMismatch {
+                what: "pairwise distances",
+                left: d,
+                right: b.d,
+            });
+        }
+        let c = 1.001 * (gamma(d, U64) + 3.0 * gamma(d + 3, U64) + 16.0 * U64);
+        let eta = (d as f64 + 2.0) * 2f64.powi(-125);
+        let side = |s: &Set<'_>| -> Side {
+            let norms: Vec<f64> =
+                s.x.par_chunks(d)
+                    .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+                    .collect();
+            let err = norms.iter().map(|&q| c * q + eta).collect();
+            Side {
+                gin: Gin::W64,
+                norms,
+                err,
+            }
+        };
+        let sa = side(&a);
+        let sb = b.as_ref().map(side);
+        Ok(Engine {
+            a,
+            b,
+            sa,
+            sb,
+            tap: Some(tap),
+        })
+    }
+
+    /// Block edge for a set of `n` rows: [`block_for`], or with a tap the
+    /// fixed [`MAX_BLOCK`] (the kernel sums' order must not follow the
+    /// threads).
+    fn edge(&self, n: usize) -> usize {
+        if self.tap.is_some() {
+            MAX_BLOCK.min(n).max(1)
+        } else {
+            block_for(n)
+        }
     }
 
     #[inline]
@@ -485,6 +606,7 @@ impl<'a> Engine<'a> {
         let (sa, sb) = (&self.sa, self.side_b());
         scr.s.resize(ni * nj, 0.0);
         match (&sa.gin, &sb.gin) {
+            (Gin::W64, _) | (_, Gin::W64) => self.block_w64(i0, ni, j0, nj, scr, par),
             (Gin::C64(xa), Gin::C64(xb)) => {
                 let lhs = MatRef::from_row_major_slice(&xa[i0 * d..(i0 + ni) * d], ni, d);
                 let rhs =
@@ -528,9 +650,64 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// [`Engine::block`] for [`Gin::W64`]: widens the block's rows and
+    /// columns, multiplies in float64, forms `s̃`, then hands the products to
+    /// the tap (which turns them into kernel values in place).
+    fn block_w64(&self, i0: usize, ni: usize, j0: usize, nj: usize, scr: &mut Scratch, par: Par) {
+        let d = self.d();
+        let widen = |x: &[f32], out: &mut Vec<f64>| {
+            out.clear();
+            out.extend(x.iter().map(|&v| f64::from(v)));
+        };
+        widen(&self.a.x[i0 * d..(i0 + ni) * d], &mut scr.wa);
+        let same = self.b.is_none() && i0 == j0;
+        if !same {
+            widen(&self.b().x[j0 * d..(j0 + nj) * d], &mut scr.wb);
+        }
+        let xb: &[f64] = if same { &scr.wa } else { &scr.wb };
+        scr.g64.resize(ni * nj, 0.0);
+        let lhs = MatRef::from_row_major_slice(&scr.wa[..ni * d], ni, d);
+        let rhs = MatRef::from_row_major_slice(&xb[..nj * d], nj, d).transpose();
+        let dst = MatMut::from_row_major_slice_mut(&mut scr.g64[..ni * nj], ni, nj);
+        matmul(dst, Accum::Replace, lhs, rhs, 1.0f64, par);
+        let (sa, sb) = (&self.sa, self.side_b());
+        let nb = &sb.norms[j0..j0 + nj];
+        for ii in 0..ni {
+            let nai = sa.norms[i0 + ii];
+            let g = &scr.g64[ii * nj..(ii + 1) * nj];
+            let s = &mut scr.s[ii * nj..(ii + 1) * nj];
+            for jj in 0..nj {
+                s[jj] = (nai + nb[jj]) - 2.0 * g[jj];
+            }
+        }
+        if let Some(tap) = &self.tap {
+            let (qa, qb): (&[f64], &[f64]) = if tap.kernel.needs_norms() {
+                (&sa.norms[i0..i0 + ni], nb)
+            } else {
+                (&[], &[])
+            };
+            let part = pair_part(
+                tap.kernel,
+                (qa, qb),
+                &mut scr.g64,
+                (i0, ni),
+                (j0, nj),
+                self.b.is_none(),
+                (tap.rows, tap.cols),
+            );
+            tap.parts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(((i0, j0), part));
+        }
+    }
+
     /// Walks the blocks row-block by row-block; row blocks run in parallel and
     /// each owns the states of its rows.
     fn drive_rows<S: Send>(&self, states: &mut [S], f: impl Fn(&Blk<'_>, &mut [S]) + Sync) {
+        // A tap counts each block once; a within-set walk by rows would
+        // visit both halves.
+        debug_assert!(self.tap.is_none(), "drive_rows does not feed a kernel tap");
         let (na, nb) = (self.a.n, self.b().n);
         let rb = block_for(na);
         let cb = MAX_BLOCK.min(nb);
@@ -572,7 +749,7 @@ impl<'a> Engine<'a> {
         f: impl Fn(&Blk<'_>, &mut [SA], &mut [SB]) + Sync,
     ) {
         let (na, nb) = (self.a.n, self.b().n);
-        let (rb, cb) = (block_for(na), block_for(nb));
+        let (rb, cb) = (self.edge(na), self.edge(nb));
         let ga: Vec<Mutex<&mut [SA]>> = sa.chunks_mut(rb).map(Mutex::new).collect();
         let gb: Vec<Mutex<&mut [SB]>> = sb.chunks_mut(cb).map(Mutex::new).collect();
         let (ma, mb) = (ga.len(), gb.len());
@@ -624,7 +801,7 @@ impl<'a> Engine<'a> {
         off: impl Fn(&Blk<'_>, &mut [S], &mut [S]) + Sync,
     ) {
         let n = self.a.n;
-        let bs = block_for(n);
+        let bs = self.edge(n);
         let groups: Vec<Mutex<&mut [S]>> = states.chunks_mut(bs).map(Mutex::new).collect();
         let nbk = groups.len();
         let threads = rayon::current_num_threads();
@@ -1348,15 +1525,25 @@ fn kth_squared_multi(
     ks: &[usize],
 ) -> Result<Vec<Array1<f64>>, LinalgError> {
     const WHAT: &str = "kth_neighbour_radii";
-    let kmax = *ks
-        .iter()
-        .max()
-        .ok_or_else(|| LinalgError::InvalidParameter(format!("{WHAT}: no k given")))?;
+    if ks.is_empty() {
+        return Err(LinalgError::InvalidParameter(format!("{WHAT}: no k given")));
+    }
     let set = Set::new(WHAT, x, 2)?;
     for &k in ks {
         check_k(WHAT, k, set.n - 1)?;
     }
-    let eng = Engine::new(set, None)?;
+    radii_of(&Engine::new(set, None)?, ks)
+}
+
+/// The squared k-th neighbour radii of the engine's set for every k of `ks`
+/// (validated by the caller) from one self pass (none for an empty `ks`).
+fn radii_of(eng: &Engine<'_>, ks: &[usize]) -> Result<Vec<Array1<f64>>, LinalgError> {
+    const WHAT: &str = "kth_neighbour_radii";
+    let Some(&kmax) = ks.iter().max() else {
+        let mut none: Vec<()> = vec![(); eng.a.n];
+        eng.drive_self(&mut none, |_, _| {}, |_, _, _| {});
+        return Ok(Vec::new());
+    };
     let sel = eng.select_self(kmax);
     ks.iter()
         .map(|&k| {
@@ -1372,6 +1559,122 @@ fn kth_squared_multi(
                 .collect::<Result<Array1<f64>, _>>()
         })
         .collect()
+}
+
+/// Squared k-th neighbour radii of `x` for every k of `ks` (as
+/// [`kth_neighbour_squared_radii_multi`]; `ks` may be empty) **and** the
+/// within-set kernel sums of `x` from the same pass:
+///
+/// ```text
+/// Σ_{i≠j} k(x_i, x_j),   Σ_i k(x_i, x_i),   Kxx_s = Σ_{i≠j ∈ S_s} k(x_i, x_j) per subset
+/// ```
+///
+/// Each distance block comes from a float64 GEMM of the raw rows (the
+/// kernel needs `x_iᵀx_j`), which the radii read as `s̃ = ‖x_i‖² + ‖x_j‖² −
+/// 2 x_iᵀx_j` with the bound of the module documentation at `u = 2^-53`, and
+/// the kernel sums read as `k(x_i, x_j)`: the products exact KID needs are
+/// formed once for both. The radii are those of
+/// [`kth_neighbour_squared_radii_multi`] (exact rule, bit for bit); the sums
+/// are those of [`kernel_sums_with_subsets`] (bit for bit, whatever `ks`).
+///
+/// # Errors
+/// As [`kth_neighbour_squared_radii_multi`] for the radii; bad kernel
+/// parameters, subsets with an index out of range or repeated, a non-finite
+/// sum.
+pub fn kth_neighbour_squared_radii_with_kernel(
+    x: ArrayView2<'_, f32>,
+    ks: &[usize],
+    kernel: Kernel,
+    subsets: ArrayView2<'_, usize>,
+) -> Result<RadiiAndSums, LinalgError> {
+    const WHAT: &str = "kth_neighbour_radii with kernel sums";
+    kernel.validate()?;
+    let set = Set::new(WHAT, x, if ks.is_empty() { 1 } else { 2 })?;
+    for &k in ks {
+        check_k(WHAT, k, set.n - 1)?;
+    }
+    let sorted = sorted_subsets(WHAT, subsets, set.n)?;
+    let tap = KernelTap {
+        kernel,
+        rows: &sorted,
+        cols: &sorted,
+        parts: Mutex::new(Vec::new()),
+    };
+    let mut eng = Engine::with_tap(set, None, tap)?;
+    let radii = radii_of(&eng, ks)?;
+    let (off, diag, per) =
+        eng.tap
+            .take()
+            .map(KernelTap::finish)
+            .ok_or_else(|| LinalgError::Numerical {
+                what: WHAT,
+                detail: "the kernel tap is missing (internal invariant broken)".into(),
+            })?;
+    finite(WHAT, off.value())?;
+    finite(WHAT, diag.value())?;
+    Ok(RadiiAndSums {
+        radii,
+        within: WithinSum {
+            off_diagonal: off,
+            diagonal: diag,
+        },
+        subset_within: per,
+    })
+}
+
+/// The answer of [`kth_neighbour_squared_radii_with_kernel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RadiiAndSums {
+    /// Squared k-th neighbour radii, one array per k asked, in order.
+    pub radii: Vec<Array1<f64>>,
+    /// `Σ_{i≠j} k(x_i, x_j)` and `Σ_i k(x_i, x_i)`.
+    pub within: WithinSum,
+    /// `Kxx_s = Σ_{i≠j ∈ S_s} k(x_i, x_j)` per subset.
+    pub subset_within: Vec<CompensatedSum>,
+}
+
+/// The answer of [`cross_pass_with_kernel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossAndSums {
+    /// The answers of [`cross_pass`], in request order.
+    pub answers: Vec<CrossAnswer>,
+    /// `Σ_{i,j} k(a_i, b_j)`.
+    pub between: CompensatedSum,
+    /// `Kab_s = Σ_{i ∈ Sa_s, j ∈ Sb_s} k(a_i, b_j)` per subset pair.
+    pub subset_between: Vec<CompensatedSum>,
+}
+
+/// The kernel sums of two sets and of subset pairs, as
+/// `KernelSums::with_subsets` defines them (`within_x`, `within_y`,
+/// `between`, and per subset `Kxx_s`, `Kyy_s`, `Kxy_s`), computed by the
+/// distance engine's passes with nothing but the sums asked
+/// ([`kth_neighbour_squared_radii_with_kernel`] on each set, then
+/// [`cross_pass_with_kernel`]). Because a pass's sums do not depend on the
+/// distance questions it also answers, KID computed alone and KID computed in
+/// the same passes as precision/recall, prdc and realism are bit-identical.
+/// The values equal `KernelSums::with_subsets` up to rounding (blocks of at
+/// most 512 rows here, so another summation order).
+///
+/// # Errors
+/// As `KernelSums::with_subsets`.
+pub fn kernel_sums_with_subsets(
+    x: ArrayView2<'_, f32>,
+    y: ArrayView2<'_, f32>,
+    kernel: Kernel,
+    subsets_x: ArrayView2<'_, usize>,
+    subsets_y: ArrayView2<'_, usize>,
+) -> Result<SubsetKernelSums, LinalgError> {
+    let x_sums = kth_neighbour_squared_radii_with_kernel(x, &[], kernel, subsets_x)?;
+    let y_sums = kth_neighbour_squared_radii_with_kernel(y, &[], kernel, subsets_y)?;
+    let xy = cross_pass_with_kernel(x, y, &[], kernel, subsets_x, subsets_y)?;
+    Ok(SubsetKernelSums {
+        within_x: x_sums.within,
+        within_y: y_sums.within,
+        between: xy.between,
+        subset_within_x: x_sums.subset_within,
+        subset_within_y: y_sums.subset_within,
+        subset_between: xy.subset_between,
+    })
 }
 
 /// Packs per-row selections of exactly `k` entries into index/distance arrays.
@@ -1703,6 +2006,74 @@ pub fn cross_pass(
     b: ArrayView2<'_, f32>,
     requests: &[CrossRequest<'_>],
 ) -> Result<Vec<CrossAnswer>, LinalgError> {
+    let (answers, _) = cross_pass_impl(a, b, requests, None)?;
+    Ok(answers)
+}
+
+/// [`cross_pass`] **and** the between-set kernel sums of `a` and `b` from the
+/// same pass (`requests` may be empty):
+///
+/// ```text
+/// Σ_{i,j} k(a_i, b_j),   Kab_s = Σ_{i ∈ Sa_s, j ∈ Sb_s} k(a_i, b_j) per subset pair
+/// ```
+///
+/// Each block's products come from a float64 GEMM of the raw rows and feed
+/// both (see [`kth_neighbour_squared_radii_with_kernel`]): the answers are
+/// those of [`cross_pass`] bit for bit, the sums those of
+/// [`kernel_sums_with_subsets`].
+///
+/// # Errors
+/// As [`cross_pass`]; bad kernel parameters; subsets out of range, repeated
+/// within a subset, or `subsets_a` and `subsets_b` with different numbers of
+/// rows; a non-finite sum.
+pub fn cross_pass_with_kernel(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    requests: &[CrossRequest<'_>],
+    kernel: Kernel,
+    subsets_a: ArrayView2<'_, usize>,
+    subsets_b: ArrayView2<'_, usize>,
+) -> Result<CrossAndSums, LinalgError> {
+    const WHAT: &str = "cross_pass with kernel sums";
+    kernel.validate()?;
+    if subsets_a.nrows() != subsets_b.nrows() {
+        return Err(LinalgError::InvalidParameter(format!(
+            "{WHAT}: {} subsets of the first set but {} of the second",
+            subsets_a.nrows(),
+            subsets_b.nrows()
+        )));
+    }
+    let ra = sorted_subsets(WHAT, subsets_a, a.nrows())?;
+    let rb = sorted_subsets(WHAT, subsets_b, b.nrows())?;
+    let tap = KernelTap {
+        kernel,
+        rows: &ra,
+        cols: &rb,
+        parts: Mutex::new(Vec::new()),
+    };
+    let (answers, tap) = cross_pass_impl(a, b, requests, Some(tap))?;
+    let (total, _, per) = tap
+        .map(KernelTap::finish)
+        .ok_or_else(|| LinalgError::Numerical {
+            what: WHAT,
+            detail: "the kernel tap is missing (internal invariant broken)".into(),
+        })?;
+    finite(WHAT, total.value())?;
+    Ok(CrossAndSums {
+        answers,
+        between: total,
+        subset_between: per,
+    })
+}
+
+/// The pass of [`cross_pass`], with an optional kernel tap handed back
+/// filled.
+fn cross_pass_impl<'a>(
+    a: ArrayView2<'a, f32>,
+    b: ArrayView2<'a, f32>,
+    requests: &[CrossRequest<'_>],
+    tap: Option<KernelTap<'a>>,
+) -> Result<(Vec<CrossAnswer>, Option<KernelTap<'a>>), LinalgError> {
     const WHAT: &str = "cross_pass";
     let sa = Set::new(WHAT, a, 1)?;
     let sb = Set::new(WHAT, b, 1)?;
@@ -1764,7 +2135,10 @@ pub fn cross_pass(
             Prep::Balls(..) => None,
         })
         .collect();
-    let eng = Engine::new(sa, Some(sb))?;
+    let mut eng = match tap {
+        Some(tap) => Engine::with_tap(sa, Some(sb), tap)?,
+        None => Engine::new(sa, Some(sb))?,
+    };
     let (na, nb) = (eng.a.n, eng.b().n);
     let n_balls = prep.iter().filter(|p| matches!(p, Prep::Balls(..))).count();
     let n_best = prep.len() - n_balls;
@@ -1879,7 +2253,8 @@ pub fn cross_pass(
             }
         }
     }
-    Ok(out)
+    let tap = eng.tap.take();
+    Ok((out, tap))
 }
 
 /// One block of the distance matrix handed to [`for_each_distance_block`]:

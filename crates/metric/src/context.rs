@@ -13,15 +13,27 @@
 //! the cross distances (`gen_metrics_linalg::cross_pass`). Values are bit-identical to each metric computing alone: the
 //! same linalg routine computes them, and radii are derived from the squared
 //! radii by one square root, exactly as `kth_neighbour_radii` does.
+//!
+//! A metric may also declare kernel sums over the real and generated rows
+//! ([`KernelNeed`], KID's full pass and subsets). `prepare` then runs those
+//! three passes (real with itself, generated with itself, real with
+//! generated) on float64 blocks of the raw rows and reads the kernel sums
+//! off the same blocks as the radii and the cross answers
+//! (`kth_neighbour_squared_radii_with_kernel`, `cross_pass_with_kernel`):
+//! the inner products are formed once for exact KID and every k-NN metric.
+//! The k-NN answers are those of the float32 passes bit for bit (exact rule),
+//! and the kernel sums those KID computes alone (same passes, same order).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gen_metrics_linalg::{
-    Boundary, CrossAnswer, CrossBallStats, CrossRequest, DistancePower, FrechetSide, GaussianStats,
-    cross_pass, kth_neighbour_squared_radii_multi, zero_above_percentile,
+    Boundary, CompensatedSum, CrossAnswer, CrossBallStats, CrossRequest, DistancePower,
+    FrechetSide, GaussianStats, Kernel, SubsetKernelSums, WithinSum, cross_pass,
+    cross_pass_with_kernel, kth_neighbour_squared_radii_multi,
+    kth_neighbour_squared_radii_with_kernel, zero_above_percentile,
 };
-use ndarray::{Array1, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
 
 use crate::validate::check_set;
@@ -219,16 +231,77 @@ pub enum Need {
     },
 }
 
+/// Kernel sums over the real (`x`) and generated (`y`) rows that a metric
+/// reads (KID): the full-set sums and, per subset `s`, `Kxx_s`, `Kyy_s`,
+/// `Kxy_s` (`gen_metrics_linalg::SubsetKernelSums`). [`Context::prepare`]
+/// reads them off the float64 blocks of the same passes that give the k-NN
+/// radii and the cross answers, so exact KID and the k-NN metrics form each
+/// inner product once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelNeed {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Row `s`: the real-row indices of subset `s` (`[S, m]`).
+    pub subsets_real: Array2<usize>,
+    /// Row `s`: the generated-row indices of subset `s` (`[S, m]`).
+    pub subsets_fake: Array2<usize>,
+}
+
 /// The shared work of a selection of metrics, deduplicated.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     needs: BTreeSet<Need>,
+    kernel: Option<KernelNeed>,
+    /// Rows of the real, generated and training sets given as rows.
+    rows: [Option<usize>; 3],
+    dim: Option<usize>,
+    resampling: bool,
 }
 
 impl Plan {
-    /// An empty plan.
+    /// An empty plan that knows nothing of the data.
     pub fn new() -> Self {
         Plan::default()
+    }
+
+    /// An empty plan for the inputs of `cx`: metrics may read the sizes of
+    /// the sets ([`Plan::rows`], [`Plan::dim`]) to declare their needs.
+    pub fn for_context(cx: &Context<'_>) -> Self {
+        let i = cx.inputs();
+        let rows = |side: Option<SideData<'_>>| match side {
+            Some(SideData::Rows(r)) => Some(r.nrows()),
+            _ => None,
+        };
+        Plan {
+            rows: [rows(i.real), rows(i.fake), i.train.map(|t| t.nrows())],
+            dim: i.real.or(i.fake).map(|s| s.dim()),
+            resampling: cx.is_resample(),
+            ..Plan::default()
+        }
+    }
+
+    /// Rows of `set` when it is given as rows (`None`: absent, statistics
+    /// only, or a plan made without data).
+    pub fn rows(&self, set: Set) -> Option<usize> {
+        self.rows[set.index()]
+    }
+
+    /// The feature dimension, when known.
+    pub fn dim(&self) -> Option<usize> {
+        self.dim
+    }
+
+    /// Whether the plan is for a resample ([`Context::resampling`]).
+    pub fn is_resample(&self) -> bool {
+        self.resampling
+    }
+
+    /// Declares kernel sums over the real and generated rows (one per plan:
+    /// a second, different request is not shared, its metric computes it).
+    pub fn kernel_sums(&mut self, need: KernelNeed) {
+        if self.kernel.is_none() {
+            self.kernel = Some(need);
+        }
     }
 
     /// Declares a need (idempotent).
@@ -257,6 +330,12 @@ type RadiiCache = HashMap<(Set, usize), Arc<Array1<f64>>>;
 
 /// Answers of the (real, generated) cross pass by their [`Need`].
 type CrossCache = HashMap<Need, Arc<CrossAnswer>>;
+
+/// Kernel sums read off the passes, with the request they answer.
+type KernelCache = Option<(KernelNeed, Arc<SubsetKernelSums>)>;
+
+/// Within-set kernel sums of one set: the full set and per subset.
+type WithinParts = (WithinSum, Vec<CompensatedSum>);
 
 /// An owned cross request (see [`Context::prepare`]).
 enum OwnedRequest {
@@ -297,6 +376,7 @@ pub struct Context<'a> {
     frechet: [OnceLock<Arc<FrechetSide>>; 3],
     squared_radii: Mutex<RadiiCache>,
     cross: Mutex<CrossCache>,
+    kernel: Mutex<KernelCache>,
 }
 
 impl<'a> Context<'a> {
@@ -308,6 +388,7 @@ impl<'a> Context<'a> {
             frechet: Default::default(),
             squared_radii: Mutex::new(HashMap::new()),
             cross: Mutex::new(HashMap::new()),
+            kernel: Mutex::new(None),
         }
     }
 
@@ -533,6 +614,24 @@ impl<'a> Context<'a> {
         spec: &Spec,
         reqs: &[(Need, OwnedRequest)],
     ) -> Result<Vec<Arc<CrossAnswer>>, MetricError> {
+        Ok(self.run_cross_with(spec, reqs, None)?.0)
+    }
+
+    /// [`Context::run_cross`], also reading the between-set sums of `kernel`
+    /// off the pass's blocks when given.
+    #[allow(clippy::type_complexity)]
+    fn run_cross_with(
+        &self,
+        spec: &Spec,
+        reqs: &[(Need, OwnedRequest)],
+        kernel: Option<&KernelNeed>,
+    ) -> Result<
+        (
+            Vec<Arc<CrossAnswer>>,
+            Option<(CompensatedSum, Vec<CompensatedSum>)>,
+        ),
+        MetricError,
+    > {
         let real = self.rows(spec, Set::Real)?;
         let fake = self.rows(spec, Set::Fake)?;
         let views: Vec<CrossRequest<'_>> = reqs
@@ -554,9 +653,22 @@ impl<'a> Context<'a> {
                 },
             })
             .collect();
-        let answers = cross_pass(real, fake, &views)?;
+        let (answers, between) = match kernel {
+            Some(n) => {
+                let r = cross_pass_with_kernel(
+                    real,
+                    fake,
+                    &views,
+                    n.kernel,
+                    n.subsets_real.view(),
+                    n.subsets_fake.view(),
+                )?;
+                (r.answers, Some((r.between, r.subset_between)))
+            }
+            None => (cross_pass(real, fake, &views)?, None),
+        };
         let mut map = self.cross.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(reqs
+        let answers = reqs
             .iter()
             .zip(answers)
             .map(|((need, _), a)| {
@@ -564,7 +676,19 @@ impl<'a> Context<'a> {
                 map.insert(*need, Arc::clone(&a));
                 a
             })
-            .collect())
+            .collect();
+        Ok((answers, between))
+    }
+
+    /// The kernel sums of `need` when [`Context::prepare`] read them off its
+    /// passes (`None`: not planned, or not computable there; the metric then
+    /// computes them itself, with the same passes, to the same bits).
+    pub fn kernel_sums(&self, need: &KernelNeed) -> Option<Arc<SubsetKernelSums>> {
+        let cache = self.kernel.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .as_ref()
+            .filter(|(n, _)| n == need)
+            .map(|(_, s)| Arc::clone(s))
     }
 
     fn cached_cross(&self, need: &Need) -> Option<Arc<CrossAnswer>> {
@@ -606,6 +730,18 @@ impl<'a> Context<'a> {
             }
         }
         let mut ks: BTreeMap<Set, Vec<usize>> = BTreeMap::new();
+        // Kernel sums ride on the passes over the real and generated rows.
+        let kernel = plan.kernel.as_ref().filter(|_| {
+            matches!(
+                (self.inputs.real, self.inputs.fake),
+                (Some(SideData::Rows(_)), Some(SideData::Rows(_)))
+            )
+        });
+        if kernel.is_some() {
+            ks.entry(Set::Real).or_default();
+            ks.entry(Set::Fake).or_default();
+        }
+        let mut within: [Option<WithinParts>; 2] = [None, None];
         for need in plan.needs() {
             match *need {
                 Need::Radii { set, k } => ks.entry(set).or_default().push(k),
@@ -643,7 +779,25 @@ impl<'a> Context<'a> {
                 continue;
             };
             k_list.retain(|&k| k >= 1 && k < rows.nrows());
-            if k_list.is_empty() || check_set("", "", rows, 2).is_err() {
+            if check_set("", "", rows, 2).is_err() {
+                continue;
+            }
+            let subsets = kernel.and_then(|n| match set {
+                Set::Real => Some((n.kernel, &n.subsets_real)),
+                Set::Fake => Some((n.kernel, &n.subsets_fake)),
+                Set::Train => None,
+            });
+            if let Some((kern, subsets)) = subsets
+                && let Ok(r) =
+                    kth_neighbour_squared_radii_with_kernel(rows, &k_list, kern, subsets.view())
+            {
+                for (&k, radii) in k_list.iter().zip(r.radii) {
+                    self.store_radii(set, k, Arc::new(radii));
+                }
+                within[set.index()] = Some((r.within, r.subset_within));
+                continue;
+            }
+            if k_list.is_empty() {
                 continue;
             }
             if let Ok(all) = kth_neighbour_squared_radii_multi(rows, &k_list) {
@@ -652,7 +806,8 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        // Every cross request in one pass over the (real, generated) blocks.
+        // Every cross request in one pass over the (real, generated) blocks,
+        // with the between-set kernel sums when the within-set ones were read.
         // Needs whose radii could not be formed are left to their metric.
         let reqs: Vec<(Need, OwnedRequest)> = plan
             .needs()
@@ -665,8 +820,31 @@ impl<'a> Context<'a> {
             .filter(|n| self.cached_cross(n).is_none())
             .filter_map(|&n| self.cross_request(&PREPARE, n).ok().map(|r| (n, r)))
             .collect();
-        if !reqs.is_empty() {
-            let _ = self.run_cross(&PREPARE, &reqs);
+        let [wx, wy] = within;
+        match (kernel, wx, wy) {
+            (Some(need), Some((within_x, subset_within_x)), Some((within_y, subset_within_y))) => {
+                if let Ok((_, Some((between, subset_between)))) =
+                    self.run_cross_with(&PREPARE, &reqs, Some(need))
+                {
+                    let sums = SubsetKernelSums {
+                        within_x,
+                        within_y,
+                        between,
+                        subset_within_x,
+                        subset_within_y,
+                        subset_between,
+                    };
+                    let mut cache = self.kernel.lock().unwrap_or_else(|p| p.into_inner());
+                    *cache = Some((need.clone(), Arc::new(sums)));
+                } else if !reqs.is_empty() {
+                    let _ = self.run_cross(&PREPARE, &reqs);
+                }
+            }
+            _ => {
+                if !reqs.is_empty() {
+                    let _ = self.run_cross(&PREPARE, &reqs);
+                }
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod context;
 pub mod error;
 pub mod validate;
 
-pub use context::{Context, Inputs, LogLikelihoodPair, Need, Plan, Set, SideData};
+pub use context::{Context, Inputs, KernelNeed, LogLikelihoodPair, Need, Plan, Set, SideData};
 pub use error::MetricError;
 
 use serde::Serialize;
