@@ -30,6 +30,15 @@
 //! by row with compensated (Neumaier) summation ([`CompensatedSum`]) and the
 //! row sums are added in a fixed order, so the result does not depend on the
 //! number of threads or on the memory free at run time.
+//!
+//! For `f32` features the same sums also come from the distance engine's
+//! passes (`pairwise::kernel_sums_with_subsets` and the two passes it is
+//! made of), which read them off the float64 products the k-NN radii and
+//! cross answers are formed from: KID in an evaluation uses that route, so
+//! its products are shared with precision/recall, prdc and realism. Each
+//! block becomes sums through the same code here (`pair_part`); only the
+//! walk over the blocks (512-row blocks there) differs, so the two routes
+//! agree to rounding, and each is deterministic on its own.
 
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
@@ -847,7 +856,7 @@ fn block_sum(nb: usize, kv: &[f64], skip_diag: bool) -> (CompensatedSum, Compens
 /// pass (`within` and `i0 == j0`), and per subset pair `(rows[s], cols[s])`
 /// the entries inside it. The one place a kernel block becomes sums, for
 /// [`KernelSums`]' own passes and for the distance engine's kernel tap
-/// (`pairwise::KernelTap`).
+/// (`pairwise::kernel_sums_with_subsets`).
 pub(crate) fn pair_part(
     kernel: Kernel,
     (sq_a, sq_b): (&[f64], &[f64]),
