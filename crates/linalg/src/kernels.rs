@@ -652,15 +652,7 @@ impl KernelSums {
     ) -> Result<SubsetKernelSums, LinalgError> {
         const WHAT: &str = "kernel sums (full set and subsets)";
         self.check_pair(WHAT, x, y, 1)?;
-        if subsets_x.nrows() != subsets_y.nrows() {
-            return Err(LinalgError::InvalidParameter(format!(
-                "{WHAT}: {} subsets of x but {} of y",
-                subsets_x.nrows(),
-                subsets_y.nrows()
-            )));
-        }
-        let sx = sorted_subsets(WHAT, subsets_x, x.nrows())?;
-        let sy = sorted_subsets(WHAT, subsets_y, y.nrows())?;
+        let (sx, sy) = sorted_subset_pairs(WHAT, (subsets_x, x.nrows()), (subsets_y, y.nrows()))?;
         let (within_x, subset_within_x) = self.within_pass(WHAT, x, &sx)?;
         let (within_y, subset_within_y) = self.within_pass(WHAT, y, &sy)?;
         let (between, subset_between) = self.between_pass(WHAT, x, y, &sx, &sy)?;
@@ -893,6 +885,28 @@ pub(crate) fn merge_parts(
         }
     }
     (off, diag, per)
+}
+
+/// Subset pairs `(subsets_x[s], subsets_y[s])` over sets of `nx` and `ny`
+/// rows, each row sorted ([`sorted_subsets`]); both arrays must have the same
+/// number of subsets.
+#[allow(clippy::type_complexity)]
+pub(crate) fn sorted_subset_pairs(
+    what: &'static str,
+    (subsets_x, nx): (ArrayView2<'_, usize>, usize),
+    (subsets_y, ny): (ArrayView2<'_, usize>, usize),
+) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>), LinalgError> {
+    if subsets_x.nrows() != subsets_y.nrows() {
+        return Err(LinalgError::InvalidParameter(format!(
+            "{what}: {} subsets of the first set but {} of the second",
+            subsets_x.nrows(),
+            subsets_y.nrows()
+        )));
+    }
+    Ok((
+        sorted_subsets(what, subsets_x, nx)?,
+        sorted_subsets(what, subsets_y, ny)?,
+    ))
 }
 
 /// Each row of `subsets` sorted, checked in range and free of repeats.

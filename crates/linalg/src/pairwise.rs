@@ -108,7 +108,7 @@ use rayon::prelude::*;
 use crate::LinalgError;
 use crate::kernels::{
     CompensatedSum, Kernel, PairPart, SubsetKernelSums, WithinSum, finite, merge_parts, pair_part,
-    sorted_subsets,
+    sorted_subset_pairs, sorted_subsets,
 };
 
 /// Unit round-off of `f32` (`2^-24`).
@@ -414,31 +414,55 @@ struct KernelTap<'t> {
     parts: Mutex<Vec<((usize, usize), PairPart)>>,
 }
 
-impl KernelTap<'_> {
-    /// The pass's totals: kernel sum, diagonal (within-set passes) and
-    /// per-subset sums, merged in block order.
-    fn finish(self) -> (CompensatedSum, CompensatedSum, Vec<CompensatedSum>) {
-        let mut parts = self
+impl<'t> KernelTap<'t> {
+    fn new(kernel: Kernel, rows: &'t [Vec<usize>], cols: &'t [Vec<usize>]) -> Self {
+        KernelTap {
+            kernel,
+            rows,
+            cols,
+            parts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The pass's totals, merged in block order: kernel sum, diagonal
+    /// (within-set passes) and per-subset sums; an error if the engine lost
+    /// its tap or a total is not finite.
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        what: &'static str,
+        tap: Option<Self>,
+    ) -> Result<(CompensatedSum, CompensatedSum, Vec<CompensatedSum>), LinalgError> {
+        let tap = tap.ok_or_else(|| LinalgError::Numerical {
+            what,
+            detail: "the kernel tap is missing (internal invariant broken)".into(),
+        })?;
+        let mut parts = tap
             .parts
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
         parts.sort_unstable_by_key(|(at, _)| *at);
-        merge_parts(parts.into_iter().map(|(_, p)| p), self.rows.len())
+        let (off, diag, per) = merge_parts(parts.into_iter().map(|(_, p)| p), tap.rows.len());
+        finite(what, off.value())?;
+        finite(what, diag.value())?;
+        Ok((off, diag, per))
+    }
+}
+
+/// The common dimension of the engine's sets.
+fn same_dim(a: &Set<'_>, b: Option<&Set<'_>>) -> Result<usize, LinalgError> {
+    match b {
+        Some(b) if b.d != a.d => Err(LinalgError::DimensionMismatch {
+            what: "pairwise distances",
+            left: a.d,
+            right: b.d,
+        }),
+        _ => Ok(a.d),
     }
 }
 
 impl<'a> Engine<'a> {
     fn new(a: Set<'a>, b: Option<Set<'a>>) -> Result<Self, LinalgError> {
-        let d = a.d;
-        if let Some(b) = &b
-            && b.d != d
-        {
-            return Err(LinalgError::DimensionMismatch {
-                what: "pairwise distances",
-                left: d,
-                right: b.d,
-            });
-        }
+        let d = same_dim(&a, b.as_ref())?;
         let use_f64 = (d as f64) * U32 > 1e-2
             || a.needs_f64_gemm()
             || b.as_ref().is_some_and(Set::needs_f64_gemm);
@@ -572,16 +596,7 @@ impl<'a> Engine<'a> {
         tap: KernelTap<'a>,
         distances: bool,
     ) -> Result<Self, LinalgError> {
-        let d = a.d;
-        if let Some(b) = &b
-            && b.d != d
-        {
-            return Err(LinalgError::DimensionMismatch {
-                what: "pairwise distances",
-                left: d,
-                right: b.d,
-            });
-        }
+        let d = same_dim(&a, b.as_ref())?;
         let c = 1.001 * (gamma(d, U64) + 3.0 * gamma(d + 3, U64) + 16.0 * U64);
         let eta = (d as f64 + 2.0) * 2f64.powi(-125);
         let side = |s: &Set<'_>| -> Side {
@@ -1654,24 +1669,10 @@ pub fn kth_neighbour_squared_radii_with_kernel(
         check_k(WHAT, k, set.n - 1)?;
     }
     let sorted = sorted_subsets(WHAT, subsets, set.n)?;
-    let tap = KernelTap {
-        kernel,
-        rows: &sorted,
-        cols: &sorted,
-        parts: Mutex::new(Vec::new()),
-    };
+    let tap = KernelTap::new(kernel, &sorted, &sorted);
     let mut eng = Engine::with_tap(set, None, tap, !ks.is_empty())?;
     let radii = radii_of(&eng, ks)?;
-    let (off, diag, per) =
-        eng.tap
-            .take()
-            .map(KernelTap::finish)
-            .ok_or_else(|| LinalgError::Numerical {
-                what: WHAT,
-                detail: "the kernel tap is missing (internal invariant broken)".into(),
-            })?;
-    finite(WHAT, off.value())?;
-    finite(WHAT, diag.value())?;
+    let (off, diag, per) = KernelTap::finish(WHAT, eng.tap.take())?;
     Ok(RadiiAndSums {
         radii,
         within: WithinSum {
@@ -2096,29 +2097,10 @@ pub fn cross_pass_with_kernel(
 ) -> Result<CrossAndSums, LinalgError> {
     const WHAT: &str = "cross_pass with kernel sums";
     kernel.validate()?;
-    if subsets_a.nrows() != subsets_b.nrows() {
-        return Err(LinalgError::InvalidParameter(format!(
-            "{WHAT}: {} subsets of the first set but {} of the second",
-            subsets_a.nrows(),
-            subsets_b.nrows()
-        )));
-    }
-    let ra = sorted_subsets(WHAT, subsets_a, a.nrows())?;
-    let rb = sorted_subsets(WHAT, subsets_b, b.nrows())?;
-    let tap = KernelTap {
-        kernel,
-        rows: &ra,
-        cols: &rb,
-        parts: Mutex::new(Vec::new()),
-    };
+    let (ra, rb) = sorted_subset_pairs(WHAT, (subsets_a, a.nrows()), (subsets_b, b.nrows()))?;
+    let tap = KernelTap::new(kernel, &ra, &rb);
     let (answers, tap) = cross_pass_impl(a, b, requests, Some(tap))?;
-    let (total, _, per) = tap
-        .map(KernelTap::finish)
-        .ok_or_else(|| LinalgError::Numerical {
-            what: WHAT,
-            detail: "the kernel tap is missing (internal invariant broken)".into(),
-        })?;
-    finite(WHAT, total.value())?;
+    let (total, _, per) = KernelTap::finish(WHAT, tap)?;
     Ok(CrossAndSums {
         answers,
         between: total,
