@@ -88,7 +88,9 @@
 //! the code of `kernels::KernelSums`). So precision/recall, prdc, realism and
 //! KID together form each product once, not once in float32 and again in
 //! float64. The tap keeps each block's sums by block position and merges
-//! them in that order, with a fixed block edge of 512 rows, so the sums are
+//! them in that order, with a block edge fixed by the dimension alone (512
+//! rows; fewer where two widened row blocks would pass the kernel passes' 64 MiB
+//! budget, `kernels::block_rows_for_dim`), so the sums are
 //! the same bits on any number of threads and whatever distance questions
 //! shared the pass ([`kernel_sums_with_subsets`] is the pass with none).
 //!
@@ -107,8 +109,8 @@ use rayon::prelude::*;
 
 use crate::LinalgError;
 use crate::kernels::{
-    CompensatedSum, Kernel, PairPart, SubsetKernelSums, WithinSum, finite, merge_parts, pair_part,
-    sorted_subset_pairs, sorted_subsets,
+    CompensatedSum, Kernel, PairPart, SubsetKernelSums, WithinSum, block_rows_for_dim, finite,
+    merge_parts, pair_part, sorted_subset_pairs, sorted_subsets,
 };
 
 /// Unit round-off of `f32` (`2^-24`).
@@ -624,12 +626,14 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// Block edge for a set of `n` rows: [`block_for`], or with a tap the
-    /// fixed [`MAX_BLOCK`] (the kernel sums' order must not follow the
-    /// threads).
+    /// Block edge for a set of `n` rows: [`block_for`], or with a tap a
+    /// size fixed by the dimension alone (the kernel sums' order must not
+    /// follow the threads): [`MAX_BLOCK`], or fewer rows where two widened
+    /// row blocks would exceed the kernel passes' memory budget
+    /// (`kernels::block_rows_for_dim`: 16 rows for raw 299 × 299 × 3 pixels).
     fn edge(&self, n: usize) -> usize {
         if self.tap.is_some() {
-            MAX_BLOCK.min(n).max(1)
+            MAX_BLOCK.min(block_rows_for_dim(self.d())).min(n).max(1)
         } else {
             block_for(n)
         }

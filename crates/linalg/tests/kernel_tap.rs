@@ -235,3 +235,35 @@ fn bad_subsets_and_kernels_are_errors() {
     let s = kernel_sums_with_subsets(x.view(), y.view(), k, none.view(), none.view()).unwrap();
     assert!(s.subset_between.is_empty() && s.between.value() > 0.0);
 }
+
+/// Very wide rows (raw pixels, say) get blocks of fewer rows, so two widened
+/// row blocks stay within the kernel passes' memory budget; answers and sums
+/// are unchanged by it.
+#[test]
+fn wide_rows_use_smaller_blocks_with_the_same_answers() {
+    let d = 40_000;
+    assert!(gen_metrics_linalg::kernels::block_rows_for_dim(d) < 300);
+    let (x, y) = (data(300, d, 0.0, 11), data(260, d, 0.05, 12));
+    let k = Kernel::kid(d);
+    let (sx, sy) = (subsets(2, 40, 300, 1), subsets(2, 40, 260, 2));
+    let plain = kth_neighbour_squared_radii_multi(x.view(), &[3]).unwrap();
+    let fused = kth_neighbour_squared_radii_with_kernel(x.view(), &[3], k, sx.view()).unwrap();
+    assert_eq!(plain, fused.radii);
+    let got = kernel_sums_with_subsets(x.view(), y.view(), k, sx.view(), sy.view()).unwrap();
+    let want = KernelSums::new(k)
+        .with_subsets(x.view(), y.view(), sx.view(), sy.view())
+        .unwrap();
+    assert!(
+        rel(
+            got.within_x.off_diagonal.value(),
+            want.within_x.off_diagonal.value()
+        ) < 1e-14
+    );
+    assert!(rel(got.between.value(), want.between.value()) < 1e-14);
+    assert!(
+        rel(
+            got.subset_between[1].value(),
+            want.subset_between[1].value()
+        ) < 1e-14
+    );
+}
