@@ -64,7 +64,11 @@
 //! plus a few tens of MiB. Self-distances (`kth_neighbour_radii`) visit each
 //! unordered block pair once (half the GEMM work), in rounds of disjoint block
 //! pairs so the two directions of a pair can be updated without locks
-//! contending.
+//! contending. A pass with a kernel tap (below) also holds, per thread, the
+//! block's rows and columns widened to float64 and their float64 products:
+//! `8 (2·r·D + r²)` bytes for blocks of `r` rows, 18 MiB at `D = 2048`, never
+//! more than the kernel passes' 64 MiB budget (`r` shrinks for wide rows).
+//! Buffers are pooled per pass, allocated once per thread.
 //!
 //! ## One pass for many questions
 //!
