@@ -431,18 +431,28 @@ impl Kid {
         real: ArrayView2<'_, f32>,
         fake: ArrayView2<'_, f32>,
     ) -> Result<KidOutput, MetricError> {
-        check_pair(METRIC, real, fake, 2)?;
         if self.n_subsets == 0 || self.subset_size < 2 {
+            // Reports the bad parameters.
             return self.compute(real, fake);
         }
-        let subsets = self.sample_subsets(real.nrows(), fake.nrows());
-        let need = KernelNeed {
-            kernel: self.kernel(real.ncols()),
-            subsets_real: subsets.real.clone(),
-            subsets_fake: subsets.fake.clone(),
-        };
+        let need = self.kernel_need(real.nrows(), fake.nrows(), real.ncols());
         let pre = cx.kernel_sums(&need);
+        let subsets = KidSubsets {
+            real: need.subsets_real,
+            fake: need.subsets_fake,
+        };
         self.compute_from(real, fake, &subsets, pre.as_deref())
+    }
+
+    /// The kernel and this configuration's subsets for these set sizes, as
+    /// declared in [`Metric::plan`] and looked up in [`Kid::compute_in`].
+    fn kernel_need(&self, n_real: usize, n_fake: usize, dim: usize) -> KernelNeed {
+        let subsets = self.sample_subsets(n_real, n_fake);
+        KernelNeed {
+            kernel: self.kernel(dim),
+            subsets_real: subsets.real,
+            subsets_fake: subsets.fake,
+        }
     }
 }
 
@@ -523,12 +533,7 @@ impl Metric for Kid {
         if m < 2 || !self.reads_full_pass(nr, nf, m, self.n_subsets) {
             return;
         }
-        let subsets = self.sample_subsets(nr, nf);
-        plan.kernel_sums(KernelNeed {
-            kernel: self.kernel(d),
-            subsets_real: subsets.real,
-            subsets_fake: subsets.fake,
-        });
+        plan.kernel_sums(self.kernel_need(nr, nf, d));
     }
 
     fn evaluate(&self, cx: &Context<'_>) -> Result<Outcome, MetricError> {

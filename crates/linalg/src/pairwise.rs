@@ -1733,17 +1733,28 @@ pub fn kernel_sums_with_subsets(
     subsets_x: ArrayView2<'_, usize>,
     subsets_y: ArrayView2<'_, usize>,
 ) -> Result<SubsetKernelSums, LinalgError> {
-    let x_sums = kth_neighbour_squared_radii_with_kernel(x, &[], kernel, subsets_x)?;
-    let y_sums = kth_neighbour_squared_radii_with_kernel(y, &[], kernel, subsets_y)?;
-    let xy = cross_pass_with_kernel(x, y, &[], kernel, subsets_x, subsets_y)?;
-    Ok(SubsetKernelSums {
-        within_x: x_sums.within,
-        within_y: y_sums.within,
-        between: xy.between,
-        subset_within_x: x_sums.subset_within,
-        subset_within_y: y_sums.subset_within,
-        subset_between: xy.subset_between,
-    })
+    Ok(SubsetKernelSums::from_passes(
+        kth_neighbour_squared_radii_with_kernel(x, &[], kernel, subsets_x)?,
+        kth_neighbour_squared_radii_with_kernel(y, &[], kernel, subsets_y)?,
+        cross_pass_with_kernel(x, y, &[], kernel, subsets_x, subsets_y)?,
+    ))
+}
+
+impl SubsetKernelSums {
+    /// The sums of the three passes over `x` with itself, `y` with itself and
+    /// `x` with `y` (their radii and cross answers are dropped): what
+    /// [`kernel_sums_with_subsets`] returns, for callers that ran the passes
+    /// themselves with distance questions of their own.
+    pub fn from_passes(x: RadiiAndSums, y: RadiiAndSums, xy: CrossAndSums) -> Self {
+        SubsetKernelSums {
+            within_x: x.within,
+            within_y: y.within,
+            between: xy.between,
+            subset_within_x: x.subset_within,
+            subset_within_y: y.subset_within,
+            subset_between: xy.subset_between,
+        }
+    }
 }
 
 /// Packs per-row selections of exactly `k` entries into index/distance arrays.

@@ -28,10 +28,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gen_metrics_linalg::{
-    Boundary, CompensatedSum, CrossAnswer, CrossBallStats, CrossRequest, DistancePower,
-    FrechetSide, GaussianStats, Kernel, SubsetKernelSums, WithinSum, cross_pass,
-    cross_pass_with_kernel, kth_neighbour_squared_radii_multi,
-    kth_neighbour_squared_radii_with_kernel, zero_above_percentile,
+    Boundary, CrossAndSums, CrossAnswer, CrossBallStats, CrossRequest, DistancePower, FrechetSide,
+    GaussianStats, Kernel, RadiiAndSums, SubsetKernelSums, cross_pass, cross_pass_with_kernel,
+    kth_neighbour_squared_radii_multi, kth_neighbour_squared_radii_with_kernel,
+    zero_above_percentile,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
@@ -334,9 +334,6 @@ type CrossCache = HashMap<Need, Arc<CrossAnswer>>;
 /// Kernel sums read off the passes, with the request they answer.
 type KernelCache = Option<(KernelNeed, Arc<SubsetKernelSums>)>;
 
-/// Within-set kernel sums of one set: the full set and per subset.
-type WithinParts = (WithinSum, Vec<CompensatedSum>);
-
 /// An owned cross request (see [`Context::prepare`]).
 enum OwnedRequest {
     Balls {
@@ -619,19 +616,13 @@ impl<'a> Context<'a> {
 
     /// [`Context::run_cross`], also reading the between-set sums of `kernel`
     /// off the pass's blocks when given.
-    #[allow(clippy::type_complexity)]
+    /// The kernel sums come back with their answers moved out (cached).
     fn run_cross_with(
         &self,
         spec: &Spec,
         reqs: &[(Need, OwnedRequest)],
         kernel: Option<&KernelNeed>,
-    ) -> Result<
-        (
-            Vec<Arc<CrossAnswer>>,
-            Option<(CompensatedSum, Vec<CompensatedSum>)>,
-        ),
-        MetricError,
-    > {
+    ) -> Result<(Vec<Arc<CrossAnswer>>, Option<CrossAndSums>), MetricError> {
         let real = self.rows(spec, Set::Real)?;
         let fake = self.rows(spec, Set::Fake)?;
         let views: Vec<CrossRequest<'_>> = reqs
@@ -655,7 +646,7 @@ impl<'a> Context<'a> {
             .collect();
         let (answers, between) = match kernel {
             Some(n) => {
-                let r = cross_pass_with_kernel(
+                let mut r = cross_pass_with_kernel(
                     real,
                     fake,
                     &views,
@@ -663,7 +654,7 @@ impl<'a> Context<'a> {
                     n.subsets_real.view(),
                     n.subsets_fake.view(),
                 )?;
-                (r.answers, Some((r.between, r.subset_between)))
+                (std::mem::take(&mut r.answers), Some(r))
             }
             None => (cross_pass(real, fake, &views)?, None),
         };
@@ -741,7 +732,7 @@ impl<'a> Context<'a> {
             ks.entry(Set::Real).or_default();
             ks.entry(Set::Fake).or_default();
         }
-        let mut within: [Option<WithinParts>; 2] = [None, None];
+        let mut within: [Option<RadiiAndSums>; 2] = [None, None];
         for need in plan.needs() {
             match *need {
                 Need::Radii { set, k } => ks.entry(set).or_default().push(k),
@@ -788,13 +779,13 @@ impl<'a> Context<'a> {
                 Set::Train => None,
             });
             if let Some((kern, subsets)) = subsets
-                && let Ok(r) =
+                && let Ok(mut r) =
                     kth_neighbour_squared_radii_with_kernel(rows, &k_list, kern, subsets.view())
             {
-                for (&k, radii) in k_list.iter().zip(r.radii) {
+                for (&k, radii) in k_list.iter().zip(std::mem::take(&mut r.radii)) {
                     self.store_radii(set, k, Arc::new(radii));
                 }
-                within[set.index()] = Some((r.within, r.subset_within));
+                within[set.index()] = Some(r);
                 continue;
             }
             if k_list.is_empty() {
@@ -822,18 +813,9 @@ impl<'a> Context<'a> {
             .collect();
         let [wx, wy] = within;
         match (kernel, wx, wy) {
-            (Some(need), Some((within_x, subset_within_x)), Some((within_y, subset_within_y))) => {
-                if let Ok((_, Some((between, subset_between)))) =
-                    self.run_cross_with(&PREPARE, &reqs, Some(need))
-                {
-                    let sums = SubsetKernelSums {
-                        within_x,
-                        within_y,
-                        between,
-                        subset_within_x,
-                        subset_within_y,
-                        subset_between,
-                    };
+            (Some(need), Some(x), Some(y)) => {
+                if let Ok((_, Some(xy))) = self.run_cross_with(&PREPARE, &reqs, Some(need)) {
+                    let sums = SubsetKernelSums::from_passes(x, y, xy);
                     let mut cache = self.kernel.lock().unwrap_or_else(|p| p.into_inner());
                     *cache = Some((need.clone(), Arc::new(sums)));
                 } else if !reqs.is_empty() {
