@@ -1317,6 +1317,13 @@ mod tests {
             let bound = u * exact.abs() + (n * u) * (n * u) * abs * 4.0;
             proptest::prop_assert!((s.value() - exact).abs() <= bound, "{} vs {exact}", s.value());
             proptest::prop_assert!((one_by_one.value() - exact).abs() <= bound);
+            // The dispatched (widest vector unit) lanes give the bits of the
+            // same loop compiled for the baseline CPU.
+            let whole = xs.len() - xs.len() % SUM_LANES;
+            let (ls, lc) = sum2_lanes(&xs[..whole]);
+            let mut baseline = CompensatedSum::default();
+            ls.iter().chain(&lc).chain(&xs[whole..]).for_each(|&x| baseline.add(x));
+            proptest::prop_assert_eq!(s, baseline);
         }
     }
 }
