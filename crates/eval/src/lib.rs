@@ -315,19 +315,42 @@ impl Evaluation {
     /// mismatched feature dimensions.
     pub fn run(&self) -> Result<Report, EvalError> {
         // Usage errors first, before any file is read.
-        self.plan()?;
-        self.run_with_encoded(self.prefetch_feature_files())
+        let specs = self.plan()?;
+        self.run_with_encoded(self.prefetch_feature_files(&specs))
+    }
+
+    /// Whether the Gaussian statistics of each set are all this evaluation
+    /// reads of it: every selected metric reads only the real and generated
+    /// sets' Gaussian fits (FID, `fd_eff`: [`Spec::accepts_statistics`], not
+    /// the spatial sFID), no `all` selection (which decides per set what can
+    /// run), no intervals (resampling needs the rows), no training set.
+    fn statistics_suffice(&self, specs: &[&'static Spec]) -> bool {
+        let all = registry::resolve(&self.metrics).is_ok_and(|s| s.all);
+        !all && self.intervals.resamples == 0
+            && self.train.is_none()
+            && specs.iter().all(|s| {
+                s.accepts_statistics
+                    && !registry::SPATIAL.contains(&s.name)
+                    && s.inputs
+                        .iter()
+                        .all(|i| matches!(i, Input::Real | Input::Fake))
+            })
     }
 
     /// The feature files (`.npy` float rows) among the sets, read side by
     /// side before the sets are loaded in order: reading is a real share of a
     /// feature-file evaluation (two 10,000 × 2048 files: 0.085 s of a 1.1 s
-    /// `fid`), and two reads overlap on two cores. A file that is not a
-    /// feature matrix (a uint8 image array, a damaged file) is left out here
-    /// and loaded, or reported, in order as before; a path given twice is
-    /// read once here (the second use loads it as usual, as
-    /// [`Evaluation::run_with_encoded`] documents).
-    fn prefetch_feature_files(&self) -> EncodedSets {
+    /// `fid`), and two reads overlap on two cores. When the metrics read only
+    /// each set's Gaussian fit ([`Evaluation::statistics_suffice`]) a file
+    /// with more rows than columns is streamed instead, chunk by chunk, into
+    /// its statistics ([`source::stream_statistics`]): the rows are never
+    /// held (memory `O(D²)`, not `O(N·D)`), and on a VM where fresh pages
+    /// are slow to fault in this takes the read off the clock (docs/benchmarks.md).
+    /// A file that is not a feature matrix (a uint8 image array, a damaged
+    /// file) is left out here and loaded, or reported, in order as before; a
+    /// path given twice is read once here (the second use loads it as usual,
+    /// as [`Evaluation::run_with_encoded`] documents).
+    fn prefetch_feature_files(&self, specs: &[&'static Spec]) -> EncodedSets {
         use rayon::prelude::*;
         let mut paths: Vec<&std::path::PathBuf> = Vec::new();
         for s in self.sources() {
@@ -338,12 +361,17 @@ impl Evaluation {
                 paths.push(p);
             }
         }
-        if paths.len() < 2 {
+        let stream = self.statistics_suffice(specs);
+        if paths.is_empty() || (paths.len() < 2 && !stream) {
             return EncodedSets::default();
         }
+        let side_by_side = paths.len() > 1;
         let sets = paths
             .par_iter()
             .filter_map(|p| {
+                if stream && let Some(set) = source::stream_statistics(p, side_by_side) {
+                    return Some(((*p).clone(), set));
+                }
                 let rows = gen_metrics_io::read_features(p).ok()?;
                 Some(((*p).clone(), LoadedSet::features(p, rows)))
             })

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use gen_metrics_io::IoError;
-use gen_metrics_linalg::GaussianStats;
+use gen_metrics_linalg::{GaussianAccumulator, GaussianStats};
 use gen_metrics_metric::SideData;
 use ndarray::Array2;
 use serde::Serialize;
@@ -239,6 +239,81 @@ pub fn load(
     extract(path)
 }
 
+/// Rows read per chunk by [`stream_statistics`]: 4 MiB of float32 at
+/// `D = 2048`, one accumulator batch (its mean, then its centred co-moment in
+/// cache-sized pieces, then one Chan update).
+const STREAM_ROWS: usize = 512;
+
+/// The Gaussian statistics (ddof 1) of the feature file at `path`, streamed
+/// chunk by chunk through [`gen_metrics_io::FeatureChunks`] into a
+/// [`GaussianAccumulator`] without holding the rows; labelled and kinded as
+/// [`load`] labels a feature file. `sequential`: the co-moment products run
+/// on the calling thread (another file is streamed beside it).
+///
+/// `None` — the caller then reads the rows as usual, which reports any error
+/// in its own words — for a file that is not the common `<f4` C-order case,
+/// that cannot be read, holds NaN or infinity, or has no more rows than
+/// columns (there the Fréchet distance keeps the centred rows, which a
+/// `D × D` covariance would only make slower).
+pub(crate) fn stream_statistics(path: &Path, sequential: bool) -> Option<LoadedSet> {
+    let mut chunks = gen_metrics_io::FeatureChunks::open(path).ok()??;
+    let [n, d] = chunks.shape();
+    if n <= d || d == 0 {
+        return None;
+    }
+    let mut acc = GaussianAccumulator::new(d).ok()?;
+    while let Some(rows) = chunks.next_rows(STREAM_ROWS).ok()? {
+        if sequential {
+            acc.push_sequential(rows).ok()?;
+        } else {
+            acc.push(rows).ok()?;
+        }
+    }
+    let stats = acc.finalize_unbiased().ok()?;
+    Some(LoadedSet {
+        label: path.display().to_string(),
+        kind: SetKind::Features,
+        data: SetData::Stats(stats),
+        skipped: Vec::new(),
+    })
+}
+
 fn has_npz_member(path: &Path, member: &str) -> bool {
     gen_metrics_io::npz_members(path).is_ok_and(|m| m.iter().any(|n| n == member))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_files_with_more_rows_than_columns_stream_into_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, n: usize, d: usize| {
+            let a = Array2::from_shape_fn((n, d), |(i, j)| ((i * d + j) as f32 * 0.7).sin());
+            let p = dir.path().join(name);
+            gen_metrics_io::write_features(&p, a.view(), false).unwrap();
+            (p, a)
+        };
+        let (p, a) = write("tall.npy", 1300, 24);
+        for sequential in [true, false] {
+            let set = stream_statistics(&p, sequential).expect("streamed");
+            assert_eq!(set.kind, SetKind::Features);
+            let SetData::Stats(s) = &set.data else {
+                panic!("statistics expected");
+            };
+            let direct = GaussianStats::from_features(a.view()).unwrap();
+            assert_eq!(s.n, 1300);
+            for (x, y) in s.cov.iter().zip(&direct.cov) {
+                assert!((x - y).abs() <= 1e-13 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+            for (x, y) in s.mean.iter().zip(&direct.mean) {
+                assert!((x - y).abs() <= 1e-14 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        }
+        // N ≤ D, a missing file: the rows path decides.
+        let (wide, _) = write("wide.npy", 20, 24);
+        assert!(stream_statistics(&wide, true).is_none());
+        assert!(stream_statistics(&dir.path().join("missing.npy"), true).is_none());
+    }
 }

@@ -47,85 +47,23 @@ const MAX_STREAMED_HEADER: usize = 1 << 16;
 /// copy instead of three: whole file, decoder, result) and each piece is
 /// checked for NaN/Inf while it is in cache. On the two 10,000 × 2048 files of
 /// docs/benchmarks.md this cut reading both from 0.16 s to 0.085 s (2-core
-/// dev VM, 2026-12-06). `bytemuck` gives the safe `&mut [f32]` → `&mut [u8]`
-/// view the read lands in (the crate forbids `unsafe`).
+/// dev VM, 2026-12-06).
 ///
-/// `Ok(None)` for anything else — another dtype or order, a header this
-/// crate's parser and the decoder's read differently, a data length that is
-/// not exact — which the general path decodes or reports exactly as before,
-/// so the errors (and their wording) do not depend on which path ran.
+/// `Ok(None)` for anything else (see [`FeatureChunks::open`]), which the
+/// general path decodes or reports exactly as before, so the errors (and
+/// their wording) do not depend on which path ran.
 ///
 /// # Errors
-/// [`IoError::Os`] if the file cannot be opened or read (or shrinks while it
-/// is read), [`IoError::NonFinite`] at the first NaN or infinity.
+/// As [`FeatureChunks::next_rows`].
 fn read_f32_streamed(path: &Path) -> Result<Option<Array2<f32>>, IoError> {
-    use std::io::Read;
-    let os = |error: std::io::Error| IoError::Os {
-        path: path.to_owned(),
-        error,
-    };
-    let mut file = std::fs::File::open(path).map_err(os)?;
-    let file_len = file.metadata().map_err(os)?.len();
-    let mut head = vec![0u8; 12];
-    if file_len < 12 {
-        return Ok(None);
-    }
-    file.read_exact(&mut head).map_err(os)?;
-    let header_end = match head[6] {
-        1 => 10 + usize::from(u16::from_le_bytes([head[8], head[9]])),
-        2 | 3 => 12 + u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
-        _ => return Ok(None),
-    };
-    if header_end > MAX_STREAMED_HEADER || header_end as u64 > file_len {
-        return Ok(None);
-    }
-    if header_end > head.len() {
-        let at = head.len();
-        head.resize(header_end, 0);
-        file.read_exact(&mut head[at..]).map_err(os)?;
-    }
-    head.truncate(header_end);
-    // Both readings of the header must say "<f4, C order, 2-D, this shape".
-    let Ok(ours) = NpyHeader::parse(&head, path, None) else {
+    let Some(mut chunks) = FeatureChunks::open(path)? else {
         return Ok(None);
     };
-    let Ok(theirs) = ndarray_npy::npy::header::Header::from_reader(&mut head.as_slice()) else {
-        return Ok(None);
-    };
-    let (Some(shape), "<f4", false) = (ours.shape, ours.descr.as_str(), ours.fortran_order) else {
-        return Ok(None);
-    };
-    let agrees = theirs.shape == shape
-        && !theirs.layout.is_fortran()
-        && theirs.type_descriptor.to_string() == "'<f4'"
-        && ours.data_offset == header_end;
-    let [rows, cols] = shape[..] else {
-        return Ok(None);
-    };
-    let count = rows.checked_mul(cols);
-    let exact = count
-        .and_then(|c| c.checked_mul(4))
-        .is_some_and(|bytes| bytes as u64 == file_len - header_end as u64);
-    let (true, true, Some(count)) = (agrees, exact, count) else {
-        return Ok(None);
-    };
+    let [rows, cols] = chunks.shape();
     // Zeroed by the allocator (fresh pages, not written twice); the file's
-    // bytes land in place and are reinterpreted little-endian.
-    let mut values = vec![0.0f32; count];
-    for (p, piece) in values.chunks_mut(PIECE_BYTES / 4).enumerate() {
-        file.read_exact(bytemuck::cast_slice_mut(piece))
-            .map_err(os)?;
-        for v in piece.iter_mut() {
-            *v = f32::from_bits(u32::from_le(v.to_bits()));
-        }
-        if let Some(i) = piece.iter().position(|v| !v.is_finite()) {
-            return Err(IoError::NonFinite {
-                path: path.to_owned(),
-                member: None,
-                index: p * (PIECE_BYTES / 4) + i,
-            });
-        }
-    }
+    // bytes land in place.
+    let mut values = vec![0.0f32; rows * cols];
+    chunks.read_into(&mut values)?;
     Array2::from_shape_vec((rows, cols), values)
         .map(Some)
         .map_err(|e| IoError::MalformedNpy {
@@ -133,6 +71,156 @@ fn read_f32_streamed(path: &Path) -> Result<Option<Array2<f32>>, IoError> {
             member: None,
             detail: e.to_string(),
         })
+}
+
+/// A feature file read front to back in row chunks through one reused
+/// buffer, for callers that fold the rows into something smaller (Gaussian
+/// statistics) and need not hold the file: memory is one chunk, not `N·D`.
+/// Only the common case is read this way — a well-formed little-endian
+/// `float32`, C-order `[N, D]` file whose data is exactly `N·D·4` bytes;
+/// [`FeatureChunks::open`] answers `None` for every other file, which
+/// [`read_features`] decodes (or reports) as a whole. Each chunk is checked
+/// for NaN and infinity with the error [`read_features`] gives.
+pub struct FeatureChunks {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    rows: usize,
+    cols: usize,
+    /// Rows handed out so far.
+    next: usize,
+    buf: Vec<f32>,
+}
+
+impl FeatureChunks {
+    /// Opens `path` and reads its header; `Ok(None)` when the file is not
+    /// the common case above (another dtype or order, a header this crate's
+    /// parser and `ndarray-npy`'s read differently, a header longer than
+    /// 64 KiB, a data length that is not exact): read it with
+    /// [`read_features`].
+    ///
+    /// # Errors
+    /// [`IoError::Os`] if the file cannot be opened or its header read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Option<FeatureChunks>, IoError> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let os = |error: std::io::Error| IoError::Os {
+            path: path.to_owned(),
+            error,
+        };
+        let mut file = std::fs::File::open(path).map_err(os)?;
+        let file_len = file.metadata().map_err(os)?.len();
+        let mut head = vec![0u8; 12];
+        if file_len < 12 {
+            return Ok(None);
+        }
+        file.read_exact(&mut head).map_err(os)?;
+        let header_end = match head[6] {
+            1 => 10 + usize::from(u16::from_le_bytes([head[8], head[9]])),
+            2 | 3 => 12 + u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
+            _ => return Ok(None),
+        };
+        if header_end > MAX_STREAMED_HEADER || header_end as u64 > file_len {
+            return Ok(None);
+        }
+        if header_end > head.len() {
+            let at = head.len();
+            head.resize(header_end, 0);
+            file.read_exact(&mut head[at..]).map_err(os)?;
+        }
+        head.truncate(header_end);
+        // Both readings of the header must say "<f4, C order, 2-D, this shape".
+        let Ok(ours) = NpyHeader::parse(&head, path, None) else {
+            return Ok(None);
+        };
+        let Ok(theirs) = ndarray_npy::npy::header::Header::from_reader(&mut head.as_slice()) else {
+            return Ok(None);
+        };
+        let (Some(shape), "<f4", false) = (ours.shape, ours.descr.as_str(), ours.fortran_order)
+        else {
+            return Ok(None);
+        };
+        let agrees = theirs.shape == shape
+            && !theirs.layout.is_fortran()
+            && theirs.type_descriptor.to_string() == "'<f4'"
+            && ours.data_offset == header_end;
+        let [rows, cols] = shape[..] else {
+            return Ok(None);
+        };
+        let exact = rows
+            .checked_mul(cols)
+            .and_then(|c| c.checked_mul(4))
+            .is_some_and(|bytes| bytes as u64 == file_len - header_end as u64);
+        if !(agrees && exact) {
+            return Ok(None);
+        }
+        Ok(Some(FeatureChunks {
+            path: path.to_owned(),
+            file,
+            rows,
+            cols,
+            next: 0,
+            buf: Vec::new(),
+        }))
+    }
+
+    /// `[N, D]` as the header gives it.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// The next (up to) `max_rows` rows, or `None` after the last; the view
+    /// borrows the reader's buffer until the next call.
+    ///
+    /// # Errors
+    /// [`IoError::Os`] if the file cannot be read (or shrinks while it is
+    /// read), [`IoError::NonFinite`] at the first NaN or infinity (its index
+    /// in the whole file, as [`read_features`] reports it).
+    pub fn next_rows(&mut self, max_rows: usize) -> Result<Option<ArrayView2<'_, f32>>, IoError> {
+        let take = max_rows.max(1).min(self.rows - self.next);
+        if take == 0 || self.cols == 0 {
+            return Ok(None);
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(take * self.cols, 0.0);
+        let read = self.read_into(&mut buf);
+        self.buf = buf;
+        read?;
+        ArrayView2::from_shape((take, self.cols), &self.buf[..take * self.cols])
+            .map(Some)
+            .map_err(|e| IoError::MalformedNpy {
+                path: self.path.clone(),
+                member: None,
+                detail: e.to_string(),
+            })
+    }
+
+    /// Fills `dst` (a whole number of rows) with the next rows, in
+    /// [`PIECE_BYTES`] pieces reinterpreted little-endian and checked finite
+    /// while in cache.
+    fn read_into(&mut self, dst: &mut [f32]) -> Result<(), IoError> {
+        use std::io::Read;
+        let first = self.next * self.cols;
+        for (p, piece) in dst.chunks_mut(PIECE_BYTES / 4).enumerate() {
+            self.file
+                .read_exact(bytemuck::cast_slice_mut(piece))
+                .map_err(|error| IoError::Os {
+                    path: self.path.clone(),
+                    error,
+                })?;
+            for v in piece.iter_mut() {
+                *v = f32::from_bits(u32::from_le(v.to_bits()));
+            }
+            if let Some(i) = piece.iter().position(|v| !v.is_finite()) {
+                return Err(IoError::NonFinite {
+                    path: self.path.clone(),
+                    member: None,
+                    index: first + p * (PIECE_BYTES / 4) + i,
+                });
+            }
+        }
+        self.next += dst.len() / self.cols.max(1);
+        Ok(())
+    }
 }
 
 /// Decodes `.npy` bytes (a file, or an `.npz` member named `member`) into a

@@ -557,3 +557,68 @@ fn uint8_image_array_headers_are_checked_before_any_pixel_is_read() {
     assert!(read(b"\x93NUMPY").is_err());
     assert!(read(b"not an npy file at all").is_err());
 }
+
+#[test]
+fn feature_files_stream_in_row_chunks_with_the_whole_read_s_values_and_errors() {
+    use gen_metrics_io::FeatureChunks;
+    let d = tmp();
+    // 700 × 600 float32: pieces of 1 MiB straddle rows and chunks.
+    let a = Array2::from_shape_fn((700, 600), |(i, j)| {
+        ((i * 600 + j) as f32 * 0.37).sin() * 1e3
+    });
+    let p = d.path().join("a.npy");
+    std::fs::write(&p, npy_bytes(&a)).unwrap();
+    let whole = read_features(&p).unwrap();
+    assert_eq!(whole, a);
+    let mut chunks = FeatureChunks::open(&p)
+        .unwrap()
+        .expect("the common case streams");
+    assert_eq!(chunks.shape(), [700, 600]);
+    let mut got = Vec::new();
+    let mut sizes = Vec::new();
+    while let Some(rows) = chunks.next_rows(256).unwrap() {
+        sizes.push(rows.nrows());
+        got.extend(rows.iter().copied());
+    }
+    assert_eq!(sizes, [256, 256, 188]);
+    assert_eq!(Array2::from_shape_vec((700, 600), got).unwrap(), a);
+
+    // A NaN deep in the file: the same error, at the same index, as the whole read.
+    let mut bad = a.clone();
+    bad[[650, 17]] = f32::NAN;
+    let pb = d.path().join("bad.npy");
+    std::fs::write(&pb, npy_bytes(&bad)).unwrap();
+    let whole_err = read_features(&pb).unwrap_err();
+    assert!(matches!(whole_err, IoError::NonFinite { index, .. } if index == 650 * 600 + 17));
+    let mut chunks = FeatureChunks::open(&pb).unwrap().unwrap();
+    let err = loop {
+        match chunks.next_rows(300) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the NaN was not reported"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.to_string(), whole_err.to_string());
+    assert!(err.to_string().contains("bad.npy"), "{err}");
+
+    // Float64, Fortran order, damaged files: not streamed (read_features
+    // decodes or reports them); a missing file is an error naming it.
+    let f64_file = d.path().join("f64.npy");
+    std::fs::write(&f64_file, npy_bytes(&Array2::<f64>::ones((3, 2)))).unwrap();
+    let fortran = d.path().join("fortran.npy");
+    std::fs::write(&fortran, npy_bytes(&Array2::<f32>::ones((3, 2).f()))).unwrap();
+    let truncated = d.path().join("truncated.npy");
+    let good = npy_bytes(&Array2::<f32>::ones((4, 3)));
+    std::fs::write(&truncated, &good[..good.len() - 4]).unwrap();
+    for path in [&f64_file, &fortran, &truncated] {
+        assert!(
+            FeatureChunks::open(path).unwrap().is_none(),
+            "{}",
+            path.display()
+        );
+    }
+    let missing = FeatureChunks::open(d.path().join("missing.npy"))
+        .err()
+        .unwrap();
+    assert!(missing.to_string().contains("missing.npy"), "{missing}");
+}

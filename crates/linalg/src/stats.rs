@@ -542,6 +542,20 @@ impl GaussianAccumulator {
         self.push_par(batch, faer::get_global_parallelism())
     }
 
+    /// [`GaussianAccumulator::push`] with the co-moment products on the
+    /// calling thread: for callers that already run one accumulator per
+    /// thread (two feature files streamed side by side), where splitting each
+    /// product across the threads as well only adds synchronisation.
+    ///
+    /// # Errors
+    /// As [`GaussianAccumulator::push`].
+    pub fn push_sequential<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        batch: ArrayView2<'_, T>,
+    ) -> Result<(), LinalgError> {
+        self.push_par(batch, Par::Seq)
+    }
+
     /// [`GaussianAccumulator::push`] with the co-moment products run with
     /// `par`.
     pub(crate) fn push_par<T: Copy + Into<f64> + Send + Sync>(
