@@ -32,12 +32,12 @@ pub fn read_features(path: impl AsRef<Path>) -> Result<Array2<f32>, IoError> {
     Ok(matrix)
 }
 
-/// Bytes read per piece by [`read_f32_streamed`]: small enough to stay in
+/// Bytes read per piece by [`FeatureChunks`]: small enough to stay in
 /// cache between the read and the conversion, large enough that the system
 /// calls do not show.
 const PIECE_BYTES: usize = 1 << 20;
 
-/// Longest header [`read_f32_streamed`] reads (NumPy writes 128 bytes or a
+/// Longest header [`FeatureChunks::open`] reads (NumPy writes 128 bytes or a
 /// few multiples of 64); a longer one goes to the general decoder.
 const MAX_STREAMED_HEADER: usize = 1 << 16;
 
