@@ -819,8 +819,14 @@ impl<'a> Engine<'a> {
         );
     }
 
-    /// Walks every block pair `(I, J)` once, in rounds in which no row block
-    /// and no column block appears twice, so both sides' states can be updated.
+    /// Walks every block pair `(I, J)` once and lets `f` update both sides'
+    /// states. The pairs are one list handed to the threads as they come free
+    /// (no round waits for its slowest pair): each block is multiplied with
+    /// no lock held, and only its scan locks the two row groups it updates
+    /// (always the first set's group first, so two scans never wait on each
+    /// other in a cycle). The order in which pairs reach a row does not change
+    /// any answer (the scans keep exact k-th distances, integer counts and
+    /// maxima), and a tap's sums are merged by block position.
     fn drive_both<SA: Send, SB: Send>(
         &self,
         sa: &mut [SA],
@@ -832,49 +838,47 @@ impl<'a> Engine<'a> {
         let ga: Vec<Mutex<&mut [SA]>> = sa.chunks_mut(rb).map(Mutex::new).collect();
         let gb: Vec<Mutex<&mut [SB]>> = sb.chunks_mut(cb).map(Mutex::new).collect();
         let (ma, mb) = (ga.len(), gb.len());
-        let rounds: Vec<Vec<(usize, usize)>> = if ma <= mb {
+        // Diagonals of the block grid one after another: neighbouring pairs
+        // in the list share no row group, so the threads seldom meet.
+        let pairs: Vec<(usize, usize)> = if ma <= mb {
             (0..mb)
-                .map(|r| (0..ma).map(|i| (i, (i + r) % mb)).collect())
+                .flat_map(|r| (0..ma).map(move |i| (i, (i + r) % mb)))
                 .collect()
         } else {
             (0..ma)
-                .map(|r| (0..mb).map(|j| ((j + r) % ma, j)).collect())
+                .flat_map(|r| (0..mb).map(move |j| ((j + r) % ma, j)))
                 .collect()
         };
-        let threads = rayon::current_num_threads();
-        for pairs in rounds {
-            let par = if pairs.len() >= threads {
-                Par::Seq
-            } else {
-                Par::rayon(0)
-            };
-            pairs.par_iter().for_each_init(
-                || self.pool.take(),
-                |pooled, &(bi, bj)| {
-                    let scr = &mut pooled.scr;
-                    let mut lock_a = ga[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut lock_b = gb[bj].lock().unwrap_or_else(PoisonError::into_inner);
-                    let (i0, ni, j0, nj) = (bi * rb, lock_a.len(), bj * cb, lock_b.len());
-                    self.block(i0, ni, j0, nj, scr, par);
-                    f(
-                        &Blk {
-                            i0,
-                            ni,
-                            j0,
-                            nj,
-                            s: &scr.s,
-                        },
-                        &mut lock_a,
-                        &mut lock_b,
-                    );
-                },
-            );
-        }
+        let par = self.gemm_par(pairs.len());
+        pairs.par_iter().for_each_init(
+            || self.pool.take(),
+            |pooled, &(bi, bj)| {
+                let scr = &mut pooled.scr;
+                let (i0, j0) = (bi * rb, bj * cb);
+                let (ni, nj) = (rb.min(na - i0), cb.min(nb - j0));
+                self.block(i0, ni, j0, nj, scr, par);
+                let mut lock_a = ga[bi].lock().unwrap_or_else(PoisonError::into_inner);
+                let mut lock_b = gb[bj].lock().unwrap_or_else(PoisonError::into_inner);
+                f(
+                    &Blk {
+                        i0,
+                        ni,
+                        j0,
+                        nj,
+                        s: &scr.s,
+                    },
+                    &mut lock_a,
+                    &mut lock_b,
+                );
+            },
+        );
     }
 
-    /// For a set with itself: walks the diagonal blocks and then every
-    /// unordered off-diagonal block pair once (round-robin "circle" schedule:
-    /// each round pairs every block with exactly one other).
+    /// For a set with itself: walks the diagonal blocks and every unordered
+    /// off-diagonal block pair once, as one list handed to the threads as
+    /// they come free, as [`Engine::drive_both`] does (the off-diagonal pairs
+    /// in round-robin "circle" order, in which neighbouring pairs share no
+    /// row group; a scan locks the lower-numbered group first).
     fn drive_self<S: Send>(
         &self,
         states: &mut [S],
@@ -885,58 +889,45 @@ impl<'a> Engine<'a> {
         let bs = self.edge(n);
         let groups: Vec<Mutex<&mut [S]>> = states.chunks_mut(bs).map(Mutex::new).collect();
         let nbk = groups.len();
-        let threads = rayon::current_num_threads();
-        let par = if nbk >= threads {
+        let pairs: Vec<(usize, usize)> = (0..nbk)
+            .map(|b| (b, b))
+            .chain(circle_rounds(nbk).into_iter().flatten())
+            .collect();
+        let par = self.gemm_par(pairs.len());
+        pairs.par_iter().for_each_init(
+            || self.pool.take(),
+            |pooled, &(bi, bj)| {
+                let scr = &mut pooled.scr;
+                let (i0, j0) = (bi * bs, bj * bs);
+                let (ni, nj) = (bs.min(n - i0), bs.min(n - j0));
+                self.block(i0, ni, j0, nj, scr, par);
+                let blk = Blk {
+                    i0,
+                    ni,
+                    j0,
+                    nj,
+                    s: &scr.s,
+                };
+                if bi == bj {
+                    let mut g = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
+                    diag(&blk, &mut g);
+                } else {
+                    // circle_rounds gives bi < bj: the lower group is locked first.
+                    let mut gi = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut gj = groups[bj].lock().unwrap_or_else(PoisonError::into_inner);
+                    off(&blk, &mut gi, &mut gj);
+                }
+            },
+        );
+    }
+
+    /// How each block's GEMM runs: on its own thread when there are at least
+    /// as many block pairs as threads, else split across the threads.
+    fn gemm_par(&self, pairs: usize) -> Par {
+        if pairs >= rayon::current_num_threads() {
             Par::Seq
         } else {
             Par::rayon(0)
-        };
-        (0..nbk).into_par_iter().for_each_init(
-            || self.pool.take(),
-            |pooled, bi| {
-                let scr = &mut pooled.scr;
-                let mut g = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                let (i0, ni) = (bi * bs, g.len());
-                self.block(i0, ni, i0, ni, scr, par);
-                diag(
-                    &Blk {
-                        i0,
-                        ni,
-                        j0: i0,
-                        nj: ni,
-                        s: &scr.s,
-                    },
-                    &mut g,
-                );
-            },
-        );
-        for pairs in circle_rounds(nbk) {
-            let par = if pairs.len() >= threads {
-                Par::Seq
-            } else {
-                Par::rayon(0)
-            };
-            pairs.par_iter().for_each_init(
-                || self.pool.take(),
-                |pooled, &(bi, bj)| {
-                    let scr = &mut pooled.scr;
-                    let mut gi = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut gj = groups[bj].lock().unwrap_or_else(PoisonError::into_inner);
-                    let (i0, ni, j0, nj) = (bi * bs, gi.len(), bj * bs, gj.len());
-                    self.block(i0, ni, j0, nj, scr, par);
-                    off(
-                        &Blk {
-                            i0,
-                            ni,
-                            j0,
-                            nj,
-                            s: &scr.s,
-                        },
-                        &mut gi,
-                        &mut gj,
-                    );
-                },
-            );
         }
     }
 }
