@@ -62,9 +62,10 @@
 //! at most 512 × 512 (one `f32` and one `f64` block buffer per thread, 3 MiB),
 //! and keep O(k) candidates per row, so 50 000 × 50 000 × 2048 needs the inputs
 //! plus a few tens of MiB. Self-distances (`kth_neighbour_radii`) visit each
-//! unordered block pair once (half the GEMM work), in rounds of disjoint block
-//! pairs so the two directions of a pair can be updated without locks
-//! contending. A pass with a kernel tap (below) also holds, per thread, the
+//! unordered block pair once (half the GEMM work). The block pairs of a pass
+//! form one list the threads take from as they come free; a block is
+//! multiplied with no lock held, and only its scan locks the row groups it
+//! updates (both directions of a pair). A pass with a kernel tap (below) also holds, per thread, the
 //! block's rows and columns widened to float64 and their float64 products:
 //! `8 (2·r·D + r²)` bytes for blocks of `r` rows, 18 MiB at `D = 2048`, never
 //! more than the kernel passes' 64 MiB budget (`r` shrinks for wide rows).
@@ -942,10 +943,10 @@ fn block_for(n: usize) -> usize {
 /// The edge of equal blocks no longer than `e` covering `n` rows:
 /// `⌈n / ⌈n / e⌉⌉`, so the `⌈n / e⌉` blocks differ by fewer rows than there
 /// are blocks (10 000 rows: 20 blocks of 500, not 19 of 512 and one of 272).
-/// A round of block pairs then splits evenly over the threads: with one short
-/// block, every round of the within-set schedule held one light pair and a
-/// thread waited at its end (≈ 5 % idle at 10 000 rows on two threads).
-/// Depends on `n` and `e` alone, so a pass's sums stay thread-independent.
+/// The threads' shares of a pass then come out even: with one short block,
+/// one pair in every ten of the within-set schedule was light, and when the
+/// schedule still ran in rounds a thread waited at the end of each (≈ 5 %
+/// idle at 10 000 rows on two threads). Depends on `n` and `e` alone, so a pass's sums stay thread-independent.
 fn balanced(n: usize, e: usize) -> usize {
     let e = e.max(1);
     if n == 0 {
