@@ -213,7 +213,7 @@ pub fn load(
         }
         match gen_metrics_io::read_accumulator(path) {
             Ok(acc) => {
-                let stats = acc.finalize_unbiased().map_err(|e| EvalError::Source {
+                let stats = acc.into_stats_unbiased().map_err(|e| EvalError::Source {
                     path: path.clone(),
                     detail: e.to_string(),
                 })?;
@@ -274,7 +274,7 @@ pub(crate) fn stream_statistics(path: &Path, sequential: bool) -> Option<LoadedS
             acc.push(rows).ok()?;
         }
     }
-    let stats = acc.finalize_unbiased().ok()?;
+    let stats = acc.into_stats_unbiased().ok()?;
     Some(LoadedSet::feature_file(path, SetData::Stats(stats)))
 }
 

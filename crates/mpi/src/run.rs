@@ -67,7 +67,7 @@ pub fn evaluate(
             }
             drop(out.features);
             match group.reduce_gaussian(acc)? {
-                Some(acc) => Some(SetData::Stats(acc.finalize_unbiased().map_err(ranks)?)),
+                Some(acc) => Some(SetData::Stats(acc.into_stats_unbiased().map_err(ranks)?)),
                 None => None,
             }
         } else {
