@@ -100,13 +100,31 @@
 //! the same bits on any number of threads and whatever distance questions
 //! shared the pass ([`kernel_sums_with_subsets`] is the pass with none).
 //!
+//! ## Float32 blocks on another device
+//!
+//! The float32 products can come from elsewhere: [`set_gram_device`]
+//! registers a [`GramDevice`] (an accelerator through ONNX Runtime, say) that
+//! the float32 passes then ask for each block `G = A_I B_Jᵀ`. The exactness
+//! rule does not change: the bound above holds for a dot product summed in
+//! **any** order with every operation rounded to float32 (fused
+//! multiply–adds only round less), so the device's `fl32(a·b)` take the same
+//! interval test and the same float64 recheck of near-ties on the host, and
+//! the answers are those of the exact rule, bit for bit, whatever the device
+//! does inside those limits. What the bound does not cover is arithmetic
+//! below float32: inputs rounded to TF32 or bfloat16 (a tensor-core default
+//! on some GPUs) must be switched off by the device. A device error, or a
+//! block with a non-finite value, is multiplied again on the CPU and counted
+//! ([`gram_device_fallbacks`]). The float64 passes (KID's kernel tap, inputs
+//! that need the float64 GEMM) stay on the CPU.
+//!
 //! ## What this module does not decide
 //!
 //! Whether a metric uses `<` or `≤` ([`Boundary`]), which k, or how radii are
 //! clamped is the caller's choice: the metric crates pass it in.
 
 use std::borrow::Cow;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -398,6 +416,9 @@ struct Engine<'a> {
     b: Option<Set<'a>>,
     sa: Side,
     sb: Option<Side>,
+    /// Where the float32 blocks are multiplied when not by `faer`
+    /// ([`set_gram_device`]; `None` for float64 engines).
+    device: Option<Arc<dyn GramDevice>>,
     /// Kernel sums read off the float64 products of every block.
     tap: Option<KernelTap<'a>>,
     /// Whether the blocks' squared distances are read (`false`: a pass for
@@ -581,11 +602,13 @@ impl<'a> Engine<'a> {
                 detail: "no GEMM input could be prepared".into(),
             })?,
         };
+        let device = if use_f64 { None } else { gram_device() };
         Ok(Engine {
             a,
             b,
             sa,
             sb,
+            device,
             tap: None,
             distances: true,
             pool: ScratchPool::default(),
@@ -626,6 +649,7 @@ impl<'a> Engine<'a> {
             b,
             sa,
             sb,
+            device: None,
             tap: Some(tap),
             distances,
             pool: ScratchPool::default(),
@@ -709,11 +733,13 @@ impl<'a> Engine<'a> {
                     _ => &self.b().x,
                 };
                 scr.g32.resize(ni * nj, 0.0);
-                let lhs = MatRef::from_row_major_slice(&xa[i0 * d..(i0 + ni) * d], ni, d);
-                let rhs =
-                    MatRef::from_row_major_slice(&xb[j0 * d..(j0 + nj) * d], nj, d).transpose();
-                let dst = MatMut::from_row_major_slice_mut(&mut scr.g32[..ni * nj], ni, nj);
-                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
+                let (ra, rb) = (&xa[i0 * d..(i0 + ni) * d], &xb[j0 * d..(j0 + nj) * d]);
+                if !self.device_block(ra, rb, d, &mut scr.g32[..ni * nj]) {
+                    let lhs = MatRef::from_row_major_slice(ra, ni, d);
+                    let rhs = MatRef::from_row_major_slice(rb, nj, d).transpose();
+                    let dst = MatMut::from_row_major_slice_mut(&mut scr.g32[..ni * nj], ni, nj);
+                    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
+                }
                 let nb = &sb.norms[j0..j0 + nj];
                 for ii in 0..ni {
                     let nai = sa.norms[i0 + ii];
@@ -723,6 +749,23 @@ impl<'a> Engine<'a> {
                         s[jj] = (nai + nb[jj]) - 2.0 * f64::from(g[jj]);
                     }
                 }
+            }
+        }
+    }
+
+    /// The float32 block `out = A Bᵀ` from the registered [`GramDevice`]:
+    /// `false` (the caller multiplies on the CPU) without one, on its error,
+    /// or when it returned a non-finite value (which the bound does not
+    /// cover; counted in [`gram_device_fallbacks`]).
+    fn device_block(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> bool {
+        let Some(dev) = &self.device else {
+            return false;
+        };
+        match dev.gram(a, b, d, out) {
+            Ok(()) if out.iter().all(|v| v.is_finite()) => true,
+            _ => {
+                DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }
@@ -1483,6 +1526,50 @@ fn count_cols<S>(
 // ---------------------------------------------------------------------------
 // Public kernels
 // ---------------------------------------------------------------------------
+
+/// A device that multiplies float32 row blocks for the distance engine (see
+/// the [module documentation](self), "Float32 blocks on another device").
+pub trait GramDevice: Send + Sync {
+    /// A short name for messages, such as `onnxruntime-cuda:0`.
+    fn label(&self) -> String;
+
+    /// `out[i·nj + j] = Σ_k a[i·d + k]·b[j·d + k]` for the `ni = a.len() / d`
+    /// rows of `a` and the `nj = b.len() / d` rows of `b` (row-major), with
+    /// every product and sum rounded to float32 (any order; fused
+    /// multiply–adds allowed; no inputs rounded below float32, so TF32 and
+    /// bfloat16 tensor-core modes must be off).
+    ///
+    /// # Errors
+    /// A message when the device cannot multiply the block; the engine then
+    /// multiplies it on the CPU.
+    fn gram(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String>;
+}
+
+static GRAM_DEVICE: RwLock<Option<Arc<dyn GramDevice>>> = RwLock::new(None);
+static DEVICE_FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the device every float32 pass started afterwards multiplies its
+/// blocks on (`None`: `faer` on the CPU, the default), process-wide as
+/// `faer::set_global_parallelism` is; returns the one it replaces. Answers do
+/// not depend on the choice (module documentation).
+pub fn set_gram_device(device: Option<Arc<dyn GramDevice>>) -> Option<Arc<dyn GramDevice>> {
+    let mut slot = GRAM_DEVICE.write().unwrap_or_else(PoisonError::into_inner);
+    std::mem::replace(&mut *slot, device)
+}
+
+/// The device registered by [`set_gram_device`], if any.
+pub fn gram_device() -> Option<Arc<dyn GramDevice>> {
+    GRAM_DEVICE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// How many blocks the registered device failed (an error, or a non-finite
+/// value) and the CPU multiplied instead, since the process started.
+pub fn gram_device_fallbacks() -> usize {
+    DEVICE_FALLBACKS.load(Ordering::Relaxed)
+}
 
 fn check_k(what: &'static str, k: usize, available: usize) -> Result<(), LinalgError> {
     if k == 0 {
