@@ -22,6 +22,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod gram;
 pub mod onnx;
 pub mod torchscript;
 pub mod vit;
