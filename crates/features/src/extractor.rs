@@ -282,9 +282,37 @@ impl std::fmt::Debug for Extractor {
     }
 }
 
-enum ModelSource<'a> {
+pub(crate) enum ModelSource<'a> {
     File(&'a Path),
     Memory(&'a [u8]),
+}
+
+/// A session for `source` on the device `options` ask for, and the device it
+/// got: the CPU, with the reason, when CUDA cannot be registered or the CUDA
+/// session cannot be created (missing cuDNN, out of memory: some failures
+/// show only at commit time), unless `options.require_device`.
+pub(crate) fn open_session(
+    source: &ModelSource<'_>,
+    label: &str,
+    library: &Path,
+    options: &RuntimeOptions,
+) -> Result<(Session, Device, Option<String>)> {
+    let env = init_runtime(library)?;
+    let (builder, device, fallback) = configure(&env, options)?;
+    match (commit(builder, source, label), device) {
+        (Ok(s), d) => Ok((s, d, fallback)),
+        (Err(e), Device::Cuda { .. }) if !options.require_device => {
+            let reason = format!("creating the CUDA session failed: {e}");
+            eprintln!("gen-metrics: {reason}; falling back to the CPU");
+            let cpu = RuntimeOptions {
+                device: Device::Cpu,
+                ..options.clone()
+            };
+            let (b, _, _) = configure(&env, &cpu)?;
+            Ok((commit(b, source, label)?, Device::Cpu, Some(reason)))
+        }
+        (Err(e), _) => Err(e),
+    }
 }
 
 impl Extractor {
@@ -335,25 +363,7 @@ impl Extractor {
         library: &Path,
         options: &RuntimeOptions,
     ) -> Result<Self> {
-        let env = init_runtime(library)?;
-        let (builder, device, fallback) = configure(&env, options)?;
-        let session = commit(builder, &source, &label);
-        // A CUDA session can also fail only at commit time (missing cuDNN,
-        // out of memory): report it and fall back like a failed registration.
-        let (session, device, fallback) = match (session, device) {
-            (Ok(s), d) => (s, d, fallback),
-            (Err(e), Device::Cuda { .. }) if !options.require_device => {
-                let reason = format!("creating the CUDA session failed: {e}");
-                eprintln!("gen-metrics: {reason}; falling back to the CPU");
-                let cpu = RuntimeOptions {
-                    device: Device::Cpu,
-                    ..options.clone()
-                };
-                let (b, _, _) = configure(&env, &cpu)?;
-                (commit(b, &source, &label)?, Device::Cpu, Some(reason))
-            }
-            (Err(e), _) => return Err(e),
-        };
+        let (session, device, fallback) = open_session(&source, &label, library, options)?;
         let input = session
             .inputs()
             .first()
@@ -568,8 +578,12 @@ fn register_cuda(
     device_id: i32,
     require: bool,
 ) -> Result<(SessionBuilder, Device, Option<String>)> {
+    // TF32 off (ONNX Runtime's default, stated): the float32 products must
+    // be float32, for the Inception's agreement with TorchScript and for the
+    // distance engine's error bound (`gram::OrtGram`).
     let cuda = ort::ep::CUDA::default()
         .with_device_id(device_id)
+        .with_tf32(false)
         .build()
         .error_on_failure();
     match builder.with_execution_providers([cuda]) {

@@ -26,6 +26,7 @@ pub mod decode;
 pub mod encoder;
 pub mod error;
 pub mod extractor;
+pub mod gram;
 pub mod resize;
 pub mod source;
 
@@ -38,6 +39,7 @@ pub use extractor::{Device, Extractor, RuntimeOptions};
 /// `gen_metrics_features::provision::Provisioner` keeps working.
 pub use gen_metrics_artifacts as provision;
 pub use gen_metrics_artifacts::Provisioner;
+pub use gram::OrtGram;
 pub use resize::{
     Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
     preprocess_batch_f32, preprocess_f32, resize_plane,

@@ -1,0 +1,124 @@
+//! `OrtGram`, the Gram-block model on ONNX Runtime's CPU execution provider:
+//! its products are float32 dot products (within the float32 bound of the
+//! exact value), and registered as the distance engine's device it gives the
+//! k-NN answers of the CPU path bit for bit. The CUDA path is the same code
+//! with another execution provider (`tools/gpu_check.sh` measures it on a GPU).
+//! One test for the registration: the device is process-wide.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gen_metrics_features::{Device, FeatureError, OrtGram, RuntimeOptions};
+use gen_metrics_linalg::pairwise::{
+    Boundary, GramDevice, count_within_radii, gram_device_fallbacks, kth_neighbour_radii_multi,
+    nearest_neighbours, set_gram_device,
+};
+use ndarray::Array2;
+
+/// Counts the blocks it passes on to the ONNX Runtime session.
+struct Counting(Arc<OrtGram>, AtomicUsize);
+
+impl GramDevice for Counting {
+    fn label(&self) -> String {
+        self.0.label()
+    }
+
+    fn gram(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        GramDevice::gram(&*self.0, a, b, d, out)
+    }
+}
+
+fn data(n: usize, d: usize, offset: f32, seed: u32) -> Array2<f32> {
+    Array2::from_shape_fn((n, d), |(i, j)| {
+        let t = (i as u32).wrapping_mul(2_654_435_761) ^ (j as u32).wrapping_mul(40_503) ^ seed;
+        offset + (t % 1000) as f32 / 997.0
+    })
+}
+
+#[test]
+fn ort_gram_blocks_are_float32_products_and_keep_every_knn_answer() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let ort = Arc::new(OrtGram::open(&lib, &RuntimeOptions::new()).unwrap());
+    assert_eq!(ort.device(), Device::Cpu);
+    assert!(ort.fallback_reason().is_none());
+
+    // The products: within the float32 dot-product bound γ_D Σ|a_k b_k|.
+    let (a, b) = (data(37, 129, 0.0, 1), data(23, 129, -0.5, 2));
+    let g = ort.gram(a.view(), b.view()).unwrap();
+    assert_eq!(g.shape(), [37, 23]);
+    let gamma = 129.0 * 2f64.powi(-24) / (1.0 - 129.0 * 2f64.powi(-24));
+    for i in 0..37 {
+        for j in 0..23 {
+            let (mut exact, mut abs) = (0.0f64, 0.0f64);
+            for k in 0..129 {
+                let p = f64::from(a[[i, k]]) * f64::from(b[[j, k]]);
+                exact += p;
+                abs += p.abs();
+            }
+            let err = (f64::from(g[[i, j]]) - exact).abs();
+            assert!(err <= gamma * abs, "({i}, {j}): {} vs {exact}", g[[i, j]]);
+        }
+    }
+    // A transposed (non-contiguous) view is multiplied as its values.
+    let at = a.t().to_owned();
+    assert_eq!(ort.gram(at.t(), b.view()).unwrap(), g);
+    // Bad blocks are errors, not panics.
+    assert!(matches!(
+        ort.gram(a.view(), data(5, 7, 0.0, 3).view()),
+        Err(FeatureError::InvalidInput { .. })
+    ));
+    assert!(ort.gram(a.slice(ndarray::s![..0, ..]), b.view()).is_err());
+
+    // Registered as the engine's device: the same answers, bit for bit, on a
+    // large common offset (heavy cancellation, many rechecks) and on rows
+    // with exact duplicates.
+    let sets = [
+        (data(300, 64, 500.0, 4), data(220, 64, 500.0, 5)),
+        (
+            data(260, 16, 0.0, 6).mapv(|v| (v * 3.0).floor()),
+            data(200, 16, 0.0, 7).mapv(|v| (v * 3.0).floor()),
+        ),
+    ];
+    let answers = |x: &Array2<f32>, y: &Array2<f32>| {
+        let radii = kth_neighbour_radii_multi(x.view(), &[1, 3, 5]).unwrap();
+        let nn = nearest_neighbours(y.view(), x.view(), 3).unwrap();
+        let counts =
+            count_within_radii(y.view(), x.view(), radii[1].view(), Boundary::Closed).unwrap();
+        (radii, nn, counts)
+    };
+    let cpu: Vec<_> = sets.iter().map(|(x, y)| answers(x, y)).collect();
+    let counting = Arc::new(Counting(Arc::clone(&ort), AtomicUsize::new(0)));
+    set_gram_device(Some(counting.clone()));
+    for ((x, y), want) in sets.iter().zip(&cpu) {
+        assert_eq!(&answers(x, y), want);
+    }
+    set_gram_device(None);
+    assert!(
+        counting.1.load(Ordering::Relaxed) > 0,
+        "the session multiplied no block"
+    );
+    assert_eq!(gram_device_fallbacks(), 0);
+    assert_eq!(counting.label(), "onnxruntime-cpu");
+}
+
+#[test]
+fn asking_for_cuda_without_it_falls_back_or_fails_as_asked() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let cuda = RuntimeOptions::new().device(Device::Cuda { device_id: 0 });
+    // This machine's library is the CPU one: a build without the `cuda`
+    // feature, or no GPU, falls back to the CPU with the reason...
+    let g = OrtGram::open(&lib, &cuda).unwrap();
+    assert_eq!(g.device(), Device::Cpu);
+    assert!(g.fallback_reason().is_some());
+    // ...or fails when the device is required.
+    let mut required = cuda.clone();
+    required.require_device = true;
+    assert!(OrtGram::open(&lib, &required).is_err());
+}
