@@ -7,8 +7,9 @@
 #      N 256x256 PNGs (decode, clean resize to 299, FID Inception-V3), batch
 #      128, no cache, `--device cuda --require-device`: images per second;
 #   2. k-NN metrics: `gen-metrics metrics --metrics pr,prdc` on two generated
-#      feature sets of M x 2048: seconds (the k-NN blocks run on the CPU
-#      today; the GPU graphs of issue 10 item 3 will change this line).
+#      feature sets of M x 2048: seconds on the CPU, then with `--device cuda`
+#      (the float32 Gram blocks on the GPU through ONNX Runtime, near-ties
+#      rechecked in float64 on the host); the two reports must be identical.
 #
 # Usage: tools/gpu_check.sh [--cpu] [--images N] [--knn M] [--wheel FILE]
 #   defaults: --images 5000 --knn 50000 (the issue's sizes). `--cpu` runs the
@@ -18,7 +19,8 @@
 #
 # Prints, one per line, JSON objects:
 #   {"step":"extract","device":"cuda","images":5000,"seconds":...,"images_per_s":...}
-#   {"step":"knn","rows":50000,"dim":2048,"metrics":"pr,prdc","seconds":...}
+#   {"step":"knn","device":"cpu","rows":50000,"dim":2048,"metrics":"pr,prdc","seconds":...}
+#   {"step":"knn","device":"cuda",...}   (GPU runs only; exits 1 if the values differ)
 # and exits non-zero when a step fails (with `--device cuda --require-device`
 # a missing GPU or CUDA library is a failure, never a silent CPU run).
 set -euo pipefail
@@ -79,13 +81,30 @@ print(json.dumps({"step": "extract", "device": d, "images": n, "seconds": round(
                   "images_per_s": round(n / (t1 - t0), 1)}))
 PY
 
-t0=$(now)
-"$bin" metrics --real "$work/feats/a.npy" --fake "$work/feats/b.npy" --metrics pr,prdc --json \
-  > "$work/knn.json"
-t1=$(now)
-python3 - "$knn" "$t0" "$t1" <<'PY'
+# k-NN metrics on the CPU, then (with a GPU) with their float32 blocks on the
+# GPU (`--device cuda`: an ONNX Runtime Gram session; near-ties rechecked in
+# float64 on the host), and the two reports must be identical.
+knn_run() {
+  local dev=$1 t0 t1
+  local require=()
+  [ "$dev" = cuda ] && require=(--require-device)
+  t0=$(now)
+  "$bin" metrics --real "$work/feats/a.npy" --fake "$work/feats/b.npy" --metrics pr,prdc --json \
+    --device "$dev" "${require[@]}" > "$work/knn_$dev.json"
+  t1=$(now)
+  python3 - "$knn" "$dev" "$t0" "$t1" <<'PY'
 import json, sys
-m, t0, t1 = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-print(json.dumps({"step": "knn", "rows": m, "dim": 2048, "metrics": "pr,prdc",
+m, d, t0, t1 = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+print(json.dumps({"step": "knn", "device": d, "rows": m, "dim": 2048, "metrics": "pr,prdc",
                   "seconds": round(t1 - t0, 3)}))
 PY
+}
+knn_run cpu
+if [ "$device" = cuda ]; then
+  knn_run cuda
+  if ! cmp -s "$work/knn_cpu.json" "$work/knn_cuda.json"; then
+    echo "gpu_check: pr,prdc differ between the CPU and the GPU blocks:" >&2
+    diff "$work/knn_cpu.json" "$work/knn_cuda.json" >&2 || true
+    exit 1
+  fi
+fi

@@ -419,3 +419,45 @@ fn eval_reports_sfid_equal_to_fid_of_spatial_features() {
         r["settings"]
     );
 }
+
+/// `--device cuda` puts the k-NN metrics' float32 blocks on the GPU through
+/// ONNX Runtime (the engine rechecks near-ties on the host, so the values
+/// are the CPU's); where CUDA cannot be used (this build, no GPU) the run
+/// stays on the CPU with a message, or fails with `--require-device`
+/// (exit 1, naming CUDA). `tools/gpu_check.sh` compares the two on a GPU.
+#[test]
+fn knn_metrics_with_device_cuda_equal_the_cpu_or_fail_when_required() {
+    let tmp = TempDir::new("knn-device");
+    let (a, b) = (tmp.path().join("a.npy"), tmp.path().join("b.npy"));
+    let rows = |n: usize, seed: usize| {
+        Array2::from_shape_fn((n, 48), |(i, j)| {
+            (((i * 2_654_435_761 + j * 40_503 + seed) % 1009) as f32) / 1009.0 + 100.0
+        })
+    };
+    write_npy(&a, &rows(260, 1)).expect("write");
+    write_npy(&b, &rows(230, 2)).expect("write");
+    let (sa, sb) = (a.to_str().expect("utf-8"), b.to_str().expect("utf-8"));
+    let args = [
+        "metrics",
+        "--real",
+        sa,
+        "--fake",
+        sb,
+        "--metrics",
+        "pr,prdc,realism",
+        "--json",
+    ];
+    let cpu = run(&[&args[..], &["--device", "cpu"]].concat());
+    assert!(cpu.status.success(), "{}", text(&cpu));
+    let cuda = run(&[&args[..], &["--device", "cuda"]].concat());
+    assert!(cuda.status.success(), "{}", text(&cuda));
+    assert_eq!(cuda.stdout, cpu.stdout, "{}", text(&cuda));
+    let required = run(&[&args[..], &["--device", "cuda", "--require-device"]].concat());
+    if required.status.success() {
+        // A machine with a GPU and a `cuda` build: the same values.
+        assert_eq!(required.stdout, cpu.stdout);
+    } else {
+        assert_eq!(required.status.code(), Some(1), "{}", text(&required));
+        assert!(text(&required).contains("CUDA"), "{}", text(&required));
+    }
+}

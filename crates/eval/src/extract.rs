@@ -7,12 +7,13 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gen_metrics_features::cache::{CacheKey, FeatureCache, Reusable};
 use gen_metrics_features::encoder::{Encoder, EncoderOptions, SourceFeatures};
 use gen_metrics_features::provision::Provisioner;
 use gen_metrics_features::source::{ErrorPolicy, ImageSource, SkippedItem};
-use gen_metrics_features::{Device, ResizeMode, RuntimeOptions};
+use gen_metrics_features::{Device, OrtGram, ResizeMode, RuntimeOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::Array2;
 
@@ -29,6 +30,21 @@ pub enum CacheChoice {
     Dir(PathBuf),
     /// No cache.
     Off,
+}
+
+/// Keeps a GPU Gram device registered with the distance engine
+/// ([`Extraction::gram_device`]); dropping it restores the one before.
+#[must_use = "the device is unregistered when the guard is dropped"]
+pub struct GramDeviceGuard {
+    previous: Option<Option<Arc<dyn gen_metrics_linalg::GramDevice>>>,
+}
+
+impl Drop for GramDeviceGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            gen_metrics_linalg::set_gram_device(previous);
+        }
+    }
 }
 
 /// How images become features.
@@ -142,6 +158,46 @@ impl Extraction {
         self.encoder
             .as_mut()
             .ok_or_else(|| EvalError::Usage("no encoder".into()))
+    }
+
+    /// Puts the distance engine's float32 blocks (the k-NN metrics) on the
+    /// GPU for as long as the returned guard lives, when the runtime asks for
+    /// CUDA: an [`OrtGram`] session on the same device, registered with
+    /// `gen_metrics_linalg::set_gram_device` (answers unchanged: the engine
+    /// rechecks near-ties in float64 on the host). Nothing is registered for
+    /// the CPU, or when the session fell back to it (`faer` multiplies
+    /// faster there); a CUDA failure is an error only with `require_device`.
+    ///
+    /// # Errors
+    /// Provisioning and runtime errors with `require_device`.
+    pub fn gram_device(&self) -> Result<GramDeviceGuard, EvalError> {
+        let none = GramDeviceGuard { previous: None };
+        let o = &self.options;
+        if !matches!(o.runtime.device, Device::Cuda { .. }) {
+            return Ok(none);
+        }
+        let opened = Provisioner::from_env()
+            .map_err(gen_metrics_features::FeatureError::from)
+            .and_then(|p| o.runtime.resolve_library(&p.offline(o.offline)))
+            .and_then(|lib| OrtGram::open(&lib, &o.runtime));
+        let gram = match opened {
+            Ok(g) if g.device() != Device::Cpu => g,
+            Ok(_) => return Ok(none),
+            Err(e) if o.runtime.require_device => return Err(e.into()),
+            Err(e) => {
+                eprintln!("gen-metrics: k-NN blocks stay on the CPU: {e}");
+                return Ok(none);
+            }
+        };
+        if o.progress {
+            eprintln!(
+                "gen-metrics: float32 k-NN blocks on {}",
+                gen_metrics_linalg::GramDevice::label(&gram)
+            );
+        }
+        Ok(GramDeviceGuard {
+            previous: Some(gen_metrics_linalg::set_gram_device(Some(Arc::new(gram)))),
+        })
     }
 
     fn cache(&self) -> Result<Option<FeatureCache>, EvalError> {

@@ -432,6 +432,10 @@ impl Evaluation {
         #[cfg(not(feature = "images"))]
         let encoder: Option<String> = pre_encoder;
         self.check_dims(real.as_ref(), train.as_ref(), &fakes)?;
+        // With `--device cuda`, the k-NN metrics' float32 blocks go to the GPU
+        // while the metrics run (same answers; `Extraction::gram_device`).
+        #[cfg(feature = "images")]
+        let _gram = extraction.gram_device()?;
         let e = &self.extras;
         fn pair(p: &Option<(Array1<f64>, Array1<f64>)>) -> Option<LogLikelihoodPair<'_>> {
             p.as_ref().map(|(a, b)| LogLikelihoodPair {
