@@ -13,7 +13,9 @@
 //! rule needs true float32 arithmetic in any order; the session that runs
 //! this model must switch reduced-precision modes off.
 
-use crate::onnx::{FLOAT, IR_VERSION, OPSET, attr_int, proto};
+use crate::onnx::{DimProto, attr_int, float_value_info, model_proto, proto};
+#[cfg(doc)]
+use crate::onnx::{IR_VERSION, OPSET};
 
 /// Input `A`, float32 `[N, D]`.
 pub const GRAM_A: &str = "a";
@@ -34,39 +36,22 @@ pub fn gram_block_model() -> Vec<u8> {
         attr_int(n, "transB", 1);
     });
     proto::string(&mut graph, 2, "gram_block");
-    value_info(&mut graph, 11, GRAM_A, &["N", "D"]);
-    value_info(&mut graph, 11, GRAM_B, &["M", "D"]);
-    value_info(&mut graph, 12, GRAM_G, &["N", "M"]);
-    let mut model = Vec::with_capacity(graph.len() + 64);
-    proto::int(&mut model, 1, IR_VERSION);
-    proto::string(&mut model, 2, "gen-metrics");
-    proto::string(&mut model, 3, env!("CARGO_PKG_VERSION"));
-    proto::bytes(&mut model, 7, &graph);
-    proto::message(&mut model, 8, |o| proto::int(o, 2, OPSET));
-    model
-}
-
-/// A float32 graph input (`field` 11) or output (12) with symbolic sizes.
-fn value_info(buf: &mut Vec<u8>, field: u32, name: &str, dims: &[&str]) {
-    proto::message(buf, field, |vi| {
-        proto::string(vi, 1, name);
-        proto::message(vi, 2, |ty| {
-            proto::message(ty, 1, |tt| {
-                proto::int(tt, 1, FLOAT);
-                proto::message(tt, 2, |sh| {
-                    for d in dims {
-                        proto::message(sh, 1, |dim| proto::string(dim, 2, d));
-                    }
-                });
-            });
-        });
-    });
+    let io = [
+        (11, GRAM_A, ["N", "D"]),
+        (11, GRAM_B, ["M", "D"]),
+        (12, GRAM_G, ["N", "M"]),
+    ];
+    for (field, name, dims) in io {
+        let dims = dims.map(DimProto::Param);
+        float_value_info(&mut graph, field, name, &dims);
+    }
+    model_proto(&graph, &[])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::{OnnxDim, inspect};
+    use crate::onnx::{FLOAT, IR_VERSION, OPSET, OnnxDim, inspect};
 
     #[test]
     fn one_gemm_with_symbolic_sizes() {

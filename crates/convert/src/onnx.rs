@@ -595,19 +595,26 @@ pub fn graph_to_onnx(
         );
     }
 
-    let mut model = Vec::with_capacity(graph_buf.len() + 1024);
+    Ok(model_proto(&graph_buf, &opts.metadata))
+}
+
+/// The `ModelProto` around a serialized `GraphProto`: IR version
+/// [`IR_VERSION`], producer `gen-metrics` and its version, default-domain
+/// opset [`OPSET`], then `metadata` as `metadata_props`.
+pub(crate) fn model_proto(graph: &[u8], metadata: &[(String, String)]) -> Vec<u8> {
+    let mut model = Vec::with_capacity(graph.len() + 1024);
     proto::int(&mut model, 1, IR_VERSION);
     proto::string(&mut model, 2, "gen-metrics");
     proto::string(&mut model, 3, env!("CARGO_PKG_VERSION"));
-    proto::bytes(&mut model, 7, &graph_buf);
+    proto::bytes(&mut model, 7, graph);
     proto::message(&mut model, 8, |o| proto::int(o, 2, OPSET));
-    for (k, v) in &opts.metadata {
+    for (k, v) in metadata {
         proto::message(&mut model, 14, |e| {
             proto::string(e, 1, k);
             proto::string(e, 2, v);
         });
     }
-    Ok(model)
+    model
 }
 
 /// The parameters of an inference batch norm over `C` channels.
@@ -736,17 +743,40 @@ fn push_float_initializer(
     Ok(())
 }
 
+/// A float32 graph input (`field` 11) or output (12) of shape `shape`, the
+/// batch dimension named `batch`.
 pub(crate) fn value_info(buf: &mut Vec<u8>, field: u32, name: &str, shape: &[Dim], batch: &str) {
+    let dims: Vec<DimProto<'_>> = shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => DimProto::Size(*n as i64),
+            Dim::Batch => DimProto::Param(batch),
+        })
+        .collect();
+    float_value_info(buf, field, name, &dims);
+}
+
+/// One dimension of a graph input or output as written: a size or a
+/// symbolic name.
+pub(crate) enum DimProto<'a> {
+    /// `dim_value`.
+    Size(i64),
+    /// `dim_param`.
+    Param(&'a str),
+}
+
+/// A float32 graph input (`field` 11) or output (12) with dimensions `dims`.
+pub(crate) fn float_value_info(buf: &mut Vec<u8>, field: u32, name: &str, dims: &[DimProto<'_>]) {
     proto::message(buf, field, |vi| {
         proto::string(vi, 1, name);
         proto::message(vi, 2, |ty| {
             proto::message(ty, 1, |tt| {
                 proto::int(tt, 1, FLOAT);
                 proto::message(tt, 2, |sh| {
-                    for d in shape {
+                    for d in dims {
                         proto::message(sh, 1, |dim| match d {
-                            Dim::Fixed(n) => proto::int(dim, 1, *n as i64),
-                            Dim::Batch => proto::string(dim, 2, batch),
+                            DimProto::Size(n) => proto::int(dim, 1, *n),
+                            DimProto::Param(p) => proto::string(dim, 2, p),
                         });
                     }
                 });

@@ -44,7 +44,7 @@
 use std::collections::HashSet;
 
 use crate::checkpoint::StateDict;
-use crate::onnx::{FLOAT, INT64, IR_VERSION, OPSET, attr_float, attr_int, attr_ints, proto};
+use crate::onnx::{FLOAT, INT64, attr_float, attr_int, attr_ints, proto};
 use crate::torchscript::{Dim, Tensor, TorchScriptError};
 
 /// LayerNorm epsilon of every DINOv2 norm (`partial(nn.LayerNorm, eps=1e-6)`).
@@ -810,8 +810,9 @@ impl Builder {
 
     /// The model: this graph named `name`, input [`VIT_INPUT_NAME`] float32
     /// `[N, 3, S, S]`, output [`VIT_OUTPUT_NAME`] float32 `[N, out_dim]`
-    /// (the last node written must produce it), ONNX IR [`IR_VERSION`],
-    /// opset [`OPSET`], metadata `architecture` then `metadata`.
+    /// (the last node written must produce it), ONNX IR
+    /// [`IR_VERSION`](crate::onnx::IR_VERSION), opset
+    /// [`OPSET`](crate::onnx::OPSET), metadata `architecture` then `metadata`.
     pub(crate) fn finish(
         self,
         name: &str,
@@ -837,21 +838,9 @@ impl Builder {
             &[Dim::Batch, Dim::Fixed(out_dim)],
             "N",
         );
-        let mut model = Vec::with_capacity(graph.len() + 1024);
-        proto::int(&mut model, 1, IR_VERSION);
-        proto::string(&mut model, 2, "gen-metrics");
-        proto::string(&mut model, 3, env!("CARGO_PKG_VERSION"));
-        proto::bytes(&mut model, 7, &graph);
-        proto::message(&mut model, 8, |o| proto::int(o, 2, OPSET));
         let mut meta = vec![("architecture".to_string(), arch)];
         meta.extend(metadata.iter().cloned());
-        for (k, v) in &meta {
-            proto::message(&mut model, 14, |e| {
-                proto::string(e, 1, k);
-                proto::string(e, 2, v);
-            });
-        }
-        model
+        crate::onnx::model_proto(&graph, &meta)
     }
 
     /// Appends a node with one output and returns the output's name.
@@ -968,7 +957,7 @@ impl Builder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::onnx::{OnnxDim, inspect};
+    use crate::onnx::{IR_VERSION, OnnxDim, inspect};
 
     #[test]
     fn parameter_counts_are_the_published_ones() {

@@ -893,29 +893,11 @@ impl<'a> Engine<'a> {
                 .flat_map(|r| (0..mb).map(move |j| ((j + r) % ma, j)))
                 .collect()
         };
-        let par = self.gemm_par(pairs.len());
-        pairs.par_iter().for_each_init(
-            || self.pool.take(),
-            |pooled, &(bi, bj)| {
-                let scr = &mut pooled.scr;
-                let (i0, j0) = (bi * rb, bj * cb);
-                let (ni, nj) = (rb.min(na - i0), cb.min(nb - j0));
-                self.block(i0, ni, j0, nj, scr, par);
-                let mut lock_a = ga[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                let mut lock_b = gb[bj].lock().unwrap_or_else(PoisonError::into_inner);
-                f(
-                    &Blk {
-                        i0,
-                        ni,
-                        j0,
-                        nj,
-                        s: &scr.s,
-                    },
-                    &mut lock_a,
-                    &mut lock_b,
-                );
-            },
-        );
+        self.each_pair(&pairs, (rb, na), (cb, nb), |blk, bi, bj| {
+            let mut lock_a = ga[bi].lock().unwrap_or_else(PoisonError::into_inner);
+            let mut lock_b = gb[bj].lock().unwrap_or_else(PoisonError::into_inner);
+            f(blk, &mut lock_a, &mut lock_b);
+        });
     }
 
     /// For a set with itself: walks the diagonal blocks and every unordered
@@ -937,13 +919,37 @@ impl<'a> Engine<'a> {
             .map(|b| (b, b))
             .chain(circle_rounds(nbk).into_iter().flatten())
             .collect();
+        self.each_pair(&pairs, (bs, n), (bs, n), |blk, bi, bj| {
+            if bi == bj {
+                let mut g = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
+                diag(blk, &mut g);
+            } else {
+                // circle_rounds gives bi < bj: the lower group is locked first.
+                let mut gi = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
+                let mut gj = groups[bj].lock().unwrap_or_else(PoisonError::into_inner);
+                off(blk, &mut gi, &mut gj);
+            }
+        });
+    }
+
+    /// Multiplies the block of each pair `(I, J)` of `pairs` (row block `I`
+    /// of edge `re` out of `na` rows, column block `J` of edge `ce` out of
+    /// `nb`) on whichever thread is free, with no lock held, and hands it to
+    /// `scan(block, I, J)`, which locks what it updates.
+    fn each_pair(
+        &self,
+        pairs: &[(usize, usize)],
+        (re, na): (usize, usize),
+        (ce, nb): (usize, usize),
+        scan: impl Fn(&Blk<'_>, usize, usize) + Sync,
+    ) {
         let par = self.gemm_par(pairs.len());
         pairs.par_iter().for_each_init(
             || self.pool.take(),
             |pooled, &(bi, bj)| {
                 let scr = &mut pooled.scr;
-                let (i0, j0) = (bi * bs, bj * bs);
-                let (ni, nj) = (bs.min(n - i0), bs.min(n - j0));
+                let (i0, j0) = (bi * re, bj * ce);
+                let (ni, nj) = (re.min(na - i0), ce.min(nb - j0));
                 self.block(i0, ni, j0, nj, scr, par);
                 let blk = Blk {
                     i0,
@@ -952,15 +958,7 @@ impl<'a> Engine<'a> {
                     nj,
                     s: &scr.s,
                 };
-                if bi == bj {
-                    let mut g = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                    diag(&blk, &mut g);
-                } else {
-                    // circle_rounds gives bi < bj: the lower group is locked first.
-                    let mut gi = groups[bi].lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut gj = groups[bj].lock().unwrap_or_else(PoisonError::into_inner);
-                    off(&blk, &mut gi, &mut gj);
-                }
+                scan(&blk, bi, bj);
             },
         );
     }
