@@ -176,6 +176,20 @@ impl Extraction {
         if !matches!(o.runtime.device, Device::Cuda { .. }) {
             return Ok(none);
         }
+        // Without CUDA support compiled in, say so (an error only when the
+        // device is required) without provisioning a runtime for nothing.
+        if !cfg!(feature = "cuda") {
+            let reason = "this build of gen-metrics has no CUDA support (cargo feature `cuda`)";
+            if o.runtime.require_device {
+                return Err(gen_metrics_features::FeatureError::runtime(
+                    "registering CUDA",
+                    reason,
+                )
+                .into());
+            }
+            eprintln!("gen-metrics: k-NN blocks stay on the CPU: {reason}");
+            return Ok(none);
+        }
         let opened = Provisioner::from_env()
             .map_err(gen_metrics_features::FeatureError::from)
             .and_then(|p| o.runtime.resolve_library(&p.offline(o.offline)))
