@@ -114,8 +114,10 @@
 //! below float32: inputs rounded to TF32 or bfloat16 (a tensor-core default
 //! on some GPUs) must be switched off by the device. A device error, or a
 //! block with a non-finite value, is multiplied again on the CPU and counted
-//! ([`gram_device_fallbacks`]). The float64 passes (KID's kernel tap, inputs
-//! that need the float64 GEMM) stay on the CPU.
+//! ([`gram_device_fallbacks`]). With a device the blocks are larger (up to
+//! 2048 rows, `DEVICE_BLOCK`), since every block's rows travel to it. The
+//! float64 passes (KID's kernel tap, inputs that need the float64 GEMM) stay
+//! on the CPU.
 //!
 //! ## What this module does not decide
 //!
@@ -143,6 +145,14 @@ const U32: f64 = 5.960_464_477_539_063e-8;
 const U64: f64 = 1.110_223_024_625_156_5e-16;
 /// The largest block edge used by the kernels.
 const MAX_BLOCK: usize = 512;
+
+/// Most rows per block when a [`GramDevice`] multiplies the float32 blocks.
+/// Each block's rows travel to the device and its products come back, so a
+/// pass over `n` rows on both sides moves `8·n²·D / e` bytes for blocks of
+/// `e` rows (80 GB at 50 000 × 2048 with 512-row blocks, 20 GB with 2048)
+/// plus `4·n²` bytes of products; the host holds `12·e²` bytes of block
+/// buffers per thread (48 MiB at 2048).
+const DEVICE_BLOCK: usize = 2048;
 
 /// `γ_n(u) = n·u / (1 − n·u)`, the classic bound on the relative error of a
 /// sum of `n` rounded terms (Higham, *Accuracy and Stability of Numerical
@@ -662,9 +672,14 @@ impl<'a> Engine<'a> {
     /// rows, or fewer where two widened row blocks would exceed the kernel
     /// passes' memory budget (`kernels::block_rows_for_dim`: 16 rows for raw
     /// 299 × 299 × 3 pixels).
+    ///
+    /// With a [`GramDevice`]: [`balanced`] blocks of at most [`DEVICE_BLOCK`]
+    /// rows, whatever the threads.
     fn edge(&self, n: usize) -> usize {
         if self.tap.is_some() {
             balanced(n, MAX_BLOCK.min(block_rows_for_dim(self.d())))
+        } else if self.device.is_some() {
+            balanced(n, DEVICE_BLOCK)
         } else {
             block_for(n)
         }
@@ -831,8 +846,13 @@ impl<'a> Engine<'a> {
         // visit both halves.
         debug_assert!(self.tap.is_none(), "drive_rows does not feed a kernel tap");
         let (na, nb) = (self.a.n, self.b().n);
-        let rb = block_for(na);
-        let cb = MAX_BLOCK.min(nb);
+        let rb = self.edge(na);
+        let cb = if self.device.is_some() {
+            DEVICE_BLOCK
+        } else {
+            MAX_BLOCK
+        }
+        .min(nb);
         let par = if na.div_ceil(rb) >= rayon::current_num_threads() {
             Par::Seq
         } else {

@@ -137,10 +137,16 @@ fn datasets() -> Vec<(&'static str, Array2<f32>, Array2<f32>)> {
         }
     }
     let nudged_y = nudged.slice(ndarray::s![..200, ..]).to_owned();
+    // More rows than one device block (2048): diagonal and off-diagonal
+    // blocks, row-driven passes over several column blocks.
+    let base = Array2::from_shape_fn((700, 8), |_| rng.random_range(0..4u32) as f32);
+    let many = Array2::from_shape_fn((2600, 8), |(i, j)| base[[(i * 7919) % 700, j]] + 50.0);
+    let many_y = Array2::from_shape_fn((2100, 8), |(i, j)| base[[(i * 31) % 700, j]] + 50.0);
     vec![
         ("offset", offset, offset_y),
         ("lattice", lattice, lattice_y),
         ("one ulp apart", nudged, nudged_y),
+        ("two device blocks", many, many_y),
     ]
 }
 
