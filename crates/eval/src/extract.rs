@@ -179,7 +179,7 @@ impl Extraction {
         // Without CUDA support compiled in, say so (an error only when the
         // device is required) without provisioning a runtime for nothing.
         if !cfg!(feature = "cuda") {
-            let reason = "this build of gen-metrics has no CUDA support (cargo feature `cuda`)";
+            let reason = gen_metrics_features::extractor::NO_CUDA_SUPPORT;
             if o.runtime.require_device {
                 return Err(gen_metrics_features::FeatureError::runtime(
                     "registering CUDA",

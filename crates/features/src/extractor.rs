@@ -282,6 +282,10 @@ impl std::fmt::Debug for Extractor {
     }
 }
 
+/// Why CUDA cannot be used by a build without the `cuda` cargo feature.
+pub const NO_CUDA_SUPPORT: &str =
+    "this build of gen-metrics has no CUDA support (cargo feature `cuda`)";
+
 pub(crate) enum ModelSource<'a> {
     File(&'a Path),
     Memory(&'a [u8]),
@@ -605,7 +609,7 @@ fn register_cuda(
     _device_id: i32,
     require: bool,
 ) -> Result<(SessionBuilder, Device, Option<String>)> {
-    let reason = "this build of gen-metrics has no CUDA support (cargo feature `cuda`)".to_owned();
+    let reason = NO_CUDA_SUPPORT.to_owned();
     if require {
         return Err(FeatureError::runtime("registering CUDA", reason));
     }

@@ -81,11 +81,33 @@ impl OrtGram {
     /// empty; [`FeatureError::Runtime`] when ONNX Runtime fails;
     /// [`FeatureError::Model`] for an output of the wrong shape.
     pub fn gram(&self, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let mut g = Array2::zeros((a.nrows(), b.nrows()));
+        // A fresh standard-layout array is contiguous.
+        let out = g
+            .as_slice_mut()
+            .ok_or_else(|| FeatureError::invalid("gram block", "output not contiguous"))?;
+        self.gram_into(a, b, out)?;
+        Ok(g)
+    }
+
+    /// [`OrtGram::gram`] written row-major into `out` (`A.nrows() × B.nrows()`
+    /// values), copied once from ONNX Runtime's output.
+    fn gram_into(
+        &self,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        out: &mut [f32],
+    ) -> Result<()> {
         let (n, m) = (a.nrows(), b.nrows());
-        if a.ncols() != b.ncols() || n == 0 || m == 0 || a.ncols() == 0 {
+        if a.ncols() != b.ncols() || n == 0 || m == 0 || a.ncols() == 0 || out.len() != n * m {
             return Err(FeatureError::invalid(
                 "gram block",
-                format!("blocks {:?} and {:?}", a.shape(), b.shape()),
+                format!(
+                    "blocks {:?} and {:?} into {} values",
+                    a.shape(),
+                    b.shape(),
+                    out.len()
+                ),
             ));
         }
         let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
@@ -106,9 +128,11 @@ impl OrtGram {
                 detail: format!("output shape {:?}, expected [{n}, {m}]", g.shape()),
             });
         }
-        Ok(g.into_dimensionality::<ndarray::Ix2>()
-            .map_err(|e| FeatureError::runtime("reading the gram block", e))?
-            .to_owned())
+        // Row-major order whatever the output's strides.
+        for (o, v) in out.iter_mut().zip(g.iter()) {
+            *o = *v;
+        }
+        Ok(())
     }
 }
 
@@ -127,13 +151,6 @@ impl gen_metrics_linalg::GramDevice for OrtGram {
         let shape = |x: &[f32]| (x.len() / d.max(1), d);
         let va = ArrayView2::from_shape(shape(a), a).map_err(|e| e.to_string())?;
         let vb = ArrayView2::from_shape(shape(b), b).map_err(|e| e.to_string())?;
-        let g = OrtGram::gram(self, va, vb).map_err(|e| e.to_string())?;
-        if g.len() != out.len() {
-            return Err(format!("{} products for {} slots", g.len(), out.len()));
-        }
-        for (o, v) in out.iter_mut().zip(g.iter()) {
-            *o = *v;
-        }
-        Ok(())
+        self.gram_into(va, vb, out).map_err(|e| e.to_string())
     }
 }

@@ -853,11 +853,7 @@ impl<'a> Engine<'a> {
             MAX_BLOCK
         }
         .min(nb);
-        let par = if na.div_ceil(rb) >= rayon::current_num_threads() {
-            Par::Seq
-        } else {
-            Par::rayon(0)
-        };
+        let par = self.gemm_par(na.div_ceil(rb));
         states.par_chunks_mut(rb).enumerate().for_each_init(
             || self.pool.take(),
             |pooled, (bi, st)| {
@@ -984,9 +980,10 @@ impl<'a> Engine<'a> {
     }
 
     /// How each block's GEMM runs: on its own thread when there are at least
-    /// as many block pairs as threads, else split across the threads.
-    fn gemm_par(&self, pairs: usize) -> Par {
-        if pairs >= rayon::current_num_threads() {
+    /// as many parallel tasks (block pairs, row blocks) as threads, else split
+    /// across the threads.
+    fn gemm_par(&self, tasks: usize) -> Par {
+        if tasks >= rayon::current_num_threads() {
             Par::Seq
         } else {
             Par::rayon(0)
