@@ -9,29 +9,40 @@
 #   2. k-NN metrics: `gen-metrics metrics --metrics pr,prdc` on two generated
 #      feature sets of M x 2048: seconds on the CPU, then with `--device cuda`
 #      (the float32 Gram blocks on the GPU through ONNX Runtime, near-ties
-#      rechecked in float64 on the host); the two reports must be identical.
+#      rechecked in float64 on the host); the two reports must be identical;
+#   3. the default selection's distance work, `--metrics kid,pr,prdc`, on the
+#      first K rows of the same sets: KID's exact pass forms float64 blocks,
+#      which the k-NN metrics share (on the GPU: the rows cast to float64 on
+#      the device, one double GEMM per block). pr/prdc must be identical; KID
+#      agrees to float64 rounding in the device's summation order (relative
+#      1e-9 allowed: the sums cancel in the MMD), and the largest relative
+#      difference is printed.
 #
-# Usage: tools/gpu_check.sh [--cpu] [--images N] [--knn M] [--wheel FILE]
-#   defaults: --images 5000 --knn 50000 (the issue's sizes). `--cpu` runs the
+# Usage: tools/gpu_check.sh [--cpu] [--images N] [--knn M] [--kid K] [--wheel FILE]
+#   defaults: --images 5000 --knn 50000 --kid 20000 (the issue's sizes; K
+#   smaller so the float64 CPU reference fits the GPU lease). `--cpu` runs the
 #   same steps on the CPU execution provider without the `cuda` feature: CI
-#   runs it at tiny sizes (`--cpu --images 16 --knn 400`) so the script stays
-#   working.
+#   runs it at tiny sizes (`--cpu --images 16 --knn 400 --kid 300`) so the
+#   script stays working.
 #
 # Prints, one per line, JSON objects:
 #   {"step":"extract","device":"cuda","images":5000,"seconds":...,"images_per_s":...}
 #   {"step":"knn","device":"cpu","rows":50000,"dim":2048,"metrics":"pr,prdc","seconds":...}
 #   {"step":"knn","device":"cuda",...}   (GPU runs only; exits 1 if the values differ)
+#   {"step":"knn+kid","device":"cpu","rows":20000,...,"metrics":"kid,pr,prdc","seconds":...}
+#   {"step":"knn+kid","device":"cuda",...,"kid_max_rel_diff":...}   (GPU runs only)
 # and exits non-zero when a step fails (with `--device cuda --require-device`
 # a missing GPU or CUDA library is a failure, never a silent CPU run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device=cuda images=5000 knn=50000 wheel=""
+device=cuda images=5000 knn=50000 kid=20000 wheel=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) device=cpu ;;
     --images) images="$2"; shift ;;
     --knn) knn="$2"; shift ;;
+    --kid) kid="$2"; shift ;;
     --wheel) wheel="$2"; shift ;;
     *) echo "gpu_check: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -81,30 +92,47 @@ print(json.dumps({"step": "extract", "device": d, "images": n, "seconds": round(
                   "images_per_s": round(n / (t1 - t0), 1)}))
 PY
 
-# k-NN metrics on the CPU, then (with a GPU) with their float32 blocks on the
-# GPU (`--device cuda`: an ONNX Runtime Gram session; near-ties rechecked in
-# float64 on the host), and the two reports must be identical.
+# k-NN metrics on the CPU, then (with a GPU) with their blocks on the GPU
+# (`--device cuda`: ONNX Runtime Gram sessions; near-ties rechecked in float64
+# on the host). knn_run STEP METRICS REAL FAKE ROWS DEVICE writes
+# $work/STEP_DEVICE.json and prints the step's line.
 knn_run() {
-  local dev=$1 t0 t1
+  local step=$1 metrics=$2 real=$3 fake=$4 rows=$5 dev=$6 t0 t1
   local require=()
   [ "$dev" = cuda ] && require=(--require-device)
   t0=$(now)
-  "$bin" metrics --real "$work/feats/a.npy" --fake "$work/feats/b.npy" --metrics pr,prdc --json \
-    --device "$dev" "${require[@]}" > "$work/knn_$dev.json"
+  "$bin" metrics --real "$real" --fake "$fake" --metrics "$metrics" --json \
+    --device "$dev" "${require[@]}" > "$work/${step}_$dev.json"
   t1=$(now)
-  python3 - "$knn" "$dev" "$t0" "$t1" <<'PY'
+  python3 - "$step" "$metrics" "$rows" "$dev" "$t0" "$t1" "$work" <<'PY'
 import json, sys
-m, d, t0, t1 = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-print(json.dumps({"step": "knn", "device": d, "rows": m, "dim": 2048, "metrics": "pr,prdc",
-                  "seconds": round(t1 - t0, 3)}))
+step, metrics, m, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t0, t1, work = float(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
+line = {"step": step, "device": d, "rows": m, "dim": 2048, "metrics": metrics,
+        "seconds": round(t1 - t0, 3)}
+if d == "cuda":
+    cpu = json.load(open(f"{work}/{step}_cpu.json"))
+    gpu = json.load(open(f"{work}/{step}_cuda.json"))
+    bad = sorted(k for k in cpu if not k.startswith("kid") and cpu[k] != gpu.get(k))
+    rel = [abs(gpu[k] - cpu[k]) / max(abs(cpu[k]), 1e-12)
+           for k in cpu if k.startswith("kid") and k in gpu]
+    if rel:
+        line["kid_max_rel_diff"] = max(rel)
+    if bad or set(cpu) != set(gpu) or any(r > 1e-9 for r in rel):
+        print(json.dumps(line))
+        sys.exit(f"gpu_check: {step}: the GPU's report differs from the CPU's: "
+                 f"{bad or 'KID beyond 1e-9 relative'}\ncpu: {cpu}\ngpu: {gpu}")
+print(json.dumps(line))
 PY
 }
-knn_run cpu
-if [ "$device" = cuda ]; then
-  knn_run cuda
-  if ! cmp -s "$work/knn_cpu.json" "$work/knn_cuda.json"; then
-    echo "gpu_check: pr,prdc differ between the CPU and the GPU blocks:" >&2
-    diff "$work/knn_cpu.json" "$work/knn_cuda.json" >&2 || true
-    exit 1
-  fi
-fi
+
+devices=(cpu)
+[ "$device" = cuda ] && devices+=(cuda)
+for dev in "${devices[@]}"; do
+  knn_run knn pr,prdc "$work/feats/a.npy" "$work/feats/b.npy" "$knn" "$dev"
+done
+# Two sets of K x 2048 for the default selection's float64 pass.
+"$synth" features "$work/kid" "$kid" 2048
+for dev in "${devices[@]}"; do
+  knn_run knn+kid kid,pr,prdc "$work/kid/a.npy" "$work/kid/b.npy" "$kid" "$dev"
+done

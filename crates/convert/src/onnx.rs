@@ -49,6 +49,7 @@ pub const FID_SPATIAL_DIM: usize = 17 * 17 * 7;
 // ONNX TensorProto.DataType values.
 pub(crate) const FLOAT: i64 = 1;
 pub(crate) const INT64: i64 = 7;
+pub(crate) const DOUBLE: i64 = 11;
 // AttributeProto.AttributeType values.
 const ATTR_FLOAT: i64 = 1;
 const ATTR_INT: i64 = 2;
@@ -767,11 +768,23 @@ pub(crate) enum DimProto<'a> {
 
 /// A float32 graph input (`field` 11) or output (12) with dimensions `dims`.
 pub(crate) fn float_value_info(buf: &mut Vec<u8>, field: u32, name: &str, dims: &[DimProto<'_>]) {
+    tensor_value_info(buf, field, name, FLOAT, dims);
+}
+
+/// A graph input (`field` 11) or output (12) of element type `elem_type`
+/// (ONNX `DataType`) with dimensions `dims`.
+pub(crate) fn tensor_value_info(
+    buf: &mut Vec<u8>,
+    field: u32,
+    name: &str,
+    elem_type: i64,
+    dims: &[DimProto<'_>],
+) {
     proto::message(buf, field, |vi| {
         proto::string(vi, 1, name);
         proto::message(vi, 2, |ty| {
             proto::message(ty, 1, |tt| {
-                proto::int(tt, 1, FLOAT);
+                proto::int(tt, 1, elem_type);
                 proto::message(tt, 2, |sh| {
                     for d in dims {
                         proto::message(sh, 1, |dim| match d {

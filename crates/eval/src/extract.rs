@@ -160,11 +160,14 @@ impl Extraction {
             .ok_or_else(|| EvalError::Usage("no encoder".into()))
     }
 
-    /// Puts the distance engine's float32 blocks (the k-NN metrics) on the
-    /// GPU for as long as the returned guard lives, when the runtime asks for
-    /// CUDA: an [`OrtGram`] session on the same device, registered with
-    /// `gen_metrics_linalg::set_gram_device` (answers unchanged: the engine
-    /// rechecks near-ties in float64 on the host). Nothing is registered for
+    /// Puts the distance engine's blocks on the GPU for as long as the
+    /// returned guard lives, when the runtime asks for CUDA: [`OrtGram`]
+    /// sessions on the same device, registered with
+    /// `gen_metrics_linalg::set_gram_device`: the float32 blocks of the k-NN
+    /// metrics and the float64 blocks of the passes with KID's kernel sums
+    /// (distance answers unchanged: the engine rechecks near-ties in float64
+    /// on the host; KID's sums agree with the CPU's to float64 rounding, in
+    /// the device's summation order). Nothing is registered for
     /// the CPU, or when the session fell back to it (`faer` multiplies
     /// faster there); a CUDA failure is an error only with `require_device`.
     ///
@@ -203,11 +206,16 @@ impl Extraction {
                 return Ok(none);
             }
         };
-        if o.progress {
-            eprintln!(
-                "gen-metrics: float32 k-NN blocks on {}",
-                gen_metrics_linalg::GramDevice::label(&gram)
-            );
+        let label = gen_metrics_linalg::GramDevice::label(&gram);
+        match gram.float64_unavailable() {
+            None if o.progress => {
+                eprintln!("gen-metrics: float32 and float64 distance blocks on {label}");
+            }
+            None => {}
+            Some(why) => eprintln!(
+                "gen-metrics: float32 distance blocks on {label}; the float64 ones (KID's pass) \
+                 stay on the CPU: {why}"
+            ),
         }
         Ok(GramDeviceGuard {
             previous: Some(gen_metrics_linalg::set_gram_device(Some(Arc::new(gram)))),

@@ -1,7 +1,9 @@
-//! `OrtGram`, the Gram-block model on ONNX Runtime's CPU execution provider:
-//! its products are float32 dot products (within the float32 bound of the
-//! exact value), and registered as the distance engine's device it gives the
-//! k-NN answers of the CPU path bit for bit. The CUDA path is the same code
+//! `OrtGram`, the Gram-block models on ONNX Runtime's CPU execution provider:
+//! its products are float32 (float64) dot products, within the float32
+//! (float64) bound of the exact value, and registered as the distance
+//! engine's device it gives the k-NN answers of the CPU path bit for bit, in
+//! the float32 passes and in those with KID's kernel sums (which agree with
+//! the CPU's to rounding). The CUDA path is the same code
 //! with another execution provider (`tools/gpu_check.sh` measures it on a GPU).
 //! One test for the registration: the device is process-wide.
 
@@ -11,14 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gen_metrics_features::{Device, FeatureError, OrtGram, RuntimeOptions};
+use gen_metrics_linalg::kernels::Kernel;
 use gen_metrics_linalg::pairwise::{
     Boundary, GramDevice, count_within_radii, gram_device_fallbacks, kth_neighbour_radii_multi,
-    nearest_neighbours, set_gram_device,
+    kth_neighbour_squared_radii_with_kernel, nearest_neighbours, set_gram_device,
 };
 use ndarray::Array2;
 
-/// Counts the blocks it passes on to the ONNX Runtime session.
-struct Counting(Arc<OrtGram>, AtomicUsize);
+/// Counts the float32 and float64 blocks it passes on to the ONNX Runtime
+/// sessions.
+struct Counting(Arc<OrtGram>, AtomicUsize, AtomicUsize);
 
 impl GramDevice for Counting {
     fn label(&self) -> String {
@@ -28,6 +32,15 @@ impl GramDevice for Counting {
     fn gram(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String> {
         self.1.fetch_add(1, Ordering::Relaxed);
         GramDevice::gram(&*self.0, a, b, d, out)
+    }
+
+    fn float64(&self) -> bool {
+        self.0.float64()
+    }
+
+    fn gram64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> Result<(), String> {
+        self.2.fetch_add(1, Ordering::Relaxed);
+        GramDevice::gram64(&*self.0, a, b, d, out)
     }
 }
 
@@ -64,6 +77,39 @@ fn ort_gram_blocks_are_float32_products_and_keep_every_knn_answer() {
             assert!(err <= gamma * abs, "({i}, {j}): {} vs {exact}", g[[i, j]]);
         }
     }
+    // The float64 products: within γ_D Σ|a_k b_k| at u = 2^-53 of the exact
+    // sum (the float32 products a_k b_k are exact in float64; the reference
+    // adds them with a compensated sum).
+    assert!(ort.float64(), "{:?}", ort.float64_unavailable());
+    let g64 = ort.gram64(a.view(), b.view()).unwrap();
+    let gamma64 = 129.0 * 2f64.powi(-53) / (1.0 - 129.0 * 2f64.powi(-53));
+    let mut inexact = 0;
+    for i in 0..37 {
+        for j in 0..23 {
+            let (mut sum, mut comp, mut abs) = (0.0f64, 0.0f64, 0.0f64);
+            for k in 0..129 {
+                let p = f64::from(a[[i, k]]) * f64::from(b[[j, k]]);
+                let t = sum + p;
+                comp += if sum.abs() >= p.abs() {
+                    (sum - t) + p
+                } else {
+                    (p - t) + sum
+                };
+                sum = t;
+                abs += p.abs();
+            }
+            let exact = sum + comp;
+            let err = (g64[[i, j]] - exact).abs();
+            assert!(
+                err <= gamma64 * abs,
+                "({i}, {j}): {} vs {exact}",
+                g64[[i, j]]
+            );
+            // Not the float32 products widened.
+            inexact += usize::from(g64[[i, j]] != f64::from(g[[i, j]]));
+        }
+    }
+    assert!(inexact > 0, "the float64 block equals the float32 one");
     // A transposed (non-contiguous) view is multiplied as its values.
     let at = a.t().to_owned();
     assert_eq!(ort.gram(at.t(), b.view()).unwrap(), g);
@@ -92,15 +138,48 @@ fn ort_gram_blocks_are_float32_products_and_keep_every_knn_answer() {
         (radii, nn, counts)
     };
     let cpu: Vec<_> = sets.iter().map(|(x, y)| answers(x, y)).collect();
-    let counting = Arc::new(Counting(Arc::clone(&ort), AtomicUsize::new(0)));
+    // The pass exact KID shares with the k-NN radii: float64 blocks.
+    let subsets = |n: usize| Array2::from_shape_fn((2, n / 3), |(s, i)| i * 3 + s);
+    let with_kernel = |x: &Array2<f32>| {
+        let kernel = Kernel::kid(x.ncols());
+        kth_neighbour_squared_radii_with_kernel(
+            x.view(),
+            &[1, 3],
+            kernel,
+            subsets(x.nrows()).view(),
+        )
+        .unwrap()
+    };
+    let cpu_kid: Vec<_> = sets.iter().map(|(x, _)| with_kernel(x)).collect();
+    let counting = Arc::new(Counting(
+        Arc::clone(&ort),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ));
     set_gram_device(Some(counting.clone()));
     for ((x, y), want) in sets.iter().zip(&cpu) {
         assert_eq!(&answers(x, y), want);
+    }
+    for ((x, _), want) in sets.iter().zip(&cpu_kid) {
+        let got = with_kernel(x);
+        assert_eq!(got.radii, want.radii);
+        let sums = |r: &gen_metrics_linalg::pairwise::RadiiAndSums| {
+            let mut v = vec![r.within.off_diagonal.value(), r.within.diagonal.value()];
+            v.extend(r.subset_within.iter().map(|c| c.value()));
+            v
+        };
+        for (p, q) in sums(&got).into_iter().zip(sums(want)) {
+            assert!((p - q).abs() <= 1e-13 * q.abs(), "kernel sum {p} vs {q}");
+        }
     }
     set_gram_device(None);
     assert!(
         counting.1.load(Ordering::Relaxed) > 0,
         "the session multiplied no block"
+    );
+    assert!(
+        counting.2.load(Ordering::Relaxed) > 0,
+        "the float64 session multiplied no block"
     );
     assert_eq!(gram_device_fallbacks(), 0);
     assert_eq!(counting.label(), "onnxruntime-cpu");

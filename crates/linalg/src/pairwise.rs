@@ -115,9 +115,22 @@
 //! on some GPUs) must be switched off by the device. A device error, or a
 //! block with a non-finite value, is multiplied again on the CPU and counted
 //! ([`gram_device_fallbacks`]). With a device the blocks are larger (up to
-//! 2048 rows, `DEVICE_BLOCK`), since every block's rows travel to it. The
-//! float64 passes (KID's kernel tap, inputs that need the float64 GEMM) stay
-//! on the CPU.
+//! 2048 rows, `DEVICE_BLOCK`), since every block's rows travel to it.
+//!
+//! A device that also forms float64 blocks ([`GramDevice::float64`]: the
+//! float32 rows widened exactly, products and sums in float64, any order)
+//! takes the passes with a kernel tap too (exact KID, alone or sharing its
+//! pass with the k-NN metrics), in blocks of up to 1024 rows
+//! (`DEVICE_BLOCK_64`, still capped by the kernel memory budget). Their
+//! distance answers stay those of the exact rule bit for bit (the bound at
+//! `u = 2^-53` holds for any summation order); the **kernel sums** follow the
+//! device's summation order in their last bits: each product is within
+//! `γ_D Σ_k |a_k b_k|` of the exact value on either side, so KID agrees with
+//! the CPU's to about `1e-15` relative on well-scaled features, not bit for
+//! bit. They are still the same on any number of threads and whatever distance
+//! questions share the pass, on one device (the block edge depends on `n`,
+//! `D` and whether a device is registered). Inputs that need the float64 GEMM
+//! (rows a float32 GEMM cannot multiply) stay on the CPU.
 //!
 //! ## What this module does not decide
 //!
@@ -153,6 +166,13 @@ const MAX_BLOCK: usize = 512;
 /// plus `4·n²` bytes of products; the host holds `12·e²` bytes of block
 /// buffers per thread (48 MiB at 2048).
 const DEVICE_BLOCK: usize = 2048;
+
+/// Most rows per block when a [`GramDevice`] forms the float64 blocks of a
+/// pass with a kernel tap: the host holds `16·e²` bytes per thread (the
+/// products and `s̃`, 16 MiB at 1024), and the block edge stays a function of
+/// `n`, `D` and whether a device is registered, so the kernel sums do not
+/// follow the threads.
+const DEVICE_BLOCK_64: usize = 1024;
 
 /// `γ_n(u) = n·u / (1 − n·u)`, the classic bound on the relative error of a
 /// sum of `n` rounded terms (Higham, *Accuracy and Stability of Numerical
@@ -426,8 +446,9 @@ struct Engine<'a> {
     b: Option<Set<'a>>,
     sa: Side,
     sb: Option<Side>,
-    /// Where the float32 blocks are multiplied when not by `faer`
-    /// ([`set_gram_device`]; `None` for float64 engines).
+    /// Where the blocks are multiplied when not by `faer`
+    /// ([`set_gram_device`]): the float32 blocks, or with a tap the float64
+    /// ones when the device forms them; `None` for the other float64 engines.
     device: Option<Arc<dyn GramDevice>>,
     /// Kernel sums read off the float64 products of every block.
     tap: Option<KernelTap<'a>>,
@@ -659,7 +680,7 @@ impl<'a> Engine<'a> {
             b,
             sa,
             sb,
-            device: None,
+            device: gram_device().filter(|dev| dev.float64()),
             tap: Some(tap),
             distances,
             pool: ScratchPool::default(),
@@ -674,10 +695,16 @@ impl<'a> Engine<'a> {
     /// 299 × 299 × 3 pixels).
     ///
     /// With a [`GramDevice`]: [`balanced`] blocks of at most [`DEVICE_BLOCK`]
-    /// rows, whatever the threads.
+    /// rows, whatever the threads ([`DEVICE_BLOCK_64`] with a tap, still
+    /// capped by the memory budget).
     fn edge(&self, n: usize) -> usize {
         if self.tap.is_some() {
-            balanced(n, MAX_BLOCK.min(block_rows_for_dim(self.d())))
+            let cap = if self.device.is_some() {
+                DEVICE_BLOCK_64
+            } else {
+                MAX_BLOCK
+            };
+            balanced(n, cap.min(block_rows_for_dim(self.d())))
         } else if self.device.is_some() {
             balanced(n, DEVICE_BLOCK)
         } else {
@@ -773,38 +800,61 @@ impl<'a> Engine<'a> {
     /// or when it returned a non-finite value (which the bound does not
     /// cover; counted in [`gram_device_fallbacks`]).
     fn device_block(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> bool {
+        self.on_device(out, |dev, o| dev.gram(a, b, d, o), f32::is_finite)
+    }
+
+    /// [`Engine::device_block`] for the float64 products ([`GramDevice::gram64`]).
+    fn device_block64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> bool {
+        self.on_device(out, |dev, o| dev.gram64(a, b, d, o), f64::is_finite)
+    }
+
+    /// Runs `call` on the registered device, writing `out`: `true` when it
+    /// succeeded and every value is `finite`; a failure is counted.
+    fn on_device<T: Copy>(
+        &self,
+        out: &mut [T],
+        call: impl FnOnce(&dyn GramDevice, &mut [T]) -> Result<(), String>,
+        finite: fn(T) -> bool,
+    ) -> bool {
         let Some(dev) = &self.device else {
             return false;
         };
-        match dev.gram(a, b, d, out) {
-            Ok(()) if out.iter().all(|v| v.is_finite()) => true,
-            _ => {
-                DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        if call(dev.as_ref(), out).is_ok() && out.iter().all(|&v| finite(v)) {
+            true
+        } else {
+            DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            false
         }
     }
 
-    /// [`Engine::block`] for [`Gin::W64`]: widens the block's rows and
-    /// columns, multiplies in float64, forms `s̃`, then hands the products to
-    /// the tap (which turns them into kernel values in place).
+    /// [`Engine::block`] for [`Gin::W64`]: the float64 products of the
+    /// block's rows and columns (from the registered device when it forms
+    /// float64 blocks, else widened and multiplied here), then `s̃`, then the
+    /// products handed to the tap (which turns them into kernel values in
+    /// place).
     fn block_w64(&self, i0: usize, ni: usize, j0: usize, nj: usize, scr: &mut Scratch, par: Par) {
         let d = self.d();
-        let widen = |x: &[f32], out: &mut Vec<f64>| {
-            out.clear();
-            out.extend(x.iter().map(|&v| f64::from(v)));
-        };
-        widen(&self.a.x[i0 * d..(i0 + ni) * d], &mut scr.wa);
-        let same = self.b.is_none() && i0 == j0;
-        if !same {
-            widen(&self.b().x[j0 * d..(j0 + nj) * d], &mut scr.wb);
-        }
-        let xb: &[f64] = if same { &scr.wa } else { &scr.wb };
+        let (ra, rb) = (
+            &self.a.x[i0 * d..(i0 + ni) * d],
+            &self.b().x[j0 * d..(j0 + nj) * d],
+        );
         scr.g64.resize(ni * nj, 0.0);
-        let lhs = MatRef::from_row_major_slice(&scr.wa[..ni * d], ni, d);
-        let rhs = MatRef::from_row_major_slice(&xb[..nj * d], nj, d).transpose();
-        let dst = MatMut::from_row_major_slice_mut(&mut scr.g64[..ni * nj], ni, nj);
-        matmul(dst, Accum::Replace, lhs, rhs, 1.0f64, par);
+        if !self.device_block64(ra, rb, d, &mut scr.g64[..ni * nj]) {
+            let widen = |x: &[f32], out: &mut Vec<f64>| {
+                out.clear();
+                out.extend(x.iter().map(|&v| f64::from(v)));
+            };
+            widen(ra, &mut scr.wa);
+            let same = self.b.is_none() && i0 == j0;
+            if !same {
+                widen(rb, &mut scr.wb);
+            }
+            let xb: &[f64] = if same { &scr.wa } else { &scr.wb };
+            let lhs = MatRef::from_row_major_slice(&scr.wa[..ni * d], ni, d);
+            let rhs = MatRef::from_row_major_slice(&xb[..nj * d], nj, d).transpose();
+            let dst = MatMut::from_row_major_slice_mut(&mut scr.g64[..ni * nj], ni, nj);
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f64, par);
+        }
         let (sa, sb) = (&self.sa, self.side_b());
         let nb = &sb.norms[j0..j0 + nj];
         if self.distances {
@@ -1558,15 +1608,37 @@ pub trait GramDevice: Send + Sync {
     /// A message when the device cannot multiply the block; the engine then
     /// multiplies it on the CPU.
     fn gram(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String>;
+
+    /// Whether the device also forms float64 blocks ([`GramDevice::gram64`]);
+    /// `false` (the default) keeps the float64 passes on the CPU.
+    fn float64(&self) -> bool {
+        false
+    }
+
+    /// `out[i·nj + j] = Σ_k a[i·d + k]·b[j·d + k]` with the float32 inputs
+    /// widened to float64 (exactly) and every product and sum rounded to
+    /// float64 (any order; fused multiply–adds allowed): the products of the
+    /// float64 passes, such as KID's kernel tap. Called only when
+    /// [`GramDevice::float64`] is `true`.
+    ///
+    /// # Errors
+    /// A message when the device cannot multiply the block (the default: it
+    /// has no float64 products); the engine then multiplies it on the CPU.
+    fn gram64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> Result<(), String> {
+        let _ = (a, b, d, out);
+        Err(format!("{} forms no float64 blocks", self.label()))
+    }
 }
 
 static GRAM_DEVICE: RwLock<Option<Arc<dyn GramDevice>>> = RwLock::new(None);
 static DEVICE_FALLBACKS: AtomicUsize = AtomicUsize::new(0);
 
 /// Registers the device every float32 pass started afterwards multiplies its
-/// blocks on (`None`: `faer` on the CPU, the default), process-wide as
-/// `faer::set_global_parallelism` is; returns the one it replaces. Answers do
-/// not depend on the choice (module documentation).
+/// blocks on (`None`: `faer` on the CPU, the default), and, when it forms
+/// float64 blocks ([`GramDevice::float64`]), every pass with kernel sums;
+/// process-wide as `faer::set_global_parallelism` is; returns the one it
+/// replaces. Distance answers do not depend on the choice; kernel sums may
+/// differ in their last bits (module documentation).
 pub fn set_gram_device(device: Option<Arc<dyn GramDevice>>) -> Option<Arc<dyn GramDevice>> {
     let mut slot = GRAM_DEVICE.write().unwrap_or_else(PoisonError::into_inner);
     std::mem::replace(&mut *slot, device)
@@ -1833,7 +1905,8 @@ pub struct CrossAndSums {
 /// distance questions it also answers, KID computed alone and KID computed in
 /// the same passes as precision/recall, prdc and realism are bit-identical.
 /// The values equal `KernelSums::with_subsets` up to rounding (blocks of at
-/// most 512 rows here, so another summation order).
+/// most 512 rows here, or 1024 on a registered float64 device, so another
+/// summation order).
 ///
 /// # Errors
 /// As `KernelSums::with_subsets`.
