@@ -19,28 +19,38 @@
 //! (the engine does), or read images (the extractor does).
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use gen_metrics_convert::gram::{GRAM_A, GRAM_B, GRAM_G, GramPrecision, gram_block_model};
+use gen_metrics_convert::gram::{
+    GRAM_A, GRAM_A_END, GRAM_A_START, GRAM_B, GRAM_B_END, GRAM_B_START, GRAM_G, GramPrecision,
+    gram_block_model,
+};
+use gen_metrics_linalg::{GramDevice, ResidentGram};
 use ndarray::{Array2, ArrayView2};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
-use ort::value::{PrimitiveTensorElementType, TensorRef};
+use ort::value::{PrimitiveTensorElementType, Tensor, TensorRef};
 
 use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, ModelSource, RuntimeOptions, open_session};
 
+/// A session shared by [`OrtGram`] and the resident sets it hands out;
+/// `Session::run` needs `&mut`, so blocks from several threads take turns
+/// (one device, one stream).
+type Shared = Arc<Mutex<Session>>;
+
 /// `G = A Bᵀ` for float32 row blocks on ONNX Runtime, in float32 or float64
 /// (module documentation).
 pub struct OrtGram {
-    /// `Session::run` needs `&mut`; blocks from several threads take turns
-    /// (one device, one stream).
-    session: Mutex<Session>,
+    session: Shared,
     /// The float64 model's session, on the same device; `None` when it could
     /// not be created there (then `float64_unavailable` says why).
-    session64: Option<Mutex<Session>>,
+    session64: Option<Shared>,
     float64_unavailable: Option<String>,
     device: Device,
     fallback: Option<String>,
+    /// Why the device could not keep a pass's sets, once it could not.
+    not_resident: OnceLock<String>,
 }
 
 impl std::fmt::Debug for OrtGram {
@@ -49,6 +59,7 @@ impl std::fmt::Debug for OrtGram {
             .field("device", &self.device)
             .field("fallback", &self.fallback)
             .field("float64_unavailable", &self.float64_unavailable)
+            .field("not_resident", &self.not_resident.get())
             .finish_non_exhaustive()
     }
 }
@@ -80,15 +91,16 @@ impl OrtGram {
             library,
             &same_device,
         ) {
-            Ok((s, _, _)) => (Some(Mutex::new(s)), None),
+            Ok((s, _, _)) => (Some(Arc::new(Mutex::new(s))), None),
             Err(e) => (None, Some(e.to_string())),
         };
         Ok(OrtGram {
-            session: Mutex::new(session),
+            session: Arc::new(Mutex::new(session)),
             session64,
             float64_unavailable,
             device,
             fallback,
+            not_resident: OnceLock::new(),
         })
     }
 
@@ -106,6 +118,12 @@ impl OrtGram {
     /// if it could not (the float64 blocks then stay on the CPU).
     pub fn float64_unavailable(&self) -> Option<&str> {
         self.float64_unavailable.as_deref()
+    }
+
+    /// Why the device could not keep a pass's sets, if it could not (each
+    /// block's rows are then sent).
+    pub fn not_resident(&self) -> Option<&str> {
+        self.not_resident.get().map(String::as_str)
     }
 
     /// `G = A Bᵀ`, `G[i, j] = Σ_k A[i, k] B[j, k]`, in float32.
@@ -129,7 +147,86 @@ impl OrtGram {
         gram_array(self.float64_session()?, a, b)
     }
 
-    fn float64_session(&self) -> Result<&Mutex<Session>> {
+    /// Sets `a` (and `b`, else `a` with itself) kept on the device, for
+    /// blocks by row range ([`ResidentGram`]).
+    ///
+    /// # Errors
+    /// [`FeatureError::InvalidInput`] for rows of different widths or an
+    /// empty set; [`FeatureError::Runtime`] when ONNX Runtime cannot copy the
+    /// sets to the device or run a first block there.
+    pub fn keep(
+        &self,
+        a: ArrayView2<'_, f32>,
+        b: Option<ArrayView2<'_, f32>>,
+    ) -> Result<OrtResident> {
+        let d = a.ncols();
+        if a.nrows() == 0 || d == 0 || b.is_some_and(|b| b.ncols() != d || b.nrows() == 0) {
+            return Err(FeatureError::invalid(
+                "gram sets",
+                format!("{:?} and {:?}", a.shape(), b.map(|b| b.shape().to_vec())),
+            ));
+        }
+        let (target, id) = match self.device {
+            Device::Cpu => (AllocationDevice::CPU, 0),
+            Device::Cuda { device_id } => (AllocationDevice::CUDA, device_id),
+        };
+        // From an owned host tensor: `Tensor::to` on a borrowed one binds a
+        // clone made by `to` itself, inside the lock `to` holds (ort
+        // 2.0.0-rc.15 then waits on itself).
+        let upload = |x: ArrayView2<'_, f32>| -> Result<Tensor<f32>> {
+            Tensor::from_array(x.to_owned())
+                .and_then(|t| t.to(target.clone(), id))
+                .map_err(|e| FeatureError::runtime("copying a set to the device", e))
+        };
+        let mut sets = Sets {
+            rows_a: a.nrows(),
+            rows_b: b.map_or(a.nrows(), |b| b.nrows()),
+            a: upload(a)?,
+            b: b.map(upload).transpose()?,
+        };
+        // Products into pinned host memory on CUDA (the copy back runs at
+        // the bus's rate), else into ordinary host memory.
+        let mut outputs = Vec::new();
+        if let Device::Cuda { device_id } = self.device {
+            outputs.push(MemoryInfo::new(
+                AllocationDevice::CUDA_PINNED,
+                device_id,
+                AllocatorType::Device,
+                MemoryType::CPUOutput,
+            ));
+        }
+        outputs.push(MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        ));
+        let mut last = String::from("no output memory");
+        for output in outputs {
+            let output = output.map_err(|e| FeatureError::runtime("output memory", e))?;
+            let kept = OrtResident {
+                session: Arc::clone(&self.session),
+                session64: self.session64.clone(),
+                sets,
+                output,
+            };
+            // One product proves the binding before the pass relies on it.
+            let mut probe = [0.0f32];
+            match kept.run(&kept.session, (0, 1), (0, 1), &mut probe) {
+                Ok(()) => return Ok(kept),
+                Err(e) => {
+                    last = e.to_string();
+                    sets = kept.sets;
+                }
+            }
+        }
+        Err(FeatureError::runtime(
+            "keeping the sets on the device",
+            last,
+        ))
+    }
+
+    fn float64_session(&self) -> Result<&Shared> {
         self.session64.as_ref().ok_or_else(|| {
             FeatureError::runtime(
                 "the float64 gram block",
@@ -139,9 +236,112 @@ impl OrtGram {
     }
 }
 
+/// The two sets of a pass on the device.
+struct Sets {
+    a: Tensor<f32>,
+    /// `None`: `a` with itself.
+    b: Option<Tensor<f32>>,
+    rows_a: usize,
+    rows_b: usize,
+}
+
+/// A pass's sets kept on [`OrtGram`]'s device ([`OrtGram::keep`]): each
+/// block binds them with its row ranges and reads the products back.
+pub struct OrtResident {
+    session: Shared,
+    session64: Option<Shared>,
+    sets: Sets,
+    /// Where the products land on the host.
+    output: MemoryInfo<'static>,
+}
+
+impl std::fmt::Debug for OrtResident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtResident")
+            .field("rows_a", &self.sets.rows_a)
+            .field("rows_b", &self.sets.rows_b)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrtResident {
+    /// The block of rows `i0..i0 + ni` and `j0..j0 + nj` from `session`,
+    /// row-major into `out`.
+    fn run<T: PrimitiveTensorElementType + Copy>(
+        &self,
+        session: &Shared,
+        (i0, ni): (usize, usize),
+        (j0, nj): (usize, usize),
+        out: &mut [T],
+    ) -> Result<()> {
+        let s = &self.sets;
+        if ni == 0 || nj == 0 || i0 + ni > s.rows_a || j0 + nj > s.rows_b || out.len() != ni * nj {
+            return Err(FeatureError::invalid(
+                "gram block",
+                format!(
+                    "rows {i0}+{ni} of {}, columns {j0}+{nj} of {}, into {} values",
+                    s.rows_a,
+                    s.rows_b,
+                    out.len()
+                ),
+            ));
+        }
+        let index = |v: usize| {
+            Tensor::from_array(([1usize], vec![v as i64]))
+                .map_err(|e| FeatureError::runtime("a block's row range", e))
+        };
+        let rt = |e: ort::Error| FeatureError::runtime("running the gram block", e);
+        let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut binding = session.create_binding().map_err(rt)?;
+        binding.bind_input(GRAM_A, &s.a).map_err(rt)?;
+        binding
+            .bind_input(GRAM_B, s.b.as_ref().unwrap_or(&s.a))
+            .map_err(rt)?;
+        for (name, v) in [
+            (GRAM_A_START, i0),
+            (GRAM_A_END, i0 + ni),
+            (GRAM_B_START, j0),
+            (GRAM_B_END, j0 + nj),
+        ] {
+            binding.bind_input(name, &index(v)?).map_err(rt)?;
+        }
+        binding
+            .bind_output_to_device(GRAM_G, &self.output)
+            .map_err(rt)?;
+        let outputs = session.run_binding(&binding).map_err(rt)?;
+        copy_block(&outputs[GRAM_G], (ni, nj), out)
+    }
+}
+
+impl ResidentGram for OrtResident {
+    fn gram(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        out: &mut [f32],
+    ) -> std::result::Result<(), String> {
+        self.run(&self.session, rows, cols, out)
+            .map_err(|e| e.to_string())
+    }
+
+    fn gram64(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        out: &mut [f64],
+    ) -> std::result::Result<(), String> {
+        let session = self
+            .session64
+            .as_ref()
+            .ok_or("no float64 session on this device")?;
+        self.run(session, rows, cols, out)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// `session`'s Gram block of `a` and `b` as a new array.
 fn gram_array<T: PrimitiveTensorElementType + Copy + Default>(
-    session: &Mutex<Session>,
+    session: &Shared,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
 ) -> Result<Array2<T>> {
@@ -154,10 +354,10 @@ fn gram_array<T: PrimitiveTensorElementType + Copy + Default>(
     Ok(g)
 }
 
-/// `session`'s Gram block written row-major into `out` (`A.nrows() ×
-/// B.nrows()` values), copied once from ONNX Runtime's output.
+/// `session`'s Gram block of all of `a` and `b` (sent with the call) written
+/// row-major into `out` (`A.nrows() × B.nrows()` values).
 fn gram_into<T: PrimitiveTensorElementType + Copy>(
-    session: &Mutex<Session>,
+    session: &Shared,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     out: &mut [T],
@@ -179,11 +379,32 @@ fn gram_into<T: PrimitiveTensorElementType + Copy>(
         .map_err(|e| FeatureError::runtime("wrapping block A", e))?;
     let tb = TensorRef::from_array_view(b.view())
         .map_err(|e| FeatureError::runtime("wrapping block B", e))?;
+    let index = |v: usize| {
+        Tensor::from_array(([1usize], vec![v as i64]))
+            .map_err(|e| FeatureError::runtime("a block's row range", e))
+    };
     let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
     let outputs = session
-        .run(ort::inputs![GRAM_A => ta, GRAM_B => tb])
+        .run(ort::inputs![
+            GRAM_A => ta,
+            GRAM_B => tb,
+            GRAM_A_START => index(0)?,
+            GRAM_A_END => index(n)?,
+            GRAM_B_START => index(0)?,
+            GRAM_B_END => index(m)?,
+        ])
         .map_err(|e| FeatureError::runtime("running the gram block", e))?;
-    let g = outputs[GRAM_G]
+    copy_block(&outputs[GRAM_G], (n, m), out)
+}
+
+/// Copies a `[n, m]` output row-major into `out` (one copy, whatever the
+/// output's strides), checking its shape.
+fn copy_block<T: PrimitiveTensorElementType + Copy>(
+    value: &ort::value::DynValue,
+    (n, m): (usize, usize),
+    out: &mut [T],
+) -> Result<()> {
+    let g = value
         .try_extract_array::<T>()
         .map_err(|e| FeatureError::runtime("reading the gram block", e))?;
     if g.shape() != [n, m] {
@@ -192,7 +413,6 @@ fn gram_into<T: PrimitiveTensorElementType + Copy>(
             detail: format!("output shape {:?}, expected [{n}, {m}]", g.shape()),
         });
     }
-    // Row-major order whatever the output's strides.
     for (o, v) in out.iter_mut().zip(g.iter()) {
         *o = *v;
     }
@@ -211,7 +431,7 @@ fn views<'x>(
     Ok((view(a)?, view(b)?))
 }
 
-impl gen_metrics_linalg::GramDevice for OrtGram {
+impl GramDevice for OrtGram {
     fn label(&self) -> String {
         format!("onnxruntime-{}", self.device)
     }
@@ -241,5 +461,27 @@ impl gen_metrics_linalg::GramDevice for OrtGram {
         let (va, vb) = views(a, b, d)?;
         let session = self.float64_session().map_err(|e| e.to_string())?;
         gram_into(session, va, vb, out).map_err(|e| e.to_string())
+    }
+
+    fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
+        if self.not_resident.get().is_some() {
+            return None;
+        }
+        let kept = views(a, b.unwrap_or(a), d)
+            .map_err(|e| FeatureError::invalid("gram sets", e))
+            .and_then(|(va, vb)| self.keep(va, b.map(|_| vb)));
+        match kept {
+            Ok(k) => Some(Box::new(k)),
+            Err(e) => {
+                let why = e.to_string();
+                eprintln!(
+                    "gen-metrics: {} cannot keep the sets on the device ({why}); \
+                     sending each block's rows instead",
+                    self.label()
+                );
+                let _ = self.not_resident.set(why);
+                None
+            }
+        }
     }
 }

@@ -39,7 +39,7 @@ pub use extractor::{Device, Extractor, RuntimeOptions};
 /// `gen_metrics_features::provision::Provisioner` keeps working.
 pub use gen_metrics_artifacts as provision;
 pub use gen_metrics_artifacts::Provisioner;
-pub use gram::OrtGram;
+pub use gram::{OrtGram, OrtResident};
 pub use resize::{
     Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
     preprocess_batch_f32, preprocess_f32, resize_plane,

@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use gen_metrics_features::{Device, FeatureError, OrtGram, RuntimeOptions};
 use gen_metrics_linalg::kernels::Kernel;
 use gen_metrics_linalg::pairwise::{
-    Boundary, GramDevice, count_within_radii, gram_device_fallbacks, kth_neighbour_radii_multi,
-    kth_neighbour_squared_radii_with_kernel, nearest_neighbours, set_gram_device,
+    Boundary, GramDevice, ResidentGram, count_within_radii, gram_device_fallbacks,
+    kth_neighbour_radii_multi, kth_neighbour_squared_radii_with_kernel, nearest_neighbours,
+    set_gram_device,
 };
 use ndarray::Array2;
 
-/// Counts the float32 and float64 blocks it passes on to the ONNX Runtime
-/// sessions.
-struct Counting(Arc<OrtGram>, AtomicUsize, AtomicUsize);
+/// Counts the float32 and float64 blocks it sends to the ONNX Runtime
+/// sessions, and (when `.3`, keeping sets) the passes whose sets it keeps.
+struct Counting(Arc<OrtGram>, AtomicUsize, AtomicUsize, bool, AtomicUsize);
 
 impl GramDevice for Counting {
     fn label(&self) -> String {
@@ -41,6 +42,14 @@ impl GramDevice for Counting {
     fn gram64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> Result<(), String> {
         self.2.fetch_add(1, Ordering::Relaxed);
         GramDevice::gram64(&*self.0, a, b, d, out)
+    }
+
+    fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
+        if !self.3 {
+            return None;
+        }
+        self.4.fetch_add(1, Ordering::Relaxed);
+        self.0.resident(a, b, d)
     }
 }
 
@@ -151,38 +160,85 @@ fn ort_gram_blocks_are_float32_products_and_keep_every_knn_answer() {
         .unwrap()
     };
     let cpu_kid: Vec<_> = sets.iter().map(|(x, _)| with_kernel(x)).collect();
-    let counting = Arc::new(Counting(
-        Arc::clone(&ort),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    ));
-    set_gram_device(Some(counting.clone()));
-    for ((x, y), want) in sets.iter().zip(&cpu) {
-        assert_eq!(&answers(x, y), want);
-    }
-    for ((x, _), want) in sets.iter().zip(&cpu_kid) {
-        let got = with_kernel(x);
-        assert_eq!(got.radii, want.radii);
-        let sums = |r: &gen_metrics_linalg::pairwise::RadiiAndSums| {
-            let mut v = vec![r.within.off_diagonal.value(), r.within.diagonal.value()];
-            v.extend(r.subset_within.iter().map(|c| c.value()));
-            v
-        };
-        for (p, q) in sums(&got).into_iter().zip(sums(want)) {
-            assert!((p - q).abs() <= 1e-13 * q.abs(), "kernel sum {p} vs {q}");
+    // Each block's rows sent, then each pass's sets kept on the device.
+    for keeps_sets in [false, true] {
+        let counting = Arc::new(Counting(
+            Arc::clone(&ort),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            keeps_sets,
+            AtomicUsize::new(0),
+        ));
+        set_gram_device(Some(counting.clone()));
+        for ((x, y), want) in sets.iter().zip(&cpu) {
+            assert_eq!(&answers(x, y), want, "sets kept: {keeps_sets}");
         }
+        for ((x, _), want) in sets.iter().zip(&cpu_kid) {
+            let got = with_kernel(x);
+            assert_eq!(got.radii, want.radii);
+            let sums = |r: &gen_metrics_linalg::pairwise::RadiiAndSums| {
+                let mut v = vec![r.within.off_diagonal.value(), r.within.diagonal.value()];
+                v.extend(r.subset_within.iter().map(|c| c.value()));
+                v
+            };
+            for (p, q) in sums(&got).into_iter().zip(sums(want)) {
+                assert!((p - q).abs() <= 1e-13 * q.abs(), "kernel sum {p} vs {q}");
+            }
+        }
+        set_gram_device(None);
+        let (sent32, sent64, kept) = (
+            counting.1.load(Ordering::Relaxed),
+            counting.2.load(Ordering::Relaxed),
+            counting.4.load(Ordering::Relaxed),
+        );
+        if keeps_sets {
+            assert!(
+                kept > 0 && sent32 == 0 && sent64 == 0,
+                "{sent32} {sent64} {kept}"
+            );
+            assert!(ort.not_resident().is_none(), "{:?}", ort.not_resident());
+        } else {
+            assert!(sent32 > 0, "the session multiplied no block");
+            assert!(sent64 > 0, "the float64 session multiplied no block");
+        }
+        assert_eq!(gram_device_fallbacks(), 0);
+        assert_eq!(counting.label(), "onnxruntime-cpu");
     }
-    set_gram_device(None);
-    assert!(
-        counting.1.load(Ordering::Relaxed) > 0,
-        "the session multiplied no block"
-    );
-    assert!(
-        counting.2.load(Ordering::Relaxed) > 0,
-        "the float64 session multiplied no block"
-    );
-    assert_eq!(gram_device_fallbacks(), 0);
-    assert_eq!(counting.label(), "onnxruntime-cpu");
+
+    // Kept sets serve any block by row range, as the sent rows do; bad
+    // ranges are errors.
+    let (x, y) = &sets[0];
+    let kept = ort.keep(x.view(), Some(y.view())).unwrap();
+    let mut g = vec![0.0f32; 7 * 5];
+    ResidentGram::gram(&kept, (10, 7), (200, 5), &mut g).unwrap();
+    let want = ort
+        .gram(
+            x.slice(ndarray::s![10..17, ..]),
+            y.slice(ndarray::s![200..205, ..]),
+        )
+        .unwrap();
+    assert_eq!(g, want.as_slice().unwrap());
+    let mut g64 = vec![0.0f64; 7 * 5];
+    ResidentGram::gram64(&kept, (10, 7), (200, 5), &mut g64).unwrap();
+    let want64 = ort
+        .gram64(
+            x.slice(ndarray::s![10..17, ..]),
+            y.slice(ndarray::s![200..205, ..]),
+        )
+        .unwrap();
+    assert_eq!(g64, want64.as_slice().unwrap());
+    assert!(ResidentGram::gram(&kept, (295, 7), (0, 5), &mut g).is_err());
+    assert!(ResidentGram::gram(&kept, (0, 7), (0, 6), &mut g).is_err());
+    let itself = ort.keep(x.view(), None).unwrap();
+    ResidentGram::gram(&itself, (10, 7), (20, 5), &mut g).unwrap();
+    let want = ort
+        .gram(
+            x.slice(ndarray::s![10..17, ..]),
+            x.slice(ndarray::s![20..25, ..]),
+        )
+        .unwrap();
+    assert_eq!(g, want.as_slice().unwrap());
+    assert!(ort.keep(x.view(), Some(data(5, 7, 0.0, 3).view())).is_err());
 }
 
 #[test]

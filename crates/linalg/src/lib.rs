@@ -41,10 +41,10 @@ pub use kmeans::{KMeans, KMeansModel};
 pub use optim::Adam;
 pub use pairwise::{
     Boundary, CrossAndSums, CrossAnswer, CrossBallStats, CrossRequest, DistanceBlock,
-    DistancePower, GramDevice, RadiiAndSums, count_within_radii, cross_ball_statistics, cross_pass,
-    cross_pass_with_kernel, for_each_distance_block, gram_device, gram_device_fallbacks,
-    kernel_sums_with_subsets, kth_neighbour_radii, kth_neighbour_radii_multi,
-    kth_neighbour_squared_radii, kth_neighbour_squared_radii_multi,
+    DistancePower, GramDevice, RadiiAndSums, ResidentGram, count_within_radii,
+    cross_ball_statistics, cross_pass, cross_pass_with_kernel, for_each_distance_block,
+    gram_device, gram_device_fallbacks, kernel_sums_with_subsets, kth_neighbour_radii,
+    kth_neighbour_radii_multi, kth_neighbour_squared_radii, kth_neighbour_squared_radii_multi,
     kth_neighbour_squared_radii_with_kernel, max_abs_cosine_similarity, max_weight_over_distance,
     nearest_neighbours, percentile_linear, self_nearest_neighbours, set_gram_device,
     smallest_containing_radius, squared_distance, squared_distances, zero_above_percentile,

@@ -115,7 +115,10 @@
 //! on some GPUs) must be switched off by the device. A device error, or a
 //! block with a non-finite value, is multiplied again on the CPU and counted
 //! ([`gram_device_fallbacks`]). With a device the blocks are larger (up to
-//! 2048 rows, `DEVICE_BLOCK`), since every block's rows travel to it.
+//! 2048 rows, `DEVICE_BLOCK`), since every block's rows travel to it, unless
+//! the device keeps the pass's GEMM inputs ([`GramDevice::resident`]: copied
+//! once when the pass starts, freed when it ends; each block then sends its
+//! two row ranges, [`ResidentGram`], and only the products come back).
 //!
 //! A device that also forms float64 blocks ([`GramDevice::float64`]: the
 //! float32 rows widened exactly, products and sums in float64, any order)
@@ -450,6 +453,9 @@ struct Engine<'a> {
     /// ([`set_gram_device`]): the float32 blocks, or with a tap the float64
     /// ones when the device forms them; `None` for the other float64 engines.
     device: Option<Arc<dyn GramDevice>>,
+    /// The pass's GEMM inputs on the device, when it keeps them
+    /// ([`GramDevice::resident`]).
+    resident: Option<Box<dyn ResidentGram>>,
     /// Kernel sums read off the float64 products of every block.
     tap: Option<KernelTap<'a>>,
     /// Whether the blocks' squared distances are read (`false`: a pass for
@@ -634,12 +640,20 @@ impl<'a> Engine<'a> {
             })?,
         };
         let device = if use_f64 { None } else { gram_device() };
+        let resident = device.as_ref().and_then(|dev| {
+            let rows_b = match (&b, &sb) {
+                (Some(b), Some(sb)) => Some(f32_rows(sb, b)?),
+                _ => None,
+            };
+            dev.resident(f32_rows(&sa, &a)?, rows_b, a.d)
+        });
         Ok(Engine {
             a,
             b,
             sa,
             sb,
             device,
+            resident,
             tap: None,
             distances: true,
             pool: ScratchPool::default(),
@@ -675,12 +689,17 @@ impl<'a> Engine<'a> {
         };
         let sa = side(&a);
         let sb = b.as_ref().map(side);
+        let device = gram_device().filter(|dev| dev.float64());
+        let resident = device
+            .as_ref()
+            .and_then(|dev| dev.resident(&a.x, b.as_ref().map(|b| &b.x[..]), d));
         Ok(Engine {
             a,
             b,
             sa,
             sb,
-            device: gram_device().filter(|dev| dev.float64()),
+            device,
+            resident,
             tap: Some(tap),
             distances,
             pool: ScratchPool::default(),
@@ -765,18 +784,13 @@ impl<'a> Engine<'a> {
                     }
                 }
             }
-            (ga, gb) => {
-                let xa: &[f32] = match ga {
-                    Gin::C32(x) => x,
-                    _ => &self.a.x,
-                };
-                let xb: &[f32] = match gb {
-                    Gin::C32(x) => x,
-                    _ => &self.b().x,
-                };
+            _ => {
+                // Float64 inputs are matched above; the raw rows otherwise.
+                let xa = f32_rows(sa, &self.a).unwrap_or(&self.a.x);
+                let xb = f32_rows(sb, self.b()).unwrap_or(&self.b().x);
                 scr.g32.resize(ni * nj, 0.0);
                 let (ra, rb) = (&xa[i0 * d..(i0 + ni) * d], &xb[j0 * d..(j0 + nj) * d]);
-                if !self.device_block(ra, rb, d, &mut scr.g32[..ni * nj]) {
+                if !self.device_block((i0, ni), (j0, nj), (ra, rb), &mut scr.g32[..ni * nj]) {
                     let lhs = MatRef::from_row_major_slice(ra, ni, d);
                     let rhs = MatRef::from_row_major_slice(rb, nj, d).transpose();
                     let dst = MatMut::from_row_major_slice_mut(&mut scr.g32[..ni * nj], ni, nj);
@@ -799,13 +813,37 @@ impl<'a> Engine<'a> {
     /// `false` (the caller multiplies on the CPU) without one, on its error,
     /// or when it returned a non-finite value (which the bound does not
     /// cover; counted in [`gram_device_fallbacks`]).
-    fn device_block(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> bool {
-        self.on_device(out, |dev, o| dev.gram(a, b, d, o), f32::is_finite)
+    /// With the pass's sets resident on the device only the ranges `rows`
+    /// and `cols` travel, else the block's rows `a` and `b`.
+    fn device_block(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        (a, b): (&[f32], &[f32]),
+        out: &mut [f32],
+    ) -> bool {
+        let d = self.d();
+        let call = |dev: &dyn GramDevice, o: &mut [f32]| match &self.resident {
+            Some(r) => r.gram(rows, cols, o),
+            None => dev.gram(a, b, d, o),
+        };
+        self.on_device(out, call, f32::is_finite)
     }
 
     /// [`Engine::device_block`] for the float64 products ([`GramDevice::gram64`]).
-    fn device_block64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> bool {
-        self.on_device(out, |dev, o| dev.gram64(a, b, d, o), f64::is_finite)
+    fn device_block64(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        (a, b): (&[f32], &[f32]),
+        out: &mut [f64],
+    ) -> bool {
+        let d = self.d();
+        let call = |dev: &dyn GramDevice, o: &mut [f64]| match &self.resident {
+            Some(r) => r.gram64(rows, cols, o),
+            None => dev.gram64(a, b, d, o),
+        };
+        self.on_device(out, call, f64::is_finite)
     }
 
     /// Runs `call` on the registered device, writing `out`: `true` when it
@@ -839,7 +877,7 @@ impl<'a> Engine<'a> {
             &self.b().x[j0 * d..(j0 + nj) * d],
         );
         scr.g64.resize(ni * nj, 0.0);
-        if !self.device_block64(ra, rb, d, &mut scr.g64[..ni * nj]) {
+        if !self.device_block64((i0, ni), (j0, nj), (ra, rb), &mut scr.g64[..ni * nj]) {
             let widen = |x: &[f32], out: &mut Vec<f64>| {
                 out.clear();
                 out.extend(x.iter().map(|&v| f64::from(v)));
@@ -1038,6 +1076,16 @@ impl<'a> Engine<'a> {
         } else {
             Par::rayon(0)
         }
+    }
+}
+
+/// The float32 GEMM input of a side: its centred copy or the set's raw rows
+/// (`None` for the float64 inputs).
+fn f32_rows<'x>(side: &'x Side, set: &'x Set<'_>) -> Option<&'x [f32]> {
+    match &side.gin {
+        Gin::C32(x) => Some(x),
+        Gin::Raw => Some(&set.x),
+        Gin::C64(_) | Gin::W64 => None,
     }
 }
 
@@ -1628,6 +1676,45 @@ pub trait GramDevice: Send + Sync {
         let _ = (a, b, d, out);
         Err(format!("{} forms no float64 blocks", self.label()))
     }
+
+    /// A copy of a pass's GEMM inputs kept on the device for the pass
+    /// (`a`: `na × d` row-major; `b`: the second set, `None` within one
+    /// set), so each block sends only its row ranges instead of its rows:
+    /// `None` (the default) when the device keeps nothing, or cannot now
+    /// (the engine then sends each block's rows, [`GramDevice::gram`]).
+    fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
+        let _ = (a, b, d);
+        None
+    }
+}
+
+/// A pass's sets kept on a [`GramDevice`] ([`GramDevice::resident`]), freed
+/// when dropped at the end of the pass.
+pub trait ResidentGram: Send + Sync {
+    /// [`GramDevice::gram`] of rows `i0..i0 + ni` of the first set and
+    /// `j0..j0 + nj` of the second (the first within one set): `out` holds
+    /// `ni × nj` values, row-major.
+    ///
+    /// # Errors
+    /// As [`GramDevice::gram`].
+    fn gram(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        out: &mut [f32],
+    ) -> Result<(), String>;
+
+    /// [`GramDevice::gram64`] of the same ranges, called only when the
+    /// device's [`GramDevice::float64`] is `true`.
+    ///
+    /// # Errors
+    /// As [`GramDevice::gram64`].
+    fn gram64(
+        &self,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        out: &mut [f64],
+    ) -> Result<(), String>;
 }
 
 static GRAM_DEVICE: RwLock<Option<Arc<dyn GramDevice>>> = RwLock::new(None);

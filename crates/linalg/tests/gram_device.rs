@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gen_metrics_linalg::LinalgError;
 use gen_metrics_linalg::pairwise::{
-    Boundary, CrossRequest, DistancePower, GramDevice, count_within_radii, cross_pass, gram_device,
-    gram_device_fallbacks, kth_neighbour_radii_multi, nearest_neighbours, self_nearest_neighbours,
-    set_gram_device,
+    Boundary, CrossRequest, DistancePower, GramDevice, ResidentGram, count_within_radii,
+    cross_pass, gram_device, gram_device_fallbacks, kth_neighbour_radii_multi, nearest_neighbours,
+    self_nearest_neighbours, set_gram_device,
 };
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};
@@ -45,7 +45,76 @@ fn bf16(v: f32) -> f32 {
 
 struct Mock {
     order: Order,
+    /// Keeps each pass's sets ([`GramDevice::resident`]).
+    keeps_sets: bool,
     calls: AtomicUsize,
+    resident_calls: Arc<AtomicUsize>,
+}
+
+impl Mock {
+    fn new(order: Order, keeps_sets: bool) -> Self {
+        Mock {
+            order,
+            keeps_sets,
+            calls: AtomicUsize::new(0),
+            resident_calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// A mock device's copy of one pass's sets.
+struct Kept {
+    order: Order,
+    a: Vec<f32>,
+    b: Option<Vec<f32>>,
+    d: usize,
+    calls: Arc<AtomicUsize>,
+}
+
+impl ResidentGram for Kept {
+    fn gram(
+        &self,
+        (i0, ni): (usize, usize),
+        (j0, nj): (usize, usize),
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let d = self.d;
+        let b = self.b.as_ref().unwrap_or(&self.a);
+        let a = self
+            .a
+            .get(i0 * d..(i0 + ni) * d)
+            .ok_or("rows out of range")?;
+        let b = b.get(j0 * d..(j0 + nj) * d).ok_or("columns out of range")?;
+        products(self.order, a, b, d, out)
+    }
+
+    fn gram64(&self, _: (usize, usize), _: (usize, usize), _: &mut [f64]) -> Result<(), String> {
+        Err("float32 only".into())
+    }
+}
+
+/// `out = A Bᵀ` summed as `order` says.
+fn products(order: Order, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String> {
+    let nj = b.len() / d;
+    for (i, ra) in a.chunks_exact(d).enumerate() {
+        for (j, rb) in b.chunks_exact(d).enumerate() {
+            out[i * nj + j] = match order {
+                Order::Reversed => (0..d).rev().fold(0.0f32, |s, k| ra[k].mul_add(rb[k], s)),
+                Order::Interleaved => {
+                    let mut p = [0.0f32; 4];
+                    for k in 0..d {
+                        p[k % 4] += ra[k] * rb[k];
+                    }
+                    (p[0] + p[1]) + (p[2] + p[3])
+                }
+                Order::Fails => return Err("the mock device is down".into()),
+                Order::Garbage => f32::NAN,
+                Order::Bf16 => (0..d).fold(0.0f32, |s, k| bf16(ra[k]).mul_add(bf16(rb[k]), s)),
+            };
+        }
+    }
+    Ok(())
 }
 
 impl GramDevice for Mock {
@@ -55,25 +124,19 @@ impl GramDevice for Mock {
 
     fn gram(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f32]) -> Result<(), String> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let nj = b.len() / d;
-        for (i, ra) in a.chunks_exact(d).enumerate() {
-            for (j, rb) in b.chunks_exact(d).enumerate() {
-                out[i * nj + j] = match self.order {
-                    Order::Reversed => (0..d).rev().fold(0.0f32, |s, k| ra[k].mul_add(rb[k], s)),
-                    Order::Interleaved => {
-                        let mut p = [0.0f32; 4];
-                        for k in 0..d {
-                            p[k % 4] += ra[k] * rb[k];
-                        }
-                        (p[0] + p[1]) + (p[2] + p[3])
-                    }
-                    Order::Fails => return Err("the mock device is down".into()),
-                    Order::Garbage => f32::NAN,
-                    Order::Bf16 => (0..d).fold(0.0f32, |s, k| bf16(ra[k]).mul_add(bf16(rb[k]), s)),
-                };
-            }
-        }
-        Ok(())
+        products(self.order, a, b, d, out)
+    }
+
+    fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
+        self.keeps_sets.then(|| {
+            Box::new(Kept {
+                order: self.order,
+                a: a.to_vec(),
+                b: b.map(<[f32]>::to_vec),
+                d,
+                calls: Arc::clone(&self.resident_calls),
+            }) as Box<dyn ResidentGram>
+        })
     }
 }
 
@@ -167,10 +230,7 @@ fn a_device_summing_in_any_float32_order_changes_no_answer() {
     let flat = rows.as_slice().unwrap();
     for order in [Order::Reversed, Order::Interleaved] {
         let mut g = vec![0.0f32; 40 * 40];
-        let m = Mock {
-            order,
-            calls: AtomicUsize::new(0),
-        };
+        let m = Mock::new(order, false);
         m.gram(flat, flat, x.ncols(), &mut g).unwrap();
         let differ = (0..40 * 40)
             .filter(|&t| g[t] != forward(t / 40, t % 40))
@@ -180,28 +240,41 @@ fn a_device_summing_in_any_float32_order_changes_no_answer() {
             "{order:?}: only {differ} of 1600 products differ"
         );
     }
+    // Each order with the blocks' rows sent, and with the pass's sets kept
+    // on the device (only row ranges sent).
     for order in [Order::Reversed, Order::Interleaved] {
-        let mock = Arc::new(Mock {
-            order,
-            calls: AtomicUsize::new(0),
-        });
-        set_gram_device(Some(mock.clone()));
-        for ((name, x, y), want) in data.iter().zip(&cpu) {
-            assert_eq!(&answers(x, y).unwrap(), want, "{order:?} on {name}");
+        for keeps_sets in [false, true] {
+            let mock = Arc::new(Mock::new(order, keeps_sets));
+            set_gram_device(Some(mock.clone()));
+            for ((name, x, y), want) in data.iter().zip(&cpu) {
+                assert_eq!(
+                    &answers(x, y).unwrap(),
+                    want,
+                    "{order:?} (sets kept: {keeps_sets}) on {name}"
+                );
+            }
+            let (sent, kept) = (
+                mock.calls.load(Ordering::Relaxed),
+                mock.resident_calls.load(Ordering::Relaxed),
+            );
+            if keeps_sets {
+                assert!(
+                    sent == 0 && kept > 0,
+                    "{order:?}: {sent} blocks sent, {kept} kept"
+                );
+            } else {
+                assert!(
+                    sent > 0 && kept == 0,
+                    "{order:?}: {sent} blocks sent, {kept} kept"
+                );
+            }
+            assert_eq!(gram_device_fallbacks(), 0);
         }
-        assert!(
-            mock.calls.load(Ordering::Relaxed) > 0,
-            "{order:?}: device not used"
-        );
-        assert_eq!(gram_device_fallbacks(), 0);
     }
     // A failing device, and one returning NaN: the CPU takes over each
     // block, the answers stay, the fallbacks are counted.
     for order in [Order::Fails, Order::Garbage] {
-        let mock = Arc::new(Mock {
-            order,
-            calls: AtomicUsize::new(0),
-        });
+        let mock = Arc::new(Mock::new(order, false));
         set_gram_device(Some(mock.clone()));
         let fallbacks = gram_device_fallbacks();
         for ((name, x, y), want) in data.iter().zip(&cpu) {
@@ -214,10 +287,7 @@ fn a_device_summing_in_any_float32_order_changes_no_answer() {
     // The negative control: a device below float32 (bfloat16 inputs) breaks
     // the bound, and the test sees it (a wrong answer, or the engine's own
     // invariant check failing).
-    set_gram_device(Some(Arc::new(Mock {
-        order: Order::Bf16,
-        calls: AtomicUsize::new(0),
-    })));
+    set_gram_device(Some(Arc::new(Mock::new(Order::Bf16, true))));
     let broken = data
         .iter()
         .zip(&cpu)

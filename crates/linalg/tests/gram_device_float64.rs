@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gen_metrics_linalg::kernels::{CompensatedSum, Kernel, SubsetKernelSums};
 use gen_metrics_linalg::pairwise::{
-    Boundary, CrossAnswer, CrossRequest, GramDevice, cross_pass_with_kernel, gram_device_fallbacks,
-    kernel_sums_with_subsets, kth_neighbour_squared_radii_with_kernel, set_gram_device,
+    Boundary, CrossAnswer, CrossRequest, GramDevice, ResidentGram, cross_pass_with_kernel,
+    gram_device_fallbacks, kernel_sums_with_subsets, kth_neighbour_squared_radii_with_kernel,
+    set_gram_device,
 };
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};
@@ -33,19 +34,71 @@ enum Mode {
 
 struct Mock {
     mode: Mode,
-    calls64: AtomicUsize,
+    /// Keeps each pass's sets ([`GramDevice::resident`]).
+    keeps_sets: bool,
+    /// Float64 blocks formed, from sent rows or kept sets.
+    calls64: Arc<AtomicUsize>,
+    /// Float64 blocks formed from sent rows.
+    sent64: AtomicUsize,
 }
 
 impl Mock {
-    fn new(mode: Mode) -> Arc<Self> {
+    fn new(mode: Mode, keeps_sets: bool) -> Arc<Self> {
         Arc::new(Mock {
             mode,
-            calls64: AtomicUsize::new(0),
+            keeps_sets,
+            calls64: Arc::new(AtomicUsize::new(0)),
+            sent64: AtomicUsize::new(0),
         })
     }
 
     fn calls(&self) -> usize {
         self.calls64.load(Ordering::Relaxed)
+    }
+}
+
+/// `out = A Bᵀ` in float64, summed from the last term with fused
+/// multiply–adds.
+fn reversed64(a: &[f32], b: &[f32], d: usize, out: &mut [f64]) {
+    let nj = b.len() / d;
+    for (i, ra) in a.chunks_exact(d).enumerate() {
+        for (j, rb) in b.chunks_exact(d).enumerate() {
+            out[i * nj + j] = (0..d)
+                .rev()
+                .fold(0.0f64, |s, k| f64::from(ra[k]).mul_add(f64::from(rb[k]), s));
+        }
+    }
+}
+
+/// A mock device's copy of one pass's sets.
+struct Kept {
+    a: Vec<f32>,
+    b: Option<Vec<f32>>,
+    d: usize,
+    calls64: Arc<AtomicUsize>,
+}
+
+impl ResidentGram for Kept {
+    fn gram(&self, _: (usize, usize), _: (usize, usize), _: &mut [f32]) -> Result<(), String> {
+        Err("the float64 passes ask for float64 blocks".into())
+    }
+
+    fn gram64(
+        &self,
+        (i0, ni): (usize, usize),
+        (j0, nj): (usize, usize),
+        out: &mut [f64],
+    ) -> Result<(), String> {
+        self.calls64.fetch_add(1, Ordering::Relaxed);
+        let d = self.d;
+        let b = self.b.as_ref().unwrap_or(&self.a);
+        let a = self
+            .a
+            .get(i0 * d..(i0 + ni) * d)
+            .ok_or("rows out of range")?;
+        let b = b.get(j0 * d..(j0 + nj) * d).ok_or("columns out of range")?;
+        reversed64(a, b, d, out);
+        Ok(())
     }
 }
 
@@ -70,18 +123,23 @@ impl GramDevice for Mock {
 
     fn gram64(&self, a: &[f32], b: &[f32], d: usize, out: &mut [f64]) -> Result<(), String> {
         self.calls64.fetch_add(1, Ordering::Relaxed);
+        self.sent64.fetch_add(1, Ordering::Relaxed);
         if self.mode == Mode::Fails {
             return Err("the mock device is down".into());
         }
-        let nj = b.len() / d;
-        for (i, ra) in a.chunks_exact(d).enumerate() {
-            for (j, rb) in b.chunks_exact(d).enumerate() {
-                out[i * nj + j] = (0..d)
-                    .rev()
-                    .fold(0.0f64, |s, k| f64::from(ra[k]).mul_add(f64::from(rb[k]), s));
-            }
-        }
+        reversed64(a, b, d, out);
         Ok(())
+    }
+
+    fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
+        (self.keeps_sets && self.mode == Mode::Reversed).then(|| {
+            Box::new(Kept {
+                a: a.to_vec(),
+                b: b.map(<[f32]>::to_vec),
+                d,
+                calls64: Arc::clone(&self.calls64),
+            }) as Box<dyn ResidentGram>
+        })
     }
 }
 
@@ -185,37 +243,51 @@ fn a_float64_device_keeps_every_distance_answer_and_the_kernel_sums_to_rounding(
 
     // A device without float64 blocks: the tap passes stay on the CPU, bit
     // for bit.
-    let f32_only = Mock::new(Mode::Float32Only);
+    let f32_only = Mock::new(Mode::Float32Only, true);
     set_gram_device(Some(f32_only.clone()));
     for ((name, x, y), want) in data.iter().zip(&cpu) {
         assert_eq!(&run(x, y), want, "float32-only device on {name}");
     }
     assert_eq!(f32_only.calls(), 0, "gram64 asked of a float32-only device");
 
-    // A float64 device.
-    let dev = Mock::new(Mode::Reversed);
-    set_gram_device(Some(dev.clone()));
-    let fallbacks = gram_device_fallbacks();
-    for ((name, x, y), want) in data.iter().zip(&cpu) {
-        let got = run(x, y);
-        assert_eq!(got.radii_x, want.radii_x, "{name}: radii of x");
-        assert_eq!(got.radii_y, want.radii_y, "{name}: radii of y");
-        assert_eq!(got.cross, want.cross, "{name}: cross answers");
-        // Each kernel value moves by at most a few ulps of its terms here
-        // (non-negative or integer rows: no cancellation in the products).
-        let gap = sums_gap(&got.sums, &want.sums);
-        assert!(gap < 1e-13, "{name}: kernel sums differ by {gap:e}");
-        // The same device gives the same sums again, and the sums do not
-        // depend on the distance questions sharing the pass.
-        assert_eq!(run(x, y).sums, got.sums, "{name}: rerun");
-        let kernel = Kernel::kid(x.ncols());
-        let (sx, sy) = (subsets(x.nrows()), subsets(y.nrows()));
-        let alone =
-            kernel_sums_with_subsets(x.view(), y.view(), kernel, sx.view(), sy.view()).unwrap();
-        assert_eq!(alone, got.sums, "{name}: sums alone");
+    // A float64 device, sent each block's rows or keeping the pass's sets
+    // (only row ranges sent): the same sums either way.
+    let mut first: Vec<SubsetKernelSums> = Vec::new();
+    for keeps_sets in [false, true] {
+        let dev = Mock::new(Mode::Reversed, keeps_sets);
+        set_gram_device(Some(dev.clone()));
+        let fallbacks = gram_device_fallbacks();
+        for (t, ((name, x, y), want)) in data.iter().zip(&cpu).enumerate() {
+            let got = run(x, y);
+            assert_eq!(got.radii_x, want.radii_x, "{name}: radii of x");
+            assert_eq!(got.radii_y, want.radii_y, "{name}: radii of y");
+            assert_eq!(got.cross, want.cross, "{name}: cross answers");
+            // Each kernel value moves by at most a few ulps of its terms
+            // here (non-negative or integer rows: no cancellation in the
+            // products).
+            let gap = sums_gap(&got.sums, &want.sums);
+            assert!(gap < 1e-13, "{name}: kernel sums differ by {gap:e}");
+            // The same device gives the same sums again, and the sums do not
+            // depend on the distance questions sharing the pass.
+            assert_eq!(run(x, y).sums, got.sums, "{name}: rerun");
+            let kernel = Kernel::kid(x.ncols());
+            let (sx, sy) = (subsets(x.nrows()), subsets(y.nrows()));
+            let alone =
+                kernel_sums_with_subsets(x.view(), y.view(), kernel, sx.view(), sy.view()).unwrap();
+            assert_eq!(alone, got.sums, "{name}: sums alone");
+            if keeps_sets {
+                assert_eq!(got.sums, first[t], "{name}: kept sets");
+            } else {
+                first.push(got.sums);
+            }
+        }
+        assert!(dev.calls() > 0, "the float64 device formed no block");
+        let sent = dev.sent64.load(Ordering::Relaxed);
+        assert_eq!(sent == 0, keeps_sets, "{sent} blocks' rows sent");
+        assert_eq!(gram_device_fallbacks(), fallbacks);
     }
-    assert!(dev.calls() > 0, "the float64 device formed no block");
-    assert_eq!(gram_device_fallbacks(), fallbacks);
+    let dev = Mock::new(Mode::Reversed, false);
+
     // The device's products really differ from a forward float64 sum on
     // this data (else the test would not show that the answers survive
     // another order; the sums of ~10⁵ kernel values hide a last-bit change
@@ -238,7 +310,7 @@ fn a_float64_device_keeps_every_distance_answer_and_the_kernel_sums_to_rounding(
 
     // A failing float64 device: every block is multiplied again on the
     // CPU, counted, with the same answers.
-    let down = Mock::new(Mode::Fails);
+    let down = Mock::new(Mode::Fails, false);
     set_gram_device(Some(down.clone()));
     let fallbacks = gram_device_fallbacks();
     for ((name, x, y), want) in data.iter().zip(&cpu) {
