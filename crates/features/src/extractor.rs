@@ -12,7 +12,13 @@
 //! silently ignored, as ONNX Runtime does by default); the session then falls
 //! back to the CPU with a line on standard error saying why, unless
 //! [`RuntimeOptions::require_device`] asks for an error instead. Which device
-//! actually runs is [`Extractor::device`]. The CUDA build of the library
+//! actually runs is [`Extractor::device`]. Each batch goes through an IO
+//! binding: it is copied into a host buffer reused while the batch shape
+//! stays (page-locked with CUDA, so the copy to the GPU is one DMA at the
+//! bus's rate with no staging copy inside ONNX Runtime), and the features come
+//! back into host memory (pinned with CUDA); if the binding fails the
+//! extractor says so once and passes batches as plain inputs
+//! ([`Extractor::io_binding_unavailable`]). The CUDA build of the library
 //! (`onnxruntime-gpu==1.31.1`, provisioned with its two provider libraries
 //! beside it) needs CUDA 13 (`libcudart.so.13`, `libcublas.so.13`,
 //! `libcublasLt.so.13`, `libcurand.so.10`) and cuDNN 9 where the dynamic
@@ -27,9 +33,10 @@ use std::sync::Mutex;
 
 use ndarray::{Array2, ArrayView4, ArrayViewD, Axis, Ix3};
 use ort::environment::Environment;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::session::builder::SessionBuilder;
-use ort::value::TensorRef;
+use ort::value::{Tensor, TensorRef};
 
 use crate::error::{FeatureError, Result};
 use gen_metrics_artifacts::Provisioner;
@@ -267,6 +274,20 @@ pub struct Extractor {
     select: OutputSelect,
     device: Device,
     fallback: Option<String>,
+    /// The batch's host buffer for the IO binding, reused while the batch
+    /// shape stays ([`Extractor::run`]).
+    staging: Option<Staging>,
+    /// Why the IO binding failed once and plain runs are used, if it did.
+    unbound: Option<String>,
+}
+
+/// A reusable host tensor the batch is copied into before each run: CUDA
+/// pinned (page-locked) memory on CUDA, so the copy to the device is one DMA
+/// at the bus's rate and ONNX Runtime stages nothing; ordinary memory on the
+/// CPU.
+struct Staging {
+    shape: Vec<usize>,
+    input: Tensor<f32>,
 }
 
 impl std::fmt::Debug for Extractor {
@@ -414,6 +435,8 @@ impl Extractor {
             select: OutputSelect::Flatten,
             device,
             fallback,
+            staging: None,
+            unbound: None,
         })
     }
 
@@ -474,6 +497,12 @@ impl Extractor {
         self.fallback.as_deref()
     }
 
+    /// Why the IO binding (the batch copied into a reused host buffer,
+    /// pinned on CUDA) failed and runs go without it, if it did.
+    pub fn io_binding_unavailable(&self) -> Option<&str> {
+        self.unbound.as_deref()
+    }
+
     /// Runs one batch `[N, C, H, W]` and returns `[N, D]` features.
     ///
     /// # Errors
@@ -499,23 +528,26 @@ impl Extractor {
                 ));
             }
         }
-        let contiguous = batch.as_standard_layout();
-        let tensor = TensorRef::from_array_view(contiguous.view())
-            .map_err(|e| FeatureError::runtime("wrapping the batch", e))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| FeatureError::runtime(format!("running {}", self.label), e))?;
-        let value = outputs
-            .get(&self.output_name)
-            .ok_or_else(|| FeatureError::Model {
-                model: self.label.clone(),
-                detail: format!("output `{}` missing from the run", self.output_name),
-            })?;
-        let array = value.try_extract_array::<f32>().map_err(|e| {
-            FeatureError::runtime(format!("reading output `{}`", self.output_name), e)
-        })?;
-        let rows = select_rows(array, self.select, n, &self.label)?;
+        let rows = if self.unbound.is_none() {
+            match self.run_bound(batch) {
+                Ok(rows) => rows,
+                // The plain run repeats a genuine error (a bad model output);
+                // when it succeeds, the binding is what failed: say so once
+                // and stop using it.
+                Err(bound) => {
+                    let rows = self.run_plain(batch)?;
+                    eprintln!(
+                        "gen-metrics: {}: IO binding failed ({bound}); running without it",
+                        self.label
+                    );
+                    self.unbound = Some(bound.to_string());
+                    self.staging = None;
+                    rows
+                }
+            }
+        } else {
+            self.run_plain(batch)?
+        };
         if let Some(idx) = rows.iter().position(|v| !v.is_finite()) {
             let d = rows.ncols().max(1);
             return Err(FeatureError::NonFinite {
@@ -525,6 +557,99 @@ impl Extractor {
             });
         }
         Ok(rows)
+    }
+
+    /// One batch through an IO binding: copied into the [`Staging`] buffer
+    /// (allocated for a new batch shape), the output bound to host memory
+    /// (pinned on CUDA), the selected rows read back.
+    fn run_bound(&mut self, batch: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        let rt = |what: &str, e: ort::Error| FeatureError::runtime(what.to_owned(), e);
+        let shape = batch.shape().to_vec();
+        let (host, pinned) = match self.device {
+            Device::Cpu => (
+                MemoryInfo::new(
+                    AllocationDevice::CPU,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                ),
+                None,
+            ),
+            Device::Cuda { device_id } => {
+                let pinned = |kind| {
+                    MemoryInfo::new(
+                        AllocationDevice::CUDA_PINNED,
+                        device_id,
+                        AllocatorType::Device,
+                        kind,
+                    )
+                };
+                (
+                    pinned(MemoryType::CPUOutput),
+                    Some(pinned(MemoryType::CPUInput)),
+                )
+            }
+        };
+        let host = host.map_err(|e| rt("host memory", e))?;
+        if self.staging.as_ref().is_none_or(|st| st.shape != shape) {
+            self.staging = None;
+            let input = match pinned {
+                Some(info) => {
+                    let info = info.map_err(|e| rt("pinned memory", e))?;
+                    let alloc = Allocator::new(&self.session, info)
+                        .map_err(|e| rt("a pinned allocator", e))?;
+                    Tensor::<f32>::new(&alloc, shape.clone())
+                }
+                None => Tensor::<f32>::new(&Allocator::default(), shape.clone()),
+            }
+            .map_err(|e| rt("the batch buffer", e))?;
+            self.staging = Some(Staging { shape, input });
+        }
+        let staging = self
+            .staging
+            .as_mut()
+            .ok_or_else(|| FeatureError::invalid("extractor", "no batch buffer"))?;
+        staging.input.extract_array_mut().assign(&batch);
+        let mut binding = self
+            .session
+            .create_binding()
+            .map_err(|e| rt("creating the IO binding", e))?;
+        binding
+            .bind_input(self.input_name.as_str(), &staging.input)
+            .map_err(|e| rt("binding the batch", e))?;
+        binding
+            .bind_output_to_device(self.output_name.as_str(), &host)
+            .map_err(|e| rt("binding the output", e))?;
+        let outputs = self
+            .session
+            .run_binding(&binding)
+            .map_err(|e| FeatureError::runtime(format!("running {}", self.label), e))?;
+        rows_of(
+            &outputs,
+            &self.output_name,
+            self.select,
+            &self.label,
+            batch.shape()[0],
+        )
+    }
+
+    /// One batch passed as a borrowed tensor (ONNX Runtime copies it where it
+    /// needs it).
+    fn run_plain(&mut self, batch: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        let contiguous = batch.as_standard_layout();
+        let tensor = TensorRef::from_array_view(contiguous.view())
+            .map_err(|e| FeatureError::runtime("wrapping the batch", e))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| FeatureError::runtime(format!("running {}", self.label), e))?;
+        rows_of(
+            &outputs,
+            &self.output_name,
+            self.select,
+            &self.label,
+            batch.shape()[0],
+        )
     }
 
     /// Runs `input` in batches of at most `batch_size` images and stacks the rows.
@@ -556,6 +681,26 @@ impl Extractor {
         // `n > 0`, so the loop ran at least once.
         out.ok_or_else(|| FeatureError::invalid("extractor", "no images"))
     }
+}
+
+/// The selected `[n, D]` rows of a run's output `output_name`.
+fn rows_of(
+    outputs: &ort::session::SessionOutputs<'_>,
+    output_name: &str,
+    select: OutputSelect,
+    label: &str,
+    n: usize,
+) -> Result<Array2<f32>> {
+    let value = outputs
+        .get(output_name)
+        .ok_or_else(|| FeatureError::Model {
+            model: label.to_owned(),
+            detail: format!("output `{output_name}` missing from the run"),
+        })?;
+    let array = value
+        .try_extract_array::<f32>()
+        .map_err(|e| FeatureError::runtime(format!("reading output `{output_name}`"), e))?;
+    select_rows(array, select, n, label)
 }
 
 fn configure(

@@ -483,6 +483,10 @@ fn extractor_checks_batches_and_batches_agree() {
     let rev = ex.run(flipped).expect("reversed");
     assert_eq!(rev.row(0), all.row(6));
     assert!(ex.run_batched(x.view(), 0).is_err());
+    // Every run above went through the IO binding (a reused batch buffer,
+    // reallocated for each new batch shape; the values are checked against
+    // TorchScript in inception_e2e).
+    assert_eq!(ex.io_binding_unavailable(), None);
     assert!(ex.with_output("nope").is_err());
 }
 
