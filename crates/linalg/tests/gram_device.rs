@@ -8,9 +8,12 @@
 //! for that block and counted. One test, because the device is
 //! process-wide: this file is its own test process.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::KeptSets;
 use gen_metrics_linalg::LinalgError;
 use gen_metrics_linalg::pairwise::{
     Boundary, CrossRequest, DistancePower, GramDevice, ResidentGram, count_within_radii,
@@ -65,28 +68,20 @@ impl Mock {
 /// A mock device's copy of one pass's sets.
 struct Kept {
     order: Order,
-    a: Vec<f32>,
-    b: Option<Vec<f32>>,
-    d: usize,
+    sets: KeptSets,
     calls: Arc<AtomicUsize>,
 }
 
 impl ResidentGram for Kept {
     fn gram(
         &self,
-        (i0, ni): (usize, usize),
-        (j0, nj): (usize, usize),
+        rows: (usize, usize),
+        cols: (usize, usize),
         out: &mut [f32],
     ) -> Result<(), String> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let d = self.d;
-        let b = self.b.as_ref().unwrap_or(&self.a);
-        let a = self
-            .a
-            .get(i0 * d..(i0 + ni) * d)
-            .ok_or("rows out of range")?;
-        let b = b.get(j0 * d..(j0 + nj) * d).ok_or("columns out of range")?;
-        products(self.order, a, b, d, out)
+        let (a, b) = self.sets.block(rows, cols)?;
+        products(self.order, a, b, self.sets.d(), out)
     }
 
     fn gram64(&self, _: (usize, usize), _: (usize, usize), _: &mut [f64]) -> Result<(), String> {
@@ -131,9 +126,7 @@ impl GramDevice for Mock {
         self.keeps_sets.then(|| {
             Box::new(Kept {
                 order: self.order,
-                a: a.to_vec(),
-                b: b.map(<[f32]>::to_vec),
-                d,
+                sets: KeptSets::new(a, b, d),
                 calls: Arc::clone(&self.resident_calls),
             }) as Box<dyn ResidentGram>
         })

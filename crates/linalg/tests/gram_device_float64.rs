@@ -8,9 +8,12 @@
 //! counted. One test, because the device is process-wide: this file is its
 //! own test process.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::KeptSets;
 use gen_metrics_linalg::kernels::{CompensatedSum, Kernel, SubsetKernelSums};
 use gen_metrics_linalg::pairwise::{
     Boundary, CrossAnswer, CrossRequest, GramDevice, ResidentGram, cross_pass_with_kernel,
@@ -72,9 +75,7 @@ fn reversed64(a: &[f32], b: &[f32], d: usize, out: &mut [f64]) {
 
 /// A mock device's copy of one pass's sets.
 struct Kept {
-    a: Vec<f32>,
-    b: Option<Vec<f32>>,
-    d: usize,
+    sets: KeptSets,
     calls64: Arc<AtomicUsize>,
 }
 
@@ -85,19 +86,13 @@ impl ResidentGram for Kept {
 
     fn gram64(
         &self,
-        (i0, ni): (usize, usize),
-        (j0, nj): (usize, usize),
+        rows: (usize, usize),
+        cols: (usize, usize),
         out: &mut [f64],
     ) -> Result<(), String> {
         self.calls64.fetch_add(1, Ordering::Relaxed);
-        let d = self.d;
-        let b = self.b.as_ref().unwrap_or(&self.a);
-        let a = self
-            .a
-            .get(i0 * d..(i0 + ni) * d)
-            .ok_or("rows out of range")?;
-        let b = b.get(j0 * d..(j0 + nj) * d).ok_or("columns out of range")?;
-        reversed64(a, b, d, out);
+        let (a, b) = self.sets.block(rows, cols)?;
+        reversed64(a, b, self.sets.d(), out);
         Ok(())
     }
 }
@@ -134,9 +129,7 @@ impl GramDevice for Mock {
     fn resident(&self, a: &[f32], b: Option<&[f32]>, d: usize) -> Option<Box<dyn ResidentGram>> {
         (self.keeps_sets && self.mode == Mode::Reversed).then(|| {
             Box::new(Kept {
-                a: a.to_vec(),
-                b: b.map(<[f32]>::to_vec),
-                d,
+                sets: KeptSets::new(a, b, d),
                 calls64: Arc::clone(&self.calls64),
             }) as Box<dyn ResidentGram>
         })
