@@ -18,12 +18,17 @@
 #      1e-9 allowed: the sums cancel in the MMD), and the largest relative
 #      difference is printed.
 #
-# Usage: tools/gpu_check.sh [--cpu] [--images N] [--knn M] [--kid K] [--wheel FILE]
+# Usage: tools/gpu_check.sh [--cpu] [--images N] [--knn M] [--kid K] [--wheel FILE] [--bin-dir DIR]
 #   defaults: --images 5000 --knn 50000 --kid 20000 (the issue's sizes; K
 #   smaller so the float64 CPU reference fits the GPU lease). `--cpu` runs the
 #   same steps on the CPU execution provider without the `cuda` feature: CI
 #   runs it at tiny sizes (`--cpu --images 16 --knn 400 --kid 300`) so the
-#   script stays working.
+#   script stays working. `--bin-dir DIR` uses DIR/gen-metrics and
+#   DIR/synth_data instead of building (a GPU machine without a Rust
+#   toolchain or network: `tools/gpu_stage.sh` prepares both, the runtime and
+#   the model, and prints the calls). With CUDA, the CUDA 13 / cuDNN 9
+#   libraries of Python's `nvidia-*` packages, where python3 has them, are put
+#   on LD_LIBRARY_PATH.
 #
 # Prints, one per line, JSON objects:
 #   {"step":"extract","device":"cuda","images":5000,"seconds":...,"images_per_s":...}
@@ -31,12 +36,17 @@
 #   {"step":"knn","device":"cuda",...}   (GPU runs only; exits 1 if the values differ)
 #   {"step":"knn+kid","device":"cpu","rows":20000,...,"metrics":"kid,pr,prdc","seconds":...}
 #   {"step":"knn+kid","device":"cuda",...,"kid_max_rel_diff":...}   (GPU runs only)
+# A line carries "messages" when the run reported on its device path (an
+# extraction IO binding that failed; for k-NN lines:
+# distance blocks that failed on the GPU and were multiplied on the CPU, sets
+# the GPU could not keep, no float64 session): the values stay right, the
+# time does not measure the GPU path then.
 # and exits non-zero when a step fails (with `--device cuda --require-device`
 # a missing GPU or CUDA library is a failure, never a silent CPU run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device=cuda images=5000 knn=50000 kid=20000 wheel=""
+device=cuda images=5000 knn=50000 kid=20000 wheel="" bin_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) device=cpu ;;
@@ -44,31 +54,55 @@ while [ $# -gt 0 ]; do
     --knn) knn="$2"; shift ;;
     --kid) kid="$2"; shift ;;
     --wheel) wheel="$2"; shift ;;
+    --bin-dir) bin_dir="$2"; shift ;;
     *) echo "gpu_check: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 
-features=()
-[ "$device" = cuda ] && features=(--features cuda)
-# GEN_METRICS_PROFILE: cargo profile (default release; CI passes `test`).
-profile=${GEN_METRICS_PROFILE:-release}
-case "$profile" in
-  dev | test) out="${CARGO_TARGET_DIR:-target}/debug" ;;
-  *) out="${CARGO_TARGET_DIR:-target}/$profile" ;;
-esac
-cargo build --profile "$profile" --locked -p gen-metrics-cli "${features[@]}"
-cargo build --profile "$profile" --locked --example synth_data
-bin=$out/gen-metrics
-synth=$out/examples/synth_data
+if [ -n "$bin_dir" ]; then
+  bin=$bin_dir/gen-metrics
+  synth=$bin_dir/synth_data
+else
+  features=()
+  [ "$device" = cuda ] && features=(--features cuda)
+  # GEN_METRICS_PROFILE: cargo profile (default release; CI passes `test`).
+  profile=${GEN_METRICS_PROFILE:-release}
+  case "$profile" in
+    dev | test) out="${CARGO_TARGET_DIR:-target}/debug" ;;
+    *) out="${CARGO_TARGET_DIR:-target}/$profile" ;;
+  esac
+  cargo build --profile "$profile" --locked -p gen-metrics-cli "${features[@]}"
+  cargo build --profile "$profile" --locked --example synth_data
+  bin=$out/gen-metrics
+  synth=$out/examples/synth_data
+fi
 
 if [ "$device" = cuda ]; then
+  # CUDA 13 and cuDNN 9 from Python's nvidia-* packages, where installed.
+  nv_libs=$(python3 - <<'PY' 2>/dev/null || true
+import os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit
+dirs = set()
+for root in nvidia.__path__:
+    for d, _, files in os.walk(root):
+        if any(f.startswith("lib") and ".so" in f for f in files):
+            dirs.add(d)
+print(":".join(sorted(dirs)))
+PY
+)
+  [ -n "$nv_libs" ] && export LD_LIBRARY_PATH="$nv_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if [ -n "$wheel" ]; then
     "$bin" models fetch onnxruntime-gpu --wheel "$wheel"
   else
     "$bin" models fetch onnxruntime-gpu
   fi
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  if command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  fi
 fi
 
 # Everything provisioned before the clock starts (runtime, weights, the
@@ -83,13 +117,18 @@ trap 'rm -rf "$work"' EXIT
 now() { date +%s.%N; }
 t0=$(now)
 "$bin" features "$work/images" -o "$work/f.npy" --device "$device" --require-device \
-  --batch-size 128 --no-cache --quiet
+  --batch-size 128 --no-cache --quiet 2> "$work/extract.err" || { cat "$work/extract.err" >&2; exit 1; }
 t1=$(now)
-python3 - "$device" "$images" "$t0" "$t1" <<'PY'
+cat "$work/extract.err" >&2
+python3 - "$device" "$images" "$t0" "$t1" "$work/extract.err" <<'PY'
 import json, sys
 d, n, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-print(json.dumps({"step": "extract", "device": d, "images": n, "seconds": round(t1 - t0, 3),
-                  "images_per_s": round(n / (t1 - t0), 1)}))
+line = {"step": "extract", "device": d, "images": n, "seconds": round(t1 - t0, 3),
+        "images_per_s": round(n / (t1 - t0), 1)}
+said = [l.strip() for l in open(sys.argv[5]) if l.startswith("gen-metrics:")]
+if said:  # e.g. the IO binding failed and plain runs took over
+    line["messages"] = said
+print(json.dumps(line))
 PY
 
 # k-NN metrics on the CPU, then (with a GPU) with their blocks on the GPU
@@ -102,14 +141,21 @@ knn_run() {
   [ "$dev" = cuda ] && require=(--require-device)
   t0=$(now)
   "$bin" metrics --real "$real" --fake "$fake" --metrics "$metrics" --json \
-    --device "$dev" "${require[@]}" > "$work/${step}_$dev.json"
+    --device "$dev" "${require[@]}" > "$work/${step}_$dev.json" 2> "$work/${step}_$dev.err" \
+    || { cat "$work/${step}_$dev.err" >&2; return 1; }
   t1=$(now)
+  cat "$work/${step}_$dev.err" >&2
   python3 - "$step" "$metrics" "$rows" "$dev" "$t0" "$t1" "$work" <<'PY'
 import json, sys
 step, metrics, m, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0, t1, work = float(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
 line = {"step": step, "device": d, "rows": m, "dim": 2048, "metrics": metrics,
         "seconds": round(t1 - t0, 3)}
+# What the run said about its device path: blocks that fell back to the CPU,
+# sets the GPU could not keep, a float64 session it could not open.
+said = [l.strip() for l in open(f"{work}/{step}_{d}.err") if l.startswith("gen-metrics:")]
+if said:
+    line["messages"] = said
 if d == "cuda":
     cpu = json.load(open(f"{work}/{step}_cpu.json"))
     gpu = json.load(open(f"{work}/{step}_cuda.json"))

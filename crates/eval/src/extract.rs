@@ -33,16 +33,29 @@ pub enum CacheChoice {
 }
 
 /// Keeps a GPU Gram device registered with the distance engine
-/// ([`Extraction::gram_device`]); dropping it restores the one before.
+/// ([`Extraction::gram_device`]); dropping it restores the one before and
+/// says how many blocks the device failed (multiplied on the CPU instead;
+/// the values are the same, the time is not), if any.
 #[must_use = "the device is unregistered when the guard is dropped"]
 pub struct GramDeviceGuard {
     previous: Option<Option<Arc<dyn gen_metrics_linalg::GramDevice>>>,
+    /// `gram_device_fallbacks()` when the device was registered.
+    fallbacks_before: usize,
 }
 
 impl Drop for GramDeviceGuard {
     fn drop(&mut self) {
         if let Some(previous) = self.previous.take() {
-            gen_metrics_linalg::set_gram_device(previous);
+            let ours = gen_metrics_linalg::set_gram_device(previous);
+            let failed = gen_metrics_linalg::pairwise::gram_device_fallbacks()
+                .saturating_sub(self.fallbacks_before);
+            if let (Some(dev), true) = (ours, failed > 0) {
+                eprintln!(
+                    "gen-metrics: {failed} distance blocks failed on {} and were multiplied on \
+                     the CPU (same values)",
+                    dev.label()
+                );
+            }
         }
     }
 }
@@ -174,7 +187,10 @@ impl Extraction {
     /// # Errors
     /// Provisioning and runtime errors with `require_device`.
     pub fn gram_device(&self) -> Result<GramDeviceGuard, EvalError> {
-        let none = GramDeviceGuard { previous: None };
+        let none = GramDeviceGuard {
+            previous: None,
+            fallbacks_before: 0,
+        };
         let o = &self.options;
         if !matches!(o.runtime.device, Device::Cuda { .. }) {
             return Ok(none);
@@ -218,6 +234,7 @@ impl Extraction {
             ),
         }
         Ok(GramDeviceGuard {
+            fallbacks_before: gen_metrics_linalg::pairwise::gram_device_fallbacks(),
             previous: Some(gen_metrics_linalg::set_gram_device(Some(Arc::new(gram)))),
         })
     }

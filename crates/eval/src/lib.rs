@@ -432,8 +432,9 @@ impl Evaluation {
         #[cfg(not(feature = "images"))]
         let encoder: Option<String> = pre_encoder;
         self.check_dims(real.as_ref(), train.as_ref(), &fakes)?;
-        // With `--device cuda`, the k-NN metrics' float32 blocks go to the GPU
-        // while the metrics run (same answers; `Extraction::gram_device`).
+        // With `--device cuda`, the distance blocks (float32 k-NN, float64
+        // with KID) go to the GPU while the metrics run (same k-NN answers,
+        // KID to float64 rounding; `Extraction::gram_device`).
         #[cfg(feature = "images")]
         let _gram = extraction.gram_device()?;
         let e = &self.extras;
