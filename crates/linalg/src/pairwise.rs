@@ -163,11 +163,12 @@ const U64: f64 = 1.110_223_024_625_156_5e-16;
 const MAX_BLOCK: usize = 512;
 
 /// Most rows per block when a [`GramDevice`] multiplies the float32 blocks.
-/// Each block's rows travel to the device and its products come back, so a
-/// pass over `n` rows on both sides moves `8·n²·D / e` bytes for blocks of
-/// `e` rows (80 GB at 50 000 × 2048 with 512-row blocks, 20 GB with 2048)
-/// plus `4·n²` bytes of products; the host holds `12·e²` bytes of block
-/// buffers per thread (48 MiB at 2048).
+/// Unless the device keeps the pass's sets ([`GramDevice::resident`]), each
+/// block's rows travel to it, so a pass over `n` rows on both sides moves
+/// `8·n²·D / e` bytes for blocks of `e` rows (80 GB at 50 000 × 2048 with
+/// 512-row blocks, 20 GB with 2048); the `4·n²` bytes of products come back
+/// either way (10 GB), in fewer, larger calls with larger blocks. The host
+/// holds `12·e²` bytes of block buffers per thread (48 MiB at 2048).
 const DEVICE_BLOCK: usize = 2048;
 
 /// Most rows per block when a [`GramDevice`] forms the float64 blocks of a
