@@ -36,6 +36,9 @@
 #   {"step":"knn","device":"cuda",...}   (GPU runs only; exits 1 if the values differ)
 #   {"step":"knn+kid","device":"cpu","rows":20000,...,"metrics":"kid,pr,prdc","seconds":...}
 #   {"step":"knn+kid","device":"cuda",...,"kid_max_rel_diff":...}   (GPU runs only)
+# With `--cpu` the second run of each k-NN step is "ort-cpu": the same wiring
+# (Gram sessions, kept sets, float64 blocks) on ONNX Runtime's CPU provider
+# (`GEN_METRICS_GRAM_ON_CPU=1`), compared the same way, so CI runs it.
 # A line carries "messages" when the run reported on its device path (an
 # extraction IO binding that failed; for k-NN lines:
 # distance blocks that failed on the GPU and were multiplied on the CPU, sets
@@ -137,11 +140,14 @@ PY
 # $work/STEP_DEVICE.json and prints the step's line.
 knn_run() {
   local step=$1 metrics=$2 real=$3 fake=$4 rows=$5 dev=$6 t0 t1
-  local require=()
-  [ "$dev" = cuda ] && require=(--require-device)
+  local flags=(--device "$dev") hook=()
+  [ "$dev" = cuda ] && flags+=(--require-device)
+  # ort-cpu: the GPU's wiring (Gram sessions registered with the distance
+  # engine, kept sets, float64 blocks) on ONNX Runtime's CPU provider.
+  [ "$dev" = ort-cpu ] && flags=(--device cpu) hook=(GEN_METRICS_GRAM_ON_CPU=1)
   t0=$(now)
-  "$bin" metrics --real "$real" --fake "$fake" --metrics "$metrics" --json \
-    --device "$dev" "${require[@]}" > "$work/${step}_$dev.json" 2> "$work/${step}_$dev.err" \
+  env "${hook[@]}" "$bin" metrics --real "$real" --fake "$fake" --metrics "$metrics" --json \
+    "${flags[@]}" > "$work/${step}_$dev.json" 2> "$work/${step}_$dev.err" \
     || { cat "$work/${step}_$dev.err" >&2; return 1; }
   t1=$(now)
   cat "$work/${step}_$dev.err" >&2
@@ -156,9 +162,9 @@ line = {"step": step, "device": d, "rows": m, "dim": 2048, "metrics": metrics,
 said = [l.strip() for l in open(f"{work}/{step}_{d}.err") if l.startswith("gen-metrics:")]
 if said:
     line["messages"] = said
-if d == "cuda":
+if d != "cpu":
     cpu = json.load(open(f"{work}/{step}_cpu.json"))
-    gpu = json.load(open(f"{work}/{step}_cuda.json"))
+    gpu = json.load(open(f"{work}/{step}_{d}.json"))
     bad = sorted(k for k in cpu if not k.startswith("kid") and cpu[k] != gpu.get(k))
     rel = [abs(gpu[k] - cpu[k]) / max(abs(cpu[k]), 1e-12)
            for k in cpu if k.startswith("kid") and k in gpu]
@@ -166,14 +172,14 @@ if d == "cuda":
         line["kid_max_rel_diff"] = max(rel)
     if bad or set(cpu) != set(gpu) or any(r > 1e-9 for r in rel):
         print(json.dumps(line))
-        sys.exit(f"gpu_check: {step}: the GPU's report differs from the CPU's: "
+        sys.exit(f"gpu_check: {step}: the {d} report differs from the CPU's: "
                  f"{bad or 'KID beyond 1e-9 relative'}\ncpu: {cpu}\ngpu: {gpu}")
 print(json.dumps(line))
 PY
 }
 
 devices=(cpu)
-[ "$device" = cuda ] && devices+=(cuda)
+if [ "$device" = cuda ]; then devices+=(cuda); else devices+=(ort-cpu); fi
 for dev in "${devices[@]}"; do
   knn_run knn pr,prdc "$work/feats/a.npy" "$work/feats/b.npy" "$knn" "$dev"
 done

@@ -60,6 +60,31 @@ impl Drop for GramDeviceGuard {
     }
 }
 
+/// Set to `1`, [`Extraction::gram_device`] registers the Gram sessions on
+/// ONNX Runtime's CPU execution provider too (a test hook: `tools/gpu_check.sh
+/// --cpu` compares such runs with plain ones, so the GPU wiring runs in CI).
+pub const GRAM_ON_CPU_ENV: &str = "GEN_METRICS_GRAM_ON_CPU";
+
+/// Registers `gram` as the distance engine's device, saying where the blocks
+/// go (with `progress`) or which stay on the CPU.
+fn register(gram: OrtGram, progress: bool) -> GramDeviceGuard {
+    let label = gen_metrics_linalg::GramDevice::label(&gram);
+    match gram.float64_unavailable() {
+        None if progress => {
+            eprintln!("gen-metrics: float32 and float64 distance blocks on {label}");
+        }
+        None => {}
+        Some(why) => eprintln!(
+            "gen-metrics: float32 distance blocks on {label}; the float64 ones (KID's pass) \
+             stay on the CPU: {why}"
+        ),
+    }
+    GramDeviceGuard {
+        fallbacks_before: gen_metrics_linalg::pairwise::gram_device_fallbacks(),
+        previous: Some(gen_metrics_linalg::set_gram_device(Some(Arc::new(gram)))),
+    }
+}
+
 /// How images become features.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
@@ -182,16 +207,28 @@ impl Extraction {
     /// on the host; KID's sums agree with the CPU's to float64 rounding, in
     /// the device's summation order). Nothing is registered for
     /// the CPU, or when the session fell back to it (`faer` multiplies
-    /// faster there); a CUDA failure is an error only with `require_device`.
+    /// faster there), unless the environment sets [`GRAM_ON_CPU_ENV`] (a
+    /// test hook: the same wiring on ONNX Runtime's CPU execution provider);
+    /// a CUDA failure is an error only with `require_device`.
     ///
     /// # Errors
-    /// Provisioning and runtime errors with `require_device`.
+    /// Provisioning and runtime errors with `require_device` (or with the
+    /// test hook).
     pub fn gram_device(&self) -> Result<GramDeviceGuard, EvalError> {
         let none = GramDeviceGuard {
             previous: None,
             fallbacks_before: 0,
         };
         let o = &self.options;
+        if std::env::var_os(GRAM_ON_CPU_ENV).is_some_and(|v| v == "1")
+            && o.runtime.device == Device::Cpu
+        {
+            let gram = Provisioner::from_env()
+                .map_err(gen_metrics_features::FeatureError::from)
+                .and_then(|p| o.runtime.resolve_library(&p.offline(o.offline)))
+                .and_then(|lib| OrtGram::open(&lib, &o.runtime))?;
+            return Ok(register(gram, o.progress));
+        }
         if !matches!(o.runtime.device, Device::Cuda { .. }) {
             return Ok(none);
         }
@@ -222,21 +259,7 @@ impl Extraction {
                 return Ok(none);
             }
         };
-        let label = gen_metrics_linalg::GramDevice::label(&gram);
-        match gram.float64_unavailable() {
-            None if o.progress => {
-                eprintln!("gen-metrics: float32 and float64 distance blocks on {label}");
-            }
-            None => {}
-            Some(why) => eprintln!(
-                "gen-metrics: float32 distance blocks on {label}; the float64 ones (KID's pass) \
-                 stay on the CPU: {why}"
-            ),
-        }
-        Ok(GramDeviceGuard {
-            fallbacks_before: gen_metrics_linalg::pairwise::gram_device_fallbacks(),
-            previous: Some(gen_metrics_linalg::set_gram_device(Some(Arc::new(gram)))),
-        })
+        Ok(register(gram, o.progress))
     }
 
     fn cache(&self) -> Result<Option<FeatureCache>, EvalError> {
