@@ -243,7 +243,7 @@ impl Extraction {
                 )
                 .into());
             }
-            eprintln!("gen-metrics: k-NN blocks stay on the CPU: {reason}");
+            eprintln!("gen-metrics: distance blocks stay on the CPU: {reason}");
             return Ok(none);
         }
         let opened = Provisioner::from_env()
@@ -255,7 +255,7 @@ impl Extraction {
             Ok(_) => return Ok(none),
             Err(e) if o.runtime.require_device => return Err(e.into()),
             Err(e) => {
-                eprintln!("gen-metrics: k-NN blocks stay on the CPU: {e}");
+                eprintln!("gen-metrics: distance blocks stay on the CPU: {e}");
                 return Ok(none);
             }
         };
