@@ -286,10 +286,6 @@ impl OrtResident {
                 ),
             ));
         }
-        let index = |v: usize| {
-            Tensor::from_array(([1usize], vec![v as i64]))
-                .map_err(|e| FeatureError::runtime("a block's row range", e))
-        };
         let rt = |e: ort::Error| FeatureError::runtime("running the gram block", e);
         let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
         let mut binding = session.create_binding().map_err(rt)?;
@@ -303,7 +299,7 @@ impl OrtResident {
             (GRAM_B_START, j0),
             (GRAM_B_END, j0 + nj),
         ] {
-            binding.bind_input(name, &index(v)?).map_err(rt)?;
+            binding.bind_input(name, &row_index(v)?).map_err(rt)?;
         }
         binding
             .bind_output_to_device(GRAM_G, &self.output)
@@ -379,22 +375,24 @@ fn gram_into<T: PrimitiveTensorElementType + Copy>(
         .map_err(|e| FeatureError::runtime("wrapping block A", e))?;
     let tb = TensorRef::from_array_view(b.view())
         .map_err(|e| FeatureError::runtime("wrapping block B", e))?;
-    let index = |v: usize| {
-        Tensor::from_array(([1usize], vec![v as i64]))
-            .map_err(|e| FeatureError::runtime("a block's row range", e))
-    };
     let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
     let outputs = session
         .run(ort::inputs![
             GRAM_A => ta,
             GRAM_B => tb,
-            GRAM_A_START => index(0)?,
-            GRAM_A_END => index(n)?,
-            GRAM_B_START => index(0)?,
-            GRAM_B_END => index(m)?,
+            GRAM_A_START => row_index(0)?,
+            GRAM_A_END => row_index(n)?,
+            GRAM_B_START => row_index(0)?,
+            GRAM_B_END => row_index(m)?,
         ])
         .map_err(|e| FeatureError::runtime("running the gram block", e))?;
     copy_block(&outputs[GRAM_G], (n, m), out)
+}
+
+/// A row index as the models' int64 `[1]` range inputs take it.
+fn row_index(v: usize) -> Result<Tensor<i64>> {
+    Tensor::from_array(([1usize], vec![v as i64]))
+        .map_err(|e| FeatureError::runtime("a block's row range", e))
 }
 
 /// Copies a `[n, m]` output row-major into `out` (one copy, whatever the
