@@ -863,12 +863,26 @@ impl Encoder {
                 let options = BatchOptions::default()
                     .batch_size(self.batch_size)
                     .policy(policy);
-                let mut batches = source.into_batches(spec, options)?;
+                // Enough buffers for the batches queued, the one being
+                // filled and the one being run (module docs of `source`).
+                let ring = match self
+                    .extractor
+                    .batch_buffers(self.batch_size, options.prefetch + 2)
+                {
+                    Ok(ring) => ring,
+                    Err(e) => {
+                        eprintln!(
+                            "gen-metrics: no batch buffers for the device ({e}); batches are copied"
+                        );
+                        None
+                    }
+                };
+                let mut batches = source.into_batches_in(spec, options, ring)?;
                 for batch in &mut batches {
                     let batch = batch?;
                     done += batch.indices.len() + batch.skipped.len();
                     if !batch.indices.is_empty() {
-                        let rows = self.extractor.run(batch.pixels.view())?;
+                        let rows = self.extractor.run_batch(&batch)?;
                         self.check_dim(&rows)?;
                         parts.push(rows);
                         names.extend(batch.names);

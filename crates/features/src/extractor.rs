@@ -39,6 +39,7 @@ use ort::session::builder::SessionBuilder;
 use ort::value::{Tensor, TensorRef};
 
 use crate::error::{FeatureError, Result};
+use crate::source::{Batch, BatchBuffers, PixelBuffer};
 use gen_metrics_artifacts::Provisioner;
 
 /// Where a session runs.
@@ -279,6 +280,33 @@ pub struct Extractor {
     staging: Option<Staging>,
     /// Why the IO binding failed once and plain runs are used, if it did.
     unbound: Option<String>,
+    /// Batches bound from this extractor's batch buffers without a copy.
+    in_place: usize,
+}
+
+/// One of an [`Extractor`]'s batch buffers ([`Extractor::batch_buffers`]):
+/// an ONNX Runtime host tensor `[images, C, H, W]` in the memory the
+/// extractor's device reads fastest (CUDA pinned on CUDA), and the device it
+/// was made for.
+struct HostBatch {
+    tensor: Tensor<f32>,
+    device: Device,
+}
+
+impl PixelBuffer for HostBatch {
+    fn as_slice(&self) -> &[f32] {
+        // A host tensor of float32 always extracts; an empty slice (never
+        // seen) would make the producer pass this buffer over.
+        self.tensor.try_extract_tensor().map_or(&[], |(_, d)| d)
+    }
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        self.tensor
+            .try_extract_tensor_mut()
+            .map_or(&mut [], |(_, d)| d)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// A reusable host tensor the batch is copied into before each run: CUDA
@@ -437,6 +465,7 @@ impl Extractor {
             fallback,
             staging: None,
             unbound: None,
+            in_place: 0,
         })
     }
 
@@ -512,6 +541,73 @@ impl Extractor {
     /// [`FeatureError::Model`] when the output has an unexpected shape;
     /// [`FeatureError::NonFinite`] for a NaN or infinite feature.
     pub fn run(&mut self, batch: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        self.run_input(batch, None)
+    }
+
+    /// Runs one batch of an image source ([`ImageSource::into_batches_in`]):
+    /// a batch that fills one of this extractor's
+    /// [`batch_buffers`](Self::batch_buffers) is bound as it lies (page-locked
+    /// on CUDA: one DMA, no copy on this thread); any other batch as
+    /// [`run`](Self::run).
+    ///
+    /// [`ImageSource::into_batches_in`]: crate::ImageSource::into_batches_in
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_batch(&mut self, batch: &Batch) -> Result<Array2<f32>> {
+        let own = batch
+            .full_buffer()
+            .and_then(|b| b.as_any().downcast_ref::<HostBatch>())
+            .filter(|h| h.device == self.device)
+            .map(|h| &h.tensor);
+        self.run_input(batch.pixels(), own)
+    }
+
+    /// A ring of `count` host buffers of `images` images of the model's input
+    /// size for [`ImageSource::into_batches_in`], allocated as this
+    /// extractor's IO binding wants its input: page-locked (CUDA pinned)
+    /// memory on CUDA, ordinary memory on the CPU. Batches that fill one go
+    /// to [`run_batch`](Self::run_batch) without a copy. `None` when they
+    /// would not be used: the model's input size is not fixed, or the IO
+    /// binding failed earlier ([`io_binding_unavailable`](Self::io_binding_unavailable)).
+    ///
+    /// [`ImageSource::into_batches_in`]: crate::ImageSource::into_batches_in
+    ///
+    /// # Errors
+    /// [`FeatureError::InvalidInput`] for `images == 0`;
+    /// [`FeatureError::Runtime`] when the memory cannot be allocated.
+    pub fn batch_buffers(&self, images: usize, count: usize) -> Result<Option<BatchBuffers>> {
+        if images == 0 {
+            return Err(FeatureError::invalid(
+                "extractor",
+                "batch buffers need room for at least one image",
+            ));
+        }
+        let chw = &self.input_shape[1..];
+        if self.unbound.is_some() || chw.iter().any(|&d| d <= 0) {
+            return Ok(None);
+        }
+        let mut shape = vec![images];
+        shape.extend(chw.iter().map(|&d| d as usize));
+        let buffers = (0..count)
+            .map(|_| {
+                let tensor = self.host_tensor(&shape)?;
+                Ok(Box::new(HostBatch {
+                    tensor,
+                    device: self.device,
+                }) as Box<dyn PixelBuffer>)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(BatchBuffers::new(buffers, images)))
+    }
+
+    /// Runs `batch`; `ready`, when given, is a host tensor already holding
+    /// it, bound instead of the staging copy.
+    fn run_input(
+        &mut self,
+        batch: ArrayView4<'_, f32>,
+        ready: Option<&Tensor<f32>>,
+    ) -> Result<Array2<f32>> {
         let n = batch.shape()[0];
         if n == 0 {
             return Err(FeatureError::invalid("extractor", "empty batch"));
@@ -529,8 +625,13 @@ impl Extractor {
             }
         }
         let rows = if self.unbound.is_none() {
-            match self.run_bound(batch) {
-                Ok(rows) => rows,
+            match self.run_bound(batch, ready) {
+                Ok(rows) => {
+                    if ready.is_some() {
+                        self.in_place += 1;
+                    }
+                    rows
+                }
                 // The plain run repeats a genuine error (a bad model output);
                 // when it succeeds, the binding is what failed: say so once
                 // and stop using it.
@@ -559,63 +660,87 @@ impl Extractor {
         Ok(rows)
     }
 
-    /// One batch through an IO binding: copied into the [`Staging`] buffer
-    /// (allocated for a new batch shape), the output bound to host memory
-    /// (pinned on CUDA), the selected rows read back.
-    fn run_bound(&mut self, batch: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+    /// Batches run from one of this extractor's
+    /// [`batch_buffers`](Self::batch_buffers) without a copy (for tests and
+    /// diagnostics).
+    pub fn batches_bound_in_place(&self) -> usize {
+        self.in_place
+    }
+
+    /// A host tensor of `shape` as the IO binding wants its input: CUDA
+    /// pinned memory on CUDA, ordinary memory on the CPU.
+    fn host_tensor(&self, shape: &[usize]) -> Result<Tensor<f32>> {
         let rt = |what: &str, e: ort::Error| FeatureError::runtime(what.to_owned(), e);
-        let shape = batch.shape().to_vec();
-        let (host, pinned) = match self.device {
-            Device::Cpu => (
-                MemoryInfo::new(
-                    AllocationDevice::CPU,
-                    0,
-                    AllocatorType::Device,
-                    MemoryType::Default,
-                ),
-                None,
-            ),
+        match self.device {
             Device::Cuda { device_id } => {
-                let pinned = |kind| {
-                    MemoryInfo::new(
-                        AllocationDevice::CUDA_PINNED,
-                        device_id,
-                        AllocatorType::Device,
-                        kind,
-                    )
-                };
-                (
-                    pinned(MemoryType::CPUOutput),
-                    Some(pinned(MemoryType::CPUInput)),
+                let info = MemoryInfo::new(
+                    AllocationDevice::CUDA_PINNED,
+                    device_id,
+                    AllocatorType::Device,
+                    MemoryType::CPUInput,
                 )
+                .map_err(|e| rt("pinned memory", e))?;
+                let alloc =
+                    Allocator::new(&self.session, info).map_err(|e| rt("a pinned allocator", e))?;
+                Tensor::<f32>::new(&alloc, shape.to_vec())
+            }
+            Device::Cpu => Tensor::<f32>::new(&Allocator::default(), shape.to_vec()),
+        }
+        .map_err(|e| rt("a batch buffer", e))
+    }
+
+    /// One batch through an IO binding: `ready` when given, else the batch
+    /// copied into the [`Staging`] buffer (allocated for a new batch shape);
+    /// the output bound to host memory (pinned on CUDA), the selected rows
+    /// read back.
+    fn run_bound(
+        &mut self,
+        batch: ArrayView4<'_, f32>,
+        ready: Option<&Tensor<f32>>,
+    ) -> Result<Array2<f32>> {
+        let rt = |what: &str, e: ort::Error| FeatureError::runtime(what.to_owned(), e);
+        let host = match self.device {
+            Device::Cpu => MemoryInfo::new(
+                AllocationDevice::CPU,
+                0,
+                AllocatorType::Device,
+                MemoryType::Default,
+            ),
+            Device::Cuda { device_id } => MemoryInfo::new(
+                AllocationDevice::CUDA_PINNED,
+                device_id,
+                AllocatorType::Device,
+                MemoryType::CPUOutput,
+            ),
+        }
+        .map_err(|e| rt("host memory", e))?;
+        let input = match ready {
+            Some(t) => t,
+            None => {
+                let shape = batch.shape().to_vec();
+                if self.staging.as_ref().is_none_or(|st| st.shape != shape) {
+                    self.staging = None;
+                    let input = self.host_tensor(&shape)?;
+                    self.staging = Some(Staging { shape, input });
+                }
+                let staging = self
+                    .staging
+                    .as_mut()
+                    .ok_or_else(|| FeatureError::invalid("extractor", "no batch buffer"))?;
+                staging
+                    .input
+                    .try_extract_array_mut()
+                    .map_err(|e| rt("writing the batch buffer", e))?
+                    .assign(&batch);
+                &staging.input
             }
         };
-        let host = host.map_err(|e| rt("host memory", e))?;
-        if self.staging.as_ref().is_none_or(|st| st.shape != shape) {
-            self.staging = None;
-            let input = match pinned {
-                Some(info) => {
-                    let info = info.map_err(|e| rt("pinned memory", e))?;
-                    let alloc = Allocator::new(&self.session, info)
-                        .map_err(|e| rt("a pinned allocator", e))?;
-                    Tensor::<f32>::new(&alloc, shape.clone())
-                }
-                None => Tensor::<f32>::new(&Allocator::default(), shape.clone()),
-            }
-            .map_err(|e| rt("the batch buffer", e))?;
-            self.staging = Some(Staging { shape, input });
-        }
-        let staging = self
-            .staging
-            .as_mut()
-            .ok_or_else(|| FeatureError::invalid("extractor", "no batch buffer"))?;
-        staging.input.extract_array_mut().assign(&batch);
         let mut binding = self
             .session
             .create_binding()
             .map_err(|e| rt("creating the IO binding", e))?;
         binding
-            .bind_input(self.input_name.as_str(), &staging.input)
+            .bind_input(self.input_name.as_str(), input)
             .map_err(|e| rt("binding the batch", e))?;
         binding
             .bind_output_to_device(self.output_name.as_str(), &host)

@@ -45,5 +45,6 @@ pub use resize::{
     preprocess_batch_f32, preprocess_f32, resize_plane,
 };
 pub use source::{
-    Batch, BatchOptions, Batches, ErrorPolicy, ImageSource, SkippedItem, SourceError,
+    Batch, BatchBuffers, BatchOptions, Batches, ErrorPolicy, ImageSource, PixelBuffer, SkippedItem,
+    SourceError,
 };

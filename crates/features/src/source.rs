@@ -33,7 +33,19 @@
 //! [`ErrorPolicy::Fail`] (the default) the first bad item (in row order) ends
 //! the iteration with an error naming it; with [`ErrorPolicy::Skip`] bad
 //! items are left out and counted ([`Batch::skipped`], [`Batches::skipped`]).
+//!
+//! **Batch memory.** By default each batch's pixels are a fresh
+//! [`Array4`]. [`ImageSource::into_batches_in`] takes [`BatchBuffers`] instead:
+//! a small ring of buffers owned by whoever runs the batches (an
+//! [`Extractor`](crate::Extractor) hands out page-locked ones on CUDA,
+//! [`Extractor::batch_buffers`](crate::Extractor::batch_buffers)). The
+//! producer writes each batch's images straight into a free buffer and a
+//! dropped [`Batch`] gives its buffer back, so a full batch reaches the
+//! device in one DMA with no copy on the inference thread. When no buffer is
+//! free (a consumer holding several batches), the producer uses ordinary
+//! memory: the ring never blocks it, it only saves copies.
 
+use std::any::Any;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -43,7 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gen_metrics_io::ImageArray;
-use ndarray::{Array3, Array4, ArrayView3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
 use rayon::prelude::*;
 
 use crate::decode::{DecodeError, decode_bytes, decode_file};
@@ -196,14 +208,190 @@ pub struct SkippedItem {
 /// One batch of network inputs.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `[n, 3, height, width]`, preprocessed by the [`ResizeSpec`].
-    pub pixels: Array4<f32>,
+    /// `[n, 3, height, width]`, preprocessed by the [`ResizeSpec`]
+    /// ([`pixels`](Self::pixels)).
+    pixels: Pixels,
     /// Source row of each image.
     pub indices: Vec<usize>,
     /// Name of each image ([`ImageSource::name`]).
     pub names: Vec<String>,
     /// Items of this batch's row range left out (skip policy).
     pub skipped: Vec<SkippedItem>,
+}
+
+impl Batch {
+    /// The pixels, `[n, 3, height, width]`, preprocessed by the
+    /// [`ResizeSpec`].
+    pub fn pixels(&self) -> ArrayView4<'_, f32> {
+        match &self.pixels {
+            Pixels::Owned(a) => a.view(),
+            Pixels::Buffer(r) => r.view(),
+        }
+    }
+
+    /// The pixels as an owned array (a copy when they sit in a
+    /// [`BatchBuffers`] buffer, which goes back to its ring).
+    pub fn into_pixels(self) -> Array4<f32> {
+        match self.pixels {
+            Pixels::Owned(a) => a,
+            Pixels::Buffer(r) => r.view().to_owned(),
+        }
+    }
+
+    /// The [`BatchBuffers`] buffer holding the pixels when the batch fills it
+    /// (`n` equals the buffer's capacity), so that it can be handed to the
+    /// device as it is; `None` for ordinary memory or a partly filled buffer.
+    pub fn full_buffer(&self) -> Option<&dyn PixelBuffer> {
+        match &self.pixels {
+            Pixels::Buffer(r) if r.images == r.capacity => r.buf.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a batch's pixels live.
+#[derive(Debug)]
+enum Pixels {
+    Owned(Array4<f32>),
+    Buffer(Recycled),
+}
+
+impl Clone for Pixels {
+    /// A clone owns a copy of the images in ordinary memory: a ring buffer
+    /// has one holder.
+    fn clone(&self) -> Self {
+        match self {
+            Pixels::Owned(a) => Pixels::Owned(a.clone()),
+            Pixels::Buffer(r) => Pixels::Owned(r.view().to_owned()),
+        }
+    }
+}
+
+/// Host memory the producer writes a batch's pixels into:
+/// `capacity × 3 × height × width` floats in C order (`[N, C, H, W]`), of
+/// which the first `n` images are the batch. Implemented by the owner of the
+/// memory (an [`Extractor`](crate::Extractor)'s ONNX Runtime tensors, or a
+/// `Vec` in tests); [`as_any`](Self::as_any) lets the owner recognise its own
+/// buffers when a batch comes back.
+pub trait PixelBuffer: Send + 'static {
+    /// The buffer's floats.
+    fn as_slice(&self) -> &[f32];
+    /// The buffer's floats, to write into.
+    fn as_mut_slice(&mut self) -> &mut [f32];
+    /// The buffer as [`Any`], for a downcast by its owner.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl PixelBuffer for Vec<f32> {
+    fn as_slice(&self) -> &[f32] {
+        self
+    }
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        self
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A ring of [`PixelBuffer`]s for [`ImageSource::into_batches_in`], each
+/// holding `capacity` images of one size: the producer takes a free one per
+/// batch, and a [`Batch`] returns its buffer when dropped. A clone is a
+/// handle to the same ring.
+#[derive(Clone)]
+pub struct BatchBuffers {
+    capacity: usize,
+    free: Ring,
+}
+
+/// The free buffers of a [`BatchBuffers`], shared with the batches in flight.
+type Ring = Arc<Mutex<Vec<Box<dyn PixelBuffer>>>>;
+
+fn lock_ring(ring: &Ring) -> std::sync::MutexGuard<'_, Vec<Box<dyn PixelBuffer>>> {
+    // A panic while holding the lock leaves the vector intact.
+    ring.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for BatchBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchBuffers")
+            .field("capacity", &self.capacity)
+            .field("available", &self.available())
+            .finish()
+    }
+}
+
+impl BatchBuffers {
+    /// A ring of `buffers`, each meant for `capacity` images (a buffer whose
+    /// length does not fit the batches' image size is not used).
+    pub fn new(buffers: Vec<Box<dyn PixelBuffer>>, capacity: usize) -> Self {
+        BatchBuffers {
+            capacity,
+            free: Arc::new(Mutex::new(buffers)),
+        }
+    }
+
+    /// Images each buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Buffers free now (not held by a batch in flight).
+    pub fn available(&self) -> usize {
+        lock_ring(&self.free).len()
+    }
+
+    /// A free buffer of exactly `len` floats, without waiting.
+    fn take(&self, len: usize) -> Option<Box<dyn PixelBuffer>> {
+        let mut free = lock_ring(&self.free);
+        let i = free.iter().position(|b| b.as_slice().len() == len)?;
+        Some(free.swap_remove(i))
+    }
+}
+
+/// A batch's pixels in a ring buffer; dropping it gives the buffer back.
+struct Recycled {
+    buf: Option<Box<dyn PixelBuffer>>,
+    home: Ring,
+    images: usize,
+    capacity: usize,
+    /// `[3, height, width]` of one image.
+    image: [usize; 3],
+}
+
+impl Recycled {
+    fn view(&self) -> ArrayView4<'_, f32> {
+        let [c, h, w] = self.image;
+        let per = c * h * w;
+        let data = self.buf.as_deref().map_or(&[][..], PixelBuffer::as_slice);
+        let data = data.get(..self.images * per).unwrap_or(&[]);
+        // The producer checked the buffer's length against capacity × per.
+        match ArrayView4::from_shape((self.images, c, h, w), data) {
+            Ok(v) => v,
+            Err(_) => unreachable!("a ring buffer holds capacity × C × H × W floats"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Recycled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recycled")
+            .field("images", &self.images)
+            .field("capacity", &self.capacity)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            // When the ring itself is gone this is the last holder, and the
+            // buffer is freed with it.
+            lock_ring(&self.home).push(b);
+        }
+    }
 }
 
 /// A set of images, addressed by row `0..len()`.
@@ -546,6 +734,20 @@ impl ImageSource {
         spec: ResizeSpec,
         options: BatchOptions,
     ) -> Result<Batches, SourceError> {
+        self.into_batches_in(spec, options, None)
+    }
+
+    /// As [`into_batches`](Self::into_batches), the pixels written into the
+    /// ring `buffers` when one is free (module docs, *Batch memory*).
+    ///
+    /// # Errors
+    /// [`SourceError::BatchSize`] for a zero batch size.
+    pub fn into_batches_in(
+        self,
+        spec: ResizeSpec,
+        options: BatchOptions,
+        buffers: Option<BatchBuffers>,
+    ) -> Result<Batches, SourceError> {
         if options.batch_size == 0 {
             return Err(SourceError::BatchSize);
         }
@@ -555,7 +757,14 @@ impl ImageSource {
         let skipped_producer = Arc::clone(&skipped);
         let handle = std::thread::Builder::new()
             .name("gen-metrics-images".to_owned())
-            .spawn(move || produce(&source, &spec, options, &tx, &skipped_producer))
+            .spawn(move || {
+                let out = Output {
+                    tx: &tx,
+                    skipped: &skipped_producer,
+                    buffers: buffers.as_ref(),
+                };
+                produce(&source, &spec, options, &out);
+            })
             .map_err(|e| SourceError::Producer(e.to_string()))?;
         Ok(Batches {
             rx: Some(rx),
@@ -580,7 +789,7 @@ impl ImageSource {
         let mut parts = Vec::new();
         let mut batches = self.into_batches(spec, options)?;
         for b in &mut batches {
-            parts.push(b?.pixels);
+            parts.push(b?.into_pixels());
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let all = if views.is_empty() {
@@ -661,13 +870,52 @@ impl Drop for Batches {
 // Producer
 // ---------------------------------------------------------------------------
 
-fn produce(
-    source: &ImageSource,
-    spec: &ResizeSpec,
-    options: BatchOptions,
-    tx: &SyncSender<Result<Batch, SourceError>>,
-    skipped: &Mutex<Vec<SkippedItem>>,
-) {
+/// Where the producer's results go: the batch channel, the shared list of
+/// skipped items, and the ring of batch buffers, if any.
+struct Output<'a> {
+    tx: &'a SyncSender<Result<Batch, SourceError>>,
+    skipped: &'a Mutex<Vec<SkippedItem>>,
+    buffers: Option<&'a BatchBuffers>,
+}
+
+impl Output<'_> {
+    /// `kept` images (each `[3, H, W]`) as a batch's pixels: written into a
+    /// free ring buffer when there is one, else into a new array; the copies
+    /// run in parallel over images.
+    fn pixels(&self, kept: &[(usize, Array3<f32>)], spec: &ResizeSpec) -> Pixels {
+        let image = [3, spec.height, spec.width];
+        let per = image.iter().product::<usize>();
+        let fill = |dst: &mut [f32]| {
+            dst.par_chunks_mut(per)
+                .zip(kept.par_iter())
+                .for_each(|(dst, (_, x))| match x.as_slice() {
+                    Some(src) if src.len() == per => dst.copy_from_slice(src),
+                    _ => dst.iter_mut().zip(x.iter()).for_each(|(d, s)| *d = *s),
+                });
+        };
+        if let Some(ring) = self.buffers
+            && kept.len() <= ring.capacity
+            && let Some(mut buf) = ring.take(ring.capacity * per)
+        {
+            fill(&mut buf.as_mut_slice()[..kept.len() * per]);
+            return Pixels::Buffer(Recycled {
+                buf: Some(buf),
+                home: Arc::clone(&ring.free),
+                images: kept.len(),
+                capacity: ring.capacity,
+                image,
+            });
+        }
+        let mut data = vec![0f32; kept.len() * per];
+        fill(&mut data);
+        match Array4::from_shape_vec((kept.len(), image[0], image[1], image[2]), data) {
+            Ok(a) => Pixels::Owned(a),
+            Err(_) => unreachable!("the vector holds n × 3 × H × W floats"),
+        }
+    }
+}
+
+fn produce(source: &ImageSource, spec: &ResizeSpec, options: BatchOptions, out: &Output<'_>) {
     let pool = match options.threads {
         Some(n) => match rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -675,13 +923,13 @@ fn produce(
         {
             Ok(p) => Some(p),
             Err(e) => {
-                let _ = tx.send(Err(SourceError::Producer(e.to_string())));
+                let _ = out.tx.send(Err(SourceError::Producer(e.to_string())));
                 return;
             }
         },
         None => None,
     };
-    let run = || produce_in_pool(source, spec, options, tx, skipped);
+    let run = || produce_in_pool(source, spec, options, out);
     match pool {
         Some(p) => p.install(run),
         None => run(),
@@ -692,22 +940,19 @@ fn produce_in_pool(
     source: &ImageSource,
     spec: &ResizeSpec,
     options: BatchOptions,
-    tx: &SyncSender<Result<Batch, SourceError>>,
-    skipped: &Mutex<Vec<SkippedItem>>,
+    out: &Output<'_>,
 ) {
     // Array sources are read as one sequential stream (a deflated .npz
     // member cannot be addressed otherwise); other kinds address items.
     let outcome = match &source.kind {
-        Kind::Array(a) => {
-            a.with_stream(|s| produce_loop(source, spec, options, tx, skipped, Some(s)))
-        }
+        Kind::Array(a) => a.with_stream(|s| produce_loop(source, spec, options, out, Some(s))),
         _ => {
-            produce_loop(source, spec, options, tx, skipped, None);
+            produce_loop(source, spec, options, out, None);
             Ok(())
         }
     };
     if let Err(e) = outcome {
-        let _ = tx.send(Err(e));
+        let _ = out.tx.send(Err(e));
     }
 }
 
@@ -715,8 +960,7 @@ fn produce_loop(
     source: &ImageSource,
     spec: &ResizeSpec,
     options: BatchOptions,
-    tx: &SyncSender<Result<Batch, SourceError>>,
-    skipped: &Mutex<Vec<SkippedItem>>,
+    out: &Output<'_>,
     mut stream: Option<&mut dyn Read>,
 ) {
     let n = source.len();
@@ -729,7 +973,7 @@ fn produce_loop(
                 let item = a.layout.item_bytes();
                 let mut buf = vec![0u8; item * (end - start)];
                 if let Err(e) = s.read_exact(&mut buf) {
-                    let _ = tx.send(Err(io_err(&a.path, e)));
+                    let _ = out.tx.send(Err(io_err(&a.path, e)));
                     return;
                 }
                 buf.par_chunks(item)
@@ -766,13 +1010,13 @@ fn produce_loop(
                     error: e.to_string(),
                 }),
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    let _ = out.tx.send(Err(e));
                     return;
                 }
             }
         }
         if !batch_skipped.is_empty() {
-            match skipped.lock() {
+            match out.skipped.lock() {
                 Ok(mut g) => g.extend(batch_skipped.iter().cloned()),
                 Err(poisoned) => poisoned.into_inner().extend(batch_skipped.iter().cloned()),
             }
@@ -781,17 +1025,13 @@ fn produce_loop(
         if kept.is_empty() {
             continue;
         }
-        let mut pixels = Array4::<f32>::zeros((kept.len(), 3, spec.height, spec.width));
-        for (mut dst, (_, x)) in pixels.axis_iter_mut(Axis(0)).zip(&kept) {
-            dst.assign(x);
-        }
         let batch = Batch {
-            pixels,
+            pixels: out.pixels(&kept, spec),
             names: kept.iter().map(|(i, _)| source.name(*i)).collect(),
             indices: kept.into_iter().map(|(i, _)| i).collect(),
             skipped: batch_skipped,
         };
-        if tx.send(Ok(batch)).is_err() {
+        if out.tx.send(Ok(batch)).is_err() {
             return; // consumer gone
         }
     }

@@ -12,8 +12,8 @@ use gen_metrics_features::encoder::{
     center_offset, shorter_side_size,
 };
 use gen_metrics_features::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
-use gen_metrics_features::resize::{ResizeMode, ValueRange};
-use gen_metrics_features::source::{ErrorPolicy, ImageSource};
+use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange};
+use gen_metrics_features::source::{BatchOptions, ErrorPolicy, ImageSource};
 use ndarray::{Array2, Array4, s};
 
 fn write_model(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -488,6 +488,50 @@ fn extractor_checks_batches_and_batches_agree() {
     // TorchScript in inception_e2e).
     assert_eq!(ex.io_binding_unavailable(), None);
     assert!(ex.with_output("nope").is_err());
+}
+
+/// Batches written into the extractor's own buffers
+/// ([`Extractor::batch_buffers`]) run without a copy and give the rows a
+/// copied batch gives.
+#[test]
+fn batches_in_the_extractors_buffers_run_in_place() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(
+        tmp.path(),
+        "m.onnx",
+        &tiny_onnx::channel_mean_identity(4, 4),
+    );
+    let mut ex = Extractor::from_file(&model, &lib, &RuntimeOptions::new()).expect("extractor");
+    assert!(ex.batch_buffers(0, 2).is_err());
+    let ring = ex
+        .batch_buffers(3, 3)
+        .expect("buffers")
+        .expect("a fixed size");
+    let imgs = Array4::from_shape_fn((8, 6, 5, 3), |(n, y, x, c)| {
+        ((n * 29 + y * 13 + x * 7 + c * 70) % 256) as u8
+    });
+    let spec = ResizeSpec::new(ResizeMode::Clean, (4, 4), Normalization::Centered128);
+    let opts = BatchOptions::default().batch_size(3).prefetch(1);
+    let batches = ImageSource::from_u8_nhwc(imgs)
+        .expect("source")
+        .into_batches_in(spec, opts, Some(ring))
+        .expect("batches");
+    let mut sizes = Vec::new();
+    for b in batches {
+        let b = b.expect("batch");
+        let copied = ex.run(b.pixels()).expect("copied");
+        let in_place = ex.run_batch(&b).expect("in place");
+        assert_eq!(in_place, copied);
+        sizes.push(b.pixels().len_of(ndarray::Axis(0)));
+    }
+    assert_eq!(sizes, [3, 3, 2]);
+    // The two full batches were bound as they lay; the last (2 of 3) was
+    // copied into the staging buffer.
+    assert_eq!(ex.batches_bound_in_place(), 2);
+    assert_eq!(ex.io_binding_unavailable(), None);
 }
 
 /// Regression (issue #12): `--threads 256` on 2 cores spun 256 intra-op

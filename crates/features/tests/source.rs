@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange, preprocess};
-use gen_metrics_features::source::{BatchOptions, ErrorPolicy, ImageSource, SourceError};
+use gen_metrics_features::source::{
+    BatchBuffers, BatchOptions, ErrorPolicy, ImageSource, PixelBuffer, SourceError,
+};
 use ndarray::{Array3, Array4, Axis};
 
 fn pattern(i: usize, h: usize, w: usize) -> Array3<u8> {
@@ -48,8 +50,8 @@ fn collect(src: ImageSource, opts: BatchOptions) -> (Vec<String>, Array4<f32>) {
     let mut parts = Vec::new();
     for b in src.into_batches(spec(), opts).unwrap() {
         let b = b.unwrap();
-        names.extend(b.names);
-        parts.push(b.pixels);
+        names.extend(b.names.iter().cloned());
+        parts.push(b.into_pixels());
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     (names, ndarray::concatenate(Axis(0), &views).unwrap())
@@ -264,7 +266,7 @@ fn batch_sizes_and_early_drop() {
         .unwrap()
         .into_batches(spec(), BatchOptions::default().batch_size(3))
         .unwrap()
-        .map(|b| b.unwrap().pixels.len_of(Axis(0)))
+        .map(|b| b.unwrap().pixels().len_of(Axis(0)))
         .collect();
     assert_eq!(sizes, [3, 3, 1]);
     // Dropping the iterator early stops the producer without hanging.
@@ -280,6 +282,91 @@ fn batch_sizes_and_early_drop() {
             .into_batches(spec(), BatchOptions::default().batch_size(0)),
         Err(SourceError::BatchSize)
     ));
+}
+
+/// A ring of `count` `Vec` buffers for batches of `images` images of
+/// `spec()`'s size (3 × 8 × 6).
+fn vec_ring(images: usize, count: usize) -> BatchBuffers {
+    let buffers = (0..count)
+        .map(|_| Box::new(vec![f32::NAN; images * 3 * 8 * 6]) as Box<dyn PixelBuffer>)
+        .collect();
+    BatchBuffers::new(buffers, images)
+}
+
+#[test]
+fn ring_buffers_hold_the_same_pixels_and_come_back() {
+    let imgs = Array4::from_shape_fn((7, 5, 9, 3), |(n, y, x, c)| {
+        ((n * 31 + y * 7 + x * 5 + c * 60) % 256) as u8
+    });
+    let opts = BatchOptions::default().batch_size(3).prefetch(1);
+    let (_, want) = collect(ImageSource::from_u8_nhwc(imgs.clone()).unwrap(), opts);
+    let ring = vec_ring(3, 3);
+    let mut it = ImageSource::from_u8_nhwc(imgs.clone())
+        .unwrap()
+        .into_batches_in(spec(), opts, Some(ring))
+        .unwrap();
+    let mut parts = Vec::new();
+    let mut full = Vec::new();
+    for b in &mut it {
+        let b = b.unwrap();
+        // Each batch is dropped before the next is asked for, so every one
+        // finds a free buffer; the last (1 image) only partly fills it.
+        full.push(b.full_buffer().map(|buf| buf.as_slice().len()));
+        parts.push(b.pixels().to_owned());
+        // A clone owns a copy, in ordinary memory.
+        assert!(b.clone().full_buffer().is_none());
+        assert_eq!(b.clone().into_pixels(), b.pixels());
+    }
+    assert_eq!(full, [Some(3 * 3 * 8 * 6), Some(3 * 3 * 8 * 6), None]);
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    assert_eq!(ndarray::concatenate(Axis(0), &views).unwrap(), want);
+}
+
+#[test]
+fn a_consumer_holding_every_batch_gets_ordinary_memory_not_a_hang() {
+    let imgs = Array4::from_shape_fn((9, 4, 4, 3), |(n, ..)| (n * 20) as u8);
+    let opts = BatchOptions::default().batch_size(2).prefetch(1);
+    let (_, want) = collect(ImageSource::from_u8_nhwc(imgs.clone()).unwrap(), opts);
+    let ring = vec_ring(2, 2);
+    // All five batches held at once: two fit the ring, the rest are arrays.
+    let held: Vec<_> = ImageSource::from_u8_nhwc(imgs)
+        .unwrap()
+        .into_batches_in(spec(), opts, Some(ring))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let in_ring = held.iter().filter(|b| b.full_buffer().is_some()).count();
+    assert!((1..=2).contains(&in_ring), "{in_ring}");
+    let views: Vec<_> = held.iter().map(|b| b.pixels()).collect();
+    assert_eq!(ndarray::concatenate(Axis(0), &views).unwrap(), want);
+}
+
+#[test]
+fn ring_buffers_return_when_batches_drop_and_wrong_sizes_are_passed_over() {
+    let imgs = Array4::from_shape_fn((4, 4, 4, 3), |(n, ..)| (n * 50) as u8);
+    let opts = BatchOptions::default().batch_size(2).prefetch(1);
+    // One buffer of the wrong length (another image size) and one right.
+    let buffers: Vec<Box<dyn PixelBuffer>> = vec![
+        Box::new(vec![0f32; 2 * 3 * 5 * 5]),
+        Box::new(vec![0f32; 2 * 3 * 8 * 6]),
+    ];
+    let ring = BatchBuffers::new(buffers, 2);
+    assert_eq!((ring.capacity(), ring.available()), (2, 2));
+    let mut it = ImageSource::from_u8_nhwc(imgs)
+        .unwrap()
+        .into_batches_in(spec(), opts, Some(ring.clone()))
+        .unwrap();
+    let first = it.next().unwrap().unwrap();
+    // The one buffer that fits holds the first batch.
+    assert!(first.full_buffer().is_some());
+    assert!(ring.available() <= 1);
+    drop(first);
+    let rest: Vec<_> = it.by_ref().map(Result::unwrap).collect();
+    assert_eq!(rest.len(), 1);
+    drop(rest);
+    drop(it);
+    // Every buffer is back, the wrong-sized one never taken.
+    assert_eq!(ring.available(), 2);
 }
 
 /// CRC-32 (IEEE) as PNG chunks use it.
