@@ -13,10 +13,13 @@
 //! back to the CPU with a line on standard error saying why, unless
 //! [`RuntimeOptions::require_device`] asks for an error instead. Which device
 //! actually runs is [`Extractor::device`]. Each batch goes through an IO
-//! binding: it is copied into a host buffer reused while the batch shape
-//! stays (page-locked with CUDA, so the copy to the GPU is one DMA at the
-//! bus's rate with no staging copy inside ONNX Runtime), and the features come
-//! back into host memory (pinned with CUDA); if the binding fails the
+//! binding: a batch an image source wrote into one of the extractor's own
+//! buffers ([`Extractor::batch_buffers`], [`Extractor::run_batch`]) is bound
+//! as it lies; any other is copied into a host buffer reused while the batch
+//! shape stays. Both are page-locked with CUDA, so the copy to the GPU is one
+//! DMA at the bus's rate with no staging copy inside ONNX Runtime. The
+//! features come back into host memory (pinned with CUDA); if the binding
+//! fails the
 //! extractor says so once and passes batches as plain inputs
 //! ([`Extractor::io_binding_unavailable`]). The CUDA build of the library
 //! (`onnxruntime-gpu==1.31.1`, provisioned with its two provider libraries
