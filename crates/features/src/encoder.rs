@@ -54,8 +54,8 @@ use rayon::prelude::*;
 
 use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
-use crate::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange};
-use crate::source::{BatchOptions, ErrorPolicy, ImageSource, SkippedItem};
+use crate::resize::{Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange};
+use crate::source::{BatchOptions, ErrorPolicy, ImageSource, Preprocess, SkippedItem};
 use gen_metrics_artifacts::{Provisioner, sha256_file};
 
 /// Features of an [`ImageSource`], with the name of each row.
@@ -471,6 +471,70 @@ pub struct Encoder {
     batch_size: usize,
 }
 
+/// An encoder's preprocessing ([`Encoder::preprocessing`]): resize with the
+/// encoder's [`ResizeMode`] either straight to the input size or, with
+/// [`Crop::Center`], the shorter side to `resize_shorter` (torchvision
+/// `Resize(int)`), then `CenterCrop(input_size)`; then the normalisation.
+/// The same arithmetic as [`Encoder::preprocess`], which calls it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderPreprocess {
+    mode: ResizeMode,
+    normalization: Normalization,
+    input_size: [usize; 2],
+    crop: Crop,
+}
+
+impl EncoderPreprocess {
+    /// The size an `(h, w)` image is resized to before cropping.
+    fn resize_spec(&self, h: usize, w: usize) -> ResizeSpec {
+        let size = match self.crop {
+            Crop::None => (self.input_size[0], self.input_size[1]),
+            Crop::Center { resize_shorter } => shorter_side_size(h, w, resize_shorter),
+        };
+        ResizeSpec::new(self.mode, size, self.normalization)
+    }
+
+    /// The centre `input_size` window of a resized image (the whole image
+    /// without a crop). [`EncoderSpec`] validation keeps `resize_shorter` at
+    /// least the input size, so the window fits.
+    fn crop(&self, resized: Array3<f32>) -> Array3<f32> {
+        match self.crop {
+            Crop::None => resized,
+            Crop::Center { .. } => {
+                let [th, tw] = self.input_size;
+                let (_, h, w) = resized.dim();
+                let top = center_offset(h, th);
+                let left = center_offset(w, tw);
+                resized
+                    .slice(s![.., top..(top + th).min(h), left..(left + tw).min(w)])
+                    .to_owned()
+            }
+        }
+    }
+}
+
+impl Preprocess for EncoderPreprocess {
+    fn output_size(&self) -> (usize, usize) {
+        (self.input_size[0], self.input_size[1])
+    }
+    fn u8_image(&self, image: ArrayView3<'_, u8>) -> std::result::Result<Array3<f32>, ResizeError> {
+        let (h, w, _) = image.dim();
+        Ok(self.crop(crate::resize::preprocess(image, &self.resize_spec(h, w))?))
+    }
+    fn f32_image(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+    ) -> std::result::Result<Array3<f32>, ResizeError> {
+        let (_, h, w) = image.dim();
+        Ok(self.crop(crate::resize::preprocess_f32(
+            image,
+            range,
+            &self.resize_spec(h, w),
+        )?))
+    }
+}
+
 impl Encoder {
     /// A preset encoder. The Inception weights and the runtime library are
     /// provisioned as needed; other presets need [`EncoderOptions::model`].
@@ -662,26 +726,14 @@ impl Encoder {
         }
     }
 
-    /// The size an `(h, w)` image is resized to before cropping.
-    fn resized_size(&self, h: usize, w: usize) -> (usize, usize) {
-        match self.spec.crop {
-            Crop::None => (self.spec.input_size[0], self.spec.input_size[1]),
-            Crop::Center { resize_shorter } => shorter_side_size(h, w, resize_shorter),
-        }
-    }
-
-    fn crop(&self, resized: Array3<f32>) -> Array3<f32> {
-        match self.spec.crop {
-            Crop::None => resized,
-            Crop::Center { .. } => {
-                let [th, tw] = self.spec.input_size;
-                let (_, h, w) = resized.dim();
-                let top = center_offset(h, th);
-                let left = center_offset(w, tw);
-                resized
-                    .slice(s![.., top..top + th, left..left + tw])
-                    .to_owned()
-            }
+    /// This encoder's preprocessing as a value, for image sources to run on
+    /// their producer thread ([`ImageSource::into_batches_in`]).
+    pub fn preprocessing(&self) -> EncoderPreprocess {
+        EncoderPreprocess {
+            mode: self.mode,
+            normalization: self.normalization,
+            input_size: self.spec.input_size,
+            crop: self.spec.crop,
         }
     }
 
@@ -691,9 +743,7 @@ impl Encoder {
     /// # Errors
     /// [`FeatureError::Resize`] for an empty image or one without 3 channels.
     pub fn preprocess(&self, image: ArrayView3<'_, u8>) -> Result<Array3<f32>> {
-        let (h, w, _) = image.dim();
-        let spec = ResizeSpec::new(self.mode, self.resized_size(h, w), self.normalization);
-        Ok(self.crop(crate::resize::preprocess(image, &spec)?))
+        Ok(self.preprocessing().u8_image(image)?)
     }
 
     /// Preprocesses one floating-point image `image[[c, y, x]]` with values in `range`.
@@ -705,9 +755,7 @@ impl Encoder {
         image: ArrayView3<'_, f32>,
         range: ValueRange,
     ) -> Result<Array3<f32>> {
-        let (_, h, w) = image.dim();
-        let spec = ResizeSpec::new(self.mode, self.resized_size(h, w), self.normalization);
-        Ok(self.crop(crate::resize::preprocess_f32(image, range, &spec)?))
+        Ok(self.preprocessing().f32_image(image, range)?)
     }
 
     /// Features of already preprocessed inputs `[N, 3, H, W]`, in batches.
@@ -827,10 +875,11 @@ impl Encoder {
 
 impl Encoder {
     /// Features of every image of `source` (folder, zip, `.npy`/`.npz`, memory),
-    /// rows in the source's order. Decoding and resizing of the next batches
-    /// overlap inference ([`ImageSource::into_batches`]) when the encoder has
-    /// no crop; with a crop, each batch is decoded and preprocessed in
-    /// parallel, then run. `on_batch(done, total)` is called after each batch.
+    /// rows in the source's order. Decoding, resizing and cropping
+    /// ([`Encoder::preprocessing`]) of the next batches overlap inference
+    /// ([`ImageSource::into_batches_in`]), written straight into the
+    /// extractor's host buffers ([`Extractor::batch_buffers`]: page-locked on
+    /// CUDA). `on_batch(done, total)` is called after each batch.
     ///
     /// # Errors
     /// [`FeatureError::Source`] / [`FeatureError::Decode`] for the first bad
@@ -851,82 +900,35 @@ impl Encoder {
         }
         let mut parts: Vec<Array2<f32>> = Vec::new();
         let mut names: Vec<String> = Vec::with_capacity(total);
-        let mut skipped: Vec<SkippedItem> = Vec::new();
         let mut done = 0;
-        match self.spec.crop {
-            Crop::None => {
-                let spec = ResizeSpec::new(
-                    self.mode,
-                    (self.spec.input_size[0], self.spec.input_size[1]),
-                    self.normalization,
-                );
-                let options = BatchOptions::default()
-                    .batch_size(self.batch_size)
-                    .policy(policy);
-                // Enough buffers for the batches queued, the one being
-                // filled and the one being run (module docs of `source`).
-                let ring = match self
-                    .extractor
-                    .batch_buffers(self.batch_size, options.prefetch + 2)
-                {
-                    Ok(ring) => ring,
-                    Err(e) => {
-                        eprintln!(
-                            "gen-metrics: no batch buffers for the device ({e}); batches are copied"
-                        );
-                        None
-                    }
-                };
-                let mut batches = source.into_batches_in(spec, options, ring)?;
-                for batch in &mut batches {
-                    let batch = batch?;
-                    done += batch.indices.len() + batch.skipped.len();
-                    if !batch.indices.is_empty() {
-                        let rows = self.extractor.run_batch(&batch)?;
-                        self.check_dim(&rows)?;
-                        parts.push(rows);
-                        names.extend(batch.names);
-                    }
-                    on_batch(done, total);
-                }
-                skipped = batches.skipped();
+        let options = BatchOptions::default()
+            .batch_size(self.batch_size)
+            .policy(policy);
+        // Enough buffers for the batches queued, the one being filled and
+        // the one being run (module docs of `source`).
+        let ring = match self
+            .extractor
+            .batch_buffers(self.batch_size, options.prefetch + 2)
+        {
+            Ok(ring) => ring,
+            Err(e) => {
+                eprintln!("gen-metrics: no batch buffers for the device ({e}); batches are copied");
+                None
             }
-            Crop::Center { .. } => {
-                let all: Vec<usize> = (0..total).collect();
-                for chunk in all.chunks(self.batch_size) {
-                    let results: Vec<Result<Array3<f32>>> = chunk
-                        .par_iter()
-                        .map(|&i| {
-                            let img = source.load_u8(i)?;
-                            self.preprocess(img.view())
-                        })
-                        .collect();
-                    let mut inputs = Vec::with_capacity(chunk.len());
-                    for (&i, r) in chunk.iter().zip(results) {
-                        match r {
-                            Ok(x) => {
-                                inputs.push(x);
-                                names.push(source.name(i));
-                            }
-                            Err(e) if policy == ErrorPolicy::Skip => skipped.push(SkippedItem {
-                                index: i,
-                                name: source.name(i),
-                                error: e.to_string(),
-                            }),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    done += chunk.len();
-                    if !inputs.is_empty() {
-                        let stacked = stack(&inputs, self.spec.input_size)?;
-                        let rows = self.extractor.run(stacked.view())?;
-                        self.check_dim(&rows)?;
-                        parts.push(rows);
-                    }
-                    on_batch(done, total);
-                }
+        };
+        let mut batches = source.into_batches_in(self.preprocessing(), options, ring)?;
+        for batch in &mut batches {
+            let batch = batch?;
+            done += batch.indices.len() + batch.skipped.len();
+            if !batch.indices.is_empty() {
+                let rows = self.extractor.run_batch(&batch)?;
+                self.check_dim(&rows)?;
+                parts.push(rows);
+                names.extend(batch.names.iter().cloned());
             }
+            on_batch(done, total);
         }
+        let skipped = batches.skipped();
         if parts.is_empty() {
             return Err(FeatureError::invalid(
                 "encoder",

@@ -32,7 +32,7 @@ pub mod source;
 
 pub use cache::{CacheKey, FeatureCache};
 pub use decode::{DecodeError, decode_bytes, decode_file};
-pub use encoder::{Encoder, EncoderOptions, EncoderSpec, Preset};
+pub use encoder::{Encoder, EncoderOptions, EncoderPreprocess, EncoderSpec, Preset};
 pub use error::FeatureError;
 pub use extractor::{Device, Extractor, RuntimeOptions};
 /// Provisioning, re-exported from `gen-metrics-artifacts` so that
@@ -45,6 +45,6 @@ pub use resize::{
     preprocess_batch_f32, preprocess_f32, resize_plane,
 };
 pub use source::{
-    Batch, BatchBuffers, BatchOptions, Batches, ErrorPolicy, ImageSource, PixelBuffer, SkippedItem,
-    SourceError,
+    Batch, BatchBuffers, BatchOptions, Batches, ErrorPolicy, ImageSource, PixelBuffer, Preprocess,
+    SkippedItem, SourceError,
 };

@@ -75,6 +75,15 @@ pub enum ResizeError {
     /// A floating-point input holds NaN or an infinity.
     #[error("input holds a non-finite value (NaN or infinity)")]
     NonFinite,
+    /// A preprocessing rule gave an image of another size than it promised
+    /// (a crop larger than the resized image).
+    #[error("preprocessed image is {got:?}, expected {want:?}")]
+    OutputSize {
+        /// `[channels, height, width]` produced.
+        got: [usize; 3],
+        /// `[channels, height, width]` expected.
+        want: [usize; 3],
+    },
 }
 
 /// How an image is resized to the network's input size.

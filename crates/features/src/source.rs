@@ -147,6 +147,45 @@ pub enum ErrorPolicy {
     Skip,
 }
 
+/// How a source's images become network inputs `[3, H, W]`, run on the
+/// producer thread: a [`ResizeSpec`] (resize to a fixed size), or an
+/// encoder's own rule (resize the shorter side, then crop:
+/// [`EncoderPreprocess`](crate::encoder::EncoderPreprocess)).
+pub trait Preprocess: Send + Sync + 'static {
+    /// `(height, width)` of every output.
+    fn output_size(&self) -> (usize, usize);
+    /// An 8-bit RGB image `[H, W, 3]`.
+    ///
+    /// # Errors
+    /// [`ResizeError`] for an unusable image.
+    fn u8_image(&self, image: ArrayView3<'_, u8>) -> Result<Array3<f32>, ResizeError>;
+    /// A floating-point image `[3, H, W]` with values in `range`.
+    ///
+    /// # Errors
+    /// [`ResizeError`] for an unusable image (also NaN or infinite values).
+    fn f32_image(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+    ) -> Result<Array3<f32>, ResizeError>;
+}
+
+impl Preprocess for ResizeSpec {
+    fn output_size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn u8_image(&self, image: ArrayView3<'_, u8>) -> Result<Array3<f32>, ResizeError> {
+        preprocess(image, self)
+    }
+    fn f32_image(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+    ) -> Result<Array3<f32>, ResizeError> {
+        preprocess_f32(image, range, self)
+    }
+}
+
 /// Options of [`ImageSource::into_batches`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOptions {
@@ -737,14 +776,15 @@ impl ImageSource {
         self.into_batches_in(spec, options, None)
     }
 
-    /// As [`into_batches`](Self::into_batches), the pixels written into the
-    /// ring `buffers` when one is free (module docs, *Batch memory*).
+    /// As [`into_batches`](Self::into_batches), with any [`Preprocess`]
+    /// rule, the pixels written into the ring `buffers` when one is free
+    /// (module docs, *Batch memory*).
     ///
     /// # Errors
     /// [`SourceError::BatchSize`] for a zero batch size.
     pub fn into_batches_in(
         self,
-        spec: ResizeSpec,
+        spec: impl Preprocess,
         options: BatchOptions,
         buffers: Option<BatchBuffers>,
     ) -> Result<Batches, SourceError> {
@@ -882,8 +922,9 @@ impl Output<'_> {
     /// `kept` images (each `[3, H, W]`) as a batch's pixels: written into a
     /// free ring buffer when there is one, else into a new array; the copies
     /// run in parallel over images.
-    fn pixels(&self, kept: &[(usize, Array3<f32>)], spec: &ResizeSpec) -> Pixels {
-        let image = [3, spec.height, spec.width];
+    fn pixels(&self, kept: &[(usize, Array3<f32>)], spec: &dyn Preprocess) -> Pixels {
+        let (height, width) = spec.output_size();
+        let image = [3, height, width];
         let per = image.iter().product::<usize>();
         let fill = |dst: &mut [f32]| {
             dst.par_chunks_mut(per)
@@ -915,7 +956,7 @@ impl Output<'_> {
     }
 }
 
-fn produce(source: &ImageSource, spec: &ResizeSpec, options: BatchOptions, out: &Output<'_>) {
+fn produce(source: &ImageSource, spec: &dyn Preprocess, options: BatchOptions, out: &Output<'_>) {
     let pool = match options.threads {
         Some(n) => match rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -938,7 +979,7 @@ fn produce(source: &ImageSource, spec: &ResizeSpec, options: BatchOptions, out: 
 
 fn produce_in_pool(
     source: &ImageSource,
-    spec: &ResizeSpec,
+    spec: &dyn Preprocess,
     options: BatchOptions,
     out: &Output<'_>,
 ) {
@@ -958,7 +999,7 @@ fn produce_in_pool(
 
 fn produce_loop(
     source: &ImageSource,
-    spec: &ResizeSpec,
+    spec: &dyn Preprocess,
     options: BatchOptions,
     out: &Output<'_>,
     mut stream: Option<&mut dyn Read>,
@@ -980,7 +1021,7 @@ fn produce_loop(
                     .enumerate()
                     .map(|(j, bytes)| {
                         let rgb = rgb_item(&a.layout, bytes);
-                        preprocess(rgb.view(), spec).map_err(|e| SourceError::Resize {
+                        spec.u8_image(rgb.view()).map_err(|e| SourceError::Resize {
                             name: source.name(start + j),
                             source: e,
                         })
@@ -1000,8 +1041,20 @@ fn produce_loop(
         };
         let mut kept = Vec::with_capacity(results.len());
         let mut batch_skipped = Vec::new();
+        let (height, width) = spec.output_size();
         for (j, r) in results.into_iter().enumerate() {
             let i = start + j;
+            // A rule that broke its promised size would corrupt the batch.
+            let r = r.and_then(|x| match x.dim() {
+                (3, h, w) if (h, w) == (height, width) => Ok(x),
+                (c, h, w) => Err(SourceError::Resize {
+                    name: source.name(i),
+                    source: ResizeError::OutputSize {
+                        got: [c, h, w],
+                        want: [3, height, width],
+                    },
+                }),
+            });
             match r {
                 Ok(x) => kept.push((i, x)),
                 Err(e) if options.policy == ErrorPolicy::Skip => batch_skipped.push(SkippedItem {
@@ -1041,7 +1094,7 @@ fn load_preprocessed(
     source: &ImageSource,
     zip: Option<&mut zip::ZipArchive<SharedFile>>,
     i: usize,
-    spec: &ResizeSpec,
+    spec: &dyn Preprocess,
 ) -> Result<Array3<f32>, SourceError> {
     let resize_err = |e| SourceError::Resize {
         name: source.name(i),
@@ -1050,7 +1103,7 @@ fn load_preprocessed(
     match &source.kind {
         Kind::Folder { root, files } => {
             let img = decode_file(&root.join(&files[i]))?;
-            preprocess(rgb_view(&img), spec).map_err(resize_err)
+            spec.u8_image(rgb_view(&img)).map_err(resize_err)
         }
         Kind::Zip {
             path,
@@ -1067,18 +1120,19 @@ fn load_preprocessed(
             };
             let bytes = read_zip_entry(path, ar, &entries[i])?;
             let img = decode_bytes(&bytes, &member_label(path, &entries[i].1))?;
-            preprocess(rgb_view(&img), spec).map_err(|e| SourceError::Resize {
-                name: member_label(path, &entries[i].1).display().to_string(),
-                source: e,
-            })
+            spec.u8_image(rgb_view(&img))
+                .map_err(|e| SourceError::Resize {
+                    name: member_label(path, &entries[i].1).display().to_string(),
+                    source: e,
+                })
         }
-        Kind::MemoryU8(a) => preprocess(a.index_axis(Axis(0), i), spec).map_err(resize_err),
-        Kind::MemoryF32(a, range) => {
-            preprocess_f32(a.index_axis(Axis(0), i), *range, spec).map_err(resize_err)
-        }
+        Kind::MemoryU8(a) => spec.u8_image(a.index_axis(Axis(0), i)).map_err(resize_err),
+        Kind::MemoryF32(a, range) => spec
+            .f32_image(a.index_axis(Axis(0), i), *range)
+            .map_err(resize_err),
         Kind::Array(_) => {
             let x = source.load_u8(i)?;
-            preprocess(x.view(), spec).map_err(resize_err)
+            spec.u8_image(x.view()).map_err(resize_err)
         }
     }
 }

@@ -247,6 +247,61 @@ fn center_crop_window_matches_torchvision() {
     assert_eq!(got.row(0).to_vec(), vec![10.0, 20.0, 30.0]);
 }
 
+/// A cropping encoder's images are decoded, resized and cropped on the
+/// source's producer thread ([`Encoder::preprocessing`]), written into the
+/// extractor's buffers: the same inputs as [`Encoder::preprocess`] image by
+/// image, for 8-bit and (new with the producer path) float sources.
+#[test]
+fn cropping_encoders_stream_through_the_producer_for_every_source_kind() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(tmp.path(), "tokens.onnx", &tiny_onnx::pixel_tokens(8, 8));
+    let sp = spec(
+        "tokens",
+        8,
+        Crop::Center { resize_shorter: 11 },
+        NormalizationSpec::Raw255,
+        8 * 8 * 3,
+    );
+    let mut enc = Encoder::new(sp, &options(&lib, Some(model))).expect("encoder");
+    let imgs = Array4::from_shape_fn((7, 13, 10, 3), |(n, y, x, c)| {
+        ((n * 41 + y * 17 + x * 9 + c * 80) % 256) as u8
+    });
+    // The network outputs its input pixels, so the features are the
+    // preprocessed images, token-major.
+    let tokens = |x: ndarray::Array3<f32>| -> Vec<f32> {
+        x.permuted_axes([1, 2, 0]).iter().copied().collect()
+    };
+    let want: Vec<f32> = imgs
+        .outer_iter()
+        .flat_map(|im| tokens(enc.preprocess(im).expect("preprocess")))
+        .collect();
+    let src = ImageSource::from_u8_nhwc(imgs.clone()).expect("source");
+    let got = enc
+        .encode_source(src, ErrorPolicy::Fail, |_, _| {})
+        .expect("u8 features");
+    assert_eq!(got.features.iter().copied().collect::<Vec<_>>(), want);
+    // Batches of 3: the two full ones ran from the ring without a copy.
+    assert_eq!(enc.extractor_mut().batches_bound_in_place(), 2);
+
+    let unit = imgs
+        .mapv(|v| f32::from(v) / 255.0)
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .to_owned();
+    let want: Vec<f32> = unit
+        .outer_iter()
+        .flat_map(|im| tokens(enc.preprocess_f32(im, ValueRange::Unit).expect("f32")))
+        .collect();
+    let src = ImageSource::from_f32_nchw(unit, ValueRange::Unit).expect("source");
+    let got = enc
+        .encode_source(src, ErrorPolicy::Fail, |_, _| {})
+        .expect("float features with a crop");
+    assert_eq!(got.features.iter().copied().collect::<Vec<_>>(), want);
+}
+
 #[test]
 fn spec_file_with_relative_model_and_token_output() {
     let Some(lib) = common::runtime_library() else {

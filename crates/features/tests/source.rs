@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use gen_metrics_features::resize::{Normalization, ResizeMode, ResizeSpec, ValueRange, preprocess};
+use gen_metrics_features::resize::{
+    Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess,
+};
 use gen_metrics_features::source::{
-    BatchBuffers, BatchOptions, ErrorPolicy, ImageSource, PixelBuffer, SourceError,
+    BatchBuffers, BatchOptions, ErrorPolicy, ImageSource, PixelBuffer, Preprocess, SourceError,
 };
 use ndarray::{Array3, Array4, Axis};
 
@@ -367,6 +369,51 @@ fn ring_buffers_return_when_batches_drop_and_wrong_sizes_are_passed_over() {
     drop(it);
     // Every buffer is back, the wrong-sized one never taken.
     assert_eq!(ring.available(), 2);
+}
+
+/// A [`Preprocess`] rule that breaks its promised size is an error naming
+/// the item, never a batch with a wrong or partial image.
+#[test]
+fn a_rule_giving_the_wrong_size_is_an_error_naming_the_item() {
+    struct Liar;
+    impl Preprocess for Liar {
+        fn output_size(&self) -> (usize, usize) {
+            (4, 4)
+        }
+        fn u8_image(&self, image: ndarray::ArrayView3<'_, u8>) -> Result<Array3<f32>, ResizeError> {
+            let (h, w, _) = image.dim();
+            Ok(Array3::zeros((3, h, w)))
+        }
+        fn f32_image(
+            &self,
+            image: ndarray::ArrayView3<'_, f32>,
+            _: ValueRange,
+        ) -> Result<Array3<f32>, ResizeError> {
+            Ok(image.to_owned())
+        }
+    }
+    let imgs = Array4::from_shape_fn((2, 4, 5, 3), |(n, ..)| n as u8);
+    let err = ImageSource::from_u8_nhwc(imgs)
+        .unwrap()
+        .into_batches_in(Liar, BatchOptions::default(), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SourceError::Resize {
+                source: ResizeError::OutputSize {
+                    got: [3, 4, 5],
+                    want: [3, 4, 4]
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("expected [3, 4, 4]"), "{err}");
 }
 
 /// CRC-32 (IEEE) as PNG chunks use it.
