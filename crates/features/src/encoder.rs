@@ -770,18 +770,66 @@ impl Encoder {
     }
 
     fn check_dim(&self, out: &Array2<f32>) -> Result<()> {
-        if self.spec.output_dim > 0 && out.ncols() != self.spec.output_dim {
-            return Err(FeatureError::Model {
-                model: self.model_path.display().to_string(),
-                detail: format!(
-                    "gives {} features per image, the encoder `{}` expects {}",
-                    out.ncols(),
-                    self.spec.id,
-                    self.spec.output_dim
-                ),
-            });
+        check_dim(&self.spec, &self.model_path, out)
+    }
+
+    /// Features of `n` images, `prep(i)` giving image `i`'s network input
+    /// `[3, H, W]`: batches of [`batch_size`](Self::batch_size) are
+    /// preprocessed in parallel on a scoped producer thread while the
+    /// previous batch runs, so decoding overlaps inference and memory holds
+    /// at most three batches however large `n` is. `on_batch(done)` after
+    /// each batch. The batches are those of [`encode_preprocessed`]
+    /// (same boundaries, same rows).
+    ///
+    /// [`encode_preprocessed`]: Self::encode_preprocessed
+    fn encode_stream(
+        &mut self,
+        n: usize,
+        prep: impl Fn(usize) -> Result<Array3<f32>> + Sync,
+        mut on_batch: impl FnMut(usize),
+    ) -> Result<Array2<f32>> {
+        if n == 0 {
+            return Err(FeatureError::invalid("extractor", "no images"));
         }
-        Ok(())
+        let bs = self.batch_size.max(1);
+        let size = self.spec.input_size;
+        let (spec, model_path, extractor) = (&self.spec, &self.model_path, &mut self.extractor);
+        let prep = &prep;
+        std::thread::scope(|scope| {
+            // One finished batch waits while the next is prepared.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Array4<f32>>>(1);
+            scope.spawn(move || {
+                for start in (0..n).step_by(bs) {
+                    let end = (start + bs).min(n);
+                    let batch = (start..end)
+                        .into_par_iter()
+                        .map(prep)
+                        .collect::<Result<Vec<_>>>()
+                        .and_then(|v| stack(&v, size));
+                    let failed = batch.is_err();
+                    // A closed channel: the consumer stopped (an error).
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let mut out: Option<Array2<f32>> = None;
+            let mut done = 0;
+            // Returning early drops `rx`, which stops the producer before the
+            // scope joins it.
+            for batch in &rx {
+                let batch = batch?;
+                let rows = extractor.run(batch.view())?;
+                check_dim(spec, model_path, &rows)?;
+                let all = out.get_or_insert_with(|| Array2::zeros((n, rows.ncols())));
+                all.slice_mut(s![done..done + rows.nrows(), ..])
+                    .assign(&rows);
+                done += rows.nrows();
+                on_batch(done);
+            }
+            out.filter(|_| done == n)
+                .ok_or_else(|| FeatureError::invalid("encoder", "the image producer stopped early"))
+        })
     }
 
     /// Features of 8-bit RGB images `batch[[n, y, x, c]]` (NHWC, any size).
@@ -789,13 +837,9 @@ impl Encoder {
     /// # Errors
     /// As [`preprocess`](Self::preprocess) and [`encode_preprocessed`](Self::encode_preprocessed).
     pub fn encode_u8_nhwc(&mut self, batch: ArrayView4<'_, u8>) -> Result<Array2<f32>> {
-        let inputs: Vec<Array3<f32>> = batch
-            .axis_iter(Axis(0))
-            .into_par_iter()
-            .map(|img| self.preprocess(img))
-            .collect::<Result<_>>()?;
-        let stacked = stack(&inputs, self.spec.input_size)?;
-        self.encode_preprocessed(stacked.view())
+        let pre = self.preprocessing();
+        let image = |i| Ok(pre.u8_image(batch.index_axis(Axis(0), i))?);
+        self.encode_stream(batch.len_of(Axis(0)), image, |_| {})
     }
 
     /// Features of floating-point images `batch[[n, c, y, x]]` (NCHW) with
@@ -809,13 +853,9 @@ impl Encoder {
         batch: ArrayView4<'_, f32>,
         range: ValueRange,
     ) -> Result<Array2<f32>> {
-        let inputs: Vec<Array3<f32>> = batch
-            .axis_iter(Axis(0))
-            .into_par_iter()
-            .map(|img| self.preprocess_f32(img, range))
-            .collect::<Result<_>>()?;
-        let stacked = stack(&inputs, self.spec.input_size)?;
-        self.encode_preprocessed(stacked.view())
+        let pre = self.preprocessing();
+        let image = |i| Ok(pre.f32_image(batch.index_axis(Axis(0), i), range)?);
+        self.encode_stream(batch.len_of(Axis(0)), image, |_| {})
     }
 
     /// Features of decoded RGB images.
@@ -823,17 +863,14 @@ impl Encoder {
     /// # Errors
     /// As [`encode_u8_nhwc`](Self::encode_u8_nhwc).
     pub fn encode_images(&mut self, images: &[RgbImage]) -> Result<Array2<f32>> {
-        let inputs: Vec<Array3<f32>> = images
-            .par_iter()
-            .map(|img| self.preprocess(rgb_view(img)?))
-            .collect::<Result<_>>()?;
-        let stacked = stack(&inputs, self.spec.input_size)?;
-        self.encode_preprocessed(stacked.view())
+        let pre = self.preprocessing();
+        let image = |i: usize| Ok(pre.u8_image(rgb_view(&images[i])?)?);
+        self.encode_stream(images.len(), image, |_| {})
     }
 
     /// Features of image files, one row per path in the order given. Files
     /// are decoded ([`crate::decode::decode_file`], Pillow's RGB conversion)
-    /// and preprocessed in parallel one batch at a time; `on_batch` is called
+    /// and preprocessed in parallel a batch ahead of inference; `on_batch` is called
     /// with the number of images done after each batch (for progress bars).
     ///
     /// # Errors
@@ -842,34 +879,17 @@ impl Encoder {
     pub fn encode_files(
         &mut self,
         paths: &[PathBuf],
-        mut on_batch: impl FnMut(usize),
+        on_batch: impl FnMut(usize),
     ) -> Result<Array2<f32>> {
         if paths.is_empty() {
             return Err(FeatureError::invalid("encoder", "no image files"));
         }
-        let mut out = Array2::<f32>::zeros((paths.len(), self.spec.output_dim.max(1)));
-        let mut done = 0;
-        for chunk in paths.chunks(self.batch_size) {
-            let inputs: Vec<Array3<f32>> = chunk
-                .par_iter()
-                .map(|p| {
-                    let img = crate::decode::decode_file(p)?;
-                    self.preprocess(rgb_view(&img)?)
-                })
-                .collect::<Result<_>>()?;
-            let stacked = stack(&inputs, self.spec.input_size)?;
-            let rows = self.extractor.run(stacked.view())?;
-            self.check_dim(&rows)?;
-            if out.ncols() != rows.ncols() {
-                // Only when the spec does not fix the dimension (output_dim 0).
-                out = Array2::zeros((paths.len(), rows.ncols()));
-            }
-            out.slice_mut(s![done..done + rows.nrows(), ..])
-                .assign(&rows);
-            done += rows.nrows();
-            on_batch(done);
-        }
-        Ok(out)
+        let pre = self.preprocessing();
+        let image = |i: usize| {
+            let img = crate::decode::decode_file(&paths[i])?;
+            Ok(pre.u8_image(rgb_view(&img)?)?)
+        };
+        self.encode_stream(paths.len(), image, on_batch)
     }
 }
 
@@ -944,6 +964,23 @@ impl Encoder {
             skipped,
         })
     }
+}
+
+/// [`FeatureError::Model`] when `out` has another feature dimension than
+/// `spec` fixes (none when `output_dim` is 0).
+fn check_dim(spec: &EncoderSpec, model_path: &Path, out: &Array2<f32>) -> Result<()> {
+    if spec.output_dim > 0 && out.ncols() != spec.output_dim {
+        return Err(FeatureError::Model {
+            model: model_path.display().to_string(),
+            detail: format!(
+                "gives {} features per image, the encoder `{}` expects {}",
+                out.ncols(),
+                spec.id,
+                spec.output_dim
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A view `[[y, x, c]]` of an RGB image's pixels.

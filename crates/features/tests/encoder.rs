@@ -302,6 +302,55 @@ fn cropping_encoders_stream_through_the_producer_for_every_source_kind() {
     assert_eq!(got.features.iter().copied().collect::<Vec<_>>(), want);
 }
 
+/// In-memory batches larger than the encoder's batch size stream a batch at
+/// a time (preprocessing a batch ahead on a producer thread): the rows are
+/// those of batch-sized calls, and a bad image midway stops the call with
+/// its error instead of hanging the producer.
+#[test]
+fn large_in_memory_batches_stream_and_stop_at_a_bad_image() {
+    let Some(lib) = common::runtime_library() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(tmp.path(), "tokens.onnx", &tiny_onnx::pixel_tokens(8, 8));
+    let sp = spec(
+        "tokens",
+        8,
+        Crop::None,
+        NormalizationSpec::Raw255,
+        8 * 8 * 3,
+    );
+    let mut enc = Encoder::new(sp, &options(&lib, Some(model))).expect("encoder");
+    assert_eq!(enc.batch_size(), 3);
+    let imgs = Array4::from_shape_fn((11, 9, 12, 3), |(n, y, x, c)| {
+        ((n * 23 + y * 5 + x * 11 + c * 90) % 256) as u8
+    });
+    let all = enc.encode_u8_nhwc(imgs.view()).expect("all at once");
+    let mut parts = Vec::new();
+    for chunk in imgs.axis_chunks_iter(ndarray::Axis(0), 3) {
+        parts.push(enc.encode_u8_nhwc(chunk).expect("batch"));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    assert_eq!(
+        all,
+        ndarray::concatenate(ndarray::Axis(0), &views).expect("rows")
+    );
+    assert!(enc.encode_u8_nhwc(imgs.slice(s![..0, .., .., ..])).is_err());
+
+    let mut unit = imgs
+        .mapv(|v| f32::from(v) / 255.0)
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .to_owned();
+    unit[[7, 1, 2, 3]] = f32::NAN;
+    let err = enc
+        .encode_f32_nchw(unit.view(), ValueRange::Unit)
+        .expect_err("NaN in image 7");
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    // The encoder is still usable after the stopped call.
+    assert_eq!(enc.encode_u8_nhwc(imgs.view()).expect("again"), all);
+}
+
 #[test]
 fn spec_file_with_relative_model_and_token_output() {
     let Some(lib) = common::runtime_library() else {
