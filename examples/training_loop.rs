@@ -16,7 +16,8 @@
 //!
 //! Options: `--steps N` (300), `--eval-every N` (100), `--n-eval N` (64
 //! images per side), `--threads N` (ONNX Runtime threads, 0 = all cores),
-//! `--seed N` (0). FID reads the exact streaming statistics of every image
+//! `--seed N` (0), `--chunk N` (32: images per update call, as a data loader
+//! hands them; the evaluator encodes any size a batch at a time). FID reads the exact streaming statistics of every image
 //! (O(D²) memory); KID and precision/recall need feature rows, which the
 //! evaluator keeps (at most `max_rows` per side, a seeded uniform reservoir). `GEN_METRICS_HOME`, `ORT_DYLIB_PATH` and
 //! `GEN_METRICS_OFFLINE` work as for the command line.
@@ -39,6 +40,7 @@ struct Args {
     n_eval: usize,
     threads: usize,
     seed: u64,
+    chunk: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args> {
         n_eval: 64,
         threads: 0,
         seed: 0,
+        chunk: 32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,11 +65,12 @@ fn parse_args() -> Result<Args> {
             "--n-eval" => a.n_eval = value()?,
             "--threads" => a.threads = value()?,
             "--seed" => a.seed = value()? as u64,
+            "--chunk" => a.chunk = value()?,
             other => bail!("unknown option {other}"),
         }
     }
-    if a.eval_every == 0 || a.n_eval < 2 {
-        bail!("--eval-every must be > 0 and --n-eval >= 2");
+    if a.eval_every == 0 || a.n_eval < 2 || a.chunk == 0 {
+        bail!("--eval-every and --chunk must be > 0 and --n-eval >= 2");
     }
     Ok(a)
 }
@@ -143,7 +147,7 @@ fn main() -> Result<()> {
     let mut data_rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut left = args.n_eval;
     while left > 0 {
-        let n = left.min(32);
+        let n = left.min(args.chunk);
         eval.update_real_images(ImageBatch::U8Nhwc(real_batch(&mut data_rng, n).view()))?;
         left -= n;
     }
@@ -160,7 +164,7 @@ fn main() -> Result<()> {
         eval.reset_fake();
         let mut left = args.n_eval;
         while left > 0 {
-            let n = left.min(32);
+            let n = left.min(args.chunk);
             let batch = generate(&mut gen_rng, n, alpha);
             eval.update_fake_images(ImageBatch::F32Nchw(batch.view(), ValueRange::Symmetric))?;
             left -= n;
