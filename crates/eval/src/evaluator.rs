@@ -415,7 +415,10 @@ impl Evaluator {
         })
     }
 
-    /// Encodes real images and adds their features; returns how many.
+    /// Encodes real images and adds their features; returns how many. Any
+    /// number of images per call: the encoder runs them a batch at a time
+    /// (its batch size), preprocessing the next batch while one runs, so
+    /// memory does not grow with the call.
     ///
     /// # Errors
     /// Encoder errors; as [`Evaluator::update_real`].

@@ -832,7 +832,9 @@ impl Encoder {
         })
     }
 
-    /// Features of 8-bit RGB images `batch[[n, y, x, c]]` (NHWC, any size).
+    /// Features of 8-bit RGB images `batch[[n, y, x, c]]` (NHWC, any size),
+    /// any number of them: run a batch at a time with the next batch
+    /// preprocessed meanwhile, so memory holds at most three batches.
     ///
     /// # Errors
     /// As [`preprocess`](Self::preprocess) and [`encode_preprocessed`](Self::encode_preprocessed).
