@@ -56,6 +56,31 @@ fn constant_image(h: usize, w: usize, rgb: [u8; 3]) -> Array4<u8> {
     a
 }
 
+/// An encoder over the 8 × 8 pixel-token model with the whole flattened
+/// input as its features (the features are the preprocessed pixels,
+/// token-major), and the folder holding the model.
+fn pixel_encoder(crop: Crop) -> Option<(tempfile::TempDir, Encoder)> {
+    let lib = common::runtime_library()?;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(tmp.path(), "tokens.onnx", &tiny_onnx::pixel_tokens(8, 8));
+    let sp = spec("tokens", 8, crop, NormalizationSpec::Raw255, 8 * 8 * 3);
+    let enc = Encoder::new(sp, &options(&lib, Some(model))).expect("encoder");
+    Some((tmp, enc))
+}
+
+/// An extractor over the 4 × 4 channel-mean model, and the folder holding it.
+fn mean_extractor() -> Option<(tempfile::TempDir, Extractor)> {
+    let lib = common::runtime_library()?;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = write_model(
+        tmp.path(),
+        "m.onnx",
+        &tiny_onnx::channel_mean_identity(4, 4),
+    );
+    let ex = Extractor::from_file(&model, &lib, &RuntimeOptions::new()).expect("extractor");
+    Some((tmp, ex))
+}
+
 #[test]
 fn torchvision_resize_and_crop_arithmetic() {
     assert_eq!(shorter_side_size(300, 400, 224), (224, 298));
@@ -253,19 +278,9 @@ fn center_crop_window_matches_torchvision() {
 /// image, for 8-bit and (new with the producer path) float sources.
 #[test]
 fn cropping_encoders_stream_through_the_producer_for_every_source_kind() {
-    let Some(lib) = common::runtime_library() else {
+    let Some((_tmp, mut enc)) = pixel_encoder(Crop::Center { resize_shorter: 11 }) else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = write_model(tmp.path(), "tokens.onnx", &tiny_onnx::pixel_tokens(8, 8));
-    let sp = spec(
-        "tokens",
-        8,
-        Crop::Center { resize_shorter: 11 },
-        NormalizationSpec::Raw255,
-        8 * 8 * 3,
-    );
-    let mut enc = Encoder::new(sp, &options(&lib, Some(model))).expect("encoder");
     let imgs = Array4::from_shape_fn((7, 13, 10, 3), |(n, y, x, c)| {
         ((n * 41 + y * 17 + x * 9 + c * 80) % 256) as u8
     });
@@ -308,19 +323,9 @@ fn cropping_encoders_stream_through_the_producer_for_every_source_kind() {
 /// its error instead of hanging the producer.
 #[test]
 fn large_in_memory_batches_stream_and_stop_at_a_bad_image() {
-    let Some(lib) = common::runtime_library() else {
+    let Some((_tmp, mut enc)) = pixel_encoder(Crop::None) else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = write_model(tmp.path(), "tokens.onnx", &tiny_onnx::pixel_tokens(8, 8));
-    let sp = spec(
-        "tokens",
-        8,
-        Crop::None,
-        NormalizationSpec::Raw255,
-        8 * 8 * 3,
-    );
-    let mut enc = Encoder::new(sp, &options(&lib, Some(model))).expect("encoder");
     assert_eq!(enc.batch_size(), 3);
     let imgs = Array4::from_shape_fn((11, 9, 12, 3), |(n, y, x, c)| {
         ((n * 23 + y * 5 + x * 11 + c * 90) % 256) as u8
@@ -555,16 +560,9 @@ fn folder_source_rows_follow_sorted_names_with_and_without_crop() {
 
 #[test]
 fn extractor_checks_batches_and_batches_agree() {
-    let Some(lib) = common::runtime_library() else {
+    let Some((_tmp, mut ex)) = mean_extractor() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = write_model(
-        tmp.path(),
-        "m.onnx",
-        &tiny_onnx::channel_mean_identity(4, 4),
-    );
-    let mut ex = Extractor::from_file(&model, &lib, &RuntimeOptions::new()).expect("extractor");
     assert_eq!(ex.input_shape(), &[-1, 3, 4, 4]);
     assert_eq!(ex.output_name(), "out");
     let empty = Array4::<f32>::zeros((0, 3, 4, 4));
@@ -599,16 +597,9 @@ fn extractor_checks_batches_and_batches_agree() {
 /// copied batch gives.
 #[test]
 fn batches_in_the_extractors_buffers_run_in_place() {
-    let Some(lib) = common::runtime_library() else {
+    let Some((_tmp, mut ex)) = mean_extractor() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = write_model(
-        tmp.path(),
-        "m.onnx",
-        &tiny_onnx::channel_mean_identity(4, 4),
-    );
-    let mut ex = Extractor::from_file(&model, &lib, &RuntimeOptions::new()).expect("extractor");
     assert!(ex.batch_buffers(0, 2).is_err());
     let ring = ex
         .batch_buffers(3, 3)
