@@ -40,7 +40,8 @@
 # (Gram sessions, kept sets, float64 blocks) on ONNX Runtime's CPU provider
 # (`GEN_METRICS_GRAM_ON_CPU=1`), compared the same way, so CI runs it.
 # A line carries "messages" when the run reported on its device path (an
-# extraction IO binding that failed; for k-NN lines:
+# extraction IO binding that failed, or page-locked batch buffers that could
+# not be allocated so batches were copied; for k-NN lines:
 # distance blocks that failed on the GPU and were multiplied on the CPU, sets
 # the GPU could not keep, no float64 session): the values stay right, the
 # time does not measure the GPU path then.
