@@ -49,13 +49,15 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
+use ndarray::{Array2, Array3, ArrayView3, ArrayView4, Axis, s};
 use rayon::prelude::*;
 
 use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
 use crate::resize::{Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange};
-use crate::source::{BatchOptions, ErrorPolicy, ImageSource, Preprocess, SkippedItem};
+use crate::source::{
+    Batch, BatchBuffers, BatchOptions, ErrorPolicy, ImageSource, Preprocess, SkippedItem,
+};
 use gen_metrics_artifacts::{Provisioner, sha256_file};
 
 /// Features of an [`ImageSource`], with the name of each row.
@@ -469,7 +471,15 @@ pub struct Encoder {
     model_path: PathBuf,
     weights_sha256: String,
     batch_size: usize,
+    /// Host buffers batches are written into for the extractor
+    /// ([`Extractor::batch_buffers`]), made on first use and kept: `None`
+    /// before, `Some(None)` where the extractor has none to give.
+    ring: Option<Option<BatchBuffers>>,
 }
+
+/// Buffers in an encoder's ring: the batches queued (the sources' default
+/// prefetch of 2), the one being filled and the one being run.
+const RING_BUFFERS: usize = 4;
 
 /// An encoder's preprocessing ([`Encoder::preprocessing`]): resize with the
 /// encoder's [`ResizeMode`] either straight to the input size or, with
@@ -658,7 +668,31 @@ impl Encoder {
             model_path,
             weights_sha256,
             batch_size: options.batch_size,
+            ring: None,
         })
+    }
+
+    /// The encoder's ring of batch buffers (module docs of `source`), made
+    /// on first use: [`RING_BUFFERS`] buffers of a batch each, page-locked on
+    /// CUDA. `None` when the extractor has none to give (a failed allocation
+    /// says so once; batches are then copied, which is correct and slower).
+    fn ring(&mut self) -> Option<BatchBuffers> {
+        if self.ring.is_none() {
+            let made = match self
+                .extractor
+                .batch_buffers(self.batch_size.max(1), RING_BUFFERS)
+            {
+                Ok(ring) => ring,
+                Err(e) => {
+                    eprintln!(
+                        "gen-metrics: no batch buffers for the device ({e}); batches are copied"
+                    );
+                    None
+                }
+            };
+            self.ring = Some(made);
+        }
+        self.ring.clone().flatten()
     }
 
     /// The specification.
@@ -777,7 +811,8 @@ impl Encoder {
     /// `[3, H, W]`: batches of [`batch_size`](Self::batch_size) are
     /// preprocessed in parallel on a scoped producer thread while the
     /// previous batch runs, so decoding overlaps inference and memory holds
-    /// at most three batches however large `n` is. `on_batch(done)` after
+    /// at most three batches however large `n` is (in the encoder's ring of
+    /// host buffers when it has one: no copy on the inference thread). `on_batch(done)` after
     /// each batch. The batches are those of [`encode_preprocessed`]
     /// (same boundaries, same rows).
     ///
@@ -792,20 +827,27 @@ impl Encoder {
             return Err(FeatureError::invalid("extractor", "no images"));
         }
         let bs = self.batch_size.max(1);
-        let size = self.spec.input_size;
+        let [h, w] = self.spec.input_size;
+        let ring = self.ring();
         let (spec, model_path, extractor) = (&self.spec, &self.model_path, &mut self.extractor);
         let prep = &prep;
         std::thread::scope(|scope| {
             // One finished batch waits while the next is prepared.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Array4<f32>>>(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(1);
             scope.spawn(move || {
                 for start in (0..n).step_by(bs) {
                     let end = (start + bs).min(n);
                     let batch = (start..end)
                         .into_par_iter()
-                        .map(prep)
+                        .map(|i| match prep(i)? {
+                            x if x.dim() == (3, h, w) => Ok((i, x)),
+                            x => Err(FeatureError::invalid(
+                                "encoder",
+                                format!("preprocessed image {:?}, expected [3, {h}, {w}]", x.dim()),
+                            )),
+                        })
                         .collect::<Result<Vec<_>>>()
-                        .and_then(|v| stack(&v, size));
+                        .map(|kept| Batch::of_images(&kept, (h, w), ring.as_ref()));
                     let failed = batch.is_err();
                     // A closed channel: the consumer stopped (an error).
                     if tx.send(batch).is_err() || failed {
@@ -819,7 +861,7 @@ impl Encoder {
             // scope joins it.
             for batch in &rx {
                 let batch = batch?;
-                let rows = extractor.run(batch.view())?;
+                let rows = extractor.run_batch(&batch)?;
                 check_dim(spec, model_path, &rows)?;
                 let all = out.get_or_insert_with(|| Array2::zeros((n, rows.ncols())));
                 all.slice_mut(s![done..done + rows.nrows(), ..])
@@ -926,18 +968,7 @@ impl Encoder {
         let options = BatchOptions::default()
             .batch_size(self.batch_size)
             .policy(policy);
-        // Enough buffers for the batches queued, the one being filled and
-        // the one being run (module docs of `source`).
-        let ring = match self
-            .extractor
-            .batch_buffers(self.batch_size, options.prefetch + 2)
-        {
-            Ok(ring) => ring,
-            Err(e) => {
-                eprintln!("gen-metrics: no batch buffers for the device ({e}); batches are copied");
-                None
-            }
-        };
+        let ring = self.ring();
         let mut batches = source.into_batches_in(self.preprocessing(), options, ring)?;
         for batch in &mut batches {
             let batch = batch?;
@@ -994,25 +1025,6 @@ pub fn rgb_view(img: &RgbImage) -> Result<ArrayView3<'_, u8>> {
     let (w, h) = img.dimensions();
     ArrayView3::from_shape((h as usize, w as usize, 3), img.as_raw().as_slice())
         .map_err(|e| FeatureError::invalid("image", format!("RGB buffer of {w}x{h}: {e}")))
-}
-
-fn stack(inputs: &[Array3<f32>], size: [usize; 2]) -> Result<Array4<f32>> {
-    let mut out = Array4::<f32>::zeros((inputs.len(), 3, size[0], size[1]));
-    for (mut dst, src) in out.axis_iter_mut(Axis(0)).zip(inputs) {
-        if src.dim() != (3, size[0], size[1]) {
-            return Err(FeatureError::invalid(
-                "encoder",
-                format!(
-                    "preprocessed image {:?}, expected [3, {}, {}]",
-                    src.dim(),
-                    size[0],
-                    size[1]
-                ),
-            ));
-        }
-        dst.assign(src);
-    }
-    Ok(out)
 }
 
 /// torchvision `Resize(size)` with an int: the shorter side becomes `size`,

@@ -277,6 +277,59 @@ impl Batch {
         }
     }
 
+    /// A batch of preprocessed images `kept` (row, `[3, H, W]` of `size`
+    /// each, checked by the caller): written into a free buffer of `ring`
+    /// when there is one, else into a new array, the copies in parallel over
+    /// images. No names, nothing skipped.
+    pub(crate) fn of_images(
+        kept: &[(usize, Array3<f32>)],
+        size: (usize, usize),
+        ring: Option<&BatchBuffers>,
+    ) -> Batch {
+        let image = [3, size.0, size.1];
+        let per = image.iter().product::<usize>();
+        let fill = |dst: &mut [f32]| {
+            dst.par_chunks_mut(per)
+                .zip(kept.par_iter())
+                .for_each(|(dst, (_, x))| match x.as_slice() {
+                    Some(src) if src.len() == per => dst.copy_from_slice(src),
+                    _ => dst.iter_mut().zip(x.iter()).for_each(|(d, s)| *d = *s),
+                });
+        };
+        let free = ring.and_then(|r| {
+            let buf = (kept.len() <= r.capacity)
+                .then(|| r.take(r.capacity * per))
+                .flatten()?;
+            Some((r, buf))
+        });
+        let pixels = match free {
+            Some((ring, mut buf)) => {
+                fill(&mut buf.as_mut_slice()[..kept.len() * per]);
+                Pixels::Buffer(Recycled {
+                    buf: Some(buf),
+                    home: Arc::clone(&ring.free),
+                    images: kept.len(),
+                    capacity: ring.capacity,
+                    image,
+                })
+            }
+            None => {
+                let mut data = vec![0f32; kept.len() * per];
+                fill(&mut data);
+                match Array4::from_shape_vec((kept.len(), image[0], image[1], image[2]), data) {
+                    Ok(a) => Pixels::Owned(a),
+                    Err(_) => unreachable!("the vector holds n × 3 × H × W floats"),
+                }
+            }
+        };
+        Batch {
+            pixels,
+            indices: kept.iter().map(|(i, _)| *i).collect(),
+            names: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
     /// The [`BatchBuffers`] buffer holding the pixels when the batch fills it
     /// (`n` equals the buffer's capacity), so that it can be handed to the
     /// device as it is; `None` for ordinary memory or a partly filled buffer.
@@ -918,44 +971,6 @@ struct Output<'a> {
     buffers: Option<&'a BatchBuffers>,
 }
 
-impl Output<'_> {
-    /// `kept` images (each `[3, H, W]`) as a batch's pixels: written into a
-    /// free ring buffer when there is one, else into a new array; the copies
-    /// run in parallel over images.
-    fn pixels(&self, kept: &[(usize, Array3<f32>)], spec: &dyn Preprocess) -> Pixels {
-        let (height, width) = spec.output_size();
-        let image = [3, height, width];
-        let per = image.iter().product::<usize>();
-        let fill = |dst: &mut [f32]| {
-            dst.par_chunks_mut(per)
-                .zip(kept.par_iter())
-                .for_each(|(dst, (_, x))| match x.as_slice() {
-                    Some(src) if src.len() == per => dst.copy_from_slice(src),
-                    _ => dst.iter_mut().zip(x.iter()).for_each(|(d, s)| *d = *s),
-                });
-        };
-        if let Some(ring) = self.buffers
-            && kept.len() <= ring.capacity
-            && let Some(mut buf) = ring.take(ring.capacity * per)
-        {
-            fill(&mut buf.as_mut_slice()[..kept.len() * per]);
-            return Pixels::Buffer(Recycled {
-                buf: Some(buf),
-                home: Arc::clone(&ring.free),
-                images: kept.len(),
-                capacity: ring.capacity,
-                image,
-            });
-        }
-        let mut data = vec![0f32; kept.len() * per];
-        fill(&mut data);
-        match Array4::from_shape_vec((kept.len(), image[0], image[1], image[2]), data) {
-            Ok(a) => Pixels::Owned(a),
-            Err(_) => unreachable!("the vector holds n × 3 × H × W floats"),
-        }
-    }
-}
-
 fn produce(source: &ImageSource, spec: &dyn Preprocess, options: BatchOptions, out: &Output<'_>) {
     let pool = match options.threads {
         Some(n) => match rayon::ThreadPoolBuilder::new()
@@ -1078,12 +1093,9 @@ fn produce_loop(
         if kept.is_empty() {
             continue;
         }
-        let batch = Batch {
-            pixels: out.pixels(&kept, spec),
-            names: kept.iter().map(|(i, _)| source.name(*i)).collect(),
-            indices: kept.into_iter().map(|(i, _)| i).collect(),
-            skipped: batch_skipped,
-        };
+        let mut batch = Batch::of_images(&kept, spec.output_size(), out.buffers);
+        batch.names = kept.iter().map(|(i, _)| source.name(*i)).collect();
+        batch.skipped = batch_skipped;
         if out.tx.send(Ok(batch)).is_err() {
             return; // consumer gone
         }

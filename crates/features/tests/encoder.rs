@@ -331,6 +331,9 @@ fn large_in_memory_batches_stream_and_stop_at_a_bad_image() {
         ((n * 23 + y * 5 + x * 11 + c * 90) % 256) as u8
     });
     let all = enc.encode_u8_nhwc(imgs.view()).expect("all at once");
+    // 11 images in batches of 3: the three full batches ran from the
+    // encoder's ring of host buffers, the last (2) was copied.
+    assert_eq!(enc.extractor_mut().batches_bound_in_place(), 3);
     let mut parts = Vec::new();
     for chunk in imgs.axis_chunks_iter(ndarray::Axis(0), 3) {
         parts.push(enc.encode_u8_nhwc(chunk).expect("batch"));
