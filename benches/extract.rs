@@ -3,6 +3,9 @@
 //!
 //! * `end_to_end/*`: a folder of PNGs to features (decode, Pillow-exact RGB,
 //!   resize, normalise, inference), as `gen-metrics features` does;
+//! * `preprocess_only/*`: the same folder decoded, converted, resized and
+//!   normalised into batches, no inference: how fast this machine's cores
+//!   can feed a device (rayon's threads, all cores);
 //! * `inference/*`: the network alone on a preprocessed batch.
 //!
 //! Folders: the shared 299x299 synthetic PNGs (no resize) and the shared
@@ -20,7 +23,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gen_metrics_features::encoder::{Encoder, EncoderOptions, Preset};
 use gen_metrics_features::extractor::RuntimeOptions;
 use gen_metrics_features::resize::ResizeMode;
-use gen_metrics_features::source::{ErrorPolicy, ImageSource};
+use gen_metrics_features::source::{BatchOptions, ErrorPolicy, ImageSource};
 use ndarray::Array4;
 
 fn shared_models() -> PathBuf {
@@ -83,6 +86,16 @@ fn bench(c: &mut Criterion) {
             }
         };
         group.throughput(Throughput::Elements(n as u64));
+        let pre = enc.preprocessing();
+        group.bench_function(format!("preprocess_only/{name}/{n}_images"), |b| {
+            b.iter(|| {
+                let src = ImageSource::open(&dir).expect("source");
+                src.into_batches_in(pre, BatchOptions::default().batch_size(16), None)
+                    .expect("batches")
+                    .map(|b| b.expect("batch").pixels().len())
+                    .sum::<usize>()
+            })
+        });
         group.bench_function(format!("end_to_end/{name}/{n}_images"), |b| {
             b.iter(|| {
                 let src = ImageSource::open(&dir).expect("source");
