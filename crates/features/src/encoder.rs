@@ -49,8 +49,7 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use ndarray::{Array2, Array3, ArrayView3, ArrayView4, Axis, s};
-use rayon::prelude::*;
+use ndarray::{Array2, Array3, ArrayView3, ArrayView4, ArrayViewMut3, Axis, s};
 
 use crate::error::{FeatureError, Result};
 use crate::extractor::{Device, Extractor, OutputSelect, RuntimeOptions};
@@ -506,20 +505,46 @@ impl EncoderPreprocess {
 
     /// The centre `input_size` window of a resized image (the whole image
     /// without a crop). [`EncoderSpec`] validation keeps `resize_shorter` at
-    /// least the input size, so the window fits.
-    fn crop(&self, resized: Array3<f32>) -> Array3<f32> {
+    /// least the input size, so the window fits; were it not, the window is
+    /// cut short and the size check where it goes reports it.
+    fn window<'a>(&self, resized: &'a Array3<f32>) -> ArrayView3<'a, f32> {
         match self.crop {
-            Crop::None => resized,
+            Crop::None => resized.view(),
             Crop::Center { .. } => {
                 let [th, tw] = self.input_size;
                 let (_, h, w) = resized.dim();
                 let top = center_offset(h, th);
                 let left = center_offset(w, tw);
-                resized
-                    .slice(s![.., top..(top + th).min(h), left..(left + tw).min(w)])
-                    .to_owned()
+                resized.slice(s![.., top..(top + th).min(h), left..(left + tw).min(w)])
             }
         }
+    }
+
+    fn crop(&self, resized: Array3<f32>) -> Array3<f32> {
+        match self.crop {
+            Crop::None => resized,
+            Crop::Center { .. } => self.window(&resized).to_owned(),
+        }
+    }
+
+    /// The window of `resized` into `out` ([`ResizeError::OutputSize`] when
+    /// it does not fit).
+    fn place_window(
+        &self,
+        resized: &Array3<f32>,
+        mut out: ArrayViewMut3<'_, f32>,
+    ) -> std::result::Result<(), ResizeError> {
+        let win = self.window(resized);
+        if win.dim() != out.dim() {
+            let (c, h, w) = win.dim();
+            let (oc, oh, ow) = out.dim();
+            return Err(ResizeError::OutputSize {
+                got: [c, h, w],
+                want: [oc, oh, ow],
+            });
+        }
+        out.assign(&win);
+        Ok(())
     }
 }
 
@@ -542,6 +567,37 @@ impl Preprocess for EncoderPreprocess {
             range,
             &self.resize_spec(h, w),
         )?))
+    }
+    fn u8_image_into(
+        &self,
+        image: ArrayView3<'_, u8>,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> std::result::Result<(), ResizeError> {
+        let (h, w, _) = image.dim();
+        match self.crop {
+            Crop::None => crate::resize::preprocess_into(image, &self.resize_spec(h, w), out),
+            Crop::Center { .. } => {
+                let resized = crate::resize::preprocess(image, &self.resize_spec(h, w))?;
+                self.place_window(&resized, out)
+            }
+        }
+    }
+    fn f32_image_into(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> std::result::Result<(), ResizeError> {
+        let (_, h, w) = image.dim();
+        match self.crop {
+            Crop::None => {
+                crate::resize::preprocess_f32_into(image, range, &self.resize_spec(h, w), out)
+            }
+            Crop::Center { .. } => {
+                let resized = crate::resize::preprocess_f32(image, range, &self.resize_spec(h, w))?;
+                self.place_window(&resized, out)
+            }
+        }
     }
 }
 
@@ -807,8 +863,8 @@ impl Encoder {
         check_dim(&self.spec, &self.model_path, out)
     }
 
-    /// Features of `n` images, `prep(i)` giving image `i`'s network input
-    /// `[3, H, W]`: batches of [`batch_size`](Self::batch_size) are
+    /// Features of `n` images, `prep(i, slot)` writing image `i`'s network
+    /// input `[3, H, W]` into its slot of the batch: batches of [`batch_size`](Self::batch_size) are
     /// preprocessed in parallel on a scoped producer thread while the
     /// previous batch runs, so decoding overlaps inference and memory holds
     /// at most three batches however large `n` is (in the encoder's ring of
@@ -820,7 +876,7 @@ impl Encoder {
     fn encode_stream(
         &mut self,
         n: usize,
-        prep: impl Fn(usize) -> Result<Array3<f32>> + Sync,
+        prep: impl Fn(usize, ArrayViewMut3<'_, f32>) -> Result<()> + Sync,
         mut on_batch: impl FnMut(usize),
     ) -> Result<Array2<f32>> {
         if n == 0 {
@@ -837,17 +893,18 @@ impl Encoder {
             scope.spawn(move || {
                 for start in (0..n).step_by(bs) {
                     let end = (start + bs).min(n);
-                    let batch = (start..end)
-                        .into_par_iter()
-                        .map(|i| match prep(i)? {
-                            x if x.dim() == (3, h, w) => Ok((i, x)),
-                            x => Err(FeatureError::invalid(
-                                "encoder",
-                                format!("preprocessed image {:?}, expected [3, {h}, {w}]", x.dim()),
-                            )),
-                        })
-                        .collect::<Result<Vec<_>>>()
-                        .map(|kept| Batch::of_images(&kept, (h, w), ring.as_ref()));
+                    let (batch, failed) = Batch::fill(
+                        start..end,
+                        (h, w),
+                        ring.as_ref(),
+                        || (),
+                        |(), i, slot| prep(i, slot),
+                    );
+                    // The first failure in row order ends the call.
+                    let batch = match failed.into_iter().next() {
+                        Some((_, e)) => Err(e),
+                        None => Ok(batch),
+                    };
                     let failed = batch.is_err();
                     // A closed channel: the consumer stopped (an error).
                     if tx.send(batch).is_err() || failed {
@@ -882,7 +939,9 @@ impl Encoder {
     /// As [`preprocess`](Self::preprocess) and [`encode_preprocessed`](Self::encode_preprocessed).
     pub fn encode_u8_nhwc(&mut self, batch: ArrayView4<'_, u8>) -> Result<Array2<f32>> {
         let pre = self.preprocessing();
-        let image = |i| Ok(pre.u8_image(batch.index_axis(Axis(0), i))?);
+        let image = |i: usize, slot: ArrayViewMut3<'_, f32>| {
+            Ok(pre.u8_image_into(batch.index_axis(Axis(0), i), slot)?)
+        };
         self.encode_stream(batch.len_of(Axis(0)), image, |_| {})
     }
 
@@ -898,7 +957,9 @@ impl Encoder {
         range: ValueRange,
     ) -> Result<Array2<f32>> {
         let pre = self.preprocessing();
-        let image = |i| Ok(pre.f32_image(batch.index_axis(Axis(0), i), range)?);
+        let image = |i: usize, slot: ArrayViewMut3<'_, f32>| {
+            Ok(pre.f32_image_into(batch.index_axis(Axis(0), i), range, slot)?)
+        };
         self.encode_stream(batch.len_of(Axis(0)), image, |_| {})
     }
 
@@ -908,7 +969,9 @@ impl Encoder {
     /// As [`encode_u8_nhwc`](Self::encode_u8_nhwc).
     pub fn encode_images(&mut self, images: &[RgbImage]) -> Result<Array2<f32>> {
         let pre = self.preprocessing();
-        let image = |i: usize| Ok(pre.u8_image(rgb_view(&images[i])?)?);
+        let image = |i: usize, slot: ArrayViewMut3<'_, f32>| {
+            Ok(pre.u8_image_into(rgb_view(&images[i])?, slot)?)
+        };
         self.encode_stream(images.len(), image, |_| {})
     }
 
@@ -929,9 +992,9 @@ impl Encoder {
             return Err(FeatureError::invalid("encoder", "no image files"));
         }
         let pre = self.preprocessing();
-        let image = |i: usize| {
+        let image = |i: usize, slot: ArrayViewMut3<'_, f32>| {
             let img = crate::decode::decode_file(&paths[i])?;
-            Ok(pre.u8_image(rgb_view(&img)?)?)
+            Ok(pre.u8_image_into(rgb_view(&img)?, slot)?)
         };
         self.encode_stream(paths.len(), image, on_batch)
     }

@@ -42,7 +42,7 @@ pub use gen_metrics_artifacts::Provisioner;
 pub use gram::{OrtGram, OrtResident};
 pub use resize::{
     Normalization, ResizeError, ResizeMode, ResizeSpec, ValueRange, preprocess, preprocess_batch,
-    preprocess_batch_f32, preprocess_f32, resize_plane,
+    preprocess_batch_f32, preprocess_f32, preprocess_f32_into, preprocess_into, resize_plane,
 };
 pub use source::{
     Batch, BatchBuffers, BatchOptions, Batches, ErrorPolicy, ImageSource, PixelBuffer, Preprocess,

@@ -38,7 +38,9 @@
 //! **Must not:** decode files (see [`crate::decode`]) or know about encoders:
 //! an encoder preset picks a [`ResizeSpec`].
 
-use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, Axis, Zip};
+use ndarray::{
+    Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip,
+};
 use rayon::prelude::*;
 
 /// Errors of the preprocessing functions.
@@ -75,8 +77,9 @@ pub enum ResizeError {
     /// A floating-point input holds NaN or an infinity.
     #[error("input holds a non-finite value (NaN or infinity)")]
     NonFinite,
-    /// A preprocessing rule gave an image of another size than it promised
-    /// (a crop larger than the resized image).
+    /// A preprocessed image does not fit where it goes: a rule gave another
+    /// size than it promised (a crop larger than the resized image), or the
+    /// destination has another shape.
     #[error("preprocessed image is {got:?}, expected {want:?}")]
     OutputSize {
         /// `[channels, height, width]` produced.
@@ -345,7 +348,24 @@ pub fn preprocess(
     image: ArrayView3<'_, u8>,
     spec: &ResizeSpec,
 ) -> Result<Array3<f32>, ResizeError> {
+    let mut out = Array3::<f32>::zeros((3, spec.height, spec.width));
+    preprocess_into(image, spec, out.view_mut())?;
+    Ok(out)
+}
+
+/// [`preprocess`] written into `out` (`[3, spec.height, spec.width]`, e.g.
+/// an image's slot in a batch buffer), with no array of its own.
+///
+/// # Errors
+/// As [`preprocess`]; [`ResizeError::OutputSize`] when `out` has another
+/// shape.
+pub fn preprocess_into(
+    image: ArrayView3<'_, u8>,
+    spec: &ResizeSpec,
+    mut out: ArrayViewMut3<'_, f32>,
+) -> Result<(), ResizeError> {
     spec.validate()?;
+    check_out(&out, spec)?;
     let (h, w, c) = image.dim();
     if c != 3 {
         return Err(ResizeError::Channels(c));
@@ -357,7 +377,6 @@ pub fn preprocess(
         });
     }
     let d = spec.mode.domain_max();
-    let mut out = Array3::<f32>::zeros((3, spec.height, spec.width));
     for ch in 0..3 {
         let plane = image.index_axis(Axis(2), ch).mapv(|x| {
             if d == 1.0 {
@@ -369,7 +388,7 @@ pub fn preprocess(
         let resized = resize_plane(plane.view(), spec.mode, (spec.height, spec.width))?;
         finish_plane(resized, spec, ch, out.index_axis_mut(Axis(0), ch));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Preprocesses one floating-point image `image[[c, y, x]]` (CHW, 3
@@ -382,7 +401,24 @@ pub fn preprocess_f32(
     range: ValueRange,
     spec: &ResizeSpec,
 ) -> Result<Array3<f32>, ResizeError> {
+    let mut out = Array3::<f32>::zeros((3, spec.height, spec.width));
+    preprocess_f32_into(image, range, spec, out.view_mut())?;
+    Ok(out)
+}
+
+/// [`preprocess_f32`] written into `out` (`[3, spec.height, spec.width]`).
+///
+/// # Errors
+/// As [`preprocess_f32`]; [`ResizeError::OutputSize`] when `out` has another
+/// shape.
+pub fn preprocess_f32_into(
+    image: ArrayView3<'_, f32>,
+    range: ValueRange,
+    spec: &ResizeSpec,
+    mut out: ArrayViewMut3<'_, f32>,
+) -> Result<(), ResizeError> {
     spec.validate()?;
+    check_out(&out, spec)?;
     let (c, h, w) = image.dim();
     if c != 3 {
         return Err(ResizeError::Channels(c));
@@ -397,7 +433,6 @@ pub fn preprocess_f32(
         return Err(ResizeError::NonFinite);
     }
     let d = spec.mode.domain_max();
-    let mut out = Array3::<f32>::zeros((3, spec.height, spec.width));
     for ch in 0..3 {
         let plane = image
             .index_axis(Axis(0), ch)
@@ -405,7 +440,20 @@ pub fn preprocess_f32(
         let resized = resize_plane(plane.view(), spec.mode, (spec.height, spec.width))?;
         finish_plane(resized, spec, ch, out.index_axis_mut(Axis(0), ch));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// [`ResizeError::OutputSize`] unless `out` is `[3, spec.height, spec.width]`.
+fn check_out(out: &ArrayViewMut3<'_, f32>, spec: &ResizeSpec) -> Result<(), ResizeError> {
+    let (c, h, w) = out.dim();
+    if (c, h, w) == (3, spec.height, spec.width) {
+        Ok(())
+    } else {
+        Err(ResizeError::OutputSize {
+            got: [c, h, w],
+            want: [3, spec.height, spec.width],
+        })
+    }
 }
 
 /// Clip (clean mode only) and normalise one resized plane into `dst`.
@@ -440,10 +488,7 @@ pub fn preprocess_batch(
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(images.axis_iter(Axis(0)).into_par_iter())
-        .try_for_each(|(mut dst, img)| {
-            dst.assign(&preprocess(img, spec)?);
-            Ok(())
-        })?;
+        .try_for_each(|(dst, img)| preprocess_into(img, spec, dst))?;
     Ok(out)
 }
 
@@ -463,10 +508,7 @@ pub fn preprocess_batch_f32(
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(images.axis_iter(Axis(0)).into_par_iter())
-        .try_for_each(|(mut dst, img)| {
-            dst.assign(&preprocess_f32(img, range, spec)?);
-            Ok(())
-        })?;
+        .try_for_each(|(dst, img)| preprocess_f32_into(img, range, spec, dst))?;
     Ok(out)
 }
 
@@ -931,6 +973,15 @@ mod tests {
             Err(ResizeError::Channels(4))
         );
         let img = Array3::<u8>::zeros((4, 4, 3));
+        // A destination of another shape is refused before any work.
+        let mut small = Array3::<f32>::zeros((3, 298, 299));
+        assert_eq!(
+            preprocess_into(img.view(), &spec, small.view_mut()),
+            Err(ResizeError::OutputSize {
+                got: [3, 298, 299],
+                want: [3, 299, 299]
+            })
+        );
         let bad = ResizeSpec::new(ResizeMode::Clean, (0, 299), Normalization::Unit);
         assert!(matches!(
             preprocess(img.view(), &bad),

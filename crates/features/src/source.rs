@@ -55,11 +55,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gen_metrics_io::ImageArray;
-use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 use crate::decode::{DecodeError, decode_bytes, decode_file};
-use crate::resize::{ResizeError, ResizeSpec, ValueRange, preprocess, preprocess_f32};
+use crate::resize::{
+    ResizeError, ResizeSpec, ValueRange, preprocess, preprocess_f32, preprocess_f32_into,
+    preprocess_into,
+};
 
 /// File extensions (lower case) a folder or zip source picks up.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff"];
@@ -168,6 +171,33 @@ pub trait Preprocess: Send + Sync + 'static {
         image: ArrayView3<'_, f32>,
         range: ValueRange,
     ) -> Result<Array3<f32>, ResizeError>;
+    /// As [`u8_image`](Self::u8_image), written into `out` (`[3, H, W]` of
+    /// [`output_size`](Self::output_size): the image's slot in a batch
+    /// buffer). The default computes the image and copies it; rules that can
+    /// write in place override it.
+    ///
+    /// # Errors
+    /// As [`u8_image`](Self::u8_image); [`ResizeError::OutputSize`] when the
+    /// image does not fit `out`.
+    fn u8_image_into(
+        &self,
+        image: ArrayView3<'_, u8>,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), ResizeError> {
+        place(&self.u8_image(image)?, out)
+    }
+    /// As [`f32_image`](Self::f32_image), written into `out`.
+    ///
+    /// # Errors
+    /// As [`u8_image_into`](Self::u8_image_into).
+    fn f32_image_into(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), ResizeError> {
+        place(&self.f32_image(image, range)?, out)
+    }
 }
 
 impl Preprocess for ResizeSpec {
@@ -184,6 +214,38 @@ impl Preprocess for ResizeSpec {
     ) -> Result<Array3<f32>, ResizeError> {
         preprocess_f32(image, range, self)
     }
+    fn u8_image_into(
+        &self,
+        image: ArrayView3<'_, u8>,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), ResizeError> {
+        preprocess_into(image, self, out)
+    }
+    fn f32_image_into(
+        &self,
+        image: ArrayView3<'_, f32>,
+        range: ValueRange,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), ResizeError> {
+        preprocess_f32_into(image, range, self, out)
+    }
+}
+
+/// `image` into `out`, or [`ResizeError::OutputSize`] when the shapes differ.
+pub(crate) fn place(
+    image: &Array3<f32>,
+    mut out: ArrayViewMut3<'_, f32>,
+) -> Result<(), ResizeError> {
+    if image.dim() != out.dim() {
+        let (c, h, w) = image.dim();
+        let (oc, oh, ow) = out.dim();
+        return Err(ResizeError::OutputSize {
+            got: [c, h, w],
+            want: [oc, oh, ow],
+        });
+    }
+    out.assign(image);
+    Ok(())
 }
 
 /// Options of [`ImageSource::into_batches`].
@@ -277,57 +339,79 @@ impl Batch {
         }
     }
 
-    /// A batch of preprocessed images `kept` (row, `[3, H, W]` of `size`
-    /// each, checked by the caller): written into a free buffer of `ring`
-    /// when there is one, else into a new array, the copies in parallel over
-    /// images. No names, nothing skipped.
-    pub(crate) fn of_images(
-        kept: &[(usize, Array3<f32>)],
+    /// A batch of the images of `rows`, each `[3, H, W]` of `size`, written
+    /// by `fill(state, row, slot)` straight into its slot of a free buffer of
+    /// `ring` (else of a new array), in parallel over images (`init` makes
+    /// each worker's `state`). Images whose `fill` failed are left out, the
+    /// later ones moved down, and returned with their errors in row order.
+    /// No names, nothing recorded as skipped.
+    pub(crate) fn fill<S, E: Send>(
+        rows: std::ops::Range<usize>,
         size: (usize, usize),
         ring: Option<&BatchBuffers>,
-    ) -> Batch {
+        init: impl Fn() -> S + Sync + Send,
+        fill: impl Fn(&mut S, usize, ArrayViewMut3<'_, f32>) -> Result<(), E> + Sync + Send,
+    ) -> (Batch, Vec<(usize, E)>) {
         let image = [3, size.0, size.1];
         let per = image.iter().product::<usize>();
-        let fill = |dst: &mut [f32]| {
-            dst.par_chunks_mut(per)
-                .zip(kept.par_iter())
-                .for_each(|(dst, (_, x))| match x.as_slice() {
-                    Some(src) if src.len() == per => dst.copy_from_slice(src),
-                    _ => dst.iter_mut().zip(x.iter()).for_each(|(d, s)| *d = *s),
-                });
-        };
-        let free = ring.and_then(|r| {
-            let buf = (kept.len() <= r.capacity)
+        let n = rows.len();
+        let (mut buf, capacity) = match ring.and_then(|r| {
+            let b = (n <= r.capacity)
                 .then(|| r.take(r.capacity * per))
                 .flatten()?;
-            Some((r, buf))
-        });
-        let pixels = match free {
-            Some((ring, mut buf)) => {
-                fill(&mut buf.as_mut_slice()[..kept.len() * per]);
-                Pixels::Buffer(Recycled {
-                    buf: Some(buf),
-                    home: Arc::clone(&ring.free),
-                    images: kept.len(),
-                    capacity: ring.capacity,
-                    image,
-                })
+            Some((b, r))
+        }) {
+            Some((b, r)) => (Memory::Ring(b, Arc::clone(&r.free)), r.capacity),
+            None => (Memory::Own(vec![0f32; n * per]), n),
+        };
+        let slots = &mut buf.as_mut_slice()[..n * per];
+        let results: Vec<Result<(), E>> = slots
+            .par_chunks_mut(per)
+            .enumerate()
+            .map_init(&init, |state, (j, slot)| {
+                match ArrayViewMut3::from_shape((image[0], image[1], image[2]), slot) {
+                    Ok(view) => fill(state, rows.start + j, view),
+                    Err(_) => unreachable!("a slot holds 3 × H × W floats"),
+                }
+            })
+            .collect();
+        let mut kept = Vec::with_capacity(n);
+        let mut failed = Vec::new();
+        for (j, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(()) => {
+                    if kept.len() != j {
+                        slots.copy_within(j * per..(j + 1) * per, kept.len() * per);
+                    }
+                    kept.push(rows.start + j);
+                }
+                Err(e) => failed.push((rows.start + j, e)),
             }
-            None => {
-                let mut data = vec![0f32; kept.len() * per];
-                fill(&mut data);
-                match Array4::from_shape_vec((kept.len(), image[0], image[1], image[2]), data) {
+        }
+        let images = kept.len();
+        let pixels = match buf {
+            Memory::Ring(b, home) => Pixels::Buffer(Recycled {
+                buf: Some(b),
+                home,
+                images,
+                capacity,
+                image,
+            }),
+            Memory::Own(mut v) => {
+                v.truncate(images * per);
+                match Array4::from_shape_vec((images, image[0], image[1], image[2]), v) {
                     Ok(a) => Pixels::Owned(a),
                     Err(_) => unreachable!("the vector holds n × 3 × H × W floats"),
                 }
             }
         };
-        Batch {
+        let batch = Batch {
             pixels,
-            indices: kept.iter().map(|(i, _)| *i).collect(),
+            indices: kept,
             names: Vec::new(),
             skipped: Vec::new(),
-        }
+        };
+        (batch, failed)
     }
 
     /// The [`BatchBuffers`] buffer holding the pixels when the batch fills it
@@ -473,6 +557,22 @@ impl std::fmt::Debug for Recycled {
             .field("capacity", &self.capacity)
             .field("image", &self.image)
             .finish_non_exhaustive()
+    }
+}
+
+/// The memory a batch is filled in: a ring buffer (with its ring) or a new
+/// vector.
+enum Memory {
+    Ring(Box<dyn PixelBuffer>, Ring),
+    Own(Vec<f32>),
+}
+
+impl Memory {
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        match self {
+            Memory::Ring(b, _) => b.as_mut_slice(),
+            Memory::Own(v) => v,
+        }
     }
 }
 
@@ -1021,10 +1121,11 @@ fn produce_loop(
 ) {
     let n = source.len();
     let bs = options.batch_size;
+    let size = spec.output_size();
     let mut start = 0;
     while start < n {
         let end = (start + bs).min(n);
-        let results: Vec<Result<Array3<f32>, SourceError>> = match (&source.kind, stream.as_mut()) {
+        let (mut batch, failed) = match (&source.kind, stream.as_mut()) {
             (Kind::Array(a), Some(s)) => {
                 let item = a.layout.item_bytes();
                 let mut buf = vec![0u8; item * (end - start)];
@@ -1032,56 +1133,44 @@ fn produce_loop(
                     let _ = out.tx.send(Err(io_err(&a.path, e)));
                     return;
                 }
-                buf.par_chunks(item)
-                    .enumerate()
-                    .map(|(j, bytes)| {
+                Batch::fill(
+                    start..end,
+                    size,
+                    out.buffers,
+                    || (),
+                    |(), i, slot| {
+                        let bytes = &buf[(i - start) * item..(i - start + 1) * item];
                         let rgb = rgb_item(&a.layout, bytes);
-                        spec.u8_image(rgb.view()).map_err(|e| SourceError::Resize {
-                            name: source.name(start + j),
-                            source: e,
-                        })
-                    })
-                    .collect()
-            }
-            _ => (start..end)
-                .into_par_iter()
-                .map_init(
-                    || match &source.kind {
-                        Kind::Zip { archive, .. } => Some(archive.clone()),
-                        _ => None,
+                        spec.u8_image_into(rgb.view(), slot)
+                            .map_err(|e| SourceError::Resize {
+                                name: source.name(i),
+                                source: e,
+                            })
                     },
-                    |zip, i| load_preprocessed(source, zip.as_mut(), i, spec),
                 )
-                .collect(),
-        };
-        let mut kept = Vec::with_capacity(results.len());
-        let mut batch_skipped = Vec::new();
-        let (height, width) = spec.output_size();
-        for (j, r) in results.into_iter().enumerate() {
-            let i = start + j;
-            // A rule that broke its promised size would corrupt the batch.
-            let r = r.and_then(|x| match x.dim() {
-                (3, h, w) if (h, w) == (height, width) => Ok(x),
-                (c, h, w) => Err(SourceError::Resize {
-                    name: source.name(i),
-                    source: ResizeError::OutputSize {
-                        got: [c, h, w],
-                        want: [3, height, width],
-                    },
-                }),
-            });
-            match r {
-                Ok(x) => kept.push((i, x)),
-                Err(e) if options.policy == ErrorPolicy::Skip => batch_skipped.push(SkippedItem {
-                    index: i,
-                    name: source.name(i),
-                    error: e.to_string(),
-                }),
-                Err(e) => {
-                    let _ = out.tx.send(Err(e));
-                    return;
-                }
             }
+            _ => Batch::fill(
+                start..end,
+                size,
+                out.buffers,
+                || match &source.kind {
+                    Kind::Zip { archive, .. } => Some(archive.clone()),
+                    _ => None,
+                },
+                |zip, i, slot| load_into(source, zip.as_mut(), i, spec, slot),
+            ),
+        };
+        let mut batch_skipped = Vec::new();
+        for (i, e) in failed {
+            if options.policy != ErrorPolicy::Skip {
+                let _ = out.tx.send(Err(e));
+                return;
+            }
+            batch_skipped.push(SkippedItem {
+                index: i,
+                name: source.name(i),
+                error: e.to_string(),
+            });
         }
         if !batch_skipped.is_empty() {
             match out.skipped.lock() {
@@ -1090,11 +1179,10 @@ fn produce_loop(
             }
         }
         start = end;
-        if kept.is_empty() {
+        if batch.indices.is_empty() {
             continue;
         }
-        let mut batch = Batch::of_images(&kept, spec.output_size(), out.buffers);
-        batch.names = kept.iter().map(|(i, _)| source.name(*i)).collect();
+        batch.names = batch.indices.iter().map(|&i| source.name(i)).collect();
         batch.skipped = batch_skipped;
         if out.tx.send(Ok(batch)).is_err() {
             return; // consumer gone
@@ -1102,12 +1190,14 @@ fn produce_loop(
     }
 }
 
-fn load_preprocessed(
+/// Item `i` of `source`, decoded and preprocessed into `out`.
+fn load_into(
     source: &ImageSource,
     zip: Option<&mut zip::ZipArchive<SharedFile>>,
     i: usize,
     spec: &dyn Preprocess,
-) -> Result<Array3<f32>, SourceError> {
+    out: ArrayViewMut3<'_, f32>,
+) -> Result<(), SourceError> {
     let resize_err = |e| SourceError::Resize {
         name: source.name(i),
         source: e,
@@ -1115,7 +1205,7 @@ fn load_preprocessed(
     match &source.kind {
         Kind::Folder { root, files } => {
             let img = decode_file(&root.join(&files[i]))?;
-            spec.u8_image(rgb_view(&img)).map_err(resize_err)
+            spec.u8_image_into(rgb_view(&img), out).map_err(resize_err)
         }
         Kind::Zip {
             path,
@@ -1132,19 +1222,21 @@ fn load_preprocessed(
             };
             let bytes = read_zip_entry(path, ar, &entries[i])?;
             let img = decode_bytes(&bytes, &member_label(path, &entries[i].1))?;
-            spec.u8_image(rgb_view(&img))
+            spec.u8_image_into(rgb_view(&img), out)
                 .map_err(|e| SourceError::Resize {
                     name: member_label(path, &entries[i].1).display().to_string(),
                     source: e,
                 })
         }
-        Kind::MemoryU8(a) => spec.u8_image(a.index_axis(Axis(0), i)).map_err(resize_err),
+        Kind::MemoryU8(a) => spec
+            .u8_image_into(a.index_axis(Axis(0), i), out)
+            .map_err(resize_err),
         Kind::MemoryF32(a, range) => spec
-            .f32_image(a.index_axis(Axis(0), i), *range)
+            .f32_image_into(a.index_axis(Axis(0), i), *range, out)
             .map_err(resize_err),
         Kind::Array(_) => {
             let x = source.load_u8(i)?;
-            spec.u8_image(x.view()).map_err(resize_err)
+            spec.u8_image_into(x.view(), out).map_err(resize_err)
         }
     }
 }

@@ -416,6 +416,44 @@ fn a_rule_giving_the_wrong_size_is_an_error_naming_the_item() {
     assert!(err.to_string().contains("expected [3, 4, 4]"), "{err}");
 }
 
+/// Under the skip policy a bad item inside a batch is left out and the
+/// items after it move down in the batch's memory (array or ring buffer):
+/// every kept image is exactly its own preprocessing.
+#[test]
+fn skipped_items_leave_no_hole_in_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs: Vec<Array3<u8>> = (0..6).map(|i| pattern(i, 5 + i, 7)).collect();
+    for (i, a) in imgs.iter().enumerate() {
+        save_png(&dir.path().join(format!("{i}.png")), a);
+    }
+    // Rows 0 and 3 are bad: each starts a batch of 3 with good rows after it.
+    std::fs::write(dir.path().join("0.png"), b"not a png").unwrap();
+    std::fs::write(dir.path().join("3.png"), b"").unwrap();
+    let opts = BatchOptions::default()
+        .batch_size(3)
+        .policy(ErrorPolicy::Skip)
+        .prefetch(1);
+    for ring in [None, Some(vec_ring(3, 3))] {
+        let with_ring = ring.is_some();
+        let mut it = ImageSource::folder(dir.path())
+            .unwrap()
+            .into_batches_in(spec(), opts, ring)
+            .unwrap();
+        let mut rows = Vec::new();
+        for b in &mut it {
+            let b = b.unwrap();
+            // Two of three kept: never a full buffer.
+            assert!(b.full_buffer().is_none());
+            for (&i, px) in b.indices.iter().zip(b.pixels().outer_iter()) {
+                assert_eq!(px, preprocess(imgs[i].view(), &spec()).unwrap(), "row {i}");
+                rows.push(i);
+            }
+        }
+        assert_eq!(rows, [1, 2, 4, 5], "ring: {with_ring}");
+        assert_eq!(it.skipped().len(), 2);
+    }
+}
+
 /// CRC-32 (IEEE) as PNG chunks use it.
 fn crc32(data: &[u8]) -> u32 {
     let mut c = 0xFFFF_FFFFu32;
