@@ -526,26 +526,6 @@ impl EncoderPreprocess {
             Crop::Center { .. } => self.window(&resized).to_owned(),
         }
     }
-
-    /// The window of `resized` into `out` ([`ResizeError::OutputSize`] when
-    /// it does not fit).
-    fn place_window(
-        &self,
-        resized: &Array3<f32>,
-        mut out: ArrayViewMut3<'_, f32>,
-    ) -> std::result::Result<(), ResizeError> {
-        let win = self.window(resized);
-        if win.dim() != out.dim() {
-            let (c, h, w) = win.dim();
-            let (oc, oh, ow) = out.dim();
-            return Err(ResizeError::OutputSize {
-                got: [c, h, w],
-                want: [oc, oh, ow],
-            });
-        }
-        out.assign(&win);
-        Ok(())
-    }
 }
 
 impl Preprocess for EncoderPreprocess {
@@ -578,7 +558,7 @@ impl Preprocess for EncoderPreprocess {
             Crop::None => crate::resize::preprocess_into(image, &self.resize_spec(h, w), out),
             Crop::Center { .. } => {
                 let resized = crate::resize::preprocess(image, &self.resize_spec(h, w))?;
-                self.place_window(&resized, out)
+                crate::source::place(self.window(&resized), out)
             }
         }
     }
@@ -595,7 +575,7 @@ impl Preprocess for EncoderPreprocess {
             }
             Crop::Center { .. } => {
                 let resized = crate::resize::preprocess_f32(image, range, &self.resize_spec(h, w))?;
-                self.place_window(&resized, out)
+                crate::source::place(self.window(&resized), out)
             }
         }
     }

@@ -184,7 +184,7 @@ pub trait Preprocess: Send + Sync + 'static {
         image: ArrayView3<'_, u8>,
         out: ArrayViewMut3<'_, f32>,
     ) -> Result<(), ResizeError> {
-        place(&self.u8_image(image)?, out)
+        place(self.u8_image(image)?.view(), out)
     }
     /// As [`f32_image`](Self::f32_image), written into `out`.
     ///
@@ -196,7 +196,7 @@ pub trait Preprocess: Send + Sync + 'static {
         range: ValueRange,
         out: ArrayViewMut3<'_, f32>,
     ) -> Result<(), ResizeError> {
-        place(&self.f32_image(image, range)?, out)
+        place(self.f32_image(image, range)?.view(), out)
     }
 }
 
@@ -233,7 +233,7 @@ impl Preprocess for ResizeSpec {
 
 /// `image` into `out`, or [`ResizeError::OutputSize`] when the shapes differ.
 pub(crate) fn place(
-    image: &Array3<f32>,
+    image: ArrayView3<'_, f32>,
     mut out: ArrayViewMut3<'_, f32>,
 ) -> Result<(), ResizeError> {
     if image.dim() != out.dim() {
@@ -244,7 +244,7 @@ pub(crate) fn place(
             want: [oc, oh, ow],
         });
     }
-    out.assign(image);
+    out.assign(&image);
     Ok(())
 }
 
