@@ -377,18 +377,42 @@ pub fn preprocess_into(
         });
     }
     let d = spec.mode.domain_max();
-    for ch in 0..3 {
-        let plane = image.index_axis(Axis(2), ch).mapv(|x| {
-            if d == 1.0 {
-                f32::from(x) / 255.0
-            } else {
-                f32::from(x)
-            }
-        });
+    let to_domain = |x: u8| {
+        if d == 1.0 {
+            f32::from(x) / 255.0
+        } else {
+            f32::from(x)
+        }
+    };
+    for (ch, plane) in channel_planes(image, to_domain).into_iter().enumerate() {
         let resized = resize_plane(plane.view(), spec.mode, (spec.height, spec.width))?;
         finish_plane(resized, spec, ch, out.index_axis_mut(Axis(0), ch));
     }
     Ok(())
+}
+
+/// The three channel planes `[H, W]` of an `[H, W, 3]` image, each sample
+/// mapped by `f`: one pass over a contiguous image (pixel by pixel), a
+/// strided pass per channel otherwise.
+fn channel_planes(image: ArrayView3<'_, u8>, f: impl Fn(u8) -> f32) -> [Array2<f32>; 3] {
+    let (h, w, _) = image.dim();
+    let Some(data) = image.as_slice() else {
+        return [0, 1, 2].map(|ch| image.index_axis(Axis(2), ch).mapv(&f));
+    };
+    let mut planes = [
+        Vec::with_capacity(h * w),
+        Vec::with_capacity(h * w),
+        Vec::with_capacity(h * w),
+    ];
+    for px in data.chunks_exact(3) {
+        for (plane, &v) in planes.iter_mut().zip(px) {
+            plane.push(f(v));
+        }
+    }
+    planes.map(|p| match Array2::from_shape_vec((h, w), p) {
+        Ok(a) => a,
+        Err(_) => unreachable!("a contiguous [H, W, 3] image holds H × W pixels"),
+    })
 }
 
 /// Preprocesses one floating-point image `image[[c, y, x]]` (CHW, 3
@@ -694,17 +718,42 @@ fn pil_bicubic_f32(src: &[f32], ih: usize, iw: usize, oh: usize, ow: usize) -> V
 
 /// Pillow `ImagingResampleHorizontal_32bpc` (float) over `rows` of `src`
 /// (row width `iw`): each output `f64` sum rounded to `f32`.
+///
+/// Each output pixel is one sequential `f64` sum over its taps, in Pillow's
+/// order; a chain of dependent additions is bound by the adder's latency, so
+/// [`HORIZONTAL_ROWS`] rows are summed side by side (independent chains, the
+/// same order within each): the same bits, several times the throughput.
 fn pil_horizontal_pass(
     src: &[f32],
     iw: usize,
     rows: std::ops::Range<usize>,
     ow: usize,
 ) -> Vec<f32> {
+    const R: usize = HORIZONTAL_ROWS;
     let hor = pil_precompute_coeffs(iw, ow);
     let mut tmp = vec![0.0f32; rows.len() * ow];
-    for (ty, y) in rows.enumerate() {
+    let first = rows.start;
+    let mut y = first;
+    while y + R <= rows.end {
+        let block = &src[y * iw..(y + R) * iw];
+        for xx in 0..ow {
+            let (xmin, cnt) = hor.bounds[xx];
+            let k = &hor.k[xx * hor.ksize..xx * hor.ksize + cnt];
+            let mut ss = [0.0f64; R];
+            for (j, kx) in k.iter().enumerate() {
+                for (r, s) in ss.iter_mut().enumerate() {
+                    *s += f64::from(block[r * iw + xmin + j]) * kx;
+                }
+            }
+            for (r, s) in ss.iter().enumerate() {
+                tmp[(y - first + r) * ow + xx] = *s as f32;
+            }
+        }
+        y += R;
+    }
+    for y in y..rows.end {
         let row = &src[y * iw..(y + 1) * iw];
-        let out_row = &mut tmp[ty * ow..(ty + 1) * ow];
+        let out_row = &mut tmp[(y - first) * ow..(y - first + 1) * ow];
         for (xx, o) in out_row.iter_mut().enumerate() {
             let (xmin, cnt) = hor.bounds[xx];
             let k = &hor.k[xx * hor.ksize..xx * hor.ksize + cnt];
@@ -717,6 +766,9 @@ fn pil_horizontal_pass(
     }
     tmp
 }
+
+/// Rows [`pil_horizontal_pass`] sums side by side.
+const HORIZONTAL_ROWS: usize = 8;
 
 /// Pillow `ImagingResampleVertical_32bpc` (float): `src` holds rows starting
 /// at input row `row_offset`, each `w` wide.
@@ -957,6 +1009,28 @@ mod tests {
         )
         .unwrap();
         assert!(raw.iter().any(|v| *v < 0.0) && raw.iter().any(|v| *v > 255.0));
+    }
+
+    /// A strided image (here flipped left to right) is preprocessed exactly
+    /// as its contiguous copy: the pixel-by-pixel channel split and the
+    /// strided one agree.
+    #[test]
+    fn strided_and_contiguous_images_agree() {
+        let img = Array3::from_shape_fn((37, 53, 3), |(y, x, c)| {
+            ((y * 7 + x * 13 + c * 101) % 256) as u8
+        });
+        let flipped = img.slice(ndarray::s![.., ..;-1, ..]);
+        assert!(flipped.as_slice().is_none());
+        let copy = flipped.as_standard_layout().to_owned();
+        for spec in [
+            ResizeSpec::inception_clean(),
+            ResizeSpec::new(ResizeMode::LegacyPytorch, (19, 23), Normalization::Unit),
+        ] {
+            assert_eq!(
+                preprocess(flipped, &spec).unwrap(),
+                preprocess(copy.view(), &spec).unwrap()
+            );
+        }
     }
 
     #[test]
