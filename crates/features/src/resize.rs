@@ -376,15 +376,7 @@ pub fn preprocess_into(
     spec.validate()?;
     check_out(&out, spec)?;
     let (h, w, c) = image.dim();
-    if c != 3 {
-        return Err(ResizeError::Channels(c));
-    }
-    if h == 0 || w == 0 {
-        return Err(ResizeError::EmptyInput {
-            height: h,
-            width: w,
-        });
-    }
+    check_image(c, h, w)?;
     let d = spec.mode.domain_max();
     let to_domain = |x: u8| {
         if d == 1.0 {
@@ -394,18 +386,26 @@ pub fn preprocess_into(
         }
     };
     with_scratch(|scratch| {
-        let Scratch {
-            planes,
-            pass,
-            tile,
-            resized,
-        } = scratch;
-        channel_planes(image, to_domain, planes);
-        for (ch, plane) in planes.iter().enumerate() {
-            resize_plane_into(plane, (h, w), spec, pass, tile, resized);
-            finish_plane(resized, spec, ch, out.index_axis_mut(Axis(0), ch));
+        channel_planes(image, to_domain, &mut scratch.planes);
+        for ch in 0..3 {
+            scratch.finish(ch, (h, w), spec, out.index_axis_mut(Axis(0), ch));
         }
     });
+    Ok(())
+}
+
+/// [`ResizeError::Channels`] unless `c` is 3, [`ResizeError::EmptyInput`]
+/// for an image with no pixels.
+fn check_image(c: usize, h: usize, w: usize) -> Result<(), ResizeError> {
+    if c != 3 {
+        return Err(ResizeError::Channels(c));
+    }
+    if h == 0 || w == 0 {
+        return Err(ResizeError::EmptyInput {
+            height: h,
+            width: w,
+        });
+    }
     Ok(())
 }
 
@@ -452,6 +452,25 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Resizes `planes[ch]` (`size`, row-major) to `spec` and writes it,
+    /// clipped and normalised, into `dst` (channel `ch` of the output).
+    fn finish(
+        &mut self,
+        ch: usize,
+        size: (usize, usize),
+        spec: &ResizeSpec,
+        dst: ndarray::ArrayViewMut2<'_, f32>,
+    ) {
+        let Scratch {
+            planes,
+            pass,
+            tile,
+            resized,
+        } = self;
+        resize_plane_into(&planes[ch], size, spec, pass, tile, resized);
+        finish_plane(resized, spec, ch, dst);
+    }
+
     fn bytes(&self) -> usize {
         let floats: usize = self.planes.iter().map(Vec::capacity).sum::<usize>()
             + self.pass.capacity()
@@ -514,28 +533,14 @@ pub fn preprocess_f32_into(
     spec.validate()?;
     check_out(&out, spec)?;
     let (c, h, w) = image.dim();
-    if c != 3 {
-        return Err(ResizeError::Channels(c));
-    }
-    if h == 0 || w == 0 {
-        return Err(ResizeError::EmptyInput {
-            height: h,
-            width: w,
-        });
-    }
+    check_image(c, h, w)?;
     if image.iter().any(|v| !v.is_finite()) {
         return Err(ResizeError::NonFinite);
     }
     let d = spec.mode.domain_max();
     with_scratch(|scratch| {
-        let Scratch {
-            planes,
-            pass,
-            tile,
-            resized,
-        } = scratch;
-        let plane = &mut planes[0];
         for ch in 0..3 {
+            let plane = &mut scratch.planes[ch];
             plane.clear();
             plane.extend(
                 image
@@ -543,8 +548,7 @@ pub fn preprocess_f32_into(
                     .iter()
                     .map(|v| range.to_domain(*v, d)),
             );
-            resize_plane_into(plane, (h, w), spec, pass, tile, resized);
-            finish_plane(resized, spec, ch, out.index_axis_mut(Axis(0), ch));
+            scratch.finish(ch, (h, w), spec, out.index_axis_mut(Axis(0), ch));
         }
     });
     Ok(())
