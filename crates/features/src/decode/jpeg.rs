@@ -937,101 +937,97 @@ fn descale(x: i64, n: u32) -> i64 {
 /// libjpeg's post-IDCT `range_limit[x & RANGE_MASK]` (jdmaster.c
 /// `prepare_range_limit_table`, with `IDCT_range_limit` offset by
 /// `CENTERJSAMPLE`).
-#[inline]
+/// A lookup, as libjpeg's, so that no branch sits in the IDCT's output loop.
+#[inline(always)]
 fn idct_limit(x: i64) -> u8 {
-    let v = (x as i32 & 1023) as u32;
-    match v {
-        0..=127 => (v + 128) as u8,
-        128..=511 => 255,
-        512..=895 => 0,
-        _ => (v - 896) as u8,
+    RANGE_LIMIT[(x as i32 & 1023) as usize]
+}
+
+/// [`idct_limit`]'s table: `v + 128` for `v < 128`, then 255 up to 511, 0 up
+/// to 895 (wrapped negatives), `v − 896` for the last 128.
+const RANGE_LIMIT: [u8; 1024] = {
+    let mut t = [0u8; 1024];
+    let mut v = 0;
+    while v < 1024 {
+        t[v] = match v {
+            0..=127 => (v + 128) as u8,
+            128..=511 => 255,
+            512..=895 => 0,
+            _ => (v - 896) as u8,
+        };
+        v += 1;
+    }
+    t
+};
+
+/// `jpeg_idct_islow` of one block into `out` (8 rows of 8 samples, row `r`
+/// at `out[r * stride..]`). Both 1-D passes run over 8 lanes at once
+/// ([`idct_lanes`]: the 8 columns, then the 8 rows of the transposed work
+/// array), the integer operations of jidctint.c in the same order per
+/// sample, so the same results; the all-zero-AC shortcuts of the C code are
+/// exact (they give what the full computation gives) and are not needed.
+#[inline(always)]
+fn idct_islow(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    // DEQUANTIZE: ISLOW_MULT_TYPE is a 16-bit multiplier in SIMD builds.
+    let mut x = [[0i64; 8]; 8];
+    for (k, xk) in x.iter_mut().enumerate() {
+        for (l, v) in xk.iter_mut().enumerate() {
+            let i = k * 8 + l;
+            *v = i64::from(i32::from(coef[i]) * i32::from(q[i] as i16));
+        }
+    }
+    // Pass 1 (columns): lanes are columns; the work array keeps `int`s.
+    let cols = idct_lanes(&x);
+    let n = CONST_BITS - PASS1_BITS;
+    // Transposed for pass 2: `x[k][row]` = work array row `row`, element `k`.
+    for (r, cr) in cols.iter().enumerate() {
+        for (col, v) in cr.iter().enumerate() {
+            x[col][r] = i64::from(descale(*v, n) as i32);
+        }
+    }
+    // Pass 2 (rows): lanes are rows.
+    let rows = idct_lanes(&x);
+    let n = CONST_BITS + PASS1_BITS + 3;
+    for (c, rc) in rows.iter().enumerate() {
+        for (r, v) in rc.iter().enumerate() {
+            out[r * stride + c] = idct_limit(descale(*v, n));
+        }
     }
 }
 
-/// One block: dequantise and inverse-transform into `out` (8 rows of
-/// `stride` samples).
-fn idct_islow(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
-    let mut ws = [0i32; 64];
-    // DEQUANTIZE: ISLOW_MULT_TYPE is a 16-bit multiplier in SIMD builds.
-    let dq = |i: usize| -> i64 { i64::from(i32::from(coef[i]) * i32::from(q[i] as i16)) };
-    for col in 0..8 {
-        if (1..8).all(|r| coef[r * 8 + col] == 0) {
-            let dcval = (dq(col) << PASS1_BITS) as i32;
-            for r in 0..8 {
-                ws[r * 8 + col] = dcval;
-            }
-            continue;
-        }
-        let z2 = dq(2 * 8 + col);
-        let z3 = dq(6 * 8 + col);
+/// One 1-D islow IDCT (jidctint.c, before descaling) over 8 lanes:
+/// `x[k][lane]` is input `k` of a lane, the result's `[j][lane]` output `j`.
+#[inline(always)]
+fn idct_lanes(x: &[[i64; 8]; 8]) -> [[i64; 8]; 8] {
+    let mut out = [[0i64; 8]; 8];
+    for l in 0..8 {
+        let z2 = x[2][l];
+        let z3 = x[6][l];
         let z1 = (z2 + z3) * FIX_0_541196100;
         let tmp2 = z1 + z3 * -FIX_1_847759065;
         let tmp3 = z1 + z2 * FIX_0_765366865;
-        let z2 = dq(col);
-        let z3 = dq(4 * 8 + col);
-        let tmp0 = (z2 + z3) << CONST_BITS;
-        let tmp1 = (z2 - z3) << CONST_BITS;
+        let tmp0 = (x[0][l] + x[4][l]) << CONST_BITS;
+        let tmp1 = (x[0][l] - x[4][l]) << CONST_BITS;
         let tmp10 = tmp0 + tmp3;
         let tmp13 = tmp0 - tmp3;
         let tmp11 = tmp1 + tmp2;
         let tmp12 = tmp1 - tmp2;
-        let (t3, t2, t1, t0) = (
-            dq(8 + col),
-            dq(3 * 8 + col),
-            dq(5 * 8 + col),
-            dq(7 * 8 + col),
-        );
-        let (o0, o1, o2, o3) = odd_part(t0, t1, t2, t3);
-        let n = CONST_BITS - PASS1_BITS;
-        ws[col] = descale(tmp10 + o3, n) as i32;
-        ws[7 * 8 + col] = descale(tmp10 - o3, n) as i32;
-        ws[8 + col] = descale(tmp11 + o2, n) as i32;
-        ws[6 * 8 + col] = descale(tmp11 - o2, n) as i32;
-        ws[2 * 8 + col] = descale(tmp12 + o1, n) as i32;
-        ws[5 * 8 + col] = descale(tmp12 - o1, n) as i32;
-        ws[3 * 8 + col] = descale(tmp13 + o0, n) as i32;
-        ws[4 * 8 + col] = descale(tmp13 - o0, n) as i32;
+        let (o0, o1, o2, o3) = odd_part(x[7][l], x[5][l], x[3][l], x[1][l]);
+        out[0][l] = tmp10 + o3;
+        out[7][l] = tmp10 - o3;
+        out[1][l] = tmp11 + o2;
+        out[6][l] = tmp11 - o2;
+        out[2][l] = tmp12 + o1;
+        out[5][l] = tmp12 - o1;
+        out[3][l] = tmp13 + o0;
+        out[4][l] = tmp13 - o0;
     }
-    let n = CONST_BITS + PASS1_BITS + 3;
-    for row in 0..8 {
-        let w = &ws[row * 8..row * 8 + 8];
-        let o = &mut out[row * stride..row * stride + 8];
-        if w[1..].iter().all(|&x| x == 0) {
-            let dc = idct_limit(descale(i64::from(w[0]), PASS1_BITS + 3));
-            o.fill(dc);
-            continue;
-        }
-        let z2 = i64::from(w[2]);
-        let z3 = i64::from(w[6]);
-        let z1 = (z2 + z3) * FIX_0_541196100;
-        let tmp0 = (i64::from(w[0]) + i64::from(w[4])) << CONST_BITS;
-        let tmp3 = z1 + z2 * FIX_0_765366865;
-        let tmp1 = (i64::from(w[0]) - i64::from(w[4])) << CONST_BITS;
-        let tmp2 = z1 + z3 * -FIX_1_847759065;
-        let tmp10 = tmp0 + tmp3;
-        let tmp13 = tmp0 - tmp3;
-        let tmp11 = tmp1 + tmp2;
-        let tmp12 = tmp1 - tmp2;
-        let (o0, o1, o2, o3) = odd_part(
-            i64::from(w[7]),
-            i64::from(w[5]),
-            i64::from(w[3]),
-            i64::from(w[1]),
-        );
-        o[0] = idct_limit(descale(tmp10 + o3, n));
-        o[7] = idct_limit(descale(tmp10 - o3, n));
-        o[1] = idct_limit(descale(tmp11 + o2, n));
-        o[6] = idct_limit(descale(tmp11 - o2, n));
-        o[2] = idct_limit(descale(tmp12 + o1, n));
-        o[5] = idct_limit(descale(tmp12 - o1, n));
-        o[3] = idct_limit(descale(tmp13 + o0, n));
-        o[4] = idct_limit(descale(tmp13 - o0, n));
-    }
+    out
 }
 
 /// The odd part of the 1-D IDCT on inputs `(tmp0, tmp1, tmp2, tmp3)` =
 /// coefficients 7, 5, 3, 1; returns the updated `(tmp0, tmp1, tmp2, tmp3)`.
-#[inline]
+#[inline(always)]
 fn odd_part(tmp0: i64, tmp1: i64, tmp2: i64, tmp3: i64) -> (i64, i64, i64, i64) {
     let z4 = tmp1 + tmp3;
     let z3 = tmp0 + tmp2;
@@ -1065,7 +1061,30 @@ struct Plane {
     data: Vec<u8>,
 }
 
+/// The component's samples: every block through [`idct_islow`], compiled
+/// for the widest vector unit the CPU has (`pulp` runtime dispatch; integer
+/// arithmetic, so the same samples on every CPU).
 fn component_plane(c: &Component, width: usize, height: usize, hmax: usize, vmax: usize) -> Plane {
+    struct Op<'a>(&'a Component, usize, usize, usize, usize);
+    impl pulp::WithSimd for Op<'_> {
+        type Output = Plane;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) -> Plane {
+            let Op(c, width, height, hmax, vmax) = self;
+            component_plane_impl(c, width, height, hmax, vmax)
+        }
+    }
+    pulp::Arch::new().dispatch(Op(c, width, height, hmax, vmax))
+}
+
+#[inline(always)]
+fn component_plane_impl(
+    c: &Component,
+    width: usize,
+    height: usize,
+    hmax: usize,
+    vmax: usize,
+) -> Plane {
     let pw = c.bw * 8;
     let ph = c.bh * 8;
     let mut full = vec![0u8; pw * ph];
@@ -1312,4 +1331,121 @@ fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Fail
         height: h,
         pixels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    /// One block: dequantise and inverse-transform into `out` (8 rows of
+    /// `stride` samples).
+    fn idct_islow_scalar(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+        let mut ws = [0i32; 64];
+        // DEQUANTIZE: ISLOW_MULT_TYPE is a 16-bit multiplier in SIMD builds.
+        let dq = |i: usize| -> i64 { i64::from(i32::from(coef[i]) * i32::from(q[i] as i16)) };
+        for col in 0..8 {
+            if (1..8).all(|r| coef[r * 8 + col] == 0) {
+                let dcval = (dq(col) << PASS1_BITS) as i32;
+                for r in 0..8 {
+                    ws[r * 8 + col] = dcval;
+                }
+                continue;
+            }
+            let z2 = dq(2 * 8 + col);
+            let z3 = dq(6 * 8 + col);
+            let z1 = (z2 + z3) * FIX_0_541196100;
+            let tmp2 = z1 + z3 * -FIX_1_847759065;
+            let tmp3 = z1 + z2 * FIX_0_765366865;
+            let z2 = dq(col);
+            let z3 = dq(4 * 8 + col);
+            let tmp0 = (z2 + z3) << CONST_BITS;
+            let tmp1 = (z2 - z3) << CONST_BITS;
+            let tmp10 = tmp0 + tmp3;
+            let tmp13 = tmp0 - tmp3;
+            let tmp11 = tmp1 + tmp2;
+            let tmp12 = tmp1 - tmp2;
+            let (t3, t2, t1, t0) = (
+                dq(8 + col),
+                dq(3 * 8 + col),
+                dq(5 * 8 + col),
+                dq(7 * 8 + col),
+            );
+            let (o0, o1, o2, o3) = odd_part(t0, t1, t2, t3);
+            let n = CONST_BITS - PASS1_BITS;
+            ws[col] = descale(tmp10 + o3, n) as i32;
+            ws[7 * 8 + col] = descale(tmp10 - o3, n) as i32;
+            ws[8 + col] = descale(tmp11 + o2, n) as i32;
+            ws[6 * 8 + col] = descale(tmp11 - o2, n) as i32;
+            ws[2 * 8 + col] = descale(tmp12 + o1, n) as i32;
+            ws[5 * 8 + col] = descale(tmp12 - o1, n) as i32;
+            ws[3 * 8 + col] = descale(tmp13 + o0, n) as i32;
+            ws[4 * 8 + col] = descale(tmp13 - o0, n) as i32;
+        }
+        let n = CONST_BITS + PASS1_BITS + 3;
+        for row in 0..8 {
+            let w = &ws[row * 8..row * 8 + 8];
+            let o = &mut out[row * stride..row * stride + 8];
+            if w[1..].iter().all(|&x| x == 0) {
+                let dc = idct_limit(descale(i64::from(w[0]), PASS1_BITS + 3));
+                o.fill(dc);
+                continue;
+            }
+            let z2 = i64::from(w[2]);
+            let z3 = i64::from(w[6]);
+            let z1 = (z2 + z3) * FIX_0_541196100;
+            let tmp0 = (i64::from(w[0]) + i64::from(w[4])) << CONST_BITS;
+            let tmp3 = z1 + z2 * FIX_0_765366865;
+            let tmp1 = (i64::from(w[0]) - i64::from(w[4])) << CONST_BITS;
+            let tmp2 = z1 + z3 * -FIX_1_847759065;
+            let tmp10 = tmp0 + tmp3;
+            let tmp13 = tmp0 - tmp3;
+            let tmp11 = tmp1 + tmp2;
+            let tmp12 = tmp1 - tmp2;
+            let (o0, o1, o2, o3) = odd_part(
+                i64::from(w[7]),
+                i64::from(w[5]),
+                i64::from(w[3]),
+                i64::from(w[1]),
+            );
+            o[0] = idct_limit(descale(tmp10 + o3, n));
+            o[7] = idct_limit(descale(tmp10 - o3, n));
+            o[1] = idct_limit(descale(tmp11 + o2, n));
+            o[6] = idct_limit(descale(tmp11 - o2, n));
+            o[2] = idct_limit(descale(tmp12 + o1, n));
+            o[5] = idct_limit(descale(tmp12 - o1, n));
+            o[3] = idct_limit(descale(tmp13 + o0, n));
+            o[4] = idct_limit(descale(tmp13 - o0, n));
+        }
+    }
+
+    /// The lane IDCT gives the samples of jidctint.c's scalar loop (with its
+    /// all-zero shortcuts) on random blocks: sparse and dense, small and
+    /// extreme coefficients (overflowing and wrapping paths included), every
+    /// quantiser range.
+    #[test]
+    fn lane_idct_equals_the_scalar_loop() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for case in 0..20_000 {
+            let mut coef = [0i16; 64];
+            let mut q = [0u16; 64];
+            let density = [0.02, 0.2, 1.0][case % 3];
+            let scale: i32 = [8, 256, 32767][(case / 3) % 3];
+            for i in 0..64 {
+                if i == 0 || rng.random_bool(density) {
+                    coef[i] = rng.random_range(-scale..=scale) as i16;
+                }
+                q[i] = match case % 4 {
+                    0 => 1,
+                    1 => rng.random_range(1..=64),
+                    2 => rng.random_range(1..=255),
+                    _ => rng.random(),
+                };
+            }
+            let (mut a, mut b) = ([0u8; 8 * 11], [0u8; 8 * 11]);
+            idct_islow(&coef, &q, &mut a, 11);
+            idct_islow_scalar(&coef, &q, &mut b, 11);
+            assert_eq!(a, b, "case {case}: {coef:?} {q:?}");
+        }
+    }
 }
