@@ -1222,45 +1222,57 @@ fn h2v2_fancy_line(near: &[u8], far: &[u8], dst: &mut [u8]) {
     dst.copy_from_slice(&full[..w]);
 }
 
-/// jdcolor.c `build_ycc_rgb_table`: (Cr→R, Cb→B, Cr→G, Cb→G) for sample `i`.
-struct YccTables {
-    cr_r: [i32; 256],
-    cb_b: [i32; 256],
-    cr_g: [i64; 256],
-    cb_g: [i64; 256],
+/// jdcolor.c `ycc_rgb_convert`: `(r, g, b)` before range limiting, from the
+/// fixed-point entries `build_ycc_rgb_table` puts in its tables
+/// (`SCALEBITS = 16`, `FIX(x) = (x·2¹⁶ + 0.5)` truncated, `c = Cb − 128` or
+/// `Cr − 128`):
+///
+/// ```text
+/// R = Y + ((FIX(1.40200)·cr + ONE_HALF) >> 16)
+/// G = Y + ((−FIX(0.34414)·cb + ONE_HALF − FIX(0.71414)·cr) >> 16)
+/// B = Y + ((FIX(1.77200)·cb + ONE_HALF) >> 16)
+/// ```
+///
+/// computed per pixel rather than looked up (every term fits an `i32`:
+/// |FIX(1.772)·128| < 2²⁴), so the loop over pixels vectorises; a test holds
+/// it to the tables for every `(Cb, Cr)`.
+#[inline(always)]
+fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> (i32, i32, i32) {
+    const ONE_HALF: i32 = 1 << 15;
+    const FIX_1_40200: i32 = 91_881;
+    const FIX_1_77200: i32 = 116_130;
+    const FIX_0_71414: i32 = 46_802;
+    const FIX_0_34414: i32 = 22_554;
+    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
+    let g = (-FIX_0_34414 * cb + ONE_HALF - FIX_0_71414 * cr) >> 16;
+    (
+        y + ((FIX_1_40200 * cr + ONE_HALF) >> 16),
+        y + g,
+        y + ((FIX_1_77200 * cb + ONE_HALF) >> 16),
+    )
 }
 
-impl YccTables {
-    fn new() -> Self {
-        const SCALEBITS: u32 = 16;
-        const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
-        let fix = |x: f64| (x * f64::from(1u32 << SCALEBITS) + 0.5) as i64;
-        let mut t = YccTables {
-            cr_r: [0; 256],
-            cb_b: [0; 256],
-            cr_g: [0; 256],
-            cb_g: [0; 256],
-        };
-        for i in 0..256 {
-            let x = i as i64 - 128;
-            t.cr_r[i] = ((fix(1.40200) * x + ONE_HALF) >> SCALEBITS) as i32;
-            t.cb_b[i] = ((fix(1.77200) * x + ONE_HALF) >> SCALEBITS) as i32;
-            t.cr_g[i] = -fix(0.71414) * x;
-            t.cb_g[i] = -fix(0.34414) * x + ONE_HALF;
+/// YCbCr planes to interleaved RGB (`out`: 3 bytes per pixel), under `pulp`
+/// dispatch (integer arithmetic: the same bytes on every CPU).
+fn ycc_planes_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    struct Op<'a>(&'a [u8], &'a [u8], &'a [u8], &'a mut [u8]);
+    impl pulp::WithSimd for Op<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) {
+            let Op(y, cb, cr, out) = self;
+            for (((px, y), cb), cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
+                let (r, g, b) = ycc_to_rgb(*y, *cb, *cr);
+                px[0] = clamp255(r);
+                px[1] = clamp255(g);
+                px[2] = clamp255(b);
+            }
         }
-        t
     }
-
-    /// `(r, g, b)` before range limiting.
-    #[inline]
-    fn convert(&self, y: u8, cb: u8, cr: u8) -> (i32, i32, i32) {
-        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
-        let g = ((self.cb_g[cb] + self.cr_g[cr]) >> 16) as i32;
-        (y + self.cr_r[cr], y + g, y + self.cb_b[cb])
-    }
+    pulp::Arch::new().dispatch(Op(y, cb, cr, out));
 }
 
-#[inline]
+#[inline(always)]
 fn clamp255(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
@@ -1295,13 +1307,7 @@ fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Fail
                     out[3 * i + 2] = planes[2][i];
                 }
             } else {
-                let t = YccTables::new();
-                for i in 0..w * h {
-                    let (r, g, b) = t.convert(planes[0][i], planes[1][i], planes[2][i]);
-                    out[3 * i] = clamp255(r);
-                    out[3 * i + 1] = clamp255(g);
-                    out[3 * i + 2] = clamp255(b);
-                }
+                ycc_planes_to_rgb(&planes[0], &planes[1], &planes[2], &mut out);
             }
             JpegPixels::Rgb(out)
         }
@@ -1309,10 +1315,9 @@ fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Fail
             // 4 components: YCCK if Adobe transform is not 0, else CMYK.
             let ycck = matches!(adobe, Some(t) if t != 0);
             let mut out = vec![0u8; w * h * 4];
-            let t = YccTables::new();
             for i in 0..w * h {
                 if ycck {
-                    let (r, g, b) = t.convert(planes[0][i], planes[1][i], planes[2][i]);
+                    let (r, g, b) = ycc_to_rgb(planes[0][i], planes[1][i], planes[2][i]);
                     out[4 * i] = clamp255(255 - r);
                     out[4 * i + 1] = clamp255(255 - g);
                     out[4 * i + 2] = clamp255(255 - b);
@@ -1416,6 +1421,58 @@ mod tests {
             o[5] = idct_limit(descale(tmp12 - o1, n));
             o[3] = idct_limit(descale(tmp13 + o0, n));
             o[4] = idct_limit(descale(tmp13 - o0, n));
+        }
+    }
+
+    /// jdcolor.c `build_ycc_rgb_table`: (Cr→R, Cb→B, Cr→G, Cb→G) for sample `i`.
+    struct YccTables {
+        cr_r: [i32; 256],
+        cb_b: [i32; 256],
+        cr_g: [i64; 256],
+        cb_g: [i64; 256],
+    }
+
+    impl YccTables {
+        fn new() -> Self {
+            const SCALEBITS: u32 = 16;
+            const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
+            let fix = |x: f64| (x * f64::from(1u32 << SCALEBITS) + 0.5) as i64;
+            let mut t = YccTables {
+                cr_r: [0; 256],
+                cb_b: [0; 256],
+                cr_g: [0; 256],
+                cb_g: [0; 256],
+            };
+            for i in 0..256 {
+                let x = i as i64 - 128;
+                t.cr_r[i] = ((fix(1.40200) * x + ONE_HALF) >> SCALEBITS) as i32;
+                t.cb_b[i] = ((fix(1.77200) * x + ONE_HALF) >> SCALEBITS) as i32;
+                t.cr_g[i] = -fix(0.71414) * x;
+                t.cb_g[i] = -fix(0.34414) * x + ONE_HALF;
+            }
+            t
+        }
+
+        /// `(r, g, b)` before range limiting.
+        #[inline]
+        fn convert(&self, y: u8, cb: u8, cr: u8) -> (i32, i32, i32) {
+            let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+            let g = ((self.cb_g[cb] + self.cr_g[cr]) >> 16) as i32;
+            (y + self.cr_r[cr], y + g, y + self.cb_b[cb])
+        }
+    }
+
+    /// The per-pixel arithmetic equals jdcolor.c's tables for every
+    /// `(Cb, Cr)` (Y only adds).
+    #[test]
+    fn ycc_arithmetic_equals_the_tables() {
+        let t = YccTables::new();
+        for cb in 0..=255u8 {
+            for cr in 0..=255u8 {
+                for y in [0u8, 77, 255] {
+                    assert_eq!(ycc_to_rgb(y, cb, cr), t.convert(y, cb, cr), "{y} {cb} {cr}");
+                }
+            }
         }
     }
 
