@@ -916,7 +916,8 @@ fn pil_bicubic_f32_impl(
 /// are interleaved column by column into a small tile (`tile[x·R + r]`, in
 /// cache), and each tap is one multiply–add across the `R` rows at once:
 /// independent lanes that vectorize, the same order within each pixel, so the
-/// same bits.
+/// same bits. The `R` results of an output column go to an output tile in
+/// one store, and the tile's rows are copied out after the block.
 #[inline(always)]
 fn pil_horizontal_pass(
     src: &[f32],
@@ -932,7 +933,10 @@ fn pil_horizontal_pass(
     // Every element of `tmp` is written below (only growth is filled);
     // a tile's rows past the last image row are never read into `tmp`.
     tmp.resize(rows.len() * ow, 0.0);
-    tile.resize(iw * R, 0.0);
+    // The input tile (`iw` columns of `R` rows) and the output tile (`ow`
+    // columns of `R` rows): each output column is one 8-wide store.
+    tile.resize((iw + ow) * R, 0.0);
+    let (tile, out_tile) = tile.split_at_mut(iw * R);
     for y0 in rows.clone().step_by(R) {
         let m = R.min(rows.end - y0);
         for r in 0..m {
@@ -941,7 +945,7 @@ fn pil_horizontal_pass(
                 tile[x * R + r] = *v;
             }
         }
-        for xx in 0..ow {
+        for (xx, o) in out_tile.chunks_exact_mut(R).enumerate() {
             let (xmin, cnt) = hor.bounds[xx];
             let k = &hor.k[xx * hor.ksize..xx * hor.ksize + cnt];
             let mut ss = [0.0f64; R];
@@ -950,8 +954,14 @@ fn pil_horizontal_pass(
                     *s += f64::from(*v) * kx;
                 }
             }
-            for (r, s) in ss.iter().take(m).enumerate() {
-                tmp[(y0 - first + r) * ow + xx] = *s as f32;
+            for (o, s) in o.iter_mut().zip(&ss) {
+                *o = *s as f32;
+            }
+        }
+        for r in 0..m {
+            let dst = &mut tmp[(y0 - first + r) * ow..(y0 - first + r + 1) * ow];
+            for (d, o) in dst.iter_mut().zip(out_tile.chunks_exact(R)) {
+                *d = o[r];
             }
         }
     }
