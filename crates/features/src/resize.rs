@@ -467,7 +467,8 @@ impl Scratch {
             tile,
             resized,
         } = self;
-        resize_plane_into(&planes[ch], size, spec, pass, tile, resized);
+        let target = (spec.height, spec.width);
+        resize_plane_into(&planes[ch], size, spec.mode, target, pass, tile, resized);
         finish_plane(resized, spec, ch, dst);
     }
 
@@ -705,12 +706,12 @@ pub fn resize_plane(
         None => unreachable!("standard layout arrays are contiguous"),
     };
     let mut out = Vec::new();
-    let spec = ResizeSpec::new(mode, size, Normalization::Unit);
     with_scratch(|s| {
         resize_plane_into(
             src_slice,
             (ih, iw),
-            &spec,
+            mode,
+            size,
             &mut s.pass,
             &mut s.tile,
             &mut out,
@@ -720,19 +721,19 @@ pub fn resize_plane(
     Array2::from_shape_vec((oh, ow), out).map_err(|_| unreachable!("shape matches by construction"))
 }
 
-/// [`resize_plane`] of the row-major `size.0 × size.1` plane `src` to
-/// `spec`'s size with `spec.mode`, written row-major into `out`; `pass` and
-/// `tile` are working buffers. Sizes are non-zero (checked by the callers).
+/// [`resize_plane`] of the row-major `ih × iw` plane `src` to `oh × ow`
+/// with `mode`, written row-major into `out`; `pass` and `tile` are working
+/// buffers. Sizes are non-zero (checked by the callers).
 fn resize_plane_into(
     src: &[f32],
     (ih, iw): (usize, usize),
-    spec: &ResizeSpec,
+    mode: ResizeMode,
+    (oh, ow): (usize, usize),
     pass: &mut Vec<f32>,
     tile: &mut Vec<f32>,
     out: &mut Vec<f32>,
 ) {
-    let (oh, ow) = (spec.height, spec.width);
-    match spec.mode {
+    match mode {
         ResizeMode::Clean => pil_bicubic_f32(src, (ih, iw), (oh, ow), pass, tile, out),
         ResizeMode::LegacyPytorch => *out = torch_bilinear_f32(src, ih, iw, oh, ow),
         ResizeMode::LegacyTensorflow => *out = tf_legacy_bilinear_f32(src, ih, iw, oh, ow),

@@ -936,8 +936,8 @@ fn descale(x: i64, n: u32) -> i64 {
 
 /// libjpeg's post-IDCT `range_limit[x & RANGE_MASK]` (jdmaster.c
 /// `prepare_range_limit_table`, with `IDCT_range_limit` offset by
-/// `CENTERJSAMPLE`).
-/// A lookup, as libjpeg's, so that no branch sits in the IDCT's output loop.
+/// `CENTERJSAMPLE`): a table lookup, as libjpeg's, so that no branch sits in
+/// the IDCT's output loop.
 #[inline(always)]
 fn idct_limit(x: i64) -> u8 {
     RANGE_LIMIT[(x as i32 & 1023) as usize]
