@@ -201,6 +201,14 @@ pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
     decode_bytes(&bytes, path)
 }
 
+/// Gives a decoded image's buffer back for the next decode on this thread
+/// (the JPEG decoder's buffer pool): what a loop that decodes, uses and
+/// drops one image after another calls instead of dropping it, so that a
+/// photo's megabytes are not fresh kernel pages each time.
+pub(crate) fn recycle(img: RgbImage) {
+    jpeg::recycle_bytes(img.into_raw());
+}
+
 /// Decodes an in-memory file (e.g. a zip member); `name` is used in errors
 /// only. Same rules as [`decode_file`].
 ///
@@ -435,10 +443,18 @@ fn jpeg_to_rgb(img: jpeg::JpegImage) -> Result<RgbImage, Failure> {
     let (w, h) = (img.width, img.height);
     let buf = match img.pixels {
         jpeg::JpegPixels::Rgb(v) => v,
-        jpeg::JpegPixels::Gray(v) => v.into_iter().flat_map(|l| [l, l, l]).collect(),
-        jpeg::JpegPixels::Cmyk(v) => v
-            .chunks_exact(4)
-            .flat_map(|p| {
+        jpeg::JpegPixels::Gray(v) => {
+            // Every sample is written below.
+            let mut rgb = jpeg::take_bytes(3 * v.len());
+            for (px, l) in rgb.chunks_exact_mut(3).zip(&v) {
+                px.fill(*l);
+            }
+            jpeg::recycle_bytes(v);
+            rgb
+        }
+        jpeg::JpegPixels::Cmyk(v) => {
+            let mut rgb = jpeg::take_bytes(3 * (v.len() / 4));
+            for (px, p) in rgb.chunks_exact_mut(3).zip(v.chunks_exact(4)) {
                 let inv = [255 - p[0], 255 - p[1], 255 - p[2], 255 - p[3]];
                 let nk = 255 - i32::from(inv[3]);
                 let f = |c: u8| {
@@ -446,9 +462,11 @@ fn jpeg_to_rgb(img: jpeg::JpegImage) -> Result<RgbImage, Failure> {
                     let muldiv = ((t >> 8) + t) >> 8;
                     (nk - muldiv).clamp(0, 255) as u8
                 };
-                [f(inv[0]), f(inv[1]), f(inv[2])]
-            })
-            .collect(),
+                px.copy_from_slice(&[f(inv[0]), f(inv[1]), f(inv[2])]);
+            }
+            jpeg::recycle_bytes(v);
+            rgb
+        }
     };
     let (w32, h32) = (
         u32::try_from(w).map_err(|_| Failure::Unsupported("image too wide".to_owned()))?,

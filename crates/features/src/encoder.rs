@@ -974,7 +974,9 @@ impl Encoder {
         let pre = self.preprocessing();
         let image = |i: usize, slot: ArrayViewMut3<'_, f32>| {
             let img = crate::decode::decode_file(&paths[i])?;
-            Ok(pre.u8_image_into(rgb_view(&img)?, slot)?)
+            let done = pre.u8_image_into(rgb_view(&img)?, slot);
+            crate::decode::recycle(img);
+            Ok(done?)
         };
         self.encode_stream(paths.len(), image, on_batch)
     }

@@ -1205,7 +1205,9 @@ fn load_into(
     match &source.kind {
         Kind::Folder { root, files } => {
             let img = decode_file(&root.join(&files[i]))?;
-            spec.u8_image_into(rgb_view(&img), out).map_err(resize_err)
+            let done = spec.u8_image_into(rgb_view(&img), out).map_err(resize_err);
+            crate::decode::recycle(img);
+            done
         }
         Kind::Zip {
             path,
@@ -1222,11 +1224,14 @@ fn load_into(
             };
             let bytes = read_zip_entry(path, ar, &entries[i])?;
             let img = decode_bytes(&bytes, &member_label(path, &entries[i].1))?;
-            spec.u8_image_into(rgb_view(&img), out)
+            let done = spec
+                .u8_image_into(rgb_view(&img), out)
                 .map_err(|e| SourceError::Resize {
                     name: member_label(path, &entries[i].1).display().to_string(),
                     source: e,
-                })
+                });
+            crate::decode::recycle(img);
+            done
         }
         Kind::MemoryU8(a) => spec
             .u8_image_into(a.index_axis(Axis(0), i), out)

@@ -61,6 +61,107 @@ fn unsupported(msg: impl Into<String>) -> Failure {
     Failure::Unsupported(msg.into())
 }
 
+// ---------------------------------------------------------------------------
+// Buffers reused from one image to the next
+// ---------------------------------------------------------------------------
+
+/// The buffers one thread's decodes reuse: coefficient arrays, sample
+/// planes and the interleaved output (given back by the caller through
+/// [`recycle_bytes`]). A photo's buffers are a few megabytes; allocated
+/// fresh for each image they were fresh pages from the kernel, zeroed on
+/// first touch (perf, 640×427 JPEG with the system allocator: page faults
+/// and `brk` ≈ 27 % of decode + clean resize). At most [`POOL_KEEP_BYTES`]
+/// and [`POOL_KEEP_BUFFERS`] per kind are kept; the rest are freed.
+#[derive(Default)]
+struct Pool {
+    bytes: Vec<Vec<u8>>,
+    blocks: Vec<Vec<[i16; 64]>>,
+}
+
+/// Capacity kept per thread and kind of buffer.
+const POOL_KEEP_BYTES: usize = 32 << 20;
+/// Buffers kept per thread and kind (a 3-component image uses 7 byte
+/// buffers at once).
+const POOL_KEEP_BUFFERS: usize = 8;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = std::cell::RefCell::new(Pool::default());
+}
+
+/// The buffer of `pool` that best fits `len` elements: the smallest holding
+/// `len`, else the largest; `None` for an empty pool.
+fn best_fit<T>(pool: &mut Vec<Vec<T>>, len: usize) -> Option<Vec<T>> {
+    let fits = pool
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    let i = fits.or_else(|| {
+        pool.iter()
+            .enumerate()
+            .max_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i)
+    })?;
+    Some(pool.swap_remove(i))
+}
+
+/// Keeps `v` in `pool` within the limits above, or frees it.
+fn keep<T>(pool: &mut Vec<Vec<T>>, v: Vec<T>) {
+    let held: usize = pool.iter().map(|b| b.capacity() * size_of::<T>()).sum();
+    if pool.len() < POOL_KEEP_BUFFERS && held + v.capacity() * size_of::<T>() <= POOL_KEEP_BYTES {
+        pool.push(v);
+    }
+}
+
+/// A byte buffer of length `len` whose contents are unspecified (zeros or
+/// an earlier image's samples): only for buffers the caller overwrites
+/// entirely.
+pub(crate) fn take_bytes(len: usize) -> Vec<u8> {
+    let mut v = POOL
+        .with(|p| {
+            p.try_borrow_mut()
+                .ok()
+                .and_then(|mut p| best_fit(&mut p.bytes, len))
+        })
+        .unwrap_or_default();
+    // Only growth is filled; what is kept is overwritten by the caller.
+    v.resize(len, 0);
+    v
+}
+
+/// `n` zeroed coefficient blocks.
+fn take_blocks(n: usize) -> Vec<[i16; 64]> {
+    let mut v = POOL
+        .with(|p| {
+            p.try_borrow_mut()
+                .ok()
+                .and_then(|mut p| best_fit(&mut p.blocks, n))
+        })
+        .unwrap_or_default();
+    v.clear();
+    v.resize(n, [0; 64]);
+    v
+}
+
+/// Gives a byte buffer back to this thread's pool (e.g. the pixels of an
+/// image once they are preprocessed).
+pub(crate) fn recycle_bytes(v: Vec<u8>) {
+    POOL.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            keep(&mut p.bytes, v);
+        }
+    });
+}
+
+fn recycle_blocks(v: Vec<[i16; 64]>) {
+    POOL.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            keep(&mut p.blocks, v);
+        }
+    });
+}
+
 /// How many scans, on average, may pass over each block of a frame: the
 /// work budget that bounds decoding time.
 ///
@@ -496,7 +597,7 @@ fn parse_sof(seg: &[u8], progressive: bool, file_len: usize) -> Result<Frame, Fa
     for c in &mut comps {
         c.bw = mcus_x * c.h;
         c.bh = mcus_y * c.v;
-        c.coefs = vec![[0i16; 64]; c.bw * c.bh];
+        c.coefs = take_blocks(c.bw * c.bh);
     }
     Ok(Frame {
         width,
@@ -1054,11 +1155,37 @@ fn odd_part(tmp0: i64, tmp1: i64, tmp2: i64, tmp3: i64) -> (i64, i64, i64, i64) 
 // Upsampling and colour conversion
 // ---------------------------------------------------------------------------
 
-/// A component plane cropped to its downsampled size.
+/// One component's samples: `h` rows of `w`, row `y` at
+/// `data[y * stride..][..w]` (a plane straight from the IDCT keeps its
+/// whole-block width as stride; nothing is copied to crop it).
 struct Plane {
     w: usize,
     h: usize,
+    stride: usize,
     data: Vec<u8>,
+}
+
+impl Plane {
+    /// Row `y`; rows past the last repeat it (the context rows libjpeg's
+    /// `jdmainct.c` provides below the image).
+    #[inline]
+    fn row(&self, y: usize) -> &[u8] {
+        let y = y.min(self.h - 1);
+        &self.data[y * self.stride..y * self.stride + self.w]
+    }
+
+    /// The samples as one contiguous `w × h` buffer (rows moved down in
+    /// place when the stride is wider).
+    fn into_contiguous(mut self) -> Vec<u8> {
+        if self.stride != self.w {
+            for y in 1..self.h {
+                let from = y * self.stride;
+                self.data.copy_within(from..from + self.w, y * self.w);
+            }
+        }
+        self.data.truncate(self.w * self.h);
+        self.data
+    }
 }
 
 /// The component's samples: every block through [`idct_islow`], compiled
@@ -1087,7 +1214,8 @@ fn component_plane_impl(
 ) -> Plane {
     let pw = c.bw * 8;
     let ph = c.bh * 8;
-    let mut full = vec![0u8; pw * ph];
+    // Every sample is written below: the blocks tile the whole buffer.
+    let mut full = take_bytes(pw * ph);
     let zero_q = [0u16; 64];
     let q = c.qtable.as_ref().unwrap_or(&zero_q);
     for by in 0..c.bh {
@@ -1096,46 +1224,46 @@ fn component_plane_impl(
             idct_islow(&c.coefs[by * c.bw + bx], q, &mut full[off..], pw);
         }
     }
-    let w = (width * c.h).div_ceil(hmax);
-    let h = (height * c.v).div_ceil(vmax);
-    let mut data = Vec::with_capacity(w * h);
-    for y in 0..h {
-        data.extend_from_slice(&full[y * pw..y * pw + w]);
+    Plane {
+        w: (width * c.h).div_ceil(hmax),
+        h: (height * c.v).div_ceil(vmax),
+        stride: pw,
+        data: full,
     }
-    Plane { w, h, data }
 }
 
 /// Upsamples `p` to `width x height` with libjpeg-turbo's method for the
-/// component's sampling factors.
+/// component's sampling factors (a full-size component is returned as is).
 fn upsample(
-    p: &Plane,
+    p: Plane,
     c: &Component,
     width: usize,
     height: usize,
     hmax: usize,
     vmax: usize,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Plane, Failure> {
     let (hin, vin) = (c.h, c.v);
-    let mut out = vec![0u8; width * height];
-    let row = |y: usize| &p.data[y.min(p.h - 1) * p.w..y.min(p.h - 1) * p.w + p.w];
     if hin == hmax && vin == vmax {
+        // Full size already: `p.w == width`, `p.h == height`.
+        return Ok(p);
+    }
+    // Every sample is written by each method below.
+    let mut out = take_bytes(width * height);
+    // One upsampled row before cropping to `width` (odd widths).
+    let mut full = vec![0u8; 2 * p.w];
+    if hin * 2 == hmax && vin == vmax {
         for y in 0..height {
-            out[y * width..(y + 1) * width].copy_from_slice(&row(y)[..width]);
-        }
-    } else if hin * 2 == hmax && vin == vmax {
-        for y in 0..height {
-            let src = row(y);
             let dst = &mut out[y * width..(y + 1) * width];
-            h2_line(src, dst, p.w > 2);
+            h2_line(p.row(y), dst, p.w > 2, &mut full);
         }
     } else if hin == hmax && vin * 2 == vmax {
         // h1v2_fancy_upsample.
         for y in 0..height {
             let r = y / 2;
             let (near, far, bias) = if y % 2 == 0 {
-                (row(r), row(r.saturating_sub(1)), 1)
+                (p.row(r), p.row(r.saturating_sub(1)), 1)
             } else {
-                (row(r), row(r + 1), 2)
+                (p.row(r), p.row(r + 1), 2)
             };
             for x in 0..width {
                 out[y * width + x] =
@@ -1147,21 +1275,21 @@ fn upsample(
             let r = y / 2;
             let dst = &mut out[y * width..(y + 1) * width];
             if p.w > 2 {
-                let near = row(r);
+                let near = p.row(r);
                 let far = if y % 2 == 0 {
-                    row(r.saturating_sub(1))
+                    p.row(r.saturating_sub(1))
                 } else {
-                    row(r + 1)
+                    p.row(r + 1)
                 };
-                h2v2_fancy_line(near, far, dst);
+                h2v2_fancy_line(near, far, dst, &mut full);
             } else {
-                h2_line(row(r), dst, false);
+                h2_line(p.row(r), dst, false, &mut full);
             }
         }
     } else if hmax.is_multiple_of(hin) && vmax.is_multiple_of(vin) {
         let (he, ve) = (hmax / hin, vmax / vin);
         for y in 0..height {
-            let src = row(y / ve);
+            let src = p.row(y / ve);
             for x in 0..width {
                 out[y * width + x] = src[x / he];
             }
@@ -1169,13 +1297,19 @@ fn upsample(
     } else {
         return Err(unsupported("fractional chroma sampling factors"));
     }
-    Ok(out)
+    recycle_bytes(p.data);
+    Ok(Plane {
+        w: width,
+        h: height,
+        stride: width,
+        data: out,
+    })
 }
 
-/// One row of `h2v1` upsampling: fancy (triangle) or box.
-fn h2_line(src: &[u8], dst: &mut [u8], fancy: bool) {
+/// One row of `h2v1` upsampling, fancy (triangle) or box, through `full`
+/// (`2 × src.len()` samples) into `dst` (at most that long).
+fn h2_line(src: &[u8], dst: &mut [u8], fancy: bool, full: &mut [u8]) {
     let n = src.len();
-    let mut full = vec![0u8; 2 * n];
     if fancy {
         let s = |i: usize| u32::from(src[i]);
         full[0] = src[0];
@@ -1198,11 +1332,10 @@ fn h2_line(src: &[u8], dst: &mut [u8], fancy: bool) {
 }
 
 /// One output row of `h2v2_fancy_upsample` from the nearest and the
-/// next-nearest input rows.
-fn h2v2_fancy_line(near: &[u8], far: &[u8], dst: &mut [u8]) {
+/// next-nearest input rows, through `full` (`2 × near.len()` samples).
+fn h2v2_fancy_line(near: &[u8], far: &[u8], dst: &mut [u8], full: &mut [u8]) {
     let n = near.len();
     let colsum = |i: usize| u32::from(near[i]) * 3 + u32::from(far[i]);
-    let mut full = vec![0u8; 2 * n];
     let mut this = colsum(0);
     let mut next = colsum(1);
     full[0] = ((this * 4 + 8) >> 4) as u8;
@@ -1252,24 +1385,28 @@ fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> (i32, i32, i32) {
     )
 }
 
-/// YCbCr planes to interleaved RGB (`out`: 3 bytes per pixel), under `pulp`
-/// dispatch (integer arithmetic: the same bytes on every CPU).
-fn ycc_planes_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
-    struct Op<'a>(&'a [u8], &'a [u8], &'a [u8], &'a mut [u8]);
+/// YCbCr planes (`w × h` each) to interleaved RGB (`out`: 3 bytes per
+/// pixel), row by row, under `pulp` dispatch (integer arithmetic: the same
+/// bytes on every CPU).
+fn ycc_planes_to_rgb(planes: [&Plane; 3], w: usize, h: usize, out: &mut [u8]) {
+    struct Op<'a>([&'a Plane; 3], usize, usize, &'a mut [u8]);
     impl pulp::WithSimd for Op<'_> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: pulp::Simd>(self, _simd: S) {
-            let Op(y, cb, cr, out) = self;
-            for (((px, y), cb), cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
-                let (r, g, b) = ycc_to_rgb(*y, *cb, *cr);
-                px[0] = clamp255(r);
-                px[1] = clamp255(g);
-                px[2] = clamp255(b);
+            let Op([py, pcb, pcr], w, h, out) = self;
+            for (r, dst) in out.chunks_exact_mut(3 * w).take(h).enumerate() {
+                let rows = py.row(r).iter().zip(pcb.row(r)).zip(pcr.row(r));
+                for (px, ((y, cb), cr)) in dst.chunks_exact_mut(3).zip(rows) {
+                    let (r, g, b) = ycc_to_rgb(*y, *cb, *cr);
+                    px[0] = clamp255(r);
+                    px[1] = clamp255(g);
+                    px[2] = clamp255(b);
+                }
             }
         }
     }
-    pulp::Arch::new().dispatch(Op(y, cb, cr, out));
+    pulp::Arch::new().dispatch(Op(planes, w, h, out));
 }
 
 #[inline(always)]
@@ -1279,19 +1416,26 @@ fn clamp255(v: i32) -> u8 {
 
 fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Failure> {
     let (w, h) = (f.width, f.height);
-    let planes: Vec<Vec<u8>> = f
-        .comps
-        .iter()
-        .map(|c| {
-            let p = component_plane(c, w, h, f.hmax, f.vmax);
-            upsample(&p, c, w, h, f.hmax, f.vmax)
-        })
-        .collect::<Result<_, _>>()?;
-    let pixels = match planes.len() {
-        1 => JpegPixels::Gray(planes.into_iter().next().unwrap_or_default()),
-        3 => {
+    let mut planes = Vec::with_capacity(f.comps.len());
+    for c in &f.comps {
+        let p = component_plane(c, w, h, f.hmax, f.vmax);
+        planes.push(upsample(p, c, w, h, f.hmax, f.vmax)?);
+    }
+    let ids: Vec<u8> = f.comps.iter().map(|c| c.id).collect();
+    for c in f.comps {
+        recycle_blocks(c.coefs);
+    }
+    if planes.len() == 1 {
+        let plane = planes.pop().map(Plane::into_contiguous).unwrap_or_default();
+        return Ok(JpegImage {
+            width: w,
+            height: h,
+            pixels: JpegPixels::Gray(plane),
+        });
+    }
+    let pixels = match planes.as_slice() {
+        [p0, p1, p2] => {
             // jdapimin.c default_decompress_parms.
-            let ids: Vec<u8> = f.comps.iter().map(|c| c.id).collect();
             let rgb_space = if saw_jfif {
                 false
             } else if let Some(t) = adobe {
@@ -1299,38 +1443,55 @@ fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Fail
             } else {
                 ids == [82, 71, 66]
             };
-            let mut out = vec![0u8; w * h * 3];
+            // Every sample is written below.
+            let mut out = take_bytes(w * h * 3);
             if rgb_space {
-                for i in 0..w * h {
-                    out[3 * i] = planes[0][i];
-                    out[3 * i + 1] = planes[1][i];
-                    out[3 * i + 2] = planes[2][i];
+                for (y, dst) in out.chunks_exact_mut(3 * w).enumerate() {
+                    let rows = p0.row(y).iter().zip(p1.row(y)).zip(p2.row(y));
+                    for (px, ((a, b), c)) in dst.chunks_exact_mut(3).zip(rows) {
+                        px.copy_from_slice(&[*a, *b, *c]);
+                    }
                 }
             } else {
-                ycc_planes_to_rgb(&planes[0], &planes[1], &planes[2], &mut out);
+                ycc_planes_to_rgb([p0, p1, p2], w, h, &mut out);
             }
             JpegPixels::Rgb(out)
         }
-        _ => {
+        [p0, p1, p2, p3] => {
             // 4 components: YCCK if Adobe transform is not 0, else CMYK.
             let ycck = matches!(adobe, Some(t) if t != 0);
-            let mut out = vec![0u8; w * h * 4];
-            for i in 0..w * h {
-                if ycck {
-                    let (r, g, b) = ycc_to_rgb(planes[0][i], planes[1][i], planes[2][i]);
-                    out[4 * i] = clamp255(255 - r);
-                    out[4 * i + 1] = clamp255(255 - g);
-                    out[4 * i + 2] = clamp255(255 - b);
-                } else {
-                    out[4 * i] = planes[0][i];
-                    out[4 * i + 1] = planes[1][i];
-                    out[4 * i + 2] = planes[2][i];
+            let mut out = take_bytes(w * h * 4);
+            for (y, dst) in out.chunks_exact_mut(4 * w).enumerate() {
+                let rows = p0
+                    .row(y)
+                    .iter()
+                    .zip(p1.row(y))
+                    .zip(p2.row(y))
+                    .zip(p3.row(y));
+                for (px, (((a, b), c), k)) in dst.chunks_exact_mut(4).zip(rows) {
+                    if ycck {
+                        let (r, g, b) = ycc_to_rgb(*a, *b, *c);
+                        px[0] = clamp255(255 - r);
+                        px[1] = clamp255(255 - g);
+                        px[2] = clamp255(255 - b);
+                    } else {
+                        px[..3].copy_from_slice(&[*a, *b, *c]);
+                    }
+                    px[3] = *k;
                 }
-                out[4 * i + 3] = planes[3][i];
             }
             JpegPixels::Cmyk(out)
         }
+        _ => {
+            return Err(unsupported(format!(
+                "JPEG with {} components",
+                planes.len()
+            )));
+        }
     };
+    for p in planes {
+        recycle_bytes(p.data);
+    }
     Ok(JpegImage {
         width: w,
         height: h,
@@ -1342,6 +1503,51 @@ fn render(f: Frame, saw_jfif: bool, adobe: Option<u8>) -> Result<JpegImage, Fail
 mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
+
+    fn pixels(img: &JpegImage) -> &[u8] {
+        match &img.pixels {
+            JpegPixels::Gray(v) | JpegPixels::Rgb(v) | JpegPixels::Cmyk(v) => v,
+        }
+    }
+
+    /// Decoding with buffers an earlier image of another size, sampling and
+    /// colour space left in the pool gives the samples a first decode gives:
+    /// every fixture decoded on a fresh thread (an empty pool), then all of
+    /// them on one thread, forwards and backwards, each output given back.
+    #[test]
+    fn pooled_buffers_give_the_samples_of_fresh_ones() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jpeg");
+        let mut files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        files.retain(|f| decode(f).is_ok());
+        assert!(files.len() >= 16);
+        let fresh: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| {
+                let f = f.clone();
+                std::thread::spawn(move || pixels(&decode(&f).ok().unwrap()).to_vec())
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        let order: Vec<usize> = (0..files.len()).chain((0..files.len()).rev()).collect();
+        for i in order {
+            let img = decode(&files[i]).ok().unwrap();
+            assert_eq!(pixels(&img), fresh[i].as_slice(), "fixture {i}");
+            match img.pixels {
+                JpegPixels::Gray(v) | JpegPixels::Rgb(v) | JpegPixels::Cmyk(v) => {
+                    // Stale samples that a decode would not overwrite.
+                    let mut v = v;
+                    v.fill(0xA5);
+                    recycle_bytes(v);
+                }
+            }
+        }
+    }
 
     /// One block: dequantise and inverse-transform into `out` (8 rows of
     /// `stride` samples).
