@@ -182,6 +182,10 @@ pub(crate) const MAX_SCANS_PER_BLOCK: u64 = 32;
 struct Huffman {
     /// Fast lookup on 9 bits: (code length, symbol); length 0 = slow path.
     fast: Vec<(u8, u8)>,
+    /// For an AC table, the whole coefficient on the same 9 bits when the
+    /// code and its magnitude bits fit in them: (bits used, run, value);
+    /// 0 bits = not in the table (stb_image's `fast_ac`).
+    fast_ac: Vec<(u8, u8, i16)>,
     maxcode: [i32; 18],
     valoffset: [i32; 18],
     values: Vec<u8>,
@@ -223,12 +227,32 @@ impl Huffman {
             code <<= 1;
         }
         maxcode[17] = i32::MAX; // sentinel
+        let mut fast_ac = vec![(0u8, 0u8, 0i16); 1 << FAST_BITS];
+        for (p, (e, &(len, sym))) in fast_ac.iter_mut().zip(&fast).enumerate() {
+            let (run, size) = (sym >> 4, u32::from(sym & 15));
+            let used = u32::from(len) + size;
+            if len > 0 && size > 0 && used <= FAST_BITS {
+                let bits = ((p >> (FAST_BITS - used)) & ((1 << size) - 1)) as i32;
+                *e = (used as u8, run, extend(bits, size) as i16);
+            }
+        }
         Ok(Huffman {
             fast,
+            fast_ac,
             maxcode,
             valoffset,
             values,
         })
+    }
+}
+
+/// `HUFF_EXTEND(v, s)`: the `s` magnitude bits `v` as a signed value.
+#[inline]
+fn extend(v: i32, s: u32) -> i32 {
+    if v < (1 << (s - 1)) {
+        v - (1 << s) + 1
+    } else {
+        v
     }
 }
 
@@ -259,7 +283,42 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Loads bytes until more than 56 bits are buffered: eight bytes at a
+    /// time when none of them is `0xFF` (the common case: no stuffing, no
+    /// marker), else byte by byte.
+    #[inline]
     fn fill(&mut self) {
+        if self.marker.is_none()
+            && let Some(next) = self.data.get(self.pos..self.pos + 8)
+        {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(next);
+            let word = u64::from_be_bytes(word);
+            // A zero byte of !word is a 0xFF byte of word (exact test).
+            let inv = !word;
+            let has_ff = inv.wrapping_sub(0x0101_0101_0101_0101) & !inv & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                // As many whole bytes as the loop below would add.
+                let bits = 8 * ((64 - self.nbits) / 8);
+                if bits > 0 {
+                    let chunk = if bits == 64 {
+                        word
+                    } else {
+                        word >> (64 - bits)
+                    };
+                    self.acc |= chunk << (64 - bits - self.nbits);
+                    self.nbits += bits;
+                    self.pos += (bits / 8) as usize;
+                    self.real_bits += u64::from(bits);
+                }
+                return;
+            }
+        }
+        self.fill_bytes();
+    }
+
+    #[cold]
+    fn fill_bytes(&mut self) {
         while self.nbits <= 56 {
             let byte = if self.marker.is_some() {
                 self.real_bits += 8;
@@ -328,6 +387,7 @@ impl<'a> BitReader<'a> {
         self.bits(1)
     }
 
+    #[inline]
     fn decode(&mut self, h: &Huffman) -> Result<u8, Failure> {
         if self.nbits < 16 {
             self.fill();
@@ -338,6 +398,12 @@ impl<'a> BitReader<'a> {
             self.consume(u32::from(len));
             return Ok(sym);
         }
+        self.decode_long(h)
+    }
+
+    /// [`decode`](Self::decode) for codes longer than `FAST_BITS`.
+    #[cold]
+    fn decode_long(&mut self, h: &Huffman) -> Result<u8, Failure> {
         let mut l = FAST_BITS as usize + 1;
         loop {
             let code = (self.acc >> (64 - l)) as i32;
@@ -365,12 +431,7 @@ impl<'a> BitReader<'a> {
         if s == 0 {
             return 0;
         }
-        let v = self.bits(s);
-        if v < (1 << (s - 1)) {
-            v - (1 << s) + 1
-        } else {
-            v
-        }
+        extend(self.bits(s), s)
     }
 
     /// At a restart: drop buffered bits and consume the RSTn marker, if it
@@ -877,6 +938,19 @@ fn decode_block_baseline(
     blk[0] = *pred as i16;
     let mut k = 1usize;
     while k < 64 {
+        // Code and magnitude bits in one lookup; the same bits consumed and
+        // the same coefficient as the two steps below.
+        if br.nbits < 16 {
+            br.fill();
+        }
+        let (used, run, value) = ac.fast_ac[(br.acc >> (64 - FAST_BITS)) as usize];
+        if used > 0 {
+            br.consume(u32::from(used));
+            k += usize::from(run);
+            blk[natural(k)] = value;
+            k += 1;
+            continue;
+        }
         let rs = br.decode(ac)?;
         let r = usize::from(rs >> 4);
         let s = u32::from(rs & 15);
