@@ -114,17 +114,34 @@ fn keep<T>(pool: &mut Vec<Vec<T>>, v: Vec<T>) {
     }
 }
 
+/// Which of [`Pool`]'s lists a buffer kind lives in.
+type Kind<T> = fn(&mut Pool) -> &mut Vec<Vec<T>>;
+
+/// A buffer of `kind` from this thread's pool ([`best_fit`] for `len`
+/// elements), or an empty one.
+fn take<T>(kind: Kind<T>, len: usize) -> Vec<T> {
+    POOL.with(|p| {
+        p.try_borrow_mut()
+            .ok()
+            .and_then(|mut p| best_fit(kind(&mut p), len))
+    })
+    .unwrap_or_default()
+}
+
+/// Gives `v` back to this thread's pool of `kind` (kept within the limits).
+fn give<T>(kind: Kind<T>, v: Vec<T>) {
+    POOL.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            keep(kind(&mut p), v);
+        }
+    });
+}
+
 /// A byte buffer of length `len` whose contents are unspecified (zeros or
 /// an earlier image's samples): only for buffers the caller overwrites
 /// entirely.
 pub(crate) fn take_bytes(len: usize) -> Vec<u8> {
-    let mut v = POOL
-        .with(|p| {
-            p.try_borrow_mut()
-                .ok()
-                .and_then(|mut p| best_fit(&mut p.bytes, len))
-        })
-        .unwrap_or_default();
+    let mut v = take(|p| &mut p.bytes, len);
     // Only growth is filled; what is kept is overwritten by the caller.
     v.resize(len, 0);
     v
@@ -132,13 +149,7 @@ pub(crate) fn take_bytes(len: usize) -> Vec<u8> {
 
 /// `n` zeroed coefficient blocks.
 fn take_blocks(n: usize) -> Vec<[i16; 64]> {
-    let mut v = POOL
-        .with(|p| {
-            p.try_borrow_mut()
-                .ok()
-                .and_then(|mut p| best_fit(&mut p.blocks, n))
-        })
-        .unwrap_or_default();
+    let mut v = take(|p| &mut p.blocks, n);
     v.clear();
     v.resize(n, [0; 64]);
     v
@@ -147,19 +158,11 @@ fn take_blocks(n: usize) -> Vec<[i16; 64]> {
 /// Gives a byte buffer back to this thread's pool (e.g. the pixels of an
 /// image once they are preprocessed).
 pub(crate) fn recycle_bytes(v: Vec<u8>) {
-    POOL.with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
-            keep(&mut p.bytes, v);
-        }
-    });
+    give(|p| &mut p.bytes, v);
 }
 
 fn recycle_blocks(v: Vec<[i16; 64]>) {
-    POOL.with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
-            keep(&mut p.blocks, v);
-        }
-    });
+    give(|p| &mut p.blocks, v);
 }
 
 /// How many scans, on average, may pass over each block of a frame: the
