@@ -712,20 +712,12 @@ fn auto_cov(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> {
     eigen_route(ca.view(), cb.view())
 }
 
-/// `M = Fᵀ S F` (lower triangle only; the eigen solvers read the lower
-/// triangle); `lower` says `F` is lower triangular.
-fn form_m(f: MatRef<'_, f64>, lower: bool, s: MatRef<'_, f64>, par: faer::Par) -> Mat<f64> {
+/// `M = Fᵀ S F` for a rectangular `F` (lower triangle only; the eigen solvers
+/// read the lower triangle).
+fn form_m(f: MatRef<'_, f64>, s: MatRef<'_, f64>, par: faer::Par) -> Mat<f64> {
     let d = s.nrows();
-    let (fs, fts) = if lower {
-        (
-            BlockStructure::TriangularLower,
-            BlockStructure::TriangularUpper,
-        )
-    } else {
-        (BlockStructure::Rectangular, BlockStructure::Rectangular)
-    };
     // T = S F
-    let mut t = Mat::<f64>::zeros(d, d);
+    let mut t = Mat::<f64>::zeros(d, f.ncols());
     matmul(
         t.as_mut(),
         BlockStructure::Rectangular,
@@ -733,18 +725,18 @@ fn form_m(f: MatRef<'_, f64>, lower: bool, s: MatRef<'_, f64>, par: faer::Par) -
         s,
         BlockStructure::Rectangular,
         f,
-        fs,
+        BlockStructure::Rectangular,
         1.0,
         par,
     );
     // M = Fᵀ T (lower triangle)
-    let mut m = Mat::<f64>::zeros(d, d);
+    let mut m = Mat::<f64>::zeros(f.ncols(), f.ncols());
     matmul(
         m.as_mut(),
         BlockStructure::TriangularLower,
         Accum::Replace,
         f.transpose(),
-        fts,
+        BlockStructure::Rectangular,
         t.as_ref(),
         BlockStructure::Rectangular,
         1.0,
@@ -753,20 +745,104 @@ fn form_m(f: MatRef<'_, f64>, lower: bool, s: MatRef<'_, f64>, par: faer::Par) -
     m
 }
 
-/// `Σ_k √λ_k(Fᵀ S F)` and the `λ_k`; `lower` says `F` is lower triangular.
-fn factor_eig_trace(
-    f: MatRef<'_, f64>,
-    lower: bool,
-    s: MatRef<'_, f64>,
+/// Columns per panel of [`congruence_in_place`].
+const CONGRUENCE_PANEL: usize = 256;
+
+/// `L = chol(S)` (lower triangle; the strict upper triangle is 0), or `None`
+/// when `S` is not numerically positive definite. The same factor, bit for
+/// bit, as `faer`'s `Llt::new(S, Side::Lower)`, without its second copy.
+fn cholesky_lower(s: MatRef<'_, f64>, par: faer::Par) -> Option<Mat<f64>> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+    let n = s.nrows();
+    let mut l = Mat::<f64>::zeros(n, n);
+    l.copy_from_triangular_lower(s);
+    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
+    cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .ok()?;
+    // The factorisation leaves work values above the diagonal.
+    for j in 1..n {
+        l.col_mut(j).subrows_mut(0, j).fill(0.0);
+    }
+    Some(l)
+}
+
+/// Overwrites the lower triangle of `w`, which holds a lower-triangular `L`
+/// (strict upper triangle 0), with that of `M = Lᵀ S L` (`S` symmetric, both
+/// triangles stored).
+///
+/// Column panel `P = [j₀, j₁)` of the lower triangle of `M` reads only the
+/// trailing blocks: `M[i, j] = Σ_{k ≥ i, l ≥ j} L[k, i] S[k, l] L[l, j]` with
+/// `i ≥ j ≥ j₀`, so
+///
+/// ```text
+/// T_P = S[j₀.., j₀..] · L[j₀.., P]        (r × w, r = D − j₀)
+/// M[j₀.., P] = L[j₀.., j₀..]ᵀ · T_P        (upper-triangular left factor)
+/// ```
+///
+/// and once the panel is formed, columns `P` of `L` are never read again:
+/// the panel is written over them. `D³/2` multiply–adds in all (the two full
+/// products `T = S L`, `M = Lᵀ T` take about `5D³/6`), and one `D × D` buffer
+/// instead of three (`L`, `T`, `M`): fresh memory is what the kernel zeroes
+/// page by page.
+fn congruence_in_place(w: &mut Mat<f64>, s: MatRef<'_, f64>, par: faer::Par) {
+    let n = w.nrows();
+    let width = CONGRUENCE_PANEL.min(n);
+    let mut t = Mat::<f64>::zeros(n, width);
+    let mut m = Mat::<f64>::zeros(n, width);
+    let mut j0 = 0;
+    while j0 < n {
+        let (r, pw) = (n - j0, width.min(n - j0));
+        let mut tp = t.as_mut().submatrix_mut(0, 0, r, pw);
+        matmul(
+            tp.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Replace,
+            s.submatrix(j0, j0, r, r),
+            BlockStructure::Rectangular,
+            w.as_ref().submatrix(j0, j0, r, pw),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+        let mut mp = m.as_mut().submatrix_mut(0, 0, r, pw);
+        matmul(
+            mp.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Replace,
+            w.as_ref().submatrix(j0, j0, r, r).transpose(),
+            BlockStructure::TriangularUpper,
+            tp.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+        w.as_mut()
+            .submatrix_mut(j0, j0, r, pw)
+            .copy_from(mp.as_ref());
+        j0 += pw;
+    }
+}
+
+/// `Σ_k √λ_k` of a symmetric `M` (lower triangle), consumed, and the `λ_k`;
+/// `retry` forms `M` again for `faer`'s one-stage solver on the rare failure
+/// of the two-stage one.
+fn eig_trace(
+    m: Mat<f64>,
+    retry: impl FnOnce() -> Result<Mat<f64>, LinalgError>,
     clamped: &mut usize,
     most_negative: &mut f64,
 ) -> Result<(f64, Vec<f64>), LinalgError> {
     let par = faer::get_global_parallelism();
-    // Eigenvalues only, by the two-stage tridiagonalisation of `symeig`
-    // (consumes M); on the rare failure, faer's one-stage solver on a fresh M.
-    let eigs = match symeig::eigenvalues_consuming(form_m(f, lower, s, par), par) {
+    let eigs = match symeig::eigenvalues_consuming(m, par) {
         Some(e) => e,
-        None => symeig::faer_eigenvalues(form_m(f, lower, s, par).as_ref())?,
+        None => symeig::faer_eigenvalues(retry()?.as_ref())?,
     };
     Ok((sum_sqrt_clamped(&eigs, clamped, most_negative), eigs))
 }
@@ -776,12 +852,23 @@ fn cholesky_route(
     sa: MatRef<'_, f64>,
     sb: MatRef<'_, f64>,
 ) -> Result<Option<TraceSqrt>, LinalgError> {
-    let Ok(llt) = sa.llt(Side::Lower) else {
+    let par = faer::get_global_parallelism();
+    let form = || {
+        cholesky_lower(sa, par).map(|mut w| {
+            congruence_in_place(&mut w, sb, par);
+            w
+        })
+    };
+    let Some(m) = form() else {
         return Ok(None);
     };
     let (mut clamped, mut most_negative) = (0, 0.0);
-    let (trace_sqrt, lambdas) =
-        factor_eig_trace(llt.L(), true, sb, &mut clamped, &mut most_negative)?;
+    let (trace_sqrt, lambdas) = eig_trace(
+        m,
+        || form().ok_or_else(|| numerical("Cholesky factor vanished on retry".into())),
+        &mut clamped,
+        &mut most_negative,
+    )?;
     Ok(Some(TraceSqrt {
         trace_sqrt,
         branch: FrechetBranch::Cholesky,
@@ -820,8 +907,13 @@ fn eigen_factor(
 fn eigen_route(sa: MatRef<'_, f64>, sb: MatRef<'_, f64>) -> Result<TraceSqrt, LinalgError> {
     let (mut clamped, mut most_negative) = (0, 0.0);
     let f = eigen_factor(sa, &mut clamped, &mut most_negative)?;
-    let (trace_sqrt, lambdas) =
-        factor_eig_trace(f.as_ref(), false, sb, &mut clamped, &mut most_negative)?;
+    let par = faer::get_global_parallelism();
+    let (trace_sqrt, lambdas) = eig_trace(
+        form_m(f.as_ref(), sb, par),
+        || Ok(form_m(f.as_ref(), sb, par)),
+        &mut clamped,
+        &mut most_negative,
+    )?;
     Ok(TraceSqrt {
         trace_sqrt,
         branch: FrechetBranch::SymmetricEigen,
@@ -888,8 +980,12 @@ fn factor_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> 
     let cb = b.cov();
     let cb = cb.view();
     let (mut clamped, mut most_negative) = (0, 0.0);
-    let (f, lower) = match cb.llt(Side::Lower) {
-        Ok(llt) if b.n == 0 || b.n > b.dim() => (llt.L().to_owned(), true),
+    let full_rank = b.n == 0 || b.n > b.dim();
+    let chol = full_rank
+        .then(|| cholesky_lower(cb, faer::get_global_parallelism()))
+        .flatten();
+    let (f, lower) = match chol {
+        Some(l) => (l, true),
         _ => (eigen_factor(cb, &mut clamped, &mut most_negative)?, false),
     };
     let mut g = Mat::<f64>::zeros(xa.nrows(), f.ncols());
@@ -953,6 +1049,55 @@ mod tests {
             assert_eq!(bits(&pb), bits(&sb), "{nb} x {d}");
             assert_eq!(pa.trace().to_bits(), sa.trace().to_bits());
         }
+    }
+
+    /// A random symmetric positive definite `n × n` matrix (`G Gᵀ / n + I`).
+    fn spd(n: usize, seed: u64) -> Mat<f64> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let g = Mat::<f64>::from_fn(n, n, |_, _| rng.random::<f64>() - 0.5);
+        let mut s = &g * g.transpose() * (1.0 / n as f64);
+        for i in 0..n {
+            s[(i, i)] += 1.0;
+        }
+        s
+    }
+
+    /// `cholesky_lower` is `faer`'s `Llt` factor bit for bit, and the panel
+    /// congruence gives the lower triangle of `Lᵀ S L` formed by two full
+    /// products, to rounding: one panel, several, and a ragged last panel.
+    #[test]
+    fn panel_congruence_is_the_full_product() {
+        for n in [5, CONGRUENCE_PANEL, 2 * CONGRUENCE_PANEL + 37] {
+            let (a, b) = (spd(n, 1), spd(n, 2));
+            let l = cholesky_lower(a.as_ref(), faer::Par::Seq).unwrap();
+            let want_l = a.llt(Side::Lower).unwrap();
+            for j in 0..n {
+                for i in 0..n {
+                    assert_eq!(
+                        l[(i, j)].to_bits(),
+                        want_l.L()[(i, j)].to_bits(),
+                        "{n}: L[{i},{j}]"
+                    );
+                }
+            }
+            let full = l.transpose() * &b * &l;
+            let mut w = l.clone();
+            congruence_in_place(&mut w, b.as_ref(), faer::Par::rayon(0));
+            let scale = full.norm_max();
+            for j in 0..n {
+                for i in j..n {
+                    let (got, want) = (w[(i, j)], full[(i, j)]);
+                    assert!(
+                        (got - want).abs() <= 1e-13 * scale,
+                        "{n}: M[{i},{j}] {got} vs {want}"
+                    );
+                }
+            }
+        }
+        let mut not_pd = spd(40, 3);
+        not_pd[(7, 7)] = -1.0;
+        assert!(cholesky_lower(not_pd.as_ref(), faer::Par::Seq).is_none());
     }
 
     #[test]
