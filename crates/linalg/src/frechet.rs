@@ -175,22 +175,43 @@ pub struct FrechetResult {
 /// for `N ≤ D` rows — its mean and centred rows (the covariance is then
 /// `X_cᵀX_c/(N − ddof)`, formed only if a branch needs it), which enables the
 /// well-conditioned SVD branches. Memory is `O(D²)` either way.
+///
+/// A side made by [`FrechetSide::borrowing`] reads the caller's covariance in
+/// place (`'a` is its borrow); every other constructor owns its data
+/// (`FrechetSide<'static>`).
 #[derive(Debug, Clone)]
-pub struct FrechetSide {
+pub struct FrechetSide<'a> {
     mean: Array1<f64>,
     trace: f64,
     n: usize,
-    repr: Repr,
+    repr: Repr<'a>,
 }
 
 #[derive(Debug, Clone)]
-enum Repr {
-    Cov(ndarray::Array2<f64>),
+enum Repr<'a> {
+    /// The covariance, owned or borrowed.
+    Cov(Covariance<'a>),
     /// Centred rows (n × D) and `n − ddof`.
-    Data {
-        centered: Mat<f64>,
-        denom: f64,
-    },
+    Data { centered: Mat<f64>, denom: f64 },
+}
+
+/// A covariance held by a side. Not `ndarray::CowArray`: ndarray's arrays
+/// are invariant in their lifetime, and an owned side must coerce to a
+/// borrowing one (`FrechetSide<'static>` where a `FrechetSide<'a>` is
+/// expected).
+#[derive(Debug, Clone)]
+enum Covariance<'a> {
+    Owned(ndarray::Array2<f64>),
+    Borrowed(&'a ndarray::Array2<f64>),
+}
+
+impl Covariance<'_> {
+    fn view(&self) -> ArrayView2<'_, f64> {
+        match self {
+            Covariance::Owned(c) => c.view(),
+            Covariance::Borrowed(c) => c.view(),
+        }
+    }
 }
 
 /// A borrowed view of one side: what the branches read.
@@ -275,8 +296,28 @@ impl<'a> SideRef<'a> {
     }
 }
 
-impl FrechetSide {
-    /// A side from precomputed statistics (copied).
+impl<'a> FrechetSide<'a> {
+    /// A side that reads `stats` in place: no copy of the `D × D` covariance
+    /// (32 MiB at `D = 2048`, which a fresh copy also has the kernel zero
+    /// page by page), for a caller that keeps the statistics alive while
+    /// the side is used.
+    ///
+    /// # Errors
+    /// As [`FrechetSide::from_stats`].
+    pub fn borrowing(stats: &'a GaussianStats) -> Result<Self, LinalgError> {
+        stats.validate(WHAT)?;
+        Ok(FrechetSide {
+            mean: stats.mean.clone(),
+            trace: stats.trace(),
+            n: stats.n,
+            repr: Repr::Cov(Covariance::Borrowed(&stats.cov)),
+        })
+    }
+}
+
+impl FrechetSide<'static> {
+    /// A side from precomputed statistics (copied; see
+    /// [`FrechetSide::borrowing`] for one that is not).
     ///
     /// # Errors
     /// [`LinalgError`] if the statistics have inconsistent shapes or
@@ -287,7 +328,7 @@ impl FrechetSide {
             mean: stats.mean.clone(),
             trace: stats.trace(),
             n: stats.n,
-            repr: Repr::Cov(stats.cov.clone()),
+            repr: Repr::Cov(Covariance::Owned(stats.cov.clone())),
         })
     }
 
@@ -370,7 +411,7 @@ impl FrechetSide {
                 trace: s.trace(),
                 mean: s.mean,
                 n,
-                repr: Repr::Cov(s.cov),
+                repr: Repr::Cov(Covariance::Owned(s.cov)),
             });
         }
         if let Some((row, col)) = first_non_finite(x) {
@@ -392,7 +433,9 @@ impl FrechetSide {
             repr: Repr::Data { centered, denom },
         })
     }
+}
 
+impl FrechetSide<'_> {
     /// The mean `μ`.
     pub fn mean(&self) -> ArrayView1<'_, f64> {
         self.mean.view()

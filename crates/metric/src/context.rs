@@ -370,7 +370,7 @@ static PREPARE: Spec = Spec {
 pub struct Context<'a> {
     inputs: Inputs<'a>,
     resampling: bool,
-    frechet: [OnceLock<Arc<FrechetSide>>; 3],
+    frechet: [OnceLock<Arc<FrechetSide<'a>>>; 3],
     squared_radii: Mutex<RadiiCache>,
     cross: Mutex<CrossCache>,
     kernel: Mutex<KernelCache>,
@@ -466,7 +466,7 @@ impl<'a> Context<'a> {
     ///
     /// # Errors
     /// Fewer than 2 rows, non-finite values, inconsistent statistics.
-    pub fn frechet_side(&self, spec: &Spec, set: Set) -> Result<Arc<FrechetSide>, MetricError> {
+    pub fn frechet_side(&self, spec: &Spec, set: Set) -> Result<Arc<FrechetSide<'a>>, MetricError> {
         let cell = &self.frechet[set.index()];
         if let Some(s) = cell.get() {
             return Ok(Arc::clone(s));
@@ -476,7 +476,7 @@ impl<'a> Context<'a> {
                 check_set(spec.name, set.name(), r, 2)?;
                 FrechetSide::from_features(r)?
             }
-            SideData::Stats(s) => FrechetSide::from_stats(s)?,
+            SideData::Stats(s) => FrechetSide::borrowing(s)?,
         };
         Ok(Arc::clone(cell.get_or_init(|| Arc::new(side))))
     }
@@ -749,7 +749,7 @@ impl<'a> Context<'a> {
                         Some(SideData::Rows(r)) if check_set("", "", r, 2).is_ok() => {
                             FrechetSide::from_features(r).ok()
                         }
-                        Some(SideData::Stats(s)) => FrechetSide::from_stats(s).ok(),
+                        Some(SideData::Stats(s)) => FrechetSide::borrowing(s).ok(),
                         _ => None,
                     };
                     if let Some(fit) = fit {

@@ -93,7 +93,7 @@ fn two_stage_in_place(mut w: Mat<f64>, b: usize, par: Par) -> Option<Vec<f64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::dense_to_band::{SYMM_R, symm_panel};
+    use super::dense_to_band::{SYMM_R, SymmScratch, symm_panel};
     use super::tridiagonal_ql::tridiagonal_tql1;
     use super::*;
     use rand::{RngExt, SeedableRng};
@@ -170,7 +170,8 @@ mod tests {
             let v = Mat::<f64>::from_fn(m, SYMM_R, |i, l| ((i * 7 + l * 3) % 11) as f64 - 5.0);
             let vt: Vec<[f64; SYMM_R]> =
                 (0..m).map(|i| std::array::from_fn(|l| v[(i, l)])).collect();
-            let y = symm_panel(&a, p0, &vt, Par::rayon(0));
+            let mut scratch = SymmScratch::default();
+            let y = symm_panel(&a, p0, &vt, Par::rayon(0), &mut scratch);
             let want = full.as_ref().submatrix(p0, p0, m, m) * &v;
             for i in 0..m {
                 for l in 0..SYMM_R {
