@@ -236,6 +236,13 @@ pub(super) fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
     let mut wacc_all = Mat::<f64>::zeros(n.saturating_sub(b), nb);
     let mut symm = SymmScratch::default();
     let mut vt: Vec<[f64; SYMM_R]> = Vec::new();
+    // A panel's V, Y and X (m × r): m only decreases from panel to panel, so
+    // each is cut down in place (faer keeps the column stride).
+    let (mut v, mut y, mut x) = (
+        Mat::<f64>::zeros(n, b),
+        Mat::<f64>::zeros(n, b),
+        Mat::<f64>::zeros(n, b),
+    );
     let mut k = 0;
     while k + b + 1 < n {
         // The group's V and W live in rows [base, n) of the accumulators.
@@ -278,7 +285,8 @@ pub(super) fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
             }
             // Householder QR of the panel A[p0.., kp..kp+b]; V is unit lower
             // trapezoidal (m × r).
-            let mut v = Mat::<f64>::zeros(m, r);
+            v.truncate(m, r);
+            v.as_mut().fill(0.0);
             let mut taus = vec![0.0f64; r];
             for c in 0..r {
                 let col = a.col_as_slice_mut(kp + c);
@@ -312,7 +320,7 @@ pub(super) fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
             }
             // Y = A₂₂ V from the stored lower triangle: tril(A₂₂) V + stril(A₂₂)ᵀ V,
             // then the gathered corrections.
-            let mut y = Mat::<f64>::zeros(m, r);
+            y.truncate(m, r);
             if r == SYMM_R {
                 vt.clear();
                 vt.extend((0..m).map(|i| std::array::from_fn(|l| v[(i, l)])));
@@ -376,7 +384,7 @@ pub(super) fn dense_to_band(a: &mut Mat<f64>, b: usize, par: Par) {
                 faer::linalg::matmul::matmul(y.as_mut(), Accum::Add, wa, z.as_ref(), -1.0, par);
             }
             // X = Y T;  W = X − ½ V (Tᵀ (Vᵀ X)).
-            let mut x = Mat::<f64>::zeros(m, r);
+            x.truncate(m, r);
             faer::linalg::matmul::matmul(
                 x.as_mut(),
                 Accum::Replace,
