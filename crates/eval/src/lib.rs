@@ -365,11 +365,11 @@ impl Evaluation {
         if paths.is_empty() || (paths.len() < 2 && !stream) {
             return EncodedSets::default();
         }
-        let side_by_side = paths.len() > 1;
+        let streams = std::sync::atomic::AtomicUsize::new(paths.len());
         let sets = paths
             .par_iter()
             .filter_map(|p| {
-                if stream && let Some(set) = source::stream_statistics(p, side_by_side) {
+                if stream && let Some(set) = source::stream_statistics(p, &streams) {
                     return Some(((*p).clone(), set));
                 }
                 let rows = gen_metrics_io::read_features(p).ok()?;

@@ -9,6 +9,7 @@
 //! `comoment`), or of a uint8 image array (`arr_0`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gen_metrics_io::IoError;
 use gen_metrics_linalg::{GaussianAccumulator, GaussianStats};
@@ -252,15 +253,29 @@ const STREAM_ROWS: usize = 512;
 /// The Gaussian statistics (ddof 1) of the feature file at `path`, streamed
 /// chunk by chunk through [`gen_metrics_io::FeatureChunks`] into a
 /// [`GaussianAccumulator`] without holding the rows; labelled and kinded as
-/// [`load`] labels a feature file. `sequential`: the co-moment products run
-/// on the calling thread (another file is streamed beside it).
+/// [`load`] labels a feature file.
+///
+/// `streams` counts the files being streamed side by side, this one
+/// included: while another is still running, the co-moment products run on
+/// the calling thread (one accumulator per thread; splitting each product
+/// as well only adds synchronisation); once this is the last, they are split
+/// across the threads, so the file that finishes last does not leave a core
+/// idle. faer's products are the same bit for bit either way.
 ///
 /// `None` — the caller then reads the rows as usual, which reports any error
 /// in its own words — for a file that is not the common `<f4` C-order case,
 /// that cannot be read, holds NaN or infinity, or has no more rows than
 /// columns (there the Fréchet distance keeps the centred rows, which a
 /// `D × D` covariance would only make slower).
-pub(crate) fn stream_statistics(path: &Path, sequential: bool) -> Option<LoadedSet> {
+pub(crate) fn stream_statistics(path: &Path, streams: &AtomicUsize) -> Option<LoadedSet> {
+    /// Takes this stream off the count however it ends.
+    struct Done<'a>(&'a AtomicUsize);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let _done = Done(streams);
     let mut chunks = gen_metrics_io::FeatureChunks::open(path).ok()??;
     let [n, d] = chunks.shape();
     if n <= d || d == 0 {
@@ -268,7 +283,7 @@ pub(crate) fn stream_statistics(path: &Path, sequential: bool) -> Option<LoadedS
     }
     let mut acc = GaussianAccumulator::new(d).ok()?;
     while let Some(rows) = chunks.next_rows(STREAM_ROWS).ok()? {
-        if sequential {
+        if streams.load(Ordering::Acquire) > 1 {
             acc.push_sequential(rows).ok()?;
         } else {
             acc.push(rows).ok()?;
@@ -296,8 +311,8 @@ mod tests {
             (p, a)
         };
         let (p, a) = write("tall.npy", 1300, 24);
-        for sequential in [true, false] {
-            let set = stream_statistics(&p, sequential).expect("streamed");
+        for streams in [2, 1] {
+            let set = stream_statistics(&p, &AtomicUsize::new(streams)).expect("streamed");
             assert_eq!(set.kind, SetKind::Features);
             let SetData::Stats(s) = &set.data else {
                 panic!("statistics expected");
@@ -313,7 +328,13 @@ mod tests {
         }
         // N ≤ D, a missing file: the rows path decides.
         let (wide, _) = write("wide.npy", 20, 24);
-        assert!(stream_statistics(&wide, true).is_none());
-        assert!(stream_statistics(&dir.path().join("missing.npy"), true).is_none());
+        let streams = AtomicUsize::new(2);
+        assert!(stream_statistics(&wide, &streams).is_none());
+        assert!(stream_statistics(&dir.path().join("missing.npy"), &streams).is_none());
+        assert_eq!(
+            streams.load(Ordering::Acquire),
+            0,
+            "each stream leaves the count"
+        );
     }
 }
