@@ -497,7 +497,6 @@ pub struct AccumulatorParts {
 /// assert_eq!(s.mean[1], 6.0);
 /// assert!((s.cov[[0, 1]] - 9.0).abs() < 1e-12);
 /// ```
-#[derive(Debug, Clone)]
 pub struct GaussianAccumulator {
     dim: usize,
     n: usize,
@@ -508,6 +507,35 @@ pub struct GaussianAccumulator {
     /// [`GaussianAccumulator::into_stats`] can turn it into the covariance in
     /// place.
     comoment: Vec<f64>,
+    /// The widened, centred chunk of [`GaussianAccumulator::push`], kept
+    /// from batch to batch (8 MiB at `D = 2048`): allocated afresh per batch,
+    /// the allocator can hand its pages back in between and the kernel then
+    /// zeroes them again page by page. Not part of the statistics.
+    chunk: Vec<f64>,
+}
+
+impl Clone for GaussianAccumulator {
+    /// The statistics; not the chunk buffer.
+    fn clone(&self) -> Self {
+        GaussianAccumulator {
+            dim: self.dim,
+            n: self.n,
+            mean: self.mean.clone(),
+            comoment: self.comoment.clone(),
+            chunk: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for GaussianAccumulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaussianAccumulator")
+            .field("dim", &self.dim)
+            .field("n", &self.n)
+            .field("mean", &self.mean)
+            .field("comoment", &self.comoment)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GaussianAccumulator {
@@ -527,6 +555,7 @@ impl GaussianAccumulator {
             n: 0,
             mean: vec![0.0; dim],
             comoment: vec![0.0; dim * dim],
+            chunk: Vec::new(),
         })
     }
 
@@ -620,13 +649,14 @@ impl GaussianAccumulator {
         let d = self.dim;
         let step = chunk_rows(d);
         let mut r0 = 0;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.chunk);
         while r0 < nb {
             let b = step.min(nb - r0);
             convert_centered_columns(batch, r0, b, &mean_b, &mut buf);
             add_gram_lower(self.comoment_mut(), &buf, b, d, par);
             r0 += b;
         }
+        self.chunk = buf;
         self.combine(nb, &mean_b, None);
         Ok(())
     }
