@@ -1143,6 +1143,39 @@ mod tests {
         assert!(cholesky_lower(not_pd.as_ref(), faer::Par::Seq).is_none());
     }
 
+    /// A borrowing side is the copying one: same fields, same distance bit
+    /// for bit.
+    #[test]
+    fn borrowed_statistics_give_the_copied_ones_distance() {
+        let data = |n: usize, d: usize, seed: usize| {
+            ndarray::Array2::from_shape_fn((n, d), |(i, j)| {
+                (((i * 7919 + j * 104_729 + seed * 31) % 1009) as f32 / 97.0).sin() + 0.3
+            })
+        };
+        let (a, b) = (
+            GaussianStats::from_features(data(400, 30, 1).view()).unwrap(),
+            GaussianStats::from_features(data(300, 30, 2).view()).unwrap(),
+        );
+        let fd = FrechetDistance::new();
+        let copied = fd
+            .between_sides(
+                &FrechetSide::from_stats(&a).unwrap(),
+                &FrechetSide::from_stats(&b).unwrap(),
+            )
+            .unwrap();
+        let (ba, bb) = (
+            FrechetSide::borrowing(&a).unwrap(),
+            FrechetSide::borrowing(&b).unwrap(),
+        );
+        let borrowed = fd.between_sides(&ba, &bb).unwrap();
+        assert_eq!(copied.value.to_bits(), borrowed.value.to_bits());
+        assert_eq!(ba.stats(), a);
+        assert_eq!((ba.count(), ba.dim(), ba.holds_data()), (400, 30, false));
+        let mut bad = b.clone();
+        bad.cov[[0, 0]] = f64::NAN;
+        assert!(FrechetSide::borrowing(&bad).is_err());
+    }
+
     #[test]
     fn diagonal_closed_form_all_branches() {
         let a = GaussianStats::new(array![0.0, 0.0], array![[1.0, 0.0], [0.0, 4.0]], 10).unwrap();
