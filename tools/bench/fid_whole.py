@@ -11,15 +11,19 @@ Routes, each from the two .npy files on disk to the number:
                  tr sqrt = sum sqrt(max(eigvalsh(L.T @ s2 @ L), 0)).
 The Python routes are timed inside this interpreter (no interpreter start-up, modules already
 imported), which favours them. Runs are interleaved (ours, Cholesky, pytorch-fid, ours,
-Cholesky, ...) and the minimum of each route is compared; the ratios are printed last as one
-JSON line.
+Cholesky, ...) and the minimum of each route is compared (medians are printed too); the ratios
+are printed last as one JSON line. `--baseline OTHER_BINARY` times a second build of ours in the
+same rounds (ours, baseline, Cholesky, ...), so a change is measured against the references and
+its predecessor in one run: on a VM whose speed drifts between runs, only that compares.
 
     python3 tools/bench/fid_whole.py --bin target/release/gen-metrics A.npy B.npy
+    python3 tools/bench/fid_whole.py --bin new/gen-metrics --baseline old/gen-metrics A.npy B.npy
     python3 tools/bench/fid_whole.py --bin target/release/gen-metrics --make 10000 2048 DIR
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import time
 
@@ -89,6 +93,7 @@ def timed(f, *args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the gen-metrics binary (release build)")
+    ap.add_argument("--baseline", help="another gen-metrics build, timed in the same rounds")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of ours + Cholesky")
     ap.add_argument("--sqrtm-rounds", type=int, default=1)
     ap.add_argument("--make", nargs=3, metavar=("N", "D", "DIR"), help="write A.npy, B.npy first")
@@ -99,12 +104,17 @@ def main():
         ap.error("two .npy files (or --make N D DIR)")
     fa, fb = files
     t = {"ours": [], "cholesky": [], "pytorch_fid": []}
+    if a.baseline:
+        t["baseline"] = []
     v = {}
     route_ours(a.bin, fa, fb)  # warm-up: page cache, binary
     for r in range(max(a.rounds, a.sqrtm_rounds)):
         if r < a.rounds:
             s, v["ours"] = timed(route_ours, a.bin, fa, fb)
             t["ours"].append(s)
+            if a.baseline:
+                s, v["baseline"] = timed(route_ours, a.baseline, fa, fb)
+                t["baseline"].append(s)
             s, v["cholesky"] = timed(route_cholesky, fa, fb)
             t["cholesky"].append(s)
         if r < a.sqrtm_rounds:
@@ -112,15 +122,23 @@ def main():
             t["pytorch_fid"].append(s)
         print("round", r, {k: [round(x, 3) for x in ts] for k, ts in t.items()}, flush=True)
     best = {k: min(ts) for k, ts in t.items()}
-    print(json.dumps({
+    median = {k: statistics.median(ts) for k, ts in t.items()}
+    result = {
         "numpy": np.__version__, "scipy": scipy.__version__, "cpus": os.cpu_count(),
         "shape": list(np.load(fa, mmap_mode="r").shape),
-        "seconds_min": best, "seconds_all": t, "fid": v,
+        "seconds_min": best, "seconds_median": median, "seconds_all": t, "fid": v,
         "rel_diff_vs_pytorch_fid": abs(v["ours"] - v["pytorch_fid"]) / abs(v["pytorch_fid"]),
         "rel_diff_vs_cholesky": abs(v["ours"] - v["cholesky"]) / abs(v["cholesky"]),
         "ratio_vs_pytorch_fid": best["pytorch_fid"] / best["ours"],
         "ratio_vs_cholesky": best["cholesky"] / best["ours"],
-    }))
+        "ratio_vs_cholesky_medians": median["cholesky"] / median["ours"],
+    }
+    if a.baseline:
+        result["baseline_ratio_vs_cholesky"] = best["cholesky"] / best["baseline"]
+        result["baseline_ratio_vs_pytorch_fid"] = best["pytorch_fid"] / best["baseline"]
+        result["speedup_vs_baseline"] = best["baseline"] / best["ours"]
+        result["speedup_vs_baseline_medians"] = median["baseline"] / median["ours"]
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
