@@ -830,10 +830,11 @@ fn cholesky_lower(s: MatRef<'_, f64>, par: faer::Par) -> Option<Mat<f64>> {
 /// ```
 ///
 /// and once the panel is formed, columns `P` of `L` are never read again:
-/// the panel is written over them. `D³/2` multiply–adds in all (the two full
-/// products `T = S L`, `M = Lᵀ T` take about `5D³/6`), and one `D × D` buffer
-/// instead of three (`L`, `T`, `M`): fresh memory is what the kernel zeroes
-/// page by page.
+/// the panel is written over them. `D³/3 + D³/6 = D³/2` multiply–adds in
+/// all (the products `T = S L` into a full `D × D` buffer and the lower
+/// triangle of `M = Lᵀ T` take `D³/2 + D³/6`: `T` has rows the panels never
+/// need), and one `D × D` buffer instead of three (`L`, `T`, `M`): fresh
+/// memory is what the kernel zeroes page by page.
 fn congruence_in_place(w: &mut Mat<f64>, s: MatRef<'_, f64>, par: faer::Par) {
     let n = w.nrows();
     let width = CONGRUENCE_PANEL.min(n);
