@@ -793,7 +793,9 @@ const CONGRUENCE_PANEL: usize = 256;
 
 /// `L = chol(S)` (lower triangle; the strict upper triangle is 0), or `None`
 /// when `S` is not numerically positive definite. The same factor, bit for
-/// bit, as `faer`'s `Llt::new(S, Side::Lower)`, without its second copy.
+/// bit, as `faer`'s `Llt::new(S, Side::Lower)` (the same calls), but owned:
+/// `Llt` lends `L` only by reference, and [`congruence_in_place`] writes
+/// `M` over it.
 fn cholesky_lower(s: MatRef<'_, f64>, par: faer::Par) -> Option<Mat<f64>> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
@@ -1066,13 +1068,15 @@ mod tests {
     /// The pair constructor gives every side bit for bit what the single
     /// one gives: sizes within the factor (formed side by side, sequential
     /// products), sizes beyond it, and a side with `N ≤ D` (centred rows).
+    /// Deterministic float32 features, `n × d`, varied by `seed`.
+    fn data(n: usize, d: usize, seed: usize) -> ndarray::Array2<f32> {
+        ndarray::Array2::from_shape_fn((n, d), |(i, j)| {
+            (((i * 7919 + j * 104_729 + seed * 31) % 1009) as f32 / 97.0).sin() + 0.3
+        })
+    }
+
     #[test]
     fn sides_formed_as_a_pair_are_the_single_sides_bit_for_bit() {
-        let data = |n: usize, d: usize, seed: usize| {
-            ndarray::Array2::from_shape_fn((n, d), |(i, j)| {
-                (((i * 7919 + j * 104_729 + seed * 31) % 1009) as f32 / 97.0).sin() + 0.3
-            })
-        };
         let bits = |s: &FrechetSide| -> Vec<u64> {
             let st = s.stats();
             st.mean
@@ -1148,11 +1152,6 @@ mod tests {
     /// for bit.
     #[test]
     fn borrowed_statistics_give_the_copied_ones_distance() {
-        let data = |n: usize, d: usize, seed: usize| {
-            ndarray::Array2::from_shape_fn((n, d), |(i, j)| {
-                (((i * 7919 + j * 104_729 + seed * 31) % 1009) as f32 / 97.0).sin() + 0.3
-            })
-        };
         let (a, b) = (
             GaussianStats::from_features(data(400, 30, 1).view()).unwrap(),
             GaussianStats::from_features(data(300, 30, 2).view()).unwrap(),
