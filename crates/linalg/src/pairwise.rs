@@ -94,7 +94,7 @@
 //! KID together form each product once, not once in float32 and again in
 //! float64. The tap keeps each block's sums by block position and merges
 //! them in that order, with a block edge fixed by the set's size and the
-//! dimension alone (equal blocks of at most 512 rows, fewer where two widened
+//! dimension alone (blocks of 512 rows, the last one shorter; fewer rows where two widened
 //! row blocks would pass the kernel passes' 64 MiB budget,
 //! `kernels::block_rows_for_dim`), so the sums are
 //! the same bits on any number of threads and whatever distance questions
@@ -709,12 +709,12 @@ impl<'a> Engine<'a> {
 
     /// Block edge for a set of `n` rows: [`block_for`], or with a tap a
     /// size fixed by `n` and the dimension alone (the kernel sums' order must
-    /// not follow the threads): [`balanced`] blocks of at most [`MAX_BLOCK`]
+    /// not follow the threads): [`full_blocks`] of [`MAX_BLOCK`]
     /// rows, or fewer where two widened row blocks would exceed the kernel
     /// passes' memory budget (`kernels::block_rows_for_dim`: 16 rows for raw
     /// 299 × 299 × 3 pixels).
     ///
-    /// With a [`GramDevice`]: [`balanced`] blocks of at most [`DEVICE_BLOCK`]
+    /// With a [`GramDevice`]: [`full_blocks`] of [`DEVICE_BLOCK`]
     /// rows, whatever the threads ([`DEVICE_BLOCK_64`] with a tap, still
     /// capped by the memory budget).
     fn edge(&self, n: usize) -> usize {
@@ -724,9 +724,9 @@ impl<'a> Engine<'a> {
             } else {
                 MAX_BLOCK
             };
-            balanced(n, cap.min(block_rows_for_dim(self.d())))
+            full_blocks(n, cap.min(block_rows_for_dim(self.d())))
         } else if self.device.is_some() {
-            balanced(n, DEVICE_BLOCK)
+            full_blocks(n, DEVICE_BLOCK)
         } else {
             block_for(n)
         }
@@ -1094,22 +1094,28 @@ fn f32_rows<'x>(side: &'x Side, set: &'x Set<'_>) -> Option<&'x [f32]> {
 /// least two blocks per thread when `n` allows it.
 fn block_for(n: usize) -> usize {
     let t = rayon::current_num_threads().max(1);
-    balanced(n, n.div_ceil(2 * t).clamp(32, MAX_BLOCK))
+    full_blocks(n, n.div_ceil(2 * t).clamp(32, MAX_BLOCK))
 }
 
-/// The edge of equal blocks no longer than `e` covering `n` rows:
-/// `⌈n / ⌈n / e⌉⌉`, so the `⌈n / e⌉` blocks differ by fewer rows than there
-/// are blocks (10 000 rows: 20 blocks of 500, not 19 of 512 and one of 272).
-/// The threads' shares of a pass then come out even: with one short block,
-/// one pair in every ten of the within-set schedule was light, and when the
-/// schedule still ran in rounds a thread waited at the end of each (≈ 5 %
-/// idle at 10 000 rows on two threads). Depends on `n` and `e` alone, so a pass's sums stay thread-independent.
-fn balanced(n: usize, e: usize) -> usize {
+/// The edge of blocks of `e` rows covering `n` rows (the last block takes
+/// what is left; one block of `n` rows when `n ≤ e`).
+///
+/// Full blocks rather than `⌈n / ⌈n / e⌉⌉` equal ones (500 rows at
+/// `n = 10 000`, 511 at 50 000) because of how `faer`'s x86 GEMM
+/// (`private-gemm-x86`) picks its strategy: when **both** sides of a product
+/// are shorter than a threshold derived from the L2 cache (`L2 / 4 KiB` rows
+/// in float64 at depth ≥ 512: 512 rows with a 2 MiB L2), it multiplies
+/// without packing the right-hand block, and on an AVX-512 core that ran
+/// at 60 % of the packed route (500 × 500 × 2048 float64: 24 against 38
+/// GFMA/s on one thread; 2026-12-07, docs/benchmarks.md). With 512-row blocks
+/// every product but the last block's is at least 512 rows on one side.
+/// The block pairs of a pass form one list the threads take from as they
+/// come free, so the short last block no longer leaves a thread idle at the
+/// end of a round (what equal blocks were once for). Depends on `n` and `e`
+/// alone, so a pass's sums stay thread-independent.
+fn full_blocks(n: usize, e: usize) -> usize {
     let e = e.max(1);
-    if n == 0 {
-        return e;
-    }
-    n.div_ceil(n.div_ceil(e))
+    if n == 0 { e } else { e.min(n) }
 }
 
 /// Round-robin schedule of all unordered pairs `{i, j}`, `i ≠ j`, of `m`
@@ -2812,21 +2818,19 @@ mod tests {
     }
 
     #[test]
-    fn balanced_blocks_are_equal_and_no_longer_than_asked() {
-        assert_eq!(balanced(10_000, 512), 500);
-        assert_eq!(balanced(50_000, 512), 511);
-        assert_eq!(balanced(512, 512), 512);
-        assert_eq!(balanced(513, 512), 257);
-        assert_eq!(balanced(7, 512), 7);
-        assert_eq!(balanced(0, 512), 512);
+    fn blocks_are_full_but_the_last() {
+        assert_eq!(full_blocks(10_000, 512), 512);
+        assert_eq!(full_blocks(50_000, 512), 512);
+        assert_eq!(full_blocks(512, 512), 512);
+        assert_eq!(full_blocks(513, 512), 512);
+        assert_eq!(full_blocks(7, 512), 7);
+        assert_eq!(full_blocks(0, 512), 512);
+        assert_eq!(full_blocks(5, 0), 1);
         for n in 1..3000 {
             for e in [1, 16, 100, 512] {
-                let b = balanced(n, e);
-                let blocks = n.div_ceil(b);
-                assert!(b <= e, "n {n} e {e}: edge {b}");
-                assert_eq!(blocks, n.div_ceil(e), "n {n} e {e}: as many blocks");
-                let last = n - (blocks - 1) * b;
-                assert!(b - last < blocks, "n {n} e {e}: last block {last} of {b}");
+                let b = full_blocks(n, e);
+                assert!(b <= e && b <= n, "n {n} e {e}: edge {b}");
+                assert_eq!(n.div_ceil(b), n.div_ceil(e), "n {n} e {e}: as many blocks");
             }
         }
     }
