@@ -8,7 +8,7 @@
 //! host before changing the edge:
 //!
 //! ```sh
-//! cargo run --release -p gen-metrics-linalg --example gemm_block_rates [D] [REPEATS]
+//! cargo run --release -p gen-metrics-linalg --example gemm_block_rates [D] [REPEATS] [EDGES...]
 //! ```
 
 use faer::{Accum, MatMut, MatRef, Par};
@@ -44,7 +44,13 @@ fn main() {
     let repeats = args.next().flatten().unwrap_or(7).max(1);
     println!("A Bᵀ, m × {d} row-major operands, one thread, best of {repeats} (GFMA/s)");
     println!("{:>6} {:>9} {:>9}", "m = n", "float64", "float32");
-    for m in [256, 384, 448, 500, 511, 512, 576, 768, 1000, 1024] {
+    let asked: Vec<usize> = args.flatten().collect();
+    let edges = if asked.is_empty() {
+        vec![256, 384, 448, 500, 511, 512, 527, 576, 768, 1000, 1024]
+    } else {
+        asked
+    };
+    for m in edges {
         let fma = (m * m * d) as f64 / 1e9;
         let r64 = fma / best_seconds::<f64>(m, d, repeats);
         let r32 = fma / best_seconds::<f32>(m, d, repeats);

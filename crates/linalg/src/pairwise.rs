@@ -713,24 +713,24 @@ impl<'a> Engine<'a> {
 
     /// Block edge for a set of `n` rows: [`block_for`], or with a tap a
     /// size fixed by `n` and the dimension alone (the kernel sums' order must
-    /// not follow the threads): [`full_blocks`] of [`MAX_BLOCK`]
-    /// rows, or fewer where two widened row blocks would exceed the kernel
-    /// passes' memory budget (`kernels::block_rows_for_dim`: 16 rows for raw
-    /// 299 × 299 × 3 pixels).
+    /// not follow the threads): [`blocks_of_at_least`] [`MAX_BLOCK`] rows,
+    /// never more than two widened row blocks fit in the kernel passes'
+    /// memory budget (`kernels::block_rows_for_dim`: 1024 rows at
+    /// `D = 2048`, 16 for raw 299 × 299 × 3 pixels).
     ///
-    /// With a [`GramDevice`]: [`full_blocks`] of [`DEVICE_BLOCK`]
+    /// With a [`GramDevice`]: [`balanced`] blocks of at most [`DEVICE_BLOCK`]
     /// rows, whatever the threads ([`DEVICE_BLOCK_64`] with a tap, still
     /// capped by the memory budget).
     fn edge(&self, n: usize) -> usize {
         if self.tap.is_some() {
-            let cap = if self.device.is_some() {
-                DEVICE_BLOCK_64
+            let budget = block_rows_for_dim(self.d());
+            if self.device.is_some() {
+                balanced(n, DEVICE_BLOCK_64.min(budget))
             } else {
-                MAX_BLOCK
-            };
-            full_blocks(n, cap.min(block_rows_for_dim(self.d())))
+                blocks_of_at_least(n, MAX_BLOCK.min(budget), budget)
+            }
         } else if self.device.is_some() {
-            full_blocks(n, DEVICE_BLOCK)
+            balanced(n, DEVICE_BLOCK)
         } else {
             block_for(n)
         }
@@ -1087,28 +1087,46 @@ fn f32_rows<'x>(side: &'x Side, set: &'x Set<'_>) -> Option<&'x [f32]> {
 /// least two blocks per thread when `n` allows it.
 fn block_for(n: usize) -> usize {
     let t = rayon::current_num_threads().max(1);
-    full_blocks(n, n.div_ceil(2 * t).clamp(32, MAX_BLOCK))
+    blocks_of_at_least(n, n.div_ceil(2 * t).clamp(32, MAX_BLOCK), 2 * MAX_BLOCK)
 }
 
-/// The edge of blocks of `e` rows covering `n` rows (the last block takes
-/// what is left; one block of `n` rows when `n ≤ e`).
+/// The edge of equal blocks of **at least** `e` rows covering `n` rows
+/// (`⌈n / ⌊n / e⌋⌉`, so under `2e`), never more than `cap`; one block of
+/// `n` rows when `n ≤ e`. 10 000 rows, `e = 512`: 19 blocks (18 of 527, one
+/// of 514); 50 000: 97 (96 of 516, one of 464).
 ///
-/// Full blocks rather than `⌈n / ⌈n / e⌉⌉` equal ones (500 rows at
-/// `n = 10 000`, 511 at 50 000) because of how `faer`'s x86 GEMM
-/// (`private-gemm-x86`) picks its strategy: when **both** sides of a product
-/// are shorter than a threshold derived from the L2 cache (`L2 / 4 KiB` rows
-/// in float64 at depth ≥ 512: 512 rows with a 2 MiB L2), it multiplies
-/// without packing the right-hand block, and on an AVX-512 core that ran
-/// at 60 % of the packed route (500 × 500 × 2048 float64: 24 against 38
-/// GFMA/s on one thread; 2026-12-07, docs/benchmarks.md). With 512-row blocks
-/// every product but the last block's is at least 512 rows on one side.
-/// The block pairs of a pass form one list the threads take from as they
-/// come free, so the short last block no longer leaves a thread idle at the
-/// end of a round (what equal blocks were once for). Depends on `n` and `e`
-/// alone, so a pass's sums stay thread-independent.
-fn full_blocks(n: usize, e: usize) -> usize {
+/// At least `e` rows because of how `faer`'s x86 GEMM (`private-gemm-x86`)
+/// picks its strategy: when **both** sides of a product are shorter than a
+/// threshold derived from the L2 cache (`L2 / 4 KiB` rows in float64 at
+/// depth ≥ 512: 512 rows with a 2 MiB L2), it multiplies without packing the
+/// right-hand block, and on an AVX-512 core that ran at ~60 % of the packed
+/// route (500 × 500 × 2048 float64: 20–24 against 31–38 GFMA/s on one
+/// thread; 2026-12-07, docs/benchmarks.md, `--example gemm_block_rates`).
+/// Equal (rather than `e` rows and a short last block) so the threads'
+/// shares come out even where there are few blocks. Depends on `n`, `e` and
+/// `cap` alone, so a pass's sums stay thread-independent.
+fn blocks_of_at_least(n: usize, e: usize, cap: usize) -> usize {
     let e = e.max(1);
-    if n == 0 { e } else { e.min(n) }
+    if n == 0 {
+        return e;
+    }
+    if n <= e {
+        return n;
+    }
+    n.div_ceil(n / e).min(cap.max(e))
+}
+
+/// The edge of equal blocks no longer than `e` covering `n` rows:
+/// `⌈n / ⌈n / e⌉⌉` (10 000 rows: 20 blocks of 500, not 19 of 512 and one of
+/// 272), for blocks multiplied on a [`GramDevice`], where the host's GEMM
+/// strategy does not apply and even shares keep both threads busy with the
+/// scans. Depends on `n` and `e` alone.
+fn balanced(n: usize, e: usize) -> usize {
+    let e = e.max(1);
+    if n == 0 {
+        return e;
+    }
+    n.div_ceil(n.div_ceil(e))
 }
 
 /// Every block pair `(I, J)` of an `ma × mb` grid once, in runs along the
@@ -2823,19 +2841,44 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_full_but_the_last() {
-        assert_eq!(full_blocks(10_000, 512), 512);
-        assert_eq!(full_blocks(50_000, 512), 512);
-        assert_eq!(full_blocks(512, 512), 512);
-        assert_eq!(full_blocks(513, 512), 512);
-        assert_eq!(full_blocks(7, 512), 7);
-        assert_eq!(full_blocks(0, 512), 512);
-        assert_eq!(full_blocks(5, 0), 1);
+    fn blocks_are_at_least_the_edge_and_equal() {
+        assert_eq!(blocks_of_at_least(10_000, 512, 1024), 527);
+        assert_eq!(blocks_of_at_least(50_000, 512, 1024), 516);
+        assert_eq!(blocks_of_at_least(512, 512, 1024), 512);
+        assert_eq!(blocks_of_at_least(1023, 512, 1024), 1023);
+        assert_eq!(blocks_of_at_least(1024, 512, 1024), 512);
+        assert_eq!(blocks_of_at_least(7, 512, 1024), 7);
+        assert_eq!(blocks_of_at_least(0, 512, 1024), 512);
+        assert_eq!(blocks_of_at_least(1000, 16, 16), 16);
+        for n in 1..3000 {
+            for (e, cap) in [(1, 1), (16, 16), (16, 40), (100, 200), (512, 1024)] {
+                let b = blocks_of_at_least(n, e, cap);
+                assert!(b <= cap.max(e), "n {n} e {e}: edge {b} over the cap");
+                assert!(b >= e.min(n), "n {n} e {e}: edge {b} under e");
+                let blocks = n.div_ceil(b);
+                if b < cap {
+                    assert!(b < 2 * e, "n {n} e {e}: edge {b} not under 2e");
+                    assert!(blocks <= n / e.min(n), "n {n} e {e}: more than ⌊n/e⌋ blocks");
+                    let last = n - (blocks - 1) * b;
+                    assert!(b - last < blocks, "n {n} e {e}: last block {last} of {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn balanced_blocks_are_equal_and_no_longer_than_asked() {
+        assert_eq!(balanced(10_000, 512), 500);
+        assert_eq!(balanced(2600, 2048), 1300);
+        assert_eq!(balanced(0, 512), 512);
         for n in 1..3000 {
             for e in [1, 16, 100, 512] {
-                let b = full_blocks(n, e);
-                assert!(b <= e && b <= n, "n {n} e {e}: edge {b}");
-                assert_eq!(n.div_ceil(b), n.div_ceil(e), "n {n} e {e}: as many blocks");
+                let b = balanced(n, e);
+                let blocks = n.div_ceil(b);
+                assert!(b <= e, "n {n} e {e}: edge {b}");
+                assert_eq!(blocks, n.div_ceil(e), "n {n} e {e}: as many blocks");
+                let last = n - (blocks - 1) * b;
+                assert!(b - last < blocks, "n {n} e {e}: last block {last} of {b}");
             }
         }
     }
