@@ -38,7 +38,7 @@
 //! cross answers are formed from: KID in an evaluation uses that route, so
 //! its products are shared with precision/recall, prdc and realism. Each
 //! block becomes sums through the same code here (`pair_part`); only the
-//! walk over the blocks (blocks of 512 rows there, the last one shorter) differs, so the two routes
+//! walk over the blocks (equal blocks of at least 512 rows there) differs, so the two routes
 //! agree to rounding, and each is deterministic on its own.
 
 use faer::{Accum, MatMut, MatRef, Par};

@@ -59,7 +59,8 @@
 //! ## Memory
 //!
 //! The distance matrix is never materialised: the kernels walk it in blocks of
-//! at most 512 × 512 (one `f32` and one `f64` block buffer per thread, 3 MiB),
+//! of 512 to 1023 rows a side (one `f32` and one `f64` block buffer per thread:
+//! 3.2 MiB at 10 000 rows, at most 12 MiB),
 //! and keep O(k) candidates per row, so 50 000 × 50 000 × 2048 needs the inputs
 //! plus a few tens of MiB. Self-distances (`kth_neighbour_radii`) visit each
 //! unordered block pair once (half the GEMM work). The block pairs of a pass
@@ -67,7 +68,8 @@
 //! multiplied with no lock held, and only its scan locks the row groups it
 //! updates (both directions of a pair). A pass with a kernel tap (below) also holds, per thread, the
 //! block's rows and columns widened to float64 and their float64 products:
-//! `8 (2·r·D + r²)` bytes for blocks of `r` rows, 18 MiB at `D = 2048`, never
+//! `8 (2·r·D + r²)` bytes for blocks of `r` rows, 19 MiB at `D = 2048` and
+//! 10 000 rows (`r = 527`), never
 //! more than the kernel passes' 64 MiB budget (`r` shrinks for wide rows).
 //! Buffers are pooled per pass, allocated once per thread.
 //!
@@ -94,7 +96,7 @@
 //! KID together form each product once, not once in float32 and again in
 //! float64. The tap keeps each block's sums by block position and merges
 //! them in that order, with a block edge fixed by the set's size and the
-//! dimension alone (blocks of 512 rows, the last one shorter; fewer rows where two widened
+//! dimension alone (equal blocks of at least 512 rows, under 1024; fewer where two widened
 //! row blocks would pass the kernel passes' 64 MiB budget,
 //! `kernels::block_rows_for_dim`), so the sums are
 //! the same bits on any number of threads and whatever distance questions
@@ -159,7 +161,9 @@ use crate::kernels::{
 const U32: f64 = 5.960_464_477_539_063e-8;
 /// Unit round-off of `f64` (`2^-53`).
 const U64: f64 = 1.110_223_024_625_156_5e-16;
-/// The largest block edge used by the kernels.
+/// The block edge the kernels aim for: blocks have at least this many rows
+/// (fewer only when the set has fewer), and under twice as many
+/// ([`blocks_of_at_least`]).
 const MAX_BLOCK: usize = 512;
 
 /// Most rows per block when a [`GramDevice`] multiplies the float32 blocks.
@@ -1083,8 +1087,8 @@ fn f32_rows<'x>(side: &'x Side, set: &'x Set<'_>) -> Option<&'x [f32]> {
     }
 }
 
-/// Block edge for `n` rows: at most 512, and small enough that there are at
-/// least two blocks per thread when `n` allows it.
+/// Block edge for `n` rows: [`blocks_of_at_least`] 512 rows, or fewer where
+/// that leaves about two blocks per thread when `n` allows it.
 fn block_for(n: usize) -> usize {
     let t = rayon::current_num_threads().max(1);
     blocks_of_at_least(n, n.div_ceil(2 * t).clamp(32, MAX_BLOCK), 2 * MAX_BLOCK)
@@ -2014,9 +2018,9 @@ pub struct CrossAndSums {
 /// [`cross_pass_with_kernel`]). Because a pass's sums do not depend on the
 /// distance questions it also answers, KID computed alone and KID computed in
 /// the same passes as precision/recall, prdc and realism are bit-identical.
-/// The values equal `KernelSums::with_subsets` up to rounding (blocks of at
-/// most 512 rows here, or 1024 on a registered float64 device, so another
-/// summation order).
+/// The values equal `KernelSums::with_subsets` up to rounding (equal blocks
+/// of at least 512 rows here, or of at most 1024 on a registered float64
+/// device, so another summation order).
 ///
 /// # Errors
 /// As `KernelSums::with_subsets`.
@@ -2369,7 +2373,7 @@ struct RowB {
 /// as the single-request kernels give it (same bounds, same exact rechecks
 /// near a decision), so a request answered alone or together is identical.
 ///
-/// Memory: the engine's blocks (at most 512 × 512 per thread, see the
+/// Memory: the engine's blocks (under 1024 × 1024 per thread, see the
 /// module documentation) plus O(requests) counters per row.
 ///
 /// # Errors
@@ -2858,7 +2862,10 @@ mod tests {
                 let blocks = n.div_ceil(b);
                 if b < cap {
                     assert!(b < 2 * e, "n {n} e {e}: edge {b} not under 2e");
-                    assert!(blocks <= n / e.min(n), "n {n} e {e}: more than ⌊n/e⌋ blocks");
+                    assert!(
+                        blocks <= n / e.min(n),
+                        "n {n} e {e}: more than ⌊n/e⌋ blocks"
+                    );
                     let last = n - (blocks - 1) * b;
                     assert!(b - last < blocks, "n {n} e {e}: last block {last} of {b}");
                 }
