@@ -22,7 +22,12 @@
 # Environment: GEN_METRICS_HOME (artifact cache, default ~/.cache/gen-metrics),
 # MAIN_JOB_DIR (work folder, default target/main-job; recreated each run),
 # GEN_METRICS_PROFILE (cargo profile, default release; CI passes `test` to
-# reuse the test build instead of compiling everything a second time).
+# reuse the test build instead of compiling everything a second time),
+# GEN_METRICS_BIN_DIR (a folder holding `gen-metrics` and `mnist_generate`
+# already built: no build step; CI passes the binaries of its test build,
+# since `cargo build -p gen-metrics-cli` alone resolves the dependencies'
+# features differently from `cargo test --workspace` and compiles most of the
+# tree again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,17 +37,24 @@ case "$profile" in
   dev | test) out="${CARGO_TARGET_DIR:-target}/debug" ;;
   *) out="${CARGO_TARGET_DIR:-target}/$profile" ;;
 esac
-echo "== build ($profile profile)"
-cargo build --profile "$profile" --locked -p gen-metrics-cli
-cargo build --profile "$profile" --locked --example mnist_generate
-bin=$out/gen-metrics
+if [ -n "${GEN_METRICS_BIN_DIR:-}" ]; then
+  echo "== binaries from $GEN_METRICS_BIN_DIR (no build)"
+  bin=$GEN_METRICS_BIN_DIR/gen-metrics
+  mnist=$GEN_METRICS_BIN_DIR/mnist_generate
+else
+  echo "== build ($profile profile)"
+  cargo build --profile "$profile" --locked -p gen-metrics-cli
+  cargo build --profile "$profile" --locked --example mnist_generate
+  bin=$out/gen-metrics
+  mnist=$out/examples/mnist_generate
+fi
 
 echo "== provision (cached after the first run)"
 "$bin" models fetch
 
 echo "== data: real MNIST digits and two generated sets"
 rm -rf "$work"
-"$out/examples/mnist_generate" --out "$work" --n-train 1000 --n-real 500 --n-fake 500 \
+"$mnist" --out "$work" --n-train 1000 --n-real 500 --n-fake 500 \
     --weak-components 1 --seed 0
 
 echo "== eval: generated and generated_weak against real (500 digits each; 1000 training digits)"
