@@ -5,7 +5,12 @@
 //! this table: on a 2 MiB-L2 AVX-512 host, products whose both sides were
 //! under 512 rows ran unpacked at ~60 % of the packed rate
 //! (docs/benchmarks.md, "Blocks of 512 rows"). Rerun it on a new kind of
-//! host before changing the edge:
+//! host before changing the edge. The last column runs the float64 product
+//! on two threads at once, each on its own operands, as the engine's two
+//! workers do, and prints their summed rate: about twice the one-thread rate
+//! means the threads do not compete for cache or memory bandwidth at that
+//! edge (2026-12-07, Intel host: 34 alone, 70 for two at 527 rows), so a
+//! pass slower than that loses its time outside the GEMM:
 //!
 //! ```sh
 //! cargo run --release -p gen-metrics-linalg --example gemm_block_rates [D] [REPEATS] [EDGES...]
@@ -43,7 +48,10 @@ fn main() {
     let d = args.next().flatten().unwrap_or(2048);
     let repeats = args.next().flatten().unwrap_or(7).max(1);
     println!("A Bᵀ, m × {d} row-major operands, one thread, best of {repeats} (GFMA/s)");
-    println!("{:>6} {:>9} {:>9}", "m = n", "float64", "float32");
+    println!(
+        "{:>6} {:>9} {:>9} {:>16}",
+        "m = n", "float64", "float32", "float64 2 thr."
+    );
     let asked: Vec<usize> = args.flatten().collect();
     let edges = if asked.is_empty() {
         vec![256, 384, 448, 500, 511, 512, 527, 576, 768, 1000, 1024]
@@ -54,6 +62,16 @@ fn main() {
         let fma = (m * m * d) as f64 / 1e9;
         let r64 = fma / best_seconds::<f64>(m, d, repeats);
         let r32 = fma / best_seconds::<f32>(m, d, repeats);
-        println!("{m:>6} {r64:>9.1} {r32:>9.1}");
+        // Two threads, each its own operands: the sum of their best rates.
+        let both: f64 = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2)
+                .map(|_| s.spawn(move || fma / best_seconds::<f64>(m, d, repeats)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or(f64::NAN))
+                .sum()
+        });
+        println!("{m:>6} {r64:>9.1} {r32:>9.1} {both:>16.1}");
     }
 }
