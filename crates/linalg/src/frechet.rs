@@ -797,20 +797,12 @@ const CONGRUENCE_PANEL: usize = 256;
 /// `Llt` lends `L` only by reference, and [`congruence_in_place`] writes
 /// `M` over it.
 fn cholesky_lower(s: MatRef<'_, f64>, par: faer::Par) -> Option<Mat<f64>> {
-    use faer::dyn_stack::{MemBuffer, MemStack};
-    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
     let n = s.nrows();
     let mut l = Mat::<f64>::zeros(n, n);
     l.copy_from_triangular_lower(s);
-    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
-    cholesky_in_place(
-        l.as_mut(),
-        Default::default(),
-        par,
-        MemStack::new(&mut mem),
-        Default::default(),
-    )
-    .ok()?;
+    if !crate::dense::llt_in_place(l.as_mut(), par) {
+        return None;
+    }
     // The factorisation leaves work values above the diagonal.
     for j in 1..n {
         l.col_mut(j).subrows_mut(0, j).fill(0.0);

@@ -99,7 +99,11 @@ pub fn check_positive_semidefinite(
     for i in 0..d {
         shifted[(i, i)] += shift;
     }
-    if max_diag > 0.0 && shifted.as_ref().llt(faer::Side::Lower).is_ok() {
+    // Factored in place (`shifted` is already a copy; `llt` would copy it
+    // again), with the parallelism `llt` uses.
+    if max_diag > 0.0
+        && crate::dense::llt_in_place(shifted.as_mut(), faer::get_global_parallelism())
+    {
         return Ok(());
     }
     let lower = Mat::<f64>::from_fn(d, d, |i, j| cov[[i.max(j), i.min(j)]]);
