@@ -10,6 +10,7 @@
 //! `parallel` selects `faer`'s rayon parallelism (all threads of the current
 //! pool) or a sequential product; pass `false` inside an outer parallel loop.
 
+use faer::linalg::cholesky::llt::factor::LltError;
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par, Side};
@@ -193,26 +194,44 @@ pub fn singular_values(m: ArrayView2<'_, f64>) -> Result<Vec<f64>, LinalgError> 
 /// is `faer`'s error).
 pub fn cholesky_lower(s: ArrayView2<'_, f64>) -> Result<Array2<f64>, LinalgError> {
     check_square("Cholesky factorisation", s)?;
-    let llt = to_mat(s)
-        .llt(Side::Lower)
-        .map_err(|e| LinalgError::Numerical {
+    let mut l = to_mat(s);
+    llt_in_place(l.as_mut(), faer::get_global_parallelism()).map_err(|e| {
+        LinalgError::Numerical {
             what: "Cholesky factorisation",
             detail: format!("{e:?}"),
-        })?;
-    let l = llt.L();
+        }
+    })?;
     Ok(Array2::from_shape_fn((l.nrows(), l.ncols()), |(i, j)| {
         if j > i { 0.0 } else { l[(i, j)] }
     }))
 }
 
+/// `L = chol(S)` as an owned `faer` matrix (read from the lower triangle of
+/// `s`; the strict upper triangle of `L` is 0), or `faer`'s error when `S` is
+/// not numerically positive definite. The same factor, bit for bit, as
+/// `faer`'s `Llt::new(S, Side::Lower)`, but owned: `Llt` lends `L` only by
+/// reference, and the Fréchet route writes `Lᵀ S₂ L` over it.
+pub(crate) fn lower_factor(s: MatRef<'_, f64>, par: Par) -> Result<Mat<f64>, LltError> {
+    let n = s.nrows();
+    let mut l = Mat::<f64>::zeros(n, n);
+    l.copy_from_triangular_lower(s);
+    llt_in_place(l.as_mut(), par)?;
+    // The factorisation leaves work values above the diagonal.
+    for j in 1..n {
+        l.col_mut(j).subrows_mut(0, j).fill(0.0);
+    }
+    Ok(l)
+}
+
 /// Overwrites the lower triangle of the square `a` with its Cholesky factor
 /// `L` (`A = L Lᵀ`, `faer`'s `cholesky_in_place` with default parameters,
-/// the calls `Llt::new` makes, so the same factor bit for bit) and returns
-/// whether `A` was numerically positive definite. No copy of `a` is made:
-/// for `D = 2048` that is a 32 MB allocation, zeroed page by page, which was
-/// a tenth of reading a statistics file. The strict upper triangle is left
-/// with work values; callers that keep `L` clear it.
-pub(crate) fn llt_in_place(a: faer::MatMut<'_, f64>, par: Par) -> bool {
+/// the calls `Llt::new` makes, so the same factor bit for bit), or returns
+/// `faer`'s error when `A` is not numerically positive definite. No copy of
+/// `a` is made: for `D = 2048` that is a 32 MB allocation, zeroed page by
+/// page, which was a tenth of reading a statistics file. The strict upper
+/// triangle is left with work values; callers that keep `L` clear it. The
+/// one place the crate calls `faer`'s Cholesky factorisation.
+pub(crate) fn llt_in_place(a: faer::MatMut<'_, f64>, par: Par) -> Result<(), LltError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
     let n = a.nrows();
@@ -224,7 +243,7 @@ pub(crate) fn llt_in_place(a: faer::MatMut<'_, f64>, par: Par) -> bool {
         MemStack::new(&mut mem),
         Default::default(),
     )
-    .is_ok()
+    .map(|_| ())
 }
 
 /// `X = L⁻¹ B` for a lower-triangular `L` `[d, d]` and `B` `[d, n]`

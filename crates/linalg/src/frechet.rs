@@ -107,6 +107,7 @@ mod symeig;
 
 use crate::LinalgError;
 use crate::convert::{to_faer, try_faer_view};
+use crate::dense::lower_factor;
 use crate::stats::{DEFAULT_DDOF, GaussianStats, centered_chunk, column_sums, first_non_finite};
 
 const WHAT: &str = "Frechet distance";
@@ -791,25 +792,6 @@ fn form_m(f: MatRef<'_, f64>, s: MatRef<'_, f64>, par: faer::Par) -> Mat<f64> {
 /// Columns per panel of [`congruence_in_place`].
 const CONGRUENCE_PANEL: usize = 256;
 
-/// `L = chol(S)` (lower triangle; the strict upper triangle is 0), or `None`
-/// when `S` is not numerically positive definite. The same factor, bit for
-/// bit, as `faer`'s `Llt::new(S, Side::Lower)` (the same calls), but owned:
-/// `Llt` lends `L` only by reference, and [`congruence_in_place`] writes
-/// `M` over it.
-fn cholesky_lower(s: MatRef<'_, f64>, par: faer::Par) -> Option<Mat<f64>> {
-    let n = s.nrows();
-    let mut l = Mat::<f64>::zeros(n, n);
-    l.copy_from_triangular_lower(s);
-    if !crate::dense::llt_in_place(l.as_mut(), par) {
-        return None;
-    }
-    // The factorisation leaves work values above the diagonal.
-    for j in 1..n {
-        l.col_mut(j).subrows_mut(0, j).fill(0.0);
-    }
-    Some(l)
-}
-
 /// Overwrites the lower triangle of `w`, which holds a lower-triangular `L`
 /// (strict upper triangle 0), with that of `M = Lᵀ S L` (`S` symmetric, both
 /// triangles stored).
@@ -892,7 +874,7 @@ fn cholesky_route(
 ) -> Result<Option<TraceSqrt>, LinalgError> {
     let par = faer::get_global_parallelism();
     let form = || {
-        cholesky_lower(sa, par).map(|mut w| {
+        lower_factor(sa, par).ok().map(|mut w| {
             congruence_in_place(&mut w, sb, par);
             w
         })
@@ -1020,7 +1002,7 @@ fn factor_svd(a: SideRef<'_>, b: SideRef<'_>) -> Result<TraceSqrt, LinalgError> 
     let (mut clamped, mut most_negative) = (0, 0.0);
     let full_rank = b.n == 0 || b.n > b.dim();
     let chol = full_rank
-        .then(|| cholesky_lower(cb, faer::get_global_parallelism()))
+        .then(|| lower_factor(cb, faer::get_global_parallelism()).ok())
         .flatten();
     let (f, lower) = match chol {
         Some(l) => (l, true),
@@ -1103,14 +1085,14 @@ mod tests {
         s
     }
 
-    /// `cholesky_lower` is `faer`'s `Llt` factor bit for bit, and the panel
+    /// `lower_factor` is `faer`'s `Llt` factor bit for bit, and the panel
     /// congruence gives the lower triangle of `Lᵀ S L` formed by two full
     /// products, to rounding: one panel, several, and a ragged last panel.
     #[test]
     fn panel_congruence_is_the_full_product() {
         for n in [5, CONGRUENCE_PANEL, 2 * CONGRUENCE_PANEL + 37] {
             let (a, b) = (spd(n, 1), spd(n, 2));
-            let l = cholesky_lower(a.as_ref(), faer::Par::Seq).unwrap();
+            let l = lower_factor(a.as_ref(), faer::Par::Seq).unwrap();
             let want_l = a.llt(Side::Lower).unwrap();
             for j in 0..n {
                 for i in 0..n {
@@ -1137,7 +1119,7 @@ mod tests {
         }
         let mut not_pd = spd(40, 3);
         not_pd[(7, 7)] = -1.0;
-        assert!(cholesky_lower(not_pd.as_ref(), faer::Par::Seq).is_none());
+        assert!(lower_factor(not_pd.as_ref(), faer::Par::Seq).is_err());
     }
 
     /// A borrowing side is the copying one: same fields, same distance bit

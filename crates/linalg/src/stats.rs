@@ -102,7 +102,7 @@ pub fn check_positive_semidefinite(
     // Factored in place (`shifted` is already a copy; `llt` would copy it
     // again), with the parallelism `llt` uses.
     if max_diag > 0.0
-        && crate::dense::llt_in_place(shifted.as_mut(), faer::get_global_parallelism())
+        && crate::dense::llt_in_place(shifted.as_mut(), faer::get_global_parallelism()).is_ok()
     {
         return Ok(());
     }
