@@ -13,8 +13,12 @@ The Python routes are timed inside this interpreter (no interpreter start-up, mo
 imported), which favours them. Runs are interleaved (ours, Cholesky, pytorch-fid, ours,
 Cholesky, ...) and the minimum of each route is compared (medians are printed too); the ratios
 are printed last as one JSON line. `--baseline OTHER_BINARY` times a second build of ours in the
-same rounds (ours, baseline, Cholesky, ...), so a change is measured against the references and
-its predecessor in one run: on a VM whose speed drifts between runs, only that compares.
+same rounds, so a change is measured against the references and its predecessor in one run: on
+a VM whose speed drifts between runs, only that compares. The two builds swap places every round
+(ours, baseline, Cholesky; then baseline, ours, Cholesky; ...): on the development VM a process
+that allocates a few hundred MB runs slow and fast by turns (system time 0.2-0.6 s, then
+0.07-0.12 s, the same binary back to back; docs/benchmarks.md), so a fixed order would give one
+build every slow turn.
 
     python3 tools/bench/fid_whole.py --bin target/release/gen-metrics A.npy B.npy
     python3 tools/bench/fid_whole.py --bin new/gen-metrics --baseline old/gen-metrics A.npy B.npy
@@ -110,11 +114,10 @@ def main():
     route_ours(a.bin, fa, fb)  # warm-up: page cache, binary
     for r in range(max(a.rounds, a.sqrtm_rounds)):
         if r < a.rounds:
-            s, v["ours"] = timed(route_ours, a.bin, fa, fb)
-            t["ours"].append(s)
-            if a.baseline:
-                s, v["baseline"] = timed(route_ours, a.baseline, fa, fb)
-                t["baseline"].append(s)
+            builds = [("ours", a.bin)] + ([("baseline", a.baseline)] if a.baseline else [])
+            for name, binary in builds if r % 2 == 0 else builds[::-1]:
+                s, v[name] = timed(route_ours, binary, fa, fb)
+                t[name].append(s)
             s, v["cholesky"] = timed(route_cholesky, fa, fb)
             t["cholesky"].append(s)
         if r < a.sqrtm_rounds:
