@@ -273,9 +273,21 @@ pub(crate) fn column_sums(buf: &[f64], d: usize, f: impl Fn(f64) -> f64 + Sync) 
     sums
 }
 
+/// The column stride of a column-major chunk of `b` rows: `b` rounded up to
+/// whole 64-byte lines, plus one line. Without the extra line a chunk of 512
+/// rows has columns exactly 4 KiB apart, and the transposing write of
+/// [`convert_centered_columns`] (one value into each of 32 columns per row)
+/// sends all 32 stores to the same L1 set and 4 KiB-aliases them: 82–88 ms
+/// per 10,000 × 2048 rows on one core against 33–35 ms with the line of
+/// padding (the 2-core AVX-512 dev VM, 2026-12-08; docs/benchmarks.md).
+pub(crate) fn chunk_column_stride(b: usize) -> usize {
+    b.next_multiple_of(8) + 8
+}
+
 /// `dst_lower += Xᵀ X` for a **column-major** `b × d` buffer `X` (column `j`,
-/// the `b` centred values of feature `j`, at `x[j·b..(j+1)·b]`), lower
-/// triangle (including the diagonal) only.
+/// the `b` centred values of feature `j`, at `x[j·ld..j·ld + b]` with
+/// `ld = chunk_column_stride(b)`), lower triangle (including the diagonal)
+/// only.
 ///
 /// Why column-major: faer's GEMM runs near the machine's peak when both
 /// operands are contiguous along the inner (summed) dimension, here the
@@ -285,7 +297,7 @@ pub(crate) fn column_sums(buf: &[f64], d: usize, f: impl Fn(f64) -> f64 + Sync) 
 /// docs/benchmarks.md): writing the chunk transposed while it is widened and
 /// centred costs nothing extra, since it is copied anyway.
 pub(crate) fn add_gram_lower(dst: MatMut<'_, f64>, xc: &[f64], b: usize, d: usize, par: Par) {
-    let x = MatRef::from_column_major_slice(xc, b, d);
+    let x = MatRef::from_column_major_slice_with_stride(xc, b, d, chunk_column_stride(b));
     matmul(
         dst,
         BlockStructure::TriangularLower,
@@ -300,8 +312,9 @@ pub(crate) fn add_gram_lower(dst: MatMut<'_, f64>, xc: &[f64], b: usize, d: usiz
 }
 
 /// Rows `[r0, r0 + b)` of `x` widened to float64 and centred by `mean`,
-/// written **column-major** into `buf` (`buf[j·b + i] = x[r0 + i, j] − mean[j]`;
-/// resized, so one allocation serves every chunk): the layout
+/// written **column-major** into `buf` (`buf[j·ld + i] = x[r0 + i, j] − mean[j]`
+/// with `ld = chunk_column_stride(b)`; resized, so one allocation serves every
+/// chunk): the layout
 /// [`add_gram_lower`] multiplies fastest. Parallel over blocks of columns;
 /// each value is computed exactly as [`convert_centered`] computes it.
 pub(crate) fn convert_centered_columns<T: Copy + Into<f64> + Sync>(
@@ -313,14 +326,15 @@ pub(crate) fn convert_centered_columns<T: Copy + Into<f64> + Sync>(
 ) {
     const COLS: usize = 32;
     let d = x.ncols();
-    buf.resize(b * d, 0.0);
+    let ld = chunk_column_stride(b);
+    buf.resize(ld * d, 0.0);
     let data = x.as_slice();
-    buf[..b * d]
-        .par_chunks_mut(b * COLS)
+    buf[..ld * d]
+        .par_chunks_mut(ld * COLS)
         .enumerate()
         .for_each(|(t, out)| {
             let c0 = t * COLS;
-            let nc = out.len() / b;
+            let nc = out.len() / ld;
             let m = &mean[c0..c0 + nc];
             for i in 0..b {
                 let r = r0 + i;
@@ -328,12 +342,12 @@ pub(crate) fn convert_centered_columns<T: Copy + Into<f64> + Sync>(
                     Some(data) => {
                         let row = &data[r * d + c0..r * d + c0 + nc];
                         for (jj, (v, mj)) in row.iter().zip(m).enumerate() {
-                            out[jj * b + i] = (*v).into() - mj;
+                            out[jj * ld + i] = (*v).into() - mj;
                         }
                     }
                     None => {
                         for (jj, mj) in m.iter().enumerate() {
-                            out[jj * b + i] = x[[r, c0 + jj]].into() - mj;
+                            out[jj * ld + i] = x[[r, c0 + jj]].into() - mj;
                         }
                     }
                 }
@@ -905,9 +919,13 @@ mod tests {
 
     #[test]
     fn gram_lower_tiny() {
-        // Column-major [1, 3, 2, 4] is X = [[1, 2], [3, 4]]:
-        // XᵀX = [[10, 14], [14, 20]], lower triangle.
-        let x = [1.0, 3.0, 2.0, 4.0];
+        // Columns [1, 3] and [2, 4] (one padded stride apart; the padding
+        // is never read) are X = [[1, 2], [3, 4]]: XᵀX = [[10, 14], [14, 20]],
+        // lower triangle.
+        let ld = chunk_column_stride(2);
+        let mut x = vec![f64::NAN; 2 * ld];
+        x[..2].copy_from_slice(&[1.0, 3.0]);
+        x[ld..ld + 2].copy_from_slice(&[2.0, 4.0]);
         let mut m = Mat::<f64>::zeros(2, 2);
         add_gram_lower(m.as_mut(), &x, 2, 2, Par::Seq);
         assert_eq!(m[(0, 0)], 10.0);
@@ -929,7 +947,8 @@ mod tests {
             convert_centered_columns(x, 2, 6, &mean, &mut cm);
             for i in 0..6 {
                 for j in 0..70 {
-                    assert_eq!(rm[i * 70 + j].to_bits(), cm[j * 6 + i].to_bits());
+                    let ld = chunk_column_stride(6);
+                    assert_eq!(rm[i * 70 + j].to_bits(), cm[j * ld + i].to_bits());
                 }
             }
         }
