@@ -83,9 +83,11 @@ put("image", "lossless.webp", image("WEBP", size=(3, 2), lossless=True))
 put("image", "lossy.webp", image("WEBP", size=(4, 4), quality=50))
 put("image", "rgb.tiff", image("TIFF", size=(2, 2)))
 
-# --- npy: features (float32/float64), labels (int64), log-likelihoods, uint8 images NHWC/NHW
+# --- npy: features (float32/float64/float16), labels (int64), log-likelihoods, uint8 images NHWC/NHW
 put("npy", "f4.npy", npy(np.arange(6, dtype="<f4").reshape(2, 3)))
 put("npy", "f8.npy", npy(np.linspace(-1, 1, 6).reshape(3, 2)))
+put("npy", "f2.npy", npy(np.array([[1, -2, 0.5], [65504, 2.0**-24, 0]], dtype="<f2")))
+put("npy", "f2_be_fortran.npy", npy(np.asfortranarray(np.linspace(-3, 3, 6, dtype=">f2").reshape(2, 3))))
 put("npy", "labels.npy", npy(np.array([0, 2, 1], dtype="<i8")))
 put("npy", "loglik.npy", npy(np.array([-1.5, -2.0], dtype="<f8")))
 put("npy", "u8_nhwc.npy", npy(np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)))

@@ -77,11 +77,18 @@ impl ImageArray {
             header.descr.as_str(),
             "|u1" | "<u1" | ">u1" | "u1" | "=u1" | "B"
         ) {
+            // A 2-D array is a feature matrix that failed for its dtype
+            // (callers try features first): say what features may be.
+            let expected = if shape.len() == 2 {
+                "a feature matrix [N, D] of float32 (<f4), float64 (<f8) or float16 (<f2), or a uint8 image array [N, H, W] / [N, H, W, C]"
+            } else {
+                "a uint8 image array, dtype '|u1'; convert floats in [0, 1] with (x * 255).round().clip(0, 255).astype(np.uint8)"
+            };
             return Err(IoError::WrongDtype {
                 path: path.to_owned(),
                 member: member.map(str::to_owned),
                 found: format!("{} (shape {shape:?})", header.descr),
-                expected: "a uint8 image array, dtype '|u1'; convert floats in [0, 1] with (x * 255).round().clip(0, 255).astype(np.uint8)",
+                expected,
             });
         }
         if header.fortran_order {

@@ -1,21 +1,23 @@
 //! Feature matrices as NumPy `.npy` files.
 //!
-//! A feature file holds one sample per row: a 2-D array `[N, D]`, little-endian
-//! `float32` (`<f4`, what every encoder here writes) or `float64` (`<f8`, read
-//! and rounded to `float32`, the precision every metric takes its input in).
-//! C order and Fortran order are both read; the returned array is always in
-//! standard (C) layout. Anything else — a truncated file, extra bytes, another
+//! A feature file holds one sample per row: a 2-D array `[N, D]` of `float32`
+//! (`<f4`, what every encoder here writes), `float64` (`<f8`, read and rounded
+//! to `float32`, the precision every metric takes its input in) or `float16`
+//! (`<f2`, as features are often stored to halve their size; widened to
+//! `float32` exactly), little- or big-endian (`>f4`, ...). C order and Fortran
+//! order are both read; the returned array is always in standard (C) layout. Anything else — a truncated file, extra bytes, another
 //! dtype, another rank, NaN or infinity — is an [`IoError`] naming the file.
 
 use std::path::Path;
 
-use ndarray::{Array2, ArrayD, ArrayView2, Ix2};
+use ndarray::{Array2, ArrayD, ArrayView2, Ix2, ShapeBuilder};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 
 use crate::IoError;
 use crate::atomic::write_atomic;
 
-/// Reads a `[N, D]` feature matrix (`<f4` or `<f8`, C or Fortran order).
+/// Reads a `[N, D]` feature matrix (`float32`, `float64` or `float16`, either
+/// byte order, C or Fortran order).
 ///
 /// # Errors
 /// [`IoError::Os`] if the file cannot be read, [`IoError::MalformedNpy`] for a
@@ -233,10 +235,11 @@ pub fn features_from_npy_bytes(
     path: &Path,
     member: Option<&str>,
 ) -> Result<Array2<f32>, IoError> {
-    let descr = NpyHeader::parse(bytes, path, member)?.descr;
-    let matrix: Array2<f32> = match descr.as_str() {
-        "<f4" => decode::<f32>(bytes, path, member)?,
-        "<f8" => {
+    let header = NpyHeader::parse(bytes, path, member)?;
+    let matrix: Array2<f32> = match header.descr.as_str() {
+        "<f4" | ">f4" => decode::<f32>(bytes, path, member)?,
+        "<f2" | ">f2" => decode_f16(bytes, &header, path, member)?,
+        "<f8" | ">f8" => {
             let wide = decode::<f64>(bytes, path, member)?;
             // A finite value beyond float32's range would become infinity and
             // be reported as non-finite, which it is not: say what it is.
@@ -259,7 +262,7 @@ pub fn features_from_npy_bytes(
                 path: path.to_owned(),
                 member: member.map(str::to_owned),
                 found: other.to_owned(),
-                expected: "<f4 (float32) or <f8 (float64)",
+                expected: "<f4 (float32), <f8 (float64) or <f2 (float16)",
             });
         }
     };
@@ -290,6 +293,64 @@ pub(crate) fn decode<T: ReadableElement + Clone>(
             found: shape,
             expected: "a 2-D array [N, D] (one sample per row)".into(),
         })?;
+    Ok(to_standard(matrix))
+}
+
+/// Decodes a `float16` (`<f2` / `>f2`) `[N, D]` array, widened to `float32`
+/// (exactly: every `float16` value is a `float32` value, subnormals and
+/// infinities included). `ndarray-npy` reads no `float16`, so the data bytes
+/// are read here, after the same checks: a damaged header, a truncated file,
+/// bytes after the data and another rank are the errors [`decode`] gives.
+fn decode_f16(
+    bytes: &[u8],
+    header: &NpyHeader,
+    path: &Path,
+    member: Option<&str>,
+) -> Result<Array2<f32>, IoError> {
+    header.check_data_length(bytes.len(), path, member)?;
+    let malformed = |detail: String| IoError::MalformedNpy {
+        path: path.to_owned(),
+        member: member.map(str::to_owned),
+        detail,
+    };
+    let shape = header
+        .shape
+        .clone()
+        .ok_or_else(|| malformed("the header has no valid 'shape'".to_owned()))?;
+    let [n, d] = shape[..] else {
+        return Err(IoError::WrongShape {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            found: shape,
+            expected: "a 2-D array [N, D] (one sample per row)".into(),
+        });
+    };
+    // `check_data_length` has checked that `2·n·d` bytes are present.
+    let data = &bytes[header.data_offset..];
+    let extra = data.len() - 2 * n * d;
+    if extra > 0 {
+        return Err(malformed(format!(
+            "{extra} unexpected bytes after the data"
+        )));
+    }
+    let big_endian = header.descr.starts_with('>');
+    let values: Vec<f32> = data
+        .chunks_exact(2)
+        .map(|b| {
+            let bits = if big_endian {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            };
+            half::f16::from_bits(bits).to_f32()
+        })
+        .collect();
+    let matrix = if header.fortran_order {
+        Array2::from_shape_vec((n, d).f(), values)
+    } else {
+        Array2::from_shape_vec((n, d), values)
+    }
+    .map_err(|e| malformed(e.to_string()))?;
     Ok(to_standard(matrix))
 }
 

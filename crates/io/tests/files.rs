@@ -116,6 +116,98 @@ fn malformed_npy_files_are_clear_errors() {
     assert!(matches!(missing, IoError::Os { .. }));
 }
 
+/// A version-1.0 `.npy` like [`npy_with_header`], in Fortran order.
+fn npy_with_fortran_header(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let c = npy_with_header(descr, shape, data);
+    let header_len = usize::from(u16::from_le_bytes([c[8], c[9]]));
+    let header = String::from_utf8(c[10..10 + header_len].to_vec()).unwrap();
+    let header = header.replace("'fortran_order': False,", "'fortran_order': True, ");
+    let mut bytes = c[..10].to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    assert_eq!(bytes.len(), c.len());
+    bytes
+}
+
+/// float16 feature files (how features are often stored, at half the size)
+/// read widened exactly to float32, in either byte order and either memory
+/// order; big-endian float32 and float64 read too. The bits: 1.0 = 0x3C00,
+/// −2.0 = 0xC000, 0.5 = 0x3800, 65504 (the largest float16) = 0x7BFF,
+/// 2⁻²⁴ (the smallest subnormal) = 0x0001, −0.0 = 0x8000.
+#[test]
+fn float16_and_big_endian_feature_files_read_exactly() {
+    let d = tmp();
+    let bits: [u16; 6] = [0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x8000];
+    let want = array![[1.0f32, -2.0, 0.5], [65504.0, 2f32.powi(-24), -0.0]];
+    let le: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+    let be: Vec<u8> = bits.iter().flat_map(|b| b.to_be_bytes()).collect();
+    // Fortran order: column by column.
+    let col: Vec<u8> = [0, 3, 1, 4, 2, 5]
+        .iter()
+        .flat_map(|&i| bits[i].to_le_bytes())
+        .collect();
+    let cases = [
+        ("le", npy_with_header("<f2", "(2, 3)", &le)),
+        ("be", npy_with_header(">f2", "(2, 3)", &be)),
+        ("fortran", npy_with_fortran_header("<f2", "(2, 3)", &col)),
+    ];
+    for (name, bytes) in cases {
+        let p = d.path().join(format!("{name}.npy"));
+        std::fs::write(&p, bytes).unwrap();
+        let got = read_features(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.dim(), (2, 3), "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.to_bits(), w.to_bits(), "{name}");
+        }
+    }
+    let f32_be: Vec<u8> = want.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let f64_be: Vec<u8> = want
+        .iter()
+        .flat_map(|v| f64::from(*v).to_be_bytes())
+        .collect();
+    for (name, bytes) in [
+        ("be4", npy_with_header(">f4", "(2, 3)", &f32_be)),
+        ("be8", npy_with_header(">f8", "(2, 3)", &f64_be)),
+    ] {
+        let p = d.path().join(format!("{name}.npy"));
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(read_features(&p).expect(name), want, "{name}");
+    }
+    // The same errors as the other dtypes: truncated, bytes after the data,
+    // another rank, infinity (0x7C00) and NaN (0x7E00).
+    let bad = [
+        ("short", npy_with_header("<f2", "(2, 3)", &le[..11])),
+        (
+            "extra",
+            npy_with_header("<f2", "(2, 3)", &[le.clone(), vec![0; 3]].concat()),
+        ),
+        ("rank 3", npy_with_header("<f2", "(1, 2, 3)", &le)),
+        (
+            "inf",
+            npy_with_header("<f2", "(1, 2)", &[0x00, 0x3C, 0x00, 0x7C]),
+        ),
+        (
+            "nan",
+            npy_with_header("<f2", "(1, 2)", &[0x00, 0x7E, 0x00, 0x3C]),
+        ),
+    ];
+    for (name, bytes) in bad {
+        let p = d.path().join(format!("{name}.npy"));
+        std::fs::write(&p, bytes).unwrap();
+        let err = read_features(&p).expect_err(name);
+        assert!(
+            err.to_string().contains(&*p.to_string_lossy()),
+            "{name}: {err}"
+        );
+        match (name, &err) {
+            ("short" | "extra", IoError::MalformedNpy { .. })
+            | ("rank 3", IoError::WrongShape { .. })
+            | ("inf" | "nan", IoError::NonFinite { .. }) => {}
+            _ => panic!("{name}: unexpected error {err:?}"),
+        }
+    }
+}
+
 /// Found by fuzzing (docs/fuzzing.md, target `npy`): a header that gives
 /// `'shape'` twice. The length check read the first shape, `(3, 2)`, which
 /// the 48 data bytes hold; the decoder keeps the last one, `(3, 2222222222)`,
