@@ -337,7 +337,7 @@ impl Provisioner {
         let side = sidecar(path);
         let json = serde_json::to_vec_pretty(&record).map_err(|e| ArtifactError::Json {
             path: side.clone(),
-            source: e,
+            error: e,
         })?;
         write_file(&side, &json)?;
         if c.sha256.is_none() {
@@ -528,7 +528,7 @@ impl Provisioner {
         write_file(&path, &bytes)?;
         let json = serde_json::to_vec_pretty(&record).map_err(|e| ArtifactError::Json {
             path: sidecar(&path),
-            source: e,
+            error: e,
         })?;
         write_file(&sidecar(&path), &json)?;
         Ok((path, record.sha256))

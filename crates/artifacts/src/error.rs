@@ -9,12 +9,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum ArtifactError {
     /// An operating-system error on a named file or folder.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: std::io::Error,
     },
     /// An atomic write of a cached file failed.
     #[error(transparent)]
@@ -63,16 +64,19 @@ pub enum ArtifactError {
         detail: String,
     },
     /// JSON (the sidecar of a converted model) that cannot be written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
-        /// The serialiser's error.
-        source: serde_json::Error,
+        /// The serialiser's error (shown in the message, so not also a
+        /// `source`).
+        error: serde_json::Error,
     },
-    /// A checkpoint could not be read or converted to ONNX.
+    /// A checkpoint could not be read or converted to ONNX (the cause is
+    /// shown in the message, so it is not also a `source`: a chain printer
+    /// would repeat it; `From` is written out below for the same reason).
     #[error("model conversion: {0}")]
-    Convert(#[from] gen_metrics_convert::TorchScriptError),
+    Convert(gen_metrics_convert::TorchScriptError),
     /// A checkpoint holds another architecture than its entry's.
     #[error("{} is not a {id} checkpoint: {detail}", path.display())]
     WrongCheckpoint {
@@ -85,12 +89,18 @@ pub enum ArtifactError {
     },
 }
 
+impl From<gen_metrics_convert::TorchScriptError> for ArtifactError {
+    fn from(e: gen_metrics_convert::TorchScriptError) -> Self {
+        ArtifactError::Convert(e)
+    }
+}
+
 impl ArtifactError {
     /// An [`ArtifactError::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         ArtifactError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

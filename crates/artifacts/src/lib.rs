@@ -777,7 +777,7 @@ impl Provisioner {
         write_file(&path, &bytes)?;
         let json = serde_json::to_vec_pretty(&record).map_err(|e| ArtifactError::Json {
             path: sidecar(&path),
-            source: e,
+            error: e,
         })?;
         write_file(&sidecar(&path), &json)?;
         Ok((path, record.sha256))

@@ -340,6 +340,56 @@ fn exit_codes_and_closed_output() {
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
 }
 
+/// Each error is said once: a wrapper that shows its cause in its message
+/// does not also hand it on as a `source` (the command line prints the
+/// chain, which repeated it: "computing 'fid': fid: the fake set needs at
+/// least 2 samples, got 1: fid: the fake set needs ..."), and a file is named
+/// once ("i32.npy: i32.npy: dtype ..."). A 2-D array of another dtype is told
+/// what feature files may hold, not how to make a uint8 image array.
+#[test]
+fn error_messages_say_each_thing_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+    let pa = tmp.path().join("a.npy");
+    write_npy(&pa, &a).expect("write");
+    let one = tmp.path().join("one.npy");
+    write_npy(&one, &a.slice(ndarray::s![..1, ..]).to_owned()).expect("write");
+    let ints = tmp.path().join("ints.npy");
+    write_npy(&ints, &a.mapv(|v| v as i32)).expect("write");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let run = |fake: &Path| {
+        bin()
+            .args([
+                "metrics",
+                "--real",
+                &s(&pa),
+                "--fake",
+                &s(fake),
+                "--metrics",
+                "fid",
+            ])
+            .output()
+            .expect("run")
+    };
+    let o = run(&one);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(t.matches("needs at least 2 samples").count(), 1, "{t}");
+    assert!(
+        t.starts_with("gen-metrics: error: computing 'fid': "),
+        "{t}"
+    );
+    let o = run(&ints);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(t.matches("ints.npy").count(), 1, "{t}");
+    assert!(
+        t.contains("dtype <i4") && t.contains("float16 (<f2)"),
+        "{t}"
+    );
+    assert!(!t.contains("(x * 255)"), "{t}");
+}
+
 #[test]
 fn metrics_reads_statistics_and_logits_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");

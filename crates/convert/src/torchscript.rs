@@ -75,12 +75,14 @@ pub enum TorchScriptError {
         /// printer would repeat it).
         error: std::io::Error,
     },
-    /// The zip container is unreadable.
+    /// The zip container is unreadable (the cause is shown in the message,
+    /// so it is not also a `source`; `From` is written out below).
     #[error("zip archive: {0}")]
-    Zip(#[from] zip::result::ZipError),
-    /// Reading a member failed (e.g. a CRC mismatch).
+    Zip(zip::result::ZipError),
+    /// Reading a member failed (e.g. a CRC mismatch; shown in the message,
+    /// not also a `source`).
     #[error("reading an archive member: {0}")]
-    Read(#[from] std::io::Error),
+    Read(std::io::Error),
     /// A required member is absent.
     #[error("archive member {0} is missing")]
     MissingMember(String),
@@ -165,6 +167,18 @@ pub enum TorchScriptError {
     /// The archive is readable but is not the expected FID Inception-V3.
     #[error("not the FID Inception-V3: {0}")]
     NotFidInception(String),
+}
+
+impl From<zip::result::ZipError> for TorchScriptError {
+    fn from(e: zip::result::ZipError) -> Self {
+        TorchScriptError::Zip(e)
+    }
+}
+
+impl From<std::io::Error> for TorchScriptError {
+    fn from(e: std::io::Error) -> Self {
+        TorchScriptError::Read(e)
+    }
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -32,13 +32,13 @@ pub enum DatasetError {
     #[error(transparent)]
     Provision(#[from] gen_metrics_artifacts::ArtifactError),
     /// The cached file could not be read or decompressed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: std::path::PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
+        /// The error (shown in the message, so not also a `source`: a
+        /// chain printer would repeat it).
+        error: std::io::Error,
     },
     /// The file's content does not have the expected layout.
     #[error("{path}: line {line}: {detail}")]
@@ -99,9 +99,9 @@ pub fn mnist_5k(provisioner: &Provisioner) -> Result<Digits, DatasetError> {
 /// [`DatasetError::Read`] or [`DatasetError::Malformed`].
 pub fn read_mnist_csv_gz(path: &Path) -> Result<Digits, DatasetError> {
     const PIXELS: usize = 28 * 28;
-    let read_err = |source| DatasetError::Read {
+    let read_err = |error| DatasetError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut text = String::new();

@@ -24,9 +24,9 @@ pub struct MetricOutcome {
 pub fn check_inputs(metrics: &[&dyn Metric], inputs: &Inputs<'_>) -> Result<(), EvalError> {
     let cx = Context::new(*inputs);
     for m in metrics {
-        cx.require(m.spec()).map_err(|source| EvalError::Metric {
+        cx.require(m.spec()).map_err(|error| EvalError::Metric {
             name: m.spec().name,
-            source,
+            error,
         })?;
     }
     Ok(())
@@ -85,7 +85,7 @@ pub fn compute_all_optional(
             Err(source) => {
                 return Err(EvalError::Metric {
                     name: spec.name,
-                    source,
+                    error: source,
                 });
             }
         };

@@ -53,13 +53,13 @@ pub enum EvalError {
         path: PathBuf,
     },
     /// A metric refused its input or failed.
-    #[error("computing '{name}': {source}")]
+    #[error("computing '{name}': {error}")]
     Metric {
         /// The metric.
         name: &'static str,
-        /// Why.
-        #[source]
-        source: MetricError,
+        /// Why (shown in the message, so not also a `source`: a chain
+        /// printer would repeat it).
+        error: MetricError,
     },
     /// A metric produced a non-finite value (a bug or degenerate input, never
     /// printed as a result).
@@ -78,13 +78,12 @@ pub enum EvalError {
     #[error("intervals: {0}")]
     Interval(String),
     /// Writing the report.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {error}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (shown in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// Rendering a plot.
     #[error("plot {name}: {detail}")]

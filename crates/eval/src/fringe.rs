@@ -102,7 +102,7 @@ impl FringeEvaluation {
     pub fn run(&self) -> Result<FringeOutput, EvalError> {
         let real = rows(&self.real, &self.extract, "real")?;
         let cand = rows(&self.candidates, &self.extract, "candidate")?;
-        let metric = |source| EvalError::Metric { name: NAME, source };
+        let metric = |error| EvalError::Metric { name: NAME, error };
         let (real_labels, cand_labels) = match &self.labels {
             FringeLabels::KMeans { k } => {
                 cluster_labels(real.view(), cand.view(), *k, self.attack.seed).map_err(metric)?

@@ -144,9 +144,9 @@ pub fn build(specs: &[&'static Spec], params: &Params) -> Result<Vec<Box<dyn Met
     specs
         .iter()
         .map(|s| {
-            (s.make)(params).map_err(|source| EvalError::Metric {
+            (s.make)(params).map_err(|error| EvalError::Metric {
                 name: s.name,
-                source,
+                error,
             })
         })
         .collect()

@@ -341,9 +341,9 @@ impl Report {
     /// # Errors
     /// [`EvalError::Write`] / [`EvalError::Plot`].
     pub fn write_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
-        std::fs::create_dir_all(dir).map_err(|source| EvalError::Write {
+        std::fs::create_dir_all(dir).map_err(|error| EvalError::Write {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
         let mut written = Vec::new();
         let mut put = |name: &str, text: &str| -> Result<(), EvalError> {

@@ -133,7 +133,7 @@ impl CacheKey {
             "encoder".into(),
             serde_json::to_value(encoder).map_err(|e| FeatureError::Json {
                 path: source.to_owned(),
-                source: e,
+                error: e,
             })?,
         );
         Ok(CacheKey { material })
@@ -417,7 +417,7 @@ impl FeatureCache {
         };
         let json = serde_json::to_vec(&meta).map_err(|e| FeatureError::Json {
             path: meta_path.clone(),
-            source: e,
+            error: e,
         })?;
         write_atomic(&meta_path, true, |w| w.write_all(&json))?;
         if let Some(set_digest) = key.set_digest() {

@@ -338,7 +338,7 @@ impl EncoderSpec {
         let mut spec: EncoderSpec =
             serde_json::from_slice(&text).map_err(|e| FeatureError::Json {
                 path: path.to_owned(),
-                source: e,
+                error: e,
             })?;
         if let Some(m) = spec.model.as_mut()
             && m.is_relative()

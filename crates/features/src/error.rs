@@ -78,12 +78,13 @@ pub enum FeatureError {
     #[error("encoder specification: {0}")]
     EncoderSpec(String),
     /// JSON (encoder specification, cache metadata) that cannot be parsed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
-        /// The parser's error.
-        source: serde_json::Error,
+        /// The parser's error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: serde_json::Error,
     },
     /// Two evaluators (or accumulators) that cannot be combined.
     #[error("cannot merge: {0}")]
@@ -94,12 +95,20 @@ pub enum FeatureError {
     /// An image file could not be decoded (the error names the file).
     #[error(transparent)]
     Decode(#[from] crate::decode::DecodeError),
-    /// An image could not be resized or normalised.
+    /// An image could not be resized or normalised (the cause is shown in
+    /// the message, so it is not also a `source`; `From` is written out
+    /// below).
     #[error("preprocessing: {0}")]
-    Resize(#[from] crate::resize::ResizeError),
+    Resize(crate::resize::ResizeError),
     /// An image source (folder, zip, `.npy`/`.npz`) could not be read.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+}
+
+impl From<crate::resize::ResizeError> for FeatureError {
+    fn from(e: crate::resize::ResizeError) -> Self {
+        FeatureError::Resize(e)
+    }
 }
 
 impl FeatureError {

@@ -124,13 +124,13 @@ pub enum SourceError {
         path: PathBuf,
     },
     /// An item could not be preprocessed.
-    #[error("{name}: {source}")]
+    #[error("{name}: {error}")]
     Resize {
         /// The item.
         name: String,
-        /// The underlying error.
-        #[source]
-        source: ResizeError,
+        /// The underlying error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: ResizeError,
     },
     /// A batch size of zero was requested.
     #[error("batch size must be at least 1")]
@@ -1144,7 +1144,7 @@ fn produce_loop(
                         spec.u8_image_into(rgb.view(), slot)
                             .map_err(|e| SourceError::Resize {
                                 name: source.name(i),
-                                source: e,
+                                error: e,
                             })
                     },
                 )
@@ -1200,7 +1200,7 @@ fn load_into(
 ) -> Result<(), SourceError> {
     let resize_err = |e| SourceError::Resize {
         name: source.name(i),
-        source: e,
+        error: e,
     };
     match &source.kind {
         Kind::Folder { root, files } => {
@@ -1228,7 +1228,7 @@ fn load_into(
                 .u8_image_into(rgb_view(&img), out)
                 .map_err(|e| SourceError::Resize {
                     name: member_label(path, &entries[i].1).display().to_string(),
-                    source: e,
+                    error: e,
                 });
             crate::decode::recycle(img);
             done

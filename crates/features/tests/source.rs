@@ -404,7 +404,7 @@ fn a_rule_giving_the_wrong_size_is_an_error_naming_the_item() {
         matches!(
             &err,
             SourceError::Resize {
-                source: ResizeError::OutputSize {
+                error: ResizeError::OutputSize {
                     got: [3, 4, 5],
                     want: [3, 4, 4]
                 },

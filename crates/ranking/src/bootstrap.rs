@@ -184,7 +184,7 @@ where
     let v = metric(real, fake).map_err(|e| RankingError::Metric {
         metric: name.to_string(),
         resample,
-        source: Box::new(e),
+        error: Box::new(e),
     })?;
     if !v.is_finite() {
         return Err(RankingError::MetricNonFinite {

@@ -102,16 +102,16 @@ pub enum RankingError {
 
     /// The user-supplied metric failed on one bootstrap resample (or on the
     /// full data, `resample == None`).
-    #[error("metric `{metric}` failed on {}: {source}", match .resample { Some(b) => format!("bootstrap resample {b}"), None => "the full data".to_string() })]
+    #[error("metric `{metric}` failed on {}: {error}", match .resample { Some(b) => format!("bootstrap resample {b}"), None => "the full data".to_string() })]
     Metric {
         /// Name of the metric (or `"metric"` when unnamed).
         metric: String,
         /// Which resample (`None`: the full-data evaluation; jackknife
         /// evaluations are reported as `None` too).
         resample: Option<usize>,
-        /// The metric's own error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        /// The metric's own error (shown in the message, so not also a
+        /// `source`: a chain printer would repeat it).
+        error: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
     /// The user-supplied metric returned a NaN or infinite value.

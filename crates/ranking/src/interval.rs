@@ -310,7 +310,7 @@ where
     let v = metric(real, fake).map_err(|e| RankingError::Metric {
         metric: "metric".to_string(),
         resample,
-        source: Box::new(e),
+        error: Box::new(e),
     })?;
     match n_keys {
         Some(k) if v.len() != k => {

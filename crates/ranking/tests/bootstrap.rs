@@ -158,9 +158,9 @@ fn metric_errors_and_bad_input() {
         failing,
     ) {
         Err(RankingError::Metric {
-            source, resample, ..
+            error, resample, ..
         }) => {
-            assert_eq!(source.to_string(), "boom");
+            assert_eq!(error.to_string(), "boom");
             assert!(resample.is_some());
         }
         other => panic!("{other:?}"),
