@@ -104,7 +104,7 @@ pub enum IoError {
         value: f64,
     },
     /// A NaN or infinite value.
-    #[error("{path}{member}: non-finite value at flat index {index}", member = member_suffix(.member))]
+    #[error("{path}{member}: non-finite value (NaN or infinity) at {at}", member = member_suffix(.member), at = position(*.index, *.columns))]
     NonFinite {
         /// The file.
         path: PathBuf,
@@ -112,6 +112,9 @@ pub enum IoError {
         member: Option<String>,
         /// Flat (C-order) index of the first offending value.
         index: usize,
+        /// Columns of the array (1 for a vector), to name the row and
+        /// column.
+        columns: usize,
     },
     /// The arrays are well-formed but do not describe a valid state (an
     /// accumulator file with an asymmetric co-moment, say).
@@ -158,6 +161,16 @@ impl IoError {
             found: found.to_vec(),
             expected: format!("[{d}, {d}] to match '{vector}' of length {d}"),
         }
+    }
+}
+
+/// "row 5, column 3" of a flat C-order index in an array of `columns`
+/// columns; "index 7" in a vector.
+fn position(index: usize, columns: usize) -> String {
+    if columns > 1 {
+        format!("row {}, column {}", index / columns, index % columns)
+    } else {
+        format!("index {index}")
     }
 }
 

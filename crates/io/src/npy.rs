@@ -217,6 +217,7 @@ impl FeatureChunks {
                     path: self.path.clone(),
                     member: None,
                     index: first + p * (PIECE_BYTES / 4) + i,
+                    columns: self.cols,
                 });
             }
         }
@@ -271,6 +272,7 @@ pub fn features_from_npy_bytes(
             path: path.to_owned(),
             member: member.map(str::to_owned),
             index,
+            columns: matrix.ncols(),
         });
     }
     Ok(matrix)

@@ -131,15 +131,16 @@ fn mean_and_covariance(
             d,
         ));
     }
-    for (name, index) in [
-        (mu_name, mu.iter().position(|v| !v.is_finite())),
-        (sigma_name, sigma.iter().position(|v| !v.is_finite())),
+    for (name, index, columns) in [
+        (mu_name, mu.iter().position(|v| !v.is_finite()), 1),
+        (sigma_name, sigma.iter().position(|v| !v.is_finite()), d),
     ] {
         if let Some(index) = index {
             return Err(IoError::NonFinite {
                 path: path.to_owned(),
                 member: Some(name.to_owned()),
                 index,
+                columns,
             });
         }
     }

@@ -129,6 +129,7 @@ pub fn read_log_likelihoods(path: impl AsRef<Path>) -> Result<Array1<f64>, IoErr
             path: path.to_owned(),
             member: None,
             index,
+            columns: 1,
         });
     }
     Ok(v)

@@ -111,6 +111,18 @@ fn malformed_npy_files_are_clear_errors() {
             | ("nan" | "inf", IoError::NonFinite { .. }) => {}
             _ => panic!("{name}: unexpected error {err:?}"),
         }
+        // The first NaN / infinity by row and column, not by flat index.
+        match name {
+            "nan" => assert!(
+                msg.ends_with("(NaN or infinity) at row 0, column 1"),
+                "{msg}"
+            ),
+            "inf" => assert!(
+                msg.ends_with("(NaN or infinity) at row 0, column 0"),
+                "{msg}"
+            ),
+            _ => {}
+        }
     }
     let missing = read_features(d.path().join("nope.npy")).unwrap_err();
     assert!(matches!(missing, IoError::Os { .. }));
