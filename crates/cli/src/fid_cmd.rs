@@ -1,7 +1,7 @@
 //! `gen-metrics fid A B`: the FID between two image sets, feature files or
 //! reference statistics (each side as `gen_metrics::eval::SetSource` takes
-//! it: folder, `.zip`, statistics or accumulator `.npz`, features `.npy`, or
-//! uint8 image array).
+//! it: folder, `.zip`, statistics, accumulator or features `.npz`, features
+//! `.npy`, or uint8 image array).
 
 use std::path::PathBuf;
 

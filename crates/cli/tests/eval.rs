@@ -390,6 +390,54 @@ fn error_messages_say_each_thing_once() {
     assert!(!t.contains("(x * 255)"), "{t}");
 }
 
+/// A feature matrix in an `.npz` (dgm-eval's `reps` beside other members,
+/// or `np.savez`'s single `arr_0`) gives the same metrics as the `.npy`.
+#[test]
+fn npz_feature_files_give_the_npy_values() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = Array2::from_shape_fn((60, 4), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.5);
+    let b = Array2::from_shape_fn((60, 4), |(i, j)| ((i * 5 + j * 2) % 13) as f32 * 0.4);
+    let pa = tmp.path().join("a.npy");
+    let pb = tmp.path().join("b.npy");
+    write_npy(&pa, &a).expect("write");
+    write_npy(&pb, &b).expect("write");
+    let npz = |name: &str, members: &[(&str, Array2<f64>)]| {
+        let p = tmp.path().join(name);
+        let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).expect("create"));
+        for (m, x) in members {
+            w.add_array(*m, x).expect("member");
+        }
+        w.finish().expect("finish");
+        p
+    };
+    let wide = b.mapv(f64::from);
+    let reps = npz(
+        "reps.npz",
+        &[("model", Array2::zeros((1, 1))), ("reps", wide.clone())],
+    );
+    let single = npz("single.npz", &[("arr_0", wide)]);
+    let run = |fake: &Path| {
+        let o = bin()
+            .args([
+                "metrics",
+                "--real",
+                pa.to_str().expect("utf-8"),
+                "--fake",
+                fake.to_str().expect("utf-8"),
+                "--metrics",
+                "fid,kid,pr,prdc",
+                "--json",
+            ])
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8(o.stdout).expect("utf-8")
+    };
+    let want = run(&pb);
+    assert_eq!(run(&reps), want);
+    assert_eq!(run(&single), want);
+}
+
 #[test]
 fn metrics_reads_statistics_and_logits_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -31,8 +31,11 @@ pub enum EvalError {
     /// Options that do not fit together.
     #[error("{0}")]
     Usage(String),
-    /// A file or folder given as a set could not be used.
-    #[error("{}: {detail}", path.display())]
+    /// A file or folder given as a set could not be used. Shown as
+    /// `path: detail`, or as `detail` alone when it already begins with the
+    /// path (an error of a lower layer that names its file: the path is
+    /// printed once).
+    #[error("{}", named(path, detail))]
     Source {
         /// The path.
         path: PathBuf,
@@ -93,6 +96,20 @@ pub enum EvalError {
         /// Why.
         detail: String,
     },
+}
+
+/// `path: detail`, or `detail` when it already begins with the path (then
+/// `": "` or `" (member ...)"`).
+fn named(path: &std::path::Path, detail: &str) -> String {
+    let shown = path.display().to_string();
+    let names_it = detail
+        .strip_prefix(&shown)
+        .is_some_and(|rest| rest.starts_with(": ") || rest.starts_with(" ("));
+    if names_it {
+        detail.to_owned()
+    } else {
+        format!("{shown}: {detail}")
+    }
 }
 
 impl EvalError {

@@ -294,7 +294,10 @@ impl Extraction {
     /// # Errors
     /// [`EvalError::Source`] when it cannot be opened.
     pub fn image_count(source: &Path) -> Result<usize, EvalError> {
-        let src = ImageSource::open(source).map_err(|e| source_error(source, &e))?;
+        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
+            path: source.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         Ok(src.len())
     }
 
@@ -339,13 +342,20 @@ impl Extraction {
                 detail: "no such file or folder".into(),
             });
         }
-        let src = ImageSource::open(source).map_err(|e| source_error(source, &e))?;
+        let src = ImageSource::open(source).map_err(|e| EvalError::Source {
+            path: source.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         let total = src.len();
         let src = match &rows {
             None => src,
-            Some(r) if r.end <= total => src
-                .only(&r.clone().collect::<Vec<_>>())
-                .map_err(|e| source_error(source, &e))?,
+            Some(r) if r.end <= total => {
+                src.only(&r.clone().collect::<Vec<_>>())
+                    .map_err(|e| EvalError::Source {
+                        path: source.to_path_buf(),
+                        detail: e.to_string(),
+                    })?
+            }
             Some(r) => {
                 return Err(EvalError::Source {
                     path: source.to_path_buf(),
@@ -412,7 +422,10 @@ impl Extraction {
                                 Some(r) => s.only(&r.clone().collect::<Vec<_>>()),
                                 None => Ok(s),
                             })
-                            .map_err(|e| source_error(source, &e))?;
+                            .map_err(|e| EvalError::Source {
+                                path: source.to_path_buf(),
+                                detail: e.to_string(),
+                            })?;
                         self.encode_all(source, src, names.len(), policy, quiet)?
                     }
                     Err(e) => return Err(e),
@@ -487,7 +500,10 @@ impl Extraction {
         let fresh = if todo.is_empty() {
             None
         } else {
-            let subset = src.only(&todo).map_err(|e| source_error(source, &e))?;
+            let subset = src.only(&todo).map_err(|e| EvalError::Source {
+                path: source.to_path_buf(),
+                detail: e.to_string(),
+            })?;
             Some(self.encode_all(source, subset, todo.len(), policy, true)?)
         };
         let mut new_rows: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -547,8 +563,11 @@ impl Extraction {
                 detail: "no image could be decoded".into(),
             });
         }
-        let features = Array2::from_shape_vec((kept.len(), dim), data)
-            .map_err(|e| source_error(source, &e))?;
+        let features =
+            Array2::from_shape_vec((kept.len(), dim), data).map_err(|e| EvalError::Source {
+                path: source.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         if !quiet {
             eprintln!(
                 "gen-metrics: {} images of {}: {} from the cache, {} encoded",
@@ -580,19 +599,5 @@ impl Extraction {
             data: SetData::Rows(out.features),
             skipped: out.skipped.into_iter().map(|s| (s.name, s.error)).collect(),
         })
-    }
-}
-
-/// An image-source error as an [`EvalError::Source`] naming `path` once:
-/// most source errors already begin with the file they concern, and the
-/// wrapper would print it twice (`a.npy: a.npy: dtype ...`).
-fn source_error(path: &Path, e: &dyn std::fmt::Display) -> EvalError {
-    let detail = e.to_string();
-    let shown = format!("{}: ", path.display());
-    EvalError::Source {
-        path: path.to_path_buf(),
-        detail: detail
-            .strip_prefix(&shown)
-            .map_or_else(|| detail.clone(), str::to_owned),
     }
 }

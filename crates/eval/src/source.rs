@@ -6,7 +6,9 @@
 //! feature matrix (float `[N, D]`) or uint8 image array (`[N, H, W(, C)]`); a
 //! `.npz` of statistics (`mu`, `sigma`: pytorch-fid / clean-fid, ADM
 //! reference batches), of a streaming accumulator's state (`n`, `mean`,
-//! `comoment`), or of a uint8 image array (`arr_0`).
+//! `comoment`), of a feature matrix (dgm-eval's `reps`, `features`, or the
+//! only member, as `np.savez(path, x)` writes it), or of a uint8 image array
+//! (`arr_0`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -223,10 +225,19 @@ pub fn load(
             Err(IoError::MissingMember { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        // A feature matrix (dgm-eval's `reps`, `features`, or the only
+        // member), then a uint8 image array.
+        match gen_metrics_io::read_npz_features(path) {
+            Ok((features, _)) => return Ok(LoadedSet::features(path, features)),
+            Err(IoError::MissingMember { .. }) => {}
+            Err(IoError::WrongDtype { .. } | IoError::WrongShape { .. })
+                if has_npz_member(path, "arr_0") => {}
+            Err(e) => return Err(e.into()),
+        }
         if !has_npz_member(path, "arr_0") {
             return Err(EvalError::Source {
                 path: path.clone(),
-                detail: "a .npz must hold statistics (mu, sigma), an accumulator state (n, mean, comoment) or a uint8 image array (arr_0); this one has none of them".into(),
+                detail: "a .npz must hold statistics (mu, sigma), an accumulator state (n, mean, comoment), a feature matrix [N, D] (member reps or features, or a single member) or a uint8 image array (arr_0); this one has none of them".into(),
             });
         }
     } else if ext_is(path, "npy") {

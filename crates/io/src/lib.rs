@@ -29,7 +29,9 @@ pub use accumulator_file::{read_accumulator, write_accumulator};
 pub use atomic::write_atomic;
 pub use error::IoError;
 pub use images::ImageArray;
-pub use npy::{FeatureChunks, read_features, write_features};
+pub use npy::{
+    FeatureChunks, NPZ_FEATURE_MEMBERS, read_features, read_npz_features, write_features,
+};
 pub use npz::npz_members;
 pub use stats_file::{StatisticsFile, StatsFormat, read_statistics, write_statistics};
 pub use vectors::{read_labels, read_log_likelihoods};

@@ -226,6 +226,44 @@ impl FeatureChunks {
     }
 }
 
+/// The member names an `.npz` feature file may keep its matrix under, in the
+/// order they are looked for: `reps` (dgm-eval's `save_outputs`:
+/// `np.savez(path, model=..., reps=..., hparams=...)`), then `features`.
+/// An archive with a single member (`np.savez(path, x)` stores `arr_0`) is
+/// read from that member whatever its name.
+pub const NPZ_FEATURE_MEMBERS: [&str; 2] = ["reps", "features"];
+
+/// Reads a feature matrix stored in an `.npz` archive: the member named in
+/// [`NPZ_FEATURE_MEMBERS`], or the only member; the same dtypes, orders and
+/// checks as [`read_features`]. Returns the matrix and the member's name.
+/// Other members (dgm-eval's pickled `hparams`) are not read.
+///
+/// # Errors
+/// [`IoError::MissingMember`] when the archive has several members and none
+/// of those names (another kind of `.npz`: statistics, an accumulator);
+/// otherwise as [`read_features`], naming the member. A uint8 image array
+/// (`arr_0` of `[N, H, W, C]`) is [`IoError::WrongDtype`], so a caller can
+/// try it as images.
+pub fn read_npz_features(path: impl AsRef<Path>) -> Result<(Array2<f32>, String), IoError> {
+    let path = path.as_ref();
+    let mut archive = crate::npz::NpzArchive::open(path)?;
+    let members = archive.names();
+    let name = match NPZ_FEATURE_MEMBERS.iter().find(|m| archive.has(m)) {
+        Some(m) => (*m).to_owned(),
+        None if members.len() == 1 => members[0].clone(),
+        None => {
+            return Err(IoError::MissingMember {
+                path: path.to_owned(),
+                member: NPZ_FEATURE_MEMBERS.join("' or '"),
+                found: archive.found(),
+            });
+        }
+    };
+    let bytes = archive.required(&name)?;
+    let features = features_from_npy_bytes(&bytes, path, Some(&name))?;
+    Ok((features, name))
+}
+
 /// Decodes `.npy` bytes (a file, or an `.npz` member named `member`) into a
 /// finite `[N, D]` `f32` matrix. `path` and `member` only label errors.
 ///

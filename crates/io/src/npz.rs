@@ -73,6 +73,14 @@ impl NpzArchive {
         })
     }
 
+    /// The member names present, without their `.npy` suffix.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_owned())
+            .collect()
+    }
+
     /// The member names present (without `.npy`), comma separated.
     pub(crate) fn found(&self) -> String {
         self.names
@@ -136,10 +144,5 @@ pub(crate) fn write_npz(
 /// # Errors
 /// [`IoError::Os`] when unreadable, [`IoError::MalformedNpz`] when not a zip.
 pub fn npz_members(path: impl AsRef<Path>) -> Result<Vec<String>, IoError> {
-    let archive = NpzArchive::open(path.as_ref())?;
-    Ok(archive
-        .names
-        .iter()
-        .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_owned())
-        .collect())
+    Ok(NpzArchive::open(path.as_ref())?.names())
 }

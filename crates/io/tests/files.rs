@@ -331,6 +331,84 @@ fn statistics_round_trip_and_formats() {
     assert_eq!(s.spatial.unwrap().0, array![0.5, 0.5]);
 }
 
+/// Feature matrices in `.npz` archives: dgm-eval's `save_outputs` file
+/// (`np.savez(path, model='dinov2', reps=float64 [N, D], hparams={...})`,
+/// whose `model` is a 0-d unicode array and `hparams` a pickled object that
+/// is never read), a `features` member, and `np.savez(path, x)`'s single
+/// `arr_0`; an archive of several other members is
+/// [`IoError::MissingMember`], a uint8 image array [`IoError::WrongDtype`].
+#[test]
+fn npz_feature_files_read_their_matrix_member() {
+    use gen_metrics_io::read_npz_features;
+    let d = tmp();
+    let write = |name: &str, members: &[(&str, Vec<u8>)]| {
+        let p = d.path().join(name);
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        for (m, bytes) in members {
+            z.start_file(format!("{m}.npy"), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap();
+        p
+    };
+    let x = array![[1.0f32, -2.5, 3.0], [0.25, 5.0, -6.0]];
+    let model = npy_with_header(
+        "<U6",
+        "()",
+        &"dinov2"
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
+    // A pickle protocol-2 dict as numpy writes an object array; its bytes
+    // are never parsed.
+    let hparams = npy_with_header("|O", "()", b"\x80\x02}q\x00.");
+    let dgm = write(
+        "dgm.npz",
+        &[
+            ("model", model),
+            ("reps", npy_bytes(&x.mapv(f64::from))),
+            ("hparams", hparams),
+        ],
+    );
+    let named = write(
+        "named.npz",
+        &[
+            ("labels", npy_bytes(&array![0i64, 1])),
+            ("features", npy_bytes(&x)),
+        ],
+    );
+    let single = write("single.npz", &[("arr_0", npy_bytes(&x))]);
+    for (p, member) in [(&dgm, "reps"), (&named, "features"), (&single, "arr_0")] {
+        let (got, name) = read_npz_features(p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((got, name.as_str()), (x.clone(), member));
+    }
+    let other = write("other.npz", &[("a", npy_bytes(&x)), ("b", npy_bytes(&x))]);
+    let err = read_npz_features(&other).unwrap_err();
+    assert!(matches!(err, IoError::MissingMember { .. }), "{err:?}");
+    let images = write(
+        "images.npz",
+        &[(
+            "arr_0",
+            npy_bytes(&ndarray::Array4::<u8>::zeros((2, 4, 4, 3))),
+        )],
+    );
+    let err = read_npz_features(&images).unwrap_err();
+    assert!(matches!(err, IoError::WrongDtype { .. }), "{err:?}");
+    let bad = write(
+        "nan.npz",
+        &[("reps", npy_bytes(&array![[1.0f32, f32::NAN]]))],
+    );
+    let err = read_npz_features(&bad).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "nan.npz (member 'reps'): non-finite value (NaN or infinity) at row 0, column 1"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn malformed_statistics_are_clear_errors() {
     let d = tmp();
