@@ -82,12 +82,14 @@ pub fn zip(data: &[u8]) {
     });
 }
 
-/// Statistics files (`mu`/`sigma`, ADM reference batches) and accumulator
-/// files (`n`/`mean`/`comoment`).
+/// Statistics files (`mu`/`sigma`, ADM reference batches), accumulator
+/// files (`n`/`mean`/`comoment`) and feature matrices in `.npz` (`reps`,
+/// `features`, a single member).
 pub fn stats(data: &[u8]) {
     with_file(data, "npz", |p| {
         let _ = gen_metrics_io::read_statistics(p);
         let _ = gen_metrics_io::read_accumulator(p);
+        let _ = gen_metrics_io::read_npz_features(p);
     });
 }
 

@@ -101,13 +101,15 @@ put("npz", "images_deflate.npz", npz(True, images=np.zeros((1, 3, 3, 3), dtype=n
 put("zip", "images.zip", zip_bytes([("a.png", image("PNG", size=(2, 2))), ("d/b.jpg", image("JPEG", size=(3, 3)))]))
 put("zip", "stored.zip", zip_bytes([("c.bmp", image("BMP", size=(2, 1)))], zipfile.ZIP_STORED))
 
-# --- stats: pytorch-fid / clean-fid statistics, ADM reference batch, accumulator state
+# --- stats: pytorch-fid / clean-fid statistics, ADM reference batch, accumulator state, npz features
 mu = np.array([0.5, -0.25])
 sigma = np.array([[1.0, 0.2], [0.2, 0.5]])
 put("stats", "stats.npz", npz(mu=mu, sigma=sigma))
 put("stats", "stats_f4.npz", npz(True, mu=mu.astype("<f4"), sigma=sigma.astype("<f4")))
 put("stats", "adm_batch.npz", npz(arr_0=np.zeros((2, 1, 1, 3), dtype=np.uint8), mu=mu, sigma=sigma))
 put("stats", "accumulator.npz", npz(n=np.array(3, dtype="<i8"), mean=mu, comoment=2 * sigma))
+# dgm-eval's save_outputs: np.savez(path, model=..., reps=..., hparams=...)
+put("stats", "reps.npz", npz(model="dinov2", reps=np.arange(6.0).reshape(3, 2), hparams={"batch_size": 2}))
 
 # --- onnx: a ModelProto with one Relu node and one float initializer, hand-encoded
 
