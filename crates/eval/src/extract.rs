@@ -376,7 +376,7 @@ impl Extraction {
         let identity = self.encoder()?.identity();
         let key = match &cache {
             Some(_) => Some(
-                CacheKey::for_source(source, &names, &identity)?
+                CacheKey::for_source_paths(source, &names, &src.relative_paths(), &identity)?
                     .with("error_policy", format!("{policy:?}")),
             )
             // A shard's entry is its own (the whole set's key is unchanged).

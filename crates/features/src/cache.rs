@@ -106,13 +106,39 @@ impl CacheKey {
     /// # Errors
     /// [`FeatureError::Io`] when a file cannot be stamped.
     pub fn for_source(source: &Path, files: &[String], encoder: &EncoderIdentity) -> Result<Self> {
+        let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+        Self::for_source_paths(source, files, &paths, encoder)
+    }
+
+    /// [`CacheKey::for_source`] for a folder whose files are opened at
+    /// `paths` (relative to it, as the file system names them:
+    /// `ImageSource::relative_paths`) but recorded under `files` (their
+    /// shown names, lossy where a name is not UTF-8). `paths` is ignored for
+    /// a single-file source; for a folder it has one path per name.
+    ///
+    /// # Errors
+    /// As [`CacheKey::for_source`]; [`FeatureError::InvalidInput`] when a
+    /// folder's `paths` and `files` differ in length.
+    pub fn for_source_paths(
+        source: &Path,
+        files: &[String],
+        paths: &[PathBuf],
+        encoder: &EncoderIdentity,
+    ) -> Result<Self> {
         let canonical = source
             .canonicalize()
             .map_err(|e| FeatureError::io(source, e))?;
         let (kind, stamps) = if canonical.is_dir() {
+            if paths.len() != files.len() {
+                return Err(FeatureError::InvalidInput {
+                    what: "cache key",
+                    detail: format!("{} paths for {} files", paths.len(), files.len()),
+                });
+            }
             let stamps = files
                 .iter()
-                .map(|f| FileStamp::of(&canonical.join(f), f))
+                .zip(paths)
+                .map(|(f, p)| FileStamp::of(&canonical.join(p), f))
                 .collect::<Result<Vec<_>>>()?;
             ("folder", json!(stamps))
         } else {

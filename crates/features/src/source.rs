@@ -607,10 +607,20 @@ impl std::fmt::Debug for ImageSource {
     }
 }
 
+/// An image file below a folder source's root.
+#[derive(Clone)]
+struct FolderFile {
+    /// The relative path as shown and used as the item's name (`/`
+    /// separated; a file name that is not UTF-8 shows U+FFFD in it).
+    name: String,
+    /// The relative path as the file system has it (what is opened).
+    rel: PathBuf,
+}
+
 enum Kind {
     Folder {
         root: PathBuf,
-        files: Vec<String>,
+        files: Vec<FolderFile>,
     },
     Zip {
         path: PathBuf,
@@ -661,8 +671,10 @@ impl ImageSource {
     pub fn folder(root: &Path) -> Result<Self, SourceError> {
         let mut files = Vec::new();
         let mut seen = HashSet::new();
-        walk(root, "", &mut files, &mut seen)?;
-        files.sort_unstable();
+        walk(root, "", Path::new(""), &mut files, &mut seen)?;
+        // By the relative path's bytes: for UTF-8 names the order of the
+        // names as strings.
+        files.sort_unstable_by(|a, b| a.rel.as_os_str().cmp(b.rel.as_os_str()));
         Ok(ImageSource {
             kind: Kind::Folder {
                 root: root.to_path_buf(),
@@ -863,7 +875,7 @@ impl ImageSource {
     /// `FILE[i]` (arrays, `[i]` for in-memory batches).
     pub fn name(&self, i: usize) -> String {
         match &self.kind {
-            Kind::Folder { files, .. } => files.get(i).cloned().unwrap_or_default(),
+            Kind::Folder { files, .. } => files.get(i).map(|f| f.name.clone()).unwrap_or_default(),
             Kind::Zip { entries, .. } => entries.get(i).map(|e| e.1.clone()).unwrap_or_default(),
             Kind::Array(a) => format!("{}[{i}]", a.path.display()),
             Kind::MemoryU8(_) | Kind::MemoryF32(..) => format!("[{i}]"),
@@ -873,6 +885,16 @@ impl ImageSource {
     /// Names of all rows, in row order.
     pub fn names(&self) -> Vec<String> {
         (0..self.len()).map(|i| self.name(i)).collect()
+    }
+
+    /// For a folder, each row's file relative to the folder as the file
+    /// system names it (a [`name`](Self::name) shows a name that is not
+    /// UTF-8 with U+FFFD, which opens nothing); empty for other sources.
+    pub fn relative_paths(&self) -> Vec<PathBuf> {
+        match &self.kind {
+            Kind::Folder { files, .. } => files.iter().map(|f| f.rel.clone()).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The 8-bit RGB pixels `[H, W, 3]` of row `i` (decoded as Pillow's
@@ -890,7 +912,7 @@ impl ImageSource {
             )));
         }
         match &self.kind {
-            Kind::Folder { root, files } => rgb_to_array(decode_file(&root.join(&files[i]))?),
+            Kind::Folder { root, files } => rgb_to_array(decode_file(&root.join(&files[i].rel))?),
             Kind::Zip {
                 path,
                 archive,
@@ -1204,7 +1226,7 @@ fn load_into(
     };
     match &source.kind {
         Kind::Folder { root, files } => {
-            let img = decode_file(&root.join(&files[i]))?;
+            let img = decode_file(&root.join(&files[i].rel))?;
             let done = spec.u8_image_into(rgb_view(&img), out).map_err(resize_err);
             crate::decode::recycle(img);
             done
@@ -1276,7 +1298,8 @@ fn is_image_name(name: &str) -> bool {
 fn walk(
     dir: &Path,
     rel: &str,
-    out: &mut Vec<String>,
+    rel_path: &Path,
+    out: &mut Vec<FolderFile>,
     seen: &mut HashSet<PathBuf>,
 ) -> Result<(), SourceError> {
     let canonical = std::fs::canonicalize(dir).map_err(|e| io_err(dir, e))?;
@@ -1296,14 +1319,20 @@ fn walk(
         } else {
             format!("{rel}/{name}")
         };
+        // The file system's own name, not the lossy one: a name that is not
+        // UTF-8 must still open.
+        let child_path = rel_path.join(entry.file_name());
         // `metadata` follows symbolic links; a dangling link is skipped.
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
         if meta.is_dir() {
-            walk(&path, &child_rel, out, seen)?;
+            walk(&path, &child_rel, &child_path, out, seen)?;
         } else if meta.is_file() && is_image_name(&name) {
-            out.push(child_rel);
+            out.push(FolderFile {
+                name: child_rel,
+                rel: child_path,
+            });
         }
     }
     Ok(())

@@ -212,3 +212,22 @@ fn single_file_sources_are_keyed_by_the_file_and_entries() {
     assert_ne!(k1.digest(), k3.digest());
     assert!(CacheKey::for_source(&tmp.path().join("missing"), &entries, &identity()).is_err());
 }
+
+/// A folder file whose name is not UTF-8 is stamped at its real path
+/// (`for_source_paths`) and recorded under its shown, lossy name; the lossy
+/// name alone opens nothing. Paths and names must pair up.
+#[cfg(unix)]
+#[test]
+fn files_named_outside_utf8_are_stamped_at_their_real_paths() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::write(tmp.path().join(odd), b"pixels").expect("write");
+    let shown = vec![odd.to_string_lossy().into_owned()];
+    let real = vec![std::path::PathBuf::from(odd)];
+    let key = CacheKey::for_source_paths(tmp.path(), &shown, &real, &identity()).expect("key");
+    let again = CacheKey::for_source_paths(tmp.path(), &shown, &real, &identity()).expect("key");
+    assert_eq!(key.digest(), again.digest());
+    assert!(CacheKey::for_source(tmp.path(), &shown, &identity()).is_err());
+    assert!(CacheKey::for_source_paths(tmp.path(), &shown, &[], &identity()).is_err());
+}

@@ -80,6 +80,34 @@ fn folder_order_selection_and_pixels() {
     }
 }
 
+/// A file whose name is not UTF-8 (a Latin-1 `é`, byte 0xE9, as older
+/// tools write names) is listed, ordered by its bytes, shown with U+FFFD,
+/// and opened under its real name: the folder source kept only the lossy
+/// name and failed the whole run with "No such file or directory".
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_opens() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    save_png(&dir.path().join("sub").join(odd), &pattern(1, 5, 6));
+    save_png(&dir.path().join("a.png"), &pattern(2, 4, 4));
+    let src = ImageSource::open(dir.path()).unwrap();
+    assert_eq!(src.names(), ["a.png", "sub/caf\u{FFFD}.png"]);
+    assert_eq!(
+        src.relative_paths(),
+        [Path::new("a.png").to_path_buf(), Path::new("sub").join(odd)]
+    );
+    assert_eq!(src.load_u8(1).unwrap(), pattern(1, 5, 6));
+    let (names, px) = collect(src, BatchOptions::default());
+    assert_eq!(names.len(), 2);
+    assert_eq!(
+        px.index_axis(Axis(0), 1),
+        preprocess(pattern(1, 5, 6).view(), &spec()).unwrap()
+    );
+}
+
 #[test]
 fn zip_matches_folder_and_skips_macos_metadata() {
     let dir = tempfile::tempdir().unwrap();
