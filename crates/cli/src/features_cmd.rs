@@ -138,6 +138,10 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         ))
         .into());
     }
+    refuse_replacing_input(&args.output, &args.source, "-o")?;
+    if let Some(names) = &args.names {
+        refuse_replacing_input(names, &args.source, "--names")?;
+    }
     let mut extraction = Extraction::new(args.encoder.extract_options());
     let out = extraction.extract(&args.source)?;
     gen_metrics::io::write_features(&args.output, out.features.view(), true)
@@ -157,6 +161,42 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             out.features.nrows(),
             out.features.ncols()
         );
+    }
+    Ok(())
+}
+
+/// An output never replaces an input: refuses `output` when it is the source
+/// itself (an image array, a `.zip`) or a file inside a source folder with
+/// the extension of the images it reads (`-o imgs/a.png` replaced that image
+/// with the features, and the next run read it as a damaged image).
+fn refuse_replacing_input(
+    output: &std::path::Path,
+    source: &std::path::Path,
+    flag: &str,
+) -> Result<()> {
+    let inside_folder = || {
+        let is_image = output
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .is_some_and(|e| gen_metrics::features::source::IMAGE_EXTENSIONS.contains(&e.as_str()));
+        let (Ok(dir), Some(parent)) = (source.canonicalize(), output.parent()) else {
+            return false;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            parent
+        };
+        is_image && source.is_dir() && parent.canonicalize().is_ok_and(|p| p.starts_with(&dir))
+    };
+    if source.exists() && (same_file(output, source) || inside_folder()) {
+        return Err(Usage(format!(
+            "{flag} {} is the input {} or one of its images: write it elsewhere (an output never replaces an input)",
+            output.display(),
+            source.display()
+        ))
+        .into());
     }
     Ok(())
 }

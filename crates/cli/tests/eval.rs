@@ -390,6 +390,57 @@ fn error_messages_say_each_thing_once() {
     assert!(!t.contains("(x * 255)"), "{t}");
 }
 
+/// `features -o` never replaces an input: an image inside the source
+/// folder (`-o imgs/a.png` wrote the features over that image), the source
+/// itself (an image array), or the same through `..`; refused with exit 2
+/// before anything is read, and the input is left as it was.
+#[test]
+fn features_output_never_replaces_an_input() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir_all(&imgs).expect("dir");
+    image::RgbImage::new(4, 4)
+        .save(imgs.join("a.png"))
+        .expect("png");
+    let before = std::fs::read(imgs.join("a.png")).expect("read");
+    let array = tmp.path().join("arr.npy");
+    write_npy(&array, &ndarray::Array4::<u8>::zeros((2, 4, 4, 3))).expect("write");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let cases = [
+        (s(&imgs), s(&imgs.join("a.png"))),
+        (s(&imgs), s(&imgs.join("new.PNG"))),
+        (s(&imgs), format!("{}/../imgs/a.png", s(&imgs))),
+        (s(&array), s(&array)),
+    ];
+    for (source, out) in cases {
+        let o = bin()
+            .args(["features", &source, "-o", &out, "--offline", "--quiet"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{out}: {}", text(&o));
+        assert!(
+            text(&o).contains("an output never replaces an input"),
+            "{}",
+            text(&o)
+        );
+        let o = bin()
+            .args([
+                "features",
+                &source,
+                "-o",
+                &s(&tmp.path().join("f.npy")),
+                "--names",
+                &out,
+            ])
+            .args(["--offline", "--quiet"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{out}: {}", text(&o));
+    }
+    assert_eq!(std::fs::read(imgs.join("a.png")).expect("read"), before);
+    assert!(!imgs.join("new.PNG").exists());
+}
+
 /// A feature matrix in an `.npz` (dgm-eval's `reps` beside other members,
 /// or `np.savez`'s single `arr_0`) gives the same metrics as the `.npy`.
 #[test]

@@ -804,3 +804,26 @@ fn feature_files_stream_in_row_chunks_with_the_whole_read_s_values_and_errors() 
         .unwrap();
     assert!(missing.to_string().contains("missing.npy"), "{missing}");
 }
+
+/// A written file gets the permissions any new file gets (0666 less the
+/// umask: the mode `File::create` gives in the same folder), not the
+/// temporary file's 0600; a replaced file keeps its own.
+#[cfg(unix)]
+#[test]
+fn atomic_writes_give_ordinary_permissions_and_keep_existing_ones() {
+    use gen_metrics_io::write_atomic;
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let plain = d.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let new = d.path().join("new.npy");
+    write_atomic(&new, false, |w| w.write_all(b"x")).unwrap();
+    assert_eq!(mode(&new), mode(&plain));
+    let kept = d.path().join("kept.npy");
+    std::fs::write(&kept, b"old").unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+    write_atomic(&kept, true, |w| w.write_all(b"new")).unwrap();
+    assert_eq!(std::fs::read(&kept).unwrap(), b"new");
+    assert_eq!(mode(&kept), 0o640);
+}
