@@ -69,10 +69,7 @@ impl ImageArray {
             member: member.map(str::to_owned),
             detail,
         };
-        let shape = header
-            .shape
-            .clone()
-            .ok_or_else(|| malformed("the header has no valid 'shape'".to_owned()))?;
+        let shape = header.declared_shape(path, member)?;
         if !matches!(
             header.descr.as_str(),
             "|u1" | "<u1" | ">u1" | "u1" | "=u1" | "B"

@@ -353,10 +353,7 @@ fn decode_f16(
         member: member.map(str::to_owned),
         detail,
     };
-    let shape = header
-        .shape
-        .clone()
-        .ok_or_else(|| malformed("the header has no valid 'shape'".to_owned()))?;
+    let shape = header.declared_shape(path, member)?;
     let [n, d] = shape[..] else {
         return Err(IoError::WrongShape {
             path: path.to_owned(),
@@ -483,6 +480,19 @@ pub struct NpyHeader {
 }
 
 impl NpyHeader {
+    /// The shape the header declares; [`IoError::MalformedNpy`] when it has
+    /// none (missing, or not a tuple of integers).
+    ///
+    /// # Errors
+    /// [`IoError::MalformedNpy`] naming `path` and `member`.
+    pub fn declared_shape(&self, path: &Path, member: Option<&str>) -> Result<Vec<usize>, IoError> {
+        self.shape.clone().ok_or_else(|| IoError::MalformedNpy {
+            path: path.to_owned(),
+            member: member.map(str::to_owned),
+            detail: "the header has no valid 'shape'".to_owned(),
+        })
+    }
+
     /// Parses the magic string and the header dictionary of `.npy` bytes.
     ///
     /// # Errors

@@ -128,6 +128,19 @@ fn malformed_npy_files_are_clear_errors() {
     assert!(matches!(missing, IoError::Os { .. }));
 }
 
+/// An uncompressed `.npz` at `dir/name` holding each `(member, .npy bytes)`.
+fn write_npz(dir: &std::path::Path, name: &str, members: &[(&str, Vec<u8>)]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    for (m, bytes) in members {
+        z.start_file(format!("{m}.npy"), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap();
+    p
+}
+
 /// A version-1.0 `.npy` like [`npy_with_header`], in Fortran order.
 fn npy_with_fortran_header(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     let c = npy_with_header(descr, shape, data);
@@ -341,17 +354,7 @@ fn statistics_round_trip_and_formats() {
 fn npz_feature_files_read_their_matrix_member() {
     use gen_metrics_io::read_npz_features;
     let d = tmp();
-    let write = |name: &str, members: &[(&str, Vec<u8>)]| {
-        let p = d.path().join(name);
-        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
-        for (m, bytes) in members {
-            z.start_file(format!("{m}.npy"), zip::write::SimpleFileOptions::default())
-                .unwrap();
-            z.write_all(bytes).unwrap();
-        }
-        z.finish().unwrap();
-        p
-    };
+    let write = |name: &str, members: &[(&str, Vec<u8>)]| write_npz(d.path(), name, members);
     let x = array![[1.0f32, -2.5, 3.0], [0.25, 5.0, -6.0]];
     let model = npy_with_header(
         "<U6",
@@ -412,17 +415,7 @@ fn npz_feature_files_read_their_matrix_member() {
 #[test]
 fn malformed_statistics_are_clear_errors() {
     let d = tmp();
-    let write = |name: &str, members: &[(&str, Vec<u8>)]| {
-        let p = d.path().join(name);
-        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
-        for (m, bytes) in members {
-            z.start_file(format!("{m}.npy"), zip::write::SimpleFileOptions::default())
-                .unwrap();
-            z.write_all(bytes).unwrap();
-        }
-        z.finish().unwrap();
-        p
-    };
+    let write = |name: &str, members: &[(&str, Vec<u8>)]| write_npz(d.path(), name, members);
     let mu = npy_bytes(&array![1.0f64, 2.0]);
     let sigma = npy_bytes(&array![[1.0f64, 0.0], [0.0, 1.0]]);
     // Regression (issue #12): `mu` without `sigma` is a damaged statistics
