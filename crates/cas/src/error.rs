@@ -9,14 +9,14 @@ use thiserror::Error;
 /// What can go wrong while fitting the classifier or scoring.
 #[derive(Debug, Error)]
 pub enum CasError {
-    /// Features and labels (or two paired inputs) have different lengths.
-    #[error("{what}: length mismatch ({left} vs {right})")]
+    /// Features and their labels have different lengths.
+    #[error("{what}: {left} feature rows but {right} labels (one label per row)")]
     LengthMismatch {
         /// Which inputs.
         what: &'static str,
-        /// First length.
+        /// Feature rows.
         left: usize,
-        /// Second length.
+        /// Labels.
         right: usize,
     },
 

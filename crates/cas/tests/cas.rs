@@ -293,10 +293,23 @@ fn errors() {
     let all: Vec<usize> = (0..3).collect();
     let (x, y) = blobs(10, &all, 1);
     let lr = LogisticRegression::default();
-    assert!(matches!(
-        lr.fit(x.view(), &y[..29], 3),
-        Err(CasError::LengthMismatch { .. })
-    ));
+    let err = lr.fit(x.view(), &y[..29], 3).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CasError::LengthMismatch {
+                left: 30,
+                right: 29,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("30 feature rows but 29 labels (one label per row)"),
+        "{err}"
+    );
     let mut bad = y.clone();
     bad[4] = 3;
     assert!(matches!(

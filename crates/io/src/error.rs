@@ -89,8 +89,9 @@ pub enum IoError {
     /// A finite float64 value too large for float32, the precision features
     /// are read in (converting it would give infinity).
     #[error(
-        "{path}{member}: value {value:e} at flat index {index} overflows float32 (largest finite magnitude {max:e}); features are read as float32, rescale them",
+        "{path}{member}: value {value:e} at {at} overflows float32 (largest finite magnitude {max:e}); features are read as float32, rescale them",
         member = member_suffix(.member),
+        at = position(*.index, *.columns),
         max = f32::MAX
     )]
     OverflowsFloat32 {
@@ -100,8 +101,24 @@ pub enum IoError {
         member: Option<String>,
         /// Flat (C-order) index of the first offending value.
         index: usize,
+        /// Columns of the array, to name the row and column.
+        columns: usize,
         /// The value.
         value: f64,
+    },
+    /// A value the file's kind does not allow (a negative class label).
+    #[error("{path}{member}: {detail} at {at}", member = member_suffix(.member), at = position(*.index, *.columns))]
+    InvalidValue {
+        /// The file.
+        path: PathBuf,
+        /// The member of an `.npz` archive, if any.
+        member: Option<String>,
+        /// Flat (C-order) index of the first offending value.
+        index: usize,
+        /// Columns of the array (1 for a vector).
+        columns: usize,
+        /// What is wrong with it.
+        detail: String,
     },
     /// A NaN or infinite value.
     #[error("{path}{member}: non-finite value (NaN or infinity) at {at}", member = member_suffix(.member), at = position(*.index, *.columns))]

@@ -291,6 +291,7 @@ pub fn features_from_npy_bytes(
                     path: path.to_owned(),
                     member: member.map(str::to_owned),
                     index,
+                    columns: wide.ncols(),
                     value,
                 });
             }

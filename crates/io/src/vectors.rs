@@ -47,11 +47,12 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<usize>, IoError> {
     wide.into_iter()
         .enumerate()
         .map(|(index, v)| {
-            usize::try_from(v).map_err(|_| IoError::WrongShape {
+            usize::try_from(v).map_err(|_| IoError::InvalidValue {
                 path: path.to_owned(),
                 member: None,
-                found: vec![index],
-                expected: format!("non-negative class labels (label {v} at index {index})"),
+                index,
+                columns: 1,
+                detail: format!("negative class label {v} (labels are 0, 1, 2, ...)"),
             })
         })
         .collect()

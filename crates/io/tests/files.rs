@@ -516,10 +516,16 @@ fn labels_and_log_likelihoods() {
     std::fs::write(&p, npy_bytes(&array![3i64, 1])).unwrap();
     assert_eq!(read_labels(&p).unwrap(), vec![3, 1]);
     std::fs::write(&p, npy_bytes(&array![3i32, -1])).unwrap();
-    assert!(matches!(
-        read_labels(&p).unwrap_err(),
-        IoError::WrongShape { .. }
-    ));
+    let err = read_labels(&p).unwrap_err();
+    assert!(
+        matches!(err, IoError::InvalidValue { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("l.npy: negative class label -1 (labels are 0, 1, 2, ...) at index 1"),
+        "{err}"
+    );
     std::fs::write(&p, npy_bytes(&array![1.0f32])).unwrap();
     assert!(matches!(
         read_labels(&p).unwrap_err(),
@@ -592,12 +598,12 @@ fn float64_values_beyond_float32_are_reported_as_overflow() {
     std::fs::write(&p, npy_bytes(&array![[1.0f64, 2.0], [3.0, 1e200]])).unwrap();
     let err = read_features(&p).unwrap_err();
     assert!(
-        matches!(err, IoError::OverflowsFloat32 { index: 3, value, .. } if value == 1e200),
+        matches!(err, IoError::OverflowsFloat32 { index: 3, columns: 2, value, .. } if value == 1e200),
         "{err:?}"
     );
     let text = err.to_string();
     assert!(
-        text.contains("1e200") && text.contains("overflows float32"),
+        text.contains("1e200 at row 1, column 1") && text.contains("overflows float32"),
         "{text}"
     );
     assert!(!text.contains("non-finite"), "{text}");
