@@ -439,6 +439,19 @@ fn features_output_never_replaces_an_input() {
     }
     assert_eq!(std::fs::read(imgs.join("a.png")).expect("read"), before);
     assert!(!imgs.join("new.PNG").exists());
+    // `--names` naming the features file: the names would replace them.
+    let out = s(&tmp.path().join("f.npy"));
+    let o = bin()
+        .args(["features", &s(&imgs), "-o", &out, "--names", &out])
+        .args(["--offline", "--quiet"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--names and -o name the same file"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// A feature matrix in an `.npz` (dgm-eval's `reps` beside other members,
