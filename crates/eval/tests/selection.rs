@@ -260,3 +260,25 @@ fn key_metric(key: &str) -> &'static str {
         _ => "realism",
     }
 }
+
+/// An unbiased estimate below zero is kept as the references compute it and
+/// carries the report's note; a value at or above zero carries none. KID's
+/// full-set estimate of a set against itself is `2 (S − m·D) / (m²(m − 1))`
+/// (`S` the kernel matrix's sum, `D` its trace), never above zero for a
+/// positive semi-definite kernel (`1ᵀK1 ≤ m·λ_max ≤ m·tr K`).
+#[test]
+fn estimates_below_zero_are_kept_with_a_note() {
+    let case = Case::load("gauss_shift");
+    let real: Array2<f32> = case.array2("real.npy");
+    let report = Evaluation::between(SetSource::Features(real.clone()), SetSource::Features(real))
+        .metrics(["kid", "fid"])
+        .run()
+        .expect("evaluation");
+    let kid = report.sets[0].get("kid_full").expect("kid_full");
+    assert!(kid.value < 0.0, "{}", kid.value);
+    let note = kid.note.as_deref().expect("a note");
+    assert!(note.starts_with("below zero: an unbiased"), "{note}");
+    let fid = report.sets[0].get("fid").expect("fid");
+    assert_eq!(fid.value, 0.0);
+    assert!(fid.note.is_none(), "{:?}", fid.note);
+}
